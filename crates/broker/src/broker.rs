@@ -1,0 +1,488 @@
+//! The lease protocol: grant, idempotent re-acquire, release, reclaim of expired leases, audit.
+
+use crate::clock::Clock;
+use crate::error::BrokerError;
+use crate::metrics::{Metric, MetricsSink};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
+use crate::store::{GrantAttempt, LeaseStore};
+use serde::Serialize;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Lease lifetime when the caller gives none: longer than the query function's timeout, so a
+/// healthy holder always releases before expiry.
+pub const DEFAULT_TTL_SECONDS: u32 = 60;
+/// Longest lease: the longest a Lambda invocation can run (15 minutes).
+pub const MAX_TTL_SECONDS: u32 = 900;
+
+/// A request for a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquireRequest {
+    pub pool: String,
+    pub lease_id: String,
+    pub ttl_seconds: u32,
+}
+
+impl AcquireRequest {
+    pub fn new(pool: impl Into<String>, lease_id: impl Into<String>, ttl_seconds: u32) -> Self {
+        AcquireRequest {
+            pool: pool.into(),
+            lease_id: lease_id.into(),
+            ttl_seconds,
+        }
+    }
+}
+
+/// A granted (or re-found) lease, as the acquire handler returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub pool: PoolName,
+    pub lease_id: LeaseId,
+    /// Epoch seconds.
+    pub expires_at: i64,
+    pub remaining: u32,
+    pub budget: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Released {
+    pub pool: PoolName,
+    pub lease_id: LeaseId,
+    pub released: bool,
+    pub remaining: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reclaimed {
+    pub pool: PoolName,
+    pub reclaimed: u32,
+    pub remaining: u32,
+}
+
+/// What an audit found: the pool's counter against its lease records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditReport {
+    pub pool: PoolName,
+    pub budget: u32,
+    /// The counter grants are checked against.
+    pub in_use: u32,
+    /// Lease records, live or expired (each counts until released or reclaimed).
+    pub lease_records: u32,
+    pub live_leases: u32,
+    pub expired_leases: u32,
+    /// `in_use == lease_records` (after repair, when one was made).
+    pub consistent: bool,
+    /// The counter was corrected to the number of records.
+    pub repaired: bool,
+}
+
+/// The broker: stateless apart from its ports, so one instance serves a whole container.
+pub struct Broker {
+    store: Arc<dyn LeaseStore>,
+    metrics: Arc<dyn MetricsSink>,
+    clock: Arc<dyn Clock>,
+}
+
+/// How often a grant is re-tried after the store reports a race it can resolve (an expired
+/// lease renewed or reclaimed by someone else between two steps).
+const GRANT_PASSES: usize = 4;
+/// How often an audit re-reads when the pool changed while it was counting.
+const AUDIT_PASSES: usize = 5;
+
+impl Broker {
+    pub fn new(
+        store: Arc<dyn LeaseStore>,
+        metrics: Arc<dyn MetricsSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Broker {
+            store,
+            metrics,
+            clock,
+        }
+    }
+
+    /// Creates a pool or changes its budget; live leases are kept.
+    pub async fn put_pool(&self, pool: &str, budget: u32) -> Result<PoolRecord, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        if budget == 0 {
+            return Err(BrokerError::InvalidInput(
+                "budget must be at least 1".into(),
+            ));
+        }
+        let record = self.store.put_pool(&pool, budget).await?;
+        info!(pool = %pool, budget, in_use = record.in_use, "pool budget set");
+        Ok(record)
+    }
+
+    /// Removes a pool and its lease records. Returns whether the pool existed.
+    pub async fn delete_pool(&self, pool: &str) -> Result<bool, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        Ok(self.store.delete_pool(&pool).await?)
+    }
+
+    pub async fn pool(&self, pool: &str) -> Result<PoolRecord, BrokerError> {
+        let name = PoolName::parse(pool)?;
+        self.store
+            .pool(&name)
+            .await?
+            .ok_or_else(|| BrokerError::PoolNotFound(name.to_string()))
+    }
+
+    /// Grants a lease, or returns the live lease the same id already holds.
+    ///
+    /// When the pool is full, expired leases of the pool are reclaimed first.
+    pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
+        let pool = PoolName::parse(&request.pool)?;
+        let id = LeaseId::parse(&request.lease_id)?;
+        if !(1..=MAX_TTL_SECONDS).contains(&request.ttl_seconds) {
+            return Err(BrokerError::InvalidInput(format!(
+                "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
+            )));
+        }
+        let ttl = i64::from(request.ttl_seconds);
+        let mut reclaimed_once = false;
+        for _ in 0..GRANT_PASSES {
+            let now = self.clock.now();
+            let lease = Lease {
+                pool: pool.clone(),
+                id: id.clone(),
+                granted_at: now,
+                expires_at: now + ttl,
+            };
+            match self.store.grant(&lease).await? {
+                GrantAttempt::Granted(record) => {
+                    info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted");
+                    self.gauge(&pool, record).await;
+                    return Ok(grant(lease, record));
+                }
+                GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
+                    let record = self.pool_or_missing(&pool).await?;
+                    info!(pool = %pool, lease = %id, "lease already held; returned as is");
+                    return Ok(grant(existing, record));
+                }
+                GrantAttempt::LeaseExists(expired) => {
+                    // The holder came back after its lease expired but before anyone reclaimed
+                    // it: the record still counts against the pool, so renewing it takes no
+                    // new slot.
+                    if self.store.renew(&expired, lease.expires_at).await? {
+                        let record = self.pool_or_missing(&pool).await?;
+                        info!(pool = %pool, lease = %id, "expired lease renewed");
+                        return Ok(grant(lease, record));
+                    }
+                }
+                GrantAttempt::PoolMissing => {
+                    return Err(BrokerError::PoolNotFound(pool.to_string()));
+                }
+                GrantAttempt::PoolFull(record) => {
+                    if !reclaimed_once {
+                        reclaimed_once = true;
+                        if self.reclaim_expired_of(&pool, now).await? > 0 {
+                            continue;
+                        }
+                    }
+                    info!(pool = %pool, lease = %id, budget = record.budget, "pool exhausted");
+                    self.publish(&pool, &[Metric::count("NoConnectionsLeftError", 1.0)])
+                        .await;
+                    return Err(BrokerError::ConnectionsExhausted {
+                        pool: pool.to_string(),
+                        budget: record.budget,
+                    });
+                }
+            }
+        }
+        // Every pass lost a race against concurrent renewals or reclaims of the same id.
+        Err(BrokerError::Store(crate::error::StoreError::Contended {
+            operation: "acquire",
+            attempts: GRANT_PASSES as u32,
+        }))
+    }
+
+    /// Ends a lease. Releasing a lease that is already gone is not an error.
+    pub async fn release(&self, pool: &str, lease_id: &str) -> Result<Released, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        let id = LeaseId::parse(lease_id)?;
+        let attempt = self.store.release(&pool, &id).await?;
+        let record = attempt
+            .pool
+            .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))?;
+        info!(pool = %pool, lease = %id, released = attempt.released, remaining = record.remaining(), "lease released");
+        self.gauge(&pool, record).await;
+        Ok(Released {
+            pool,
+            lease_id: id,
+            released: attempt.released,
+            remaining: record.remaining(),
+        })
+    }
+
+    /// Reclaims every expired lease of the pool.
+    pub async fn reclaim_expired(&self, pool: &str) -> Result<Reclaimed, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        let now = self.clock.now();
+        let reclaimed = self.reclaim_expired_of(&pool, now).await?;
+        let record = self.pool_or_missing(&pool).await?;
+        if reclaimed > 0 {
+            self.publish(
+                &pool,
+                &[Metric::count("LeasesReclaimed", f64::from(reclaimed))],
+            )
+            .await;
+        }
+        self.gauge(&pool, record).await;
+        Ok(Reclaimed {
+            pool,
+            reclaimed,
+            remaining: record.remaining(),
+        })
+    }
+
+    /// Compares the pool's counter with its lease records and, when asked, repairs the counter.
+    ///
+    /// The counter and the records are read in separate requests; the audit re-reads until the
+    /// counter did not move while it was counting, so its verdict is exact on a quiet pool and
+    /// best effort under load.
+    pub async fn audit(&self, pool: &str, repair: bool) -> Result<AuditReport, BrokerError> {
+        let name = PoolName::parse(pool)?;
+        let mut last = None;
+        for _ in 0..AUDIT_PASSES {
+            let before = self.pool_or_missing(&name).await?;
+            let leases = self.store.leases(&name).await?;
+            let after = self.pool_or_missing(&name).await?;
+            let stable = before == after;
+            last = Some((after, leases));
+            if stable {
+                break;
+            }
+        }
+        let (record, leases) = last.expect("AUDIT_PASSES is at least one");
+        let now = self.clock.now();
+        let records = u32::try_from(leases.len()).unwrap_or(u32::MAX);
+        let live =
+            u32::try_from(leases.iter().filter(|l| l.is_live(now)).count()).unwrap_or(u32::MAX);
+        let mut report = AuditReport {
+            pool: name.clone(),
+            budget: record.budget,
+            in_use: record.in_use,
+            lease_records: records,
+            live_leases: live,
+            expired_leases: records - live,
+            consistent: record.in_use == records,
+            repaired: false,
+        };
+        if repair
+            && !report.consistent
+            && self.store.set_in_use(&name, record.in_use, records).await?
+        {
+            warn!(pool = %name, was = record.in_use, now = records, "in-use counter repaired");
+            report.in_use = records;
+            report.consistent = true;
+            report.repaired = true;
+        }
+        Ok(report)
+    }
+
+    async fn reclaim_expired_of(&self, pool: &PoolName, now: i64) -> Result<u32, BrokerError> {
+        let mut reclaimed = 0;
+        for lease in self.store.leases(pool).await? {
+            if !lease.is_live(now) && self.store.reclaim(&lease).await? {
+                info!(pool = %pool, lease = %lease.id, expired_at = lease.expires_at, "expired lease reclaimed");
+                reclaimed += 1;
+            }
+        }
+        Ok(reclaimed)
+    }
+
+    async fn pool_or_missing(&self, pool: &PoolName) -> Result<PoolRecord, BrokerError> {
+        self.store
+            .pool(pool)
+            .await?
+            .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))
+    }
+
+    async fn gauge(&self, pool: &PoolName, record: PoolRecord) {
+        self.publish(
+            pool,
+            &[Metric::count(
+                "RemainingConnections",
+                f64::from(record.remaining()),
+            )],
+        )
+        .await;
+    }
+
+    /// Metrics never fail or undo the operation they describe: a failure is logged and dropped.
+    async fn publish(&self, pool: &PoolName, metrics: &[Metric]) {
+        if let Err(error) = self.metrics.publish(pool, metrics).await {
+            warn!(pool = %pool, error = %error, "metrics not published");
+        }
+    }
+}
+
+fn grant(lease: Lease, record: PoolRecord) -> Grant {
+    Grant {
+        pool: lease.pool,
+        lease_id: lease.id,
+        expires_at: lease.expires_at,
+        remaining: record.remaining(),
+        budget: record.budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::memory::MemoryStore;
+    use crate::metrics::tests::{FailingSink, RecordingSink};
+
+    struct Fixture {
+        broker: Broker,
+        store: Arc<MemoryStore>,
+        clock: Arc<ManualClock>,
+        sink: Arc<RecordingSink>,
+    }
+
+    async fn fixture(budget: u32) -> Fixture {
+        let store = Arc::new(MemoryStore::default());
+        let clock = Arc::new(ManualClock::new(10_000));
+        let sink = Arc::new(RecordingSink::default());
+        let broker = Broker::new(store.clone(), sink.clone(), clock.clone());
+        broker.put_pool("db", budget).await.unwrap();
+        Fixture {
+            broker,
+            store,
+            clock,
+            sink,
+        }
+    }
+
+    fn req(id: &str) -> AcquireRequest {
+        AcquireRequest::new("db", id, 30)
+    }
+
+    #[tokio::test]
+    async fn grants_until_the_budget_then_refuses_with_connections_exhausted() {
+        let f = fixture(2).await;
+        assert_eq!(f.broker.acquire(&req("a")).await.unwrap().remaining, 1);
+        assert_eq!(f.broker.acquire(&req("b")).await.unwrap().remaining, 0);
+        let err = f.broker.acquire(&req("c")).await.unwrap_err();
+        assert_eq!(err.name(), "ConnectionsExhausted");
+        assert_eq!(
+            f.sink.names(),
+            [
+                "RemainingConnections",
+                "RemainingConnections",
+                "NoConnectionsLeftError"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn acquiring_twice_with_one_id_takes_one_slot_and_returns_the_same_lease() {
+        let f = fixture(2).await;
+        let first = f.broker.acquire(&req("a")).await.unwrap();
+        f.clock.advance(5);
+        let again = f.broker.acquire(&req("a")).await.unwrap();
+        assert_eq!(again.expires_at, first.expires_at);
+        assert_eq!(again.remaining, 1);
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_held_by_the_same_id_is_renewed_without_a_new_slot() {
+        let f = fixture(1).await;
+        let first = f.broker.acquire(&req("a")).await.unwrap();
+        f.clock.advance(31);
+        let renewed = f.broker.acquire(&req("a")).await.unwrap();
+        assert_eq!(renewed.expires_at, first.expires_at + 31);
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_reclaims_expired_leases_before_refusing() {
+        let f = fixture(1).await;
+        f.broker.acquire(&req("crashed")).await.unwrap();
+        assert!(f.broker.acquire(&req("next")).await.is_err());
+        f.clock.advance(30);
+        let grant = f.broker.acquire(&req("next")).await.unwrap();
+        assert_eq!(grant.lease_id.as_str(), "next");
+        let released = f.broker.release("db", "crashed").await.unwrap();
+        assert!(!released.released, "the reclaimed lease is gone");
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+    }
+
+    #[tokio::test]
+    async fn release_frees_once() {
+        let f = fixture(1).await;
+        f.broker.acquire(&req("a")).await.unwrap();
+        let first = f.broker.release("db", "a").await.unwrap();
+        let second = f.broker.release("db", "a").await.unwrap();
+        assert!(first.released && !second.released);
+        assert_eq!((first.remaining, second.remaining), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn unknown_pools_and_bad_input_are_typed_errors_and_change_nothing() {
+        let f = fixture(1).await;
+        let cases = [
+            (AcquireRequest::new("nope", "a", 30), "PoolNotFound"),
+            (AcquireRequest::new("db", "a", 0), "InvalidInput"),
+            (AcquireRequest::new("db", "a", 901), "InvalidInput"),
+            (AcquireRequest::new("bad pool", "a", 30), "InvalidInput"),
+            (AcquireRequest::new("db", "", 30), "InvalidInput"),
+        ];
+        for (request, name) in cases {
+            assert_eq!(f.broker.acquire(&request).await.unwrap_err().name(), name);
+        }
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 0);
+        assert_eq!(
+            f.broker.release("nope", "a").await.unwrap_err().name(),
+            "PoolNotFound"
+        );
+    }
+
+    #[tokio::test]
+    async fn lowering_the_budget_keeps_live_leases_and_blocks_new_ones() {
+        let f = fixture(3).await;
+        for id in ["a", "b", "c"] {
+            f.broker.acquire(&req(id)).await.unwrap();
+        }
+        f.broker.put_pool("db", 1).await.unwrap();
+        assert_eq!(f.broker.release("db", "a").await.unwrap().remaining, 0);
+        assert!(f.broker.acquire(&req("d")).await.is_err());
+        f.broker.release("db", "b").await.unwrap();
+        f.broker.release("db", "c").await.unwrap();
+        assert_eq!(f.broker.acquire(&req("d")).await.unwrap().remaining, 0);
+    }
+
+    #[tokio::test]
+    async fn audit_finds_and_repairs_drift() {
+        let f = fixture(5).await;
+        f.broker.acquire(&req("a")).await.unwrap();
+        f.store.inject_drift(&PoolName::parse("db").unwrap(), 2);
+        let found = f.broker.audit("db", false).await.unwrap();
+        assert!(!found.consistent && !found.repaired);
+        assert_eq!((found.in_use, found.lease_records), (3, 1));
+        let fixed = f.broker.audit("db", true).await.unwrap();
+        assert!(fixed.consistent && fixed.repaired);
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_metrics_sink_never_fails_a_grant_or_a_release() {
+        let store = Arc::new(MemoryStore::default());
+        let broker = Broker::new(store, Arc::new(FailingSink), Arc::new(ManualClock::new(0)));
+        broker.put_pool("db", 1).await.unwrap();
+        assert!(broker.acquire(&req("a")).await.is_ok());
+        assert_eq!(
+            broker.acquire(&req("b")).await.unwrap_err().name(),
+            "ConnectionsExhausted"
+        );
+        assert!(broker.release("db", "a").await.unwrap().released);
+    }
+}

@@ -1,0 +1,113 @@
+//! The environment a lease handler reads once per container.
+
+use crate::broker::Broker;
+use crate::clock::SystemClock;
+use crate::dynamo::DynamoStore;
+use crate::error::BrokerError;
+use crate::metrics::{CloudWatchSink, DEFAULT_NAMESPACE, EmfSink, MetricsSink};
+use std::sync::Arc;
+
+/// How metrics leave the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsMode {
+    /// Embedded Metric Format lines on standard output (default).
+    Emf,
+    /// PutMetricData calls.
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `LEASE_TABLE`: the DynamoDB table holding pools and leases.
+    pub lease_table: String,
+    /// `METRICS_NAMESPACE`, default `RDSLambda`.
+    pub metrics_namespace: String,
+    /// `METRICS_MODE`: `emf` (default) or `api`.
+    pub metrics_mode: MetricsMode,
+}
+
+impl BrokerConfig {
+    pub fn from_env() -> Result<Self, BrokerError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BrokerError> {
+        let lease_table = lookup("LEASE_TABLE")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| BrokerError::InvalidInput("LEASE_TABLE is not set".into()))?;
+        let metrics_namespace = lookup("METRICS_NAMESPACE")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        let metrics_mode = match lookup("METRICS_MODE").as_deref().map(str::trim) {
+            None | Some("") | Some("emf") | Some("EMF") => MetricsMode::Emf,
+            Some("api") | Some("API") => MetricsMode::Api,
+            Some(other) => {
+                return Err(BrokerError::InvalidInput(format!(
+                    "METRICS_MODE must be emf or api, not {other:?}"
+                )));
+            }
+        };
+        Ok(BrokerConfig {
+            lease_table,
+            metrics_namespace,
+            metrics_mode,
+        })
+    }
+
+    /// The metrics sink this configuration asks for.
+    pub fn metrics_sink(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn MetricsSink> {
+        match self.metrics_mode {
+            MetricsMode::Emf => Arc::new(EmfSink::stdout(&self.metrics_namespace)),
+            MetricsMode::Api => Arc::new(CloudWatchSink::new(sdk, &self.metrics_namespace)),
+        }
+    }
+
+    /// A broker over DynamoDB with the configured sink and the system clock.
+    pub fn broker(&self, sdk: &aws_config::SdkConfig) -> Broker {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.lease_table);
+        Broker::new(
+            Arc::new(store),
+            self.metrics_sink(sdk),
+            Arc::new(SystemClock),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_to_emf_in_the_rdslambda_namespace() {
+        let config = BrokerConfig::from_lookup(lookup(&[("LEASE_TABLE", "leases")])).unwrap();
+        assert_eq!(config.metrics_mode, MetricsMode::Emf);
+        assert_eq!(config.metrics_namespace, "RDSLambda");
+    }
+
+    #[test]
+    fn reads_overrides_and_rejects_unknown_modes() {
+        let config = BrokerConfig::from_lookup(lookup(&[
+            ("LEASE_TABLE", "leases"),
+            ("METRICS_MODE", "api"),
+            ("METRICS_NAMESPACE", "Custom"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (config.metrics_mode, config.metrics_namespace.as_str()),
+            (MetricsMode::Api, "Custom")
+        );
+        let bad = BrokerConfig::from_lookup(lookup(&[("LEASE_TABLE", "t"), ("METRICS_MODE", "x")]));
+        assert!(bad.is_err());
+        assert!(BrokerConfig::from_lookup(lookup(&[])).is_err());
+    }
+}

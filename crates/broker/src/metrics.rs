@@ -1,0 +1,246 @@
+//! Gauges and counters about pools, published under a namespace with dimension `DBName`.
+//!
+//! The default sink writes CloudWatch Embedded Metric Format (EMF) lines to standard output:
+//! CloudWatch Logs turns them into metrics, so a grant costs no API call and no latency. The
+//! PutMetricData sink is for hosts that do not extract EMF; it runs with a short timeout and one
+//! retry, and its failures are dropped by the broker, never turned into a failed grant.
+
+use crate::model::PoolName;
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+/// The dimension every metric carries; its value is the pool name.
+pub const DIMENSION: &str = "DBName";
+/// The namespace of the original sample, kept so its dashboards and alarms still apply.
+pub const DEFAULT_NAMESPACE: &str = "RDSLambda";
+
+/// One data point; all of leasehold's metrics are counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub value: f64,
+}
+
+impl Metric {
+    pub fn count(name: &'static str, value: f64) -> Self {
+        Metric { name, value }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum MetricsError {
+    #[error("writing metrics failed: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("PutMetricData failed: {0}")]
+    Api(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[async_trait]
+pub trait MetricsSink: Send + Sync {
+    async fn publish(&self, pool: &PoolName, metrics: &[Metric]) -> Result<(), MetricsError>;
+}
+
+/// Drops everything (for tools that only read).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+#[async_trait]
+impl MetricsSink for NullSink {
+    async fn publish(&self, _: &PoolName, _: &[Metric]) -> Result<(), MetricsError> {
+        Ok(())
+    }
+}
+
+/// Embedded Metric Format: one JSON object per line.
+pub struct EmfSink {
+    namespace: String,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl EmfSink {
+    /// Writes to the process's standard output, where Lambda collects logs.
+    pub fn stdout(namespace: impl Into<String>) -> Self {
+        Self::with_writer(namespace, Box::new(std::io::stdout()))
+    }
+
+    pub fn with_writer(namespace: impl Into<String>, out: Box<dyn Write + Send>) -> Self {
+        EmfSink {
+            namespace: namespace.into(),
+            out: Mutex::new(out),
+        }
+    }
+
+    /// The EMF document for one publication.
+    pub fn document(namespace: &str, pool: &PoolName, metrics: &[Metric], epoch_ms: u128) -> Value {
+        let definitions: Vec<Value> = metrics
+            .iter()
+            .map(|m| json!({"Name": m.name, "Unit": "Count"}))
+            .collect();
+        let mut root = Map::new();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": epoch_ms as u64,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [[DIMENSION]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        root.insert(DIMENSION.into(), json!(pool.as_str()));
+        for m in metrics {
+            root.insert(m.name.into(), json!(m.value));
+        }
+        Value::Object(root)
+    }
+}
+
+#[async_trait]
+impl MetricsSink for EmfSink {
+    async fn publish(&self, pool: &PoolName, metrics: &[Metric]) -> Result<(), MetricsError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut line = Self::document(&self.namespace, pool, metrics, now).to_string();
+        line.push('\n');
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        out.write_all(line.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// PutMetricData through the CloudWatch API.
+pub struct CloudWatchSink {
+    client: aws_sdk_cloudwatch::Client,
+    namespace: String,
+}
+
+impl CloudWatchSink {
+    /// A client that gives up quickly: metrics must not hold a grant or a release for long.
+    pub fn new(sdk: &aws_config::SdkConfig, namespace: impl Into<String>) -> Self {
+        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(2))
+                    .build(),
+            )
+            .build();
+        CloudWatchSink {
+            client: aws_sdk_cloudwatch::Client::from_conf(config),
+            namespace: namespace.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl MetricsSink for CloudWatchSink {
+    async fn publish(&self, pool: &PoolName, metrics: &[Metric]) -> Result<(), MetricsError> {
+        let dimension = Dimension::builder()
+            .name(DIMENSION)
+            .value(pool.as_str())
+            .build();
+        let mut request = self.client.put_metric_data().namespace(&self.namespace);
+        for m in metrics {
+            request = request.metric_data(
+                MetricDatum::builder()
+                    .metric_name(m.name)
+                    .dimensions(dimension.clone())
+                    .value(m.value)
+                    .unit(StandardUnit::Count)
+                    .timestamp(SystemTime::now().into())
+                    .build(),
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| MetricsError::Api(Box::new(e)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Remembers metric names in publication order.
+    #[derive(Default)]
+    pub struct RecordingSink(Mutex<Vec<&'static str>>);
+
+    impl RecordingSink {
+        pub fn names(&self) -> Vec<&'static str> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl MetricsSink for RecordingSink {
+        async fn publish(&self, _: &PoolName, metrics: &[Metric]) -> Result<(), MetricsError> {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(metrics.iter().map(|m| m.name));
+            Ok(())
+        }
+    }
+
+    pub struct FailingSink;
+
+    #[async_trait]
+    impl MetricsSink for FailingSink {
+        async fn publish(&self, _: &PoolName, _: &[Metric]) -> Result<(), MetricsError> {
+            Err(MetricsError::Write(std::io::Error::other("disk full")))
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn emf_lines_declare_namespace_dimension_and_values() {
+        let buffer = Shared::default();
+        let sink = EmfSink::with_writer("RDSLambda", Box::new(buffer.clone()));
+        let pool = PoolName::parse("orders").unwrap();
+        sink.publish(&pool, &[Metric::count("RemainingConnections", 4.0)])
+            .await
+            .unwrap();
+        sink.publish(&pool, &[Metric::count("NoConnectionsLeftError", 1.0)])
+            .await
+            .unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let first = &lines[0];
+        let directive = &first["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "RDSLambda");
+        assert_eq!(directive["Dimensions"], json!([["DBName"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], "RemainingConnections");
+        assert!(first["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        assert_eq!(first["DBName"], "orders");
+        assert_eq!(first["RemainingConnections"], 4.0);
+        assert_eq!(lines[1]["NoConnectionsLeftError"], 1.0);
+    }
+}

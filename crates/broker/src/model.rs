@@ -1,0 +1,139 @@
+//! Pools, leases and the rules their names follow.
+
+use crate::error::BrokerError;
+use serde::Serialize;
+use std::fmt;
+
+/// Longest pool name accepted (it is also a CloudWatch dimension value, limit 1024).
+pub const MAX_POOL_NAME: usize = 128;
+/// Longest lease id accepted; execution ARNs are well under this.
+pub const MAX_LEASE_ID: usize = 512;
+
+/// A validated pool name: 1 to 128 characters of `A-Z a-z 0-9 _ . -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PoolName(String);
+
+impl PoolName {
+    pub fn parse(raw: &str) -> Result<Self, BrokerError> {
+        if raw.is_empty() || raw.len() > MAX_POOL_NAME {
+            return Err(BrokerError::InvalidInput(format!(
+                "pool must be 1 to {MAX_POOL_NAME} characters long"
+            )));
+        }
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(BrokerError::InvalidInput(format!(
+                "pool may contain only letters, digits, '_', '.' and '-', not {bad:?}"
+            )));
+        }
+        Ok(PoolName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PoolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated lease id: 1 to 512 printable characters (a workflow passes its execution ARN).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct LeaseId(String);
+
+impl LeaseId {
+    pub fn parse(raw: &str) -> Result<Self, BrokerError> {
+        if raw.is_empty() || raw.len() > MAX_LEASE_ID {
+            return Err(BrokerError::InvalidInput(format!(
+                "leaseId must be 1 to {MAX_LEASE_ID} characters long"
+            )));
+        }
+        if raw.chars().any(|c| c.is_control()) {
+            return Err(BrokerError::InvalidInput(
+                "leaseId must not contain control characters".into(),
+            ));
+        }
+        Ok(LeaseId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One granted lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub pool: PoolName,
+    pub id: LeaseId,
+    /// Epoch seconds when the lease was granted.
+    pub granted_at: i64,
+    /// Epoch seconds after which the lease may be reclaimed.
+    pub expires_at: i64,
+}
+
+impl Lease {
+    /// A lease is live while `now` is before its expiry.
+    pub fn is_live(&self, now: i64) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// The pool record: its budget and how many lease records currently count against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRecord {
+    pub budget: u32,
+    pub in_use: u32,
+}
+
+impl PoolRecord {
+    /// Free slots; zero when the budget was lowered below the slots in use.
+    pub fn remaining(&self) -> u32 {
+        self.budget.saturating_sub(self.in_use)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names_follow_the_documented_alphabet() {
+        assert!(PoolName::parse("orders-db_1.primary").is_ok());
+        for bad in ["", "has space", "slash/", "ünicode", &"x".repeat(129)] {
+            let err = PoolName::parse(bad).unwrap_err();
+            assert_eq!(err.name(), "InvalidInput", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lease_ids_accept_execution_arns_and_reject_control_characters() {
+        let arn = "arn:aws:states:us-east-1:123456789012:execution:Connection:4f1c";
+        assert_eq!(LeaseId::parse(arn).unwrap().as_str(), arn);
+        assert!(LeaseId::parse("a\nb").is_err());
+        assert!(LeaseId::parse("").is_err());
+        assert!(LeaseId::parse(&"x".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn remaining_never_underflows_after_a_budget_cut() {
+        let record = PoolRecord {
+            budget: 2,
+            in_use: 5,
+        };
+        assert_eq!(record.remaining(), 0);
+    }
+}
