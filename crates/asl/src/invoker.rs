@@ -1,0 +1,93 @@
+//! The Task invoker port: the interpreter hands the resource, the effective parameters and
+//! the context to an invoker and awaits a result or an error. The local stack implements it
+//! with real Lambda invocations and service integrations; tests script it.
+
+use crate::clock::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// What a Task state asks for.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    /// The `Resource` ARN as written (e.g. `arn:aws:states:::lambda:invoke`).
+    pub resource: String,
+    /// The effective parameters (`Parameters`/`Arguments` after evaluation).
+    pub parameters: Value,
+    /// The context object at this state (`$$`).
+    pub context: Value,
+    pub timeout_seconds: Option<u64>,
+    pub heartbeat_seconds: Option<u64>,
+    /// Call [`Heartbeat::beat`] to report progress (for `HeartbeatSeconds`).
+    pub heartbeat: Heartbeat,
+}
+
+/// A task's failure as the workflow sees it (`ErrorEquals` matches `error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    pub error: String,
+    pub cause: Option<String>,
+}
+
+/// How the history should present a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStyle {
+    /// `TaskScheduled`/`TaskStarted`/`TaskSucceeded`/... (service integrations).
+    Service,
+    /// `LambdaFunctionScheduled`/`...Started`/`...Succeeded`/... (a bare Lambda function ARN).
+    Lambda,
+}
+
+impl TaskStyle {
+    /// The style AWS uses for a resource ARN: bare `arn:aws:lambda:...:function:...` ARNs are
+    /// Lambda style, everything else a service integration.
+    pub fn for_resource(resource: &str) -> TaskStyle {
+        if resource.contains(":lambda:") && resource.contains(":function:") {
+            TaskStyle::Lambda
+        } else {
+            TaskStyle::Service
+        }
+    }
+}
+
+/// Runs Task states.
+pub trait TaskInvoker: Send + Sync {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>>;
+    /// The history style for a resource; the default follows [`TaskStyle::for_resource`].
+    fn style(&self, resource: &str) -> TaskStyle {
+        TaskStyle::for_resource(resource)
+    }
+}
+
+/// An invoker that fails every task (for workflows without Task states).
+#[derive(Debug, Default)]
+pub struct NoTasks;
+
+impl TaskInvoker for NoTasks {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>> {
+        let r = request.resource;
+        Box::pin(async move {
+            Err(TaskError {
+                error: "States.TaskFailed".into(),
+                cause: Some(format!("No invoker is configured for resource '{r}'")),
+            })
+        })
+    }
+}
+
+/// The time of a task's last heartbeat, shared between the invoker and the interpreter.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    pub(crate) fn new(now: i64) -> Self {
+        Heartbeat(Arc::new(AtomicI64::new(now)))
+    }
+    /// Records a heartbeat at `now_millis` (from the same clock the interpreter uses).
+    pub fn beat(&self, now_millis: i64) {
+        self.0.store(now_millis, Ordering::SeqCst);
+    }
+    pub(crate) fn last(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
