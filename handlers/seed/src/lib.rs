@@ -1,1 +1,479 @@
-//! stub
+//! The seed function: the CloudFormation custom resource that prepares a pool.
+//!
+//! On Create and Update it creates the sample `Employees` table (unless `SeedData` is false),
+//! resolves the pool's budget (`Budget`, or `BudgetPercent` of the database's
+//! `max_connections` minus `Reserve`) and writes the pool record, keeping live leases. On
+//! Delete it removes the pool record and its leases. Every request is answered by a PUT to the
+//! pre-signed `ResponseURL`, SUCCESS or FAILED with a reason, before the function's own
+//! deadline, so a stack never waits an hour for a custom resource.
+//!
+//! `PhysicalResourceId` is `LeasePool-<pool>`: stable across updates of the budget, new when
+//! the pool name changes (CloudFormation then deletes the old pool).
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use leasehold_broker::{BrokerError, BudgetPolicy};
+use leasehold_db::DbError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{error, info, warn};
+
+pub use leasehold_broker::Broker;
+pub use leasehold_db::Database;
+
+/// Prefix of every physical resource id this function hands out.
+pub const PHYSICAL_ID_PREFIX: &str = "LeasePool-";
+/// CloudFormation rejects responses whose reason is longer than 4 KiB.
+const MAX_REASON_BYTES: usize = 3_800;
+/// Time kept back before the function's deadline to deliver a FAILED response.
+const RESPONSE_MARGIN: Duration = Duration::from_secs(5);
+/// Work budget when the invocation carries no deadline (direct calls in tests and tools).
+const DEFAULT_WORK_BUDGET: Duration = Duration::from_secs(60);
+const PUT_ATTEMPTS: u32 = 3;
+
+pub struct SeedDeps {
+    pub broker: Broker,
+    pub db: Database,
+    pub http: reqwest::Client,
+}
+
+/// The standard custom resource request (fields this function reads).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomResourceRequest {
+    pub request_type: String,
+    #[serde(rename = "ResponseURL")]
+    pub response_url: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+    #[serde(default)]
+    pub resource_properties: Map<String, Value>,
+}
+
+/// What a pool should look like, from `ResourceProperties` (CloudFormation sends every value
+/// as a string; numbers and booleans are accepted too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub pool: String,
+    pub budget: BudgetPolicy,
+    pub seed_data: bool,
+}
+
+const KNOWN_PROPERTIES: [&str; 6] = [
+    "ServiceToken",
+    "Pool",
+    "Budget",
+    "BudgetPercent",
+    "Reserve",
+    "SeedData",
+];
+
+impl PoolSpec {
+    pub fn from_properties(props: &Map<String, Value>) -> Result<Self, BrokerError> {
+        if let Some(unknown) = props
+            .keys()
+            .find(|k| !KNOWN_PROPERTIES.contains(&k.as_str()))
+        {
+            return Err(invalid(format!(
+                "unknown property {unknown:?} (known: {})",
+                KNOWN_PROPERTIES[1..].join(", ")
+            )));
+        }
+        let pool = match props.get("Pool") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(invalid("property Pool (a string) is required")),
+        };
+        leasehold_broker::PoolName::parse(&pool)?;
+        let budget = match (
+            number(props, "Budget")?,
+            number(props, "BudgetPercent")?,
+            number(props, "Reserve")?,
+        ) {
+            (Some(budget), None, None) => BudgetPolicy::Explicit(budget),
+            (None, Some(percent), reserve) => BudgetPolicy::Percent {
+                percent,
+                reserve: reserve.unwrap_or(0),
+            },
+            (Some(_), Some(_), _) => {
+                return Err(invalid("give either Budget or BudgetPercent, not both"));
+            }
+            (Some(_), None, Some(_)) => {
+                return Err(invalid("Reserve applies only with BudgetPercent"));
+            }
+            (None, None, _) => return Err(invalid("give Budget or BudgetPercent")),
+        };
+        budget.validate()?;
+        let seed_data = match props.get("SeedData") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "SeedData must be true or false, not {other}"
+                )));
+            }
+        };
+        Ok(PoolSpec {
+            pool,
+            budget,
+            seed_data,
+        })
+    }
+
+    pub fn physical_id(&self) -> String {
+        format!("{PHYSICAL_ID_PREFIX}{}", self.pool)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> BrokerError {
+    BrokerError::InvalidInput(message.into())
+}
+
+fn number(props: &Map<String, Value>, key: &str) -> Result<Option<u32>, BrokerError> {
+    let parsed = match props.get(key) {
+        None => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Some(Value::String(s)) => s.trim().parse::<u32>().ok(),
+        Some(_) => None,
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| invalid(format!("{key} must be a non-negative whole number")))
+}
+
+/// Why a request failed, as CloudFormation will show it.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{name}: {source}", name = .0.name(), source = .0)]
+    Broker(#[from] BrokerError),
+    #[error("{name}: {source}", name = .0.name(), source = .0)]
+    Db(#[from] DbError),
+    #[error("Timeout: no result within {0} seconds; nothing further will happen")]
+    Timeout(u64),
+    #[error("InvalidInput: unsupported RequestType {0:?}")]
+    RequestType(String),
+}
+
+/// Errors of the function itself (CloudFormation only ever sees the PUT response).
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("malformed custom resource request: {0}")]
+    InvalidInput(String),
+    #[error("the response could not be delivered to ResponseURL: {0}")]
+    ResponseNotDelivered(String),
+}
+
+impl From<SeedError> for Diagnostic {
+    fn from(error: SeedError) -> Self {
+        let error_type = match error {
+            SeedError::InvalidInput(_) => "InvalidInput",
+            SeedError::ResponseNotDelivered(_) => "ResponseNotDelivered",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+pub async fn handle(deps: &SeedDeps, event: LambdaEvent<Value>) -> Result<Value, SeedError> {
+    let budget = work_budget(event.context.deadline);
+    let request: CustomResourceRequest = match serde_json::from_value(event.payload.clone()) {
+        Ok(request) => request,
+        Err(e) => return answer_malformed(deps, &event.payload, e).await,
+    };
+    info!(
+        request_type = %request.request_type,
+        logical_id = %request.logical_resource_id,
+        "custom resource request"
+    );
+    let outcome = match tokio::time::timeout(budget, process(deps, &request)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err((
+            fallback_physical_id(&request),
+            Failure::Timeout(budget.as_secs()),
+        )),
+    };
+    let response = match outcome {
+        Ok((physical_id, data)) => {
+            response(&request, "SUCCESS", &success_reason(), &physical_id, data)
+        }
+        Err((physical_id, failure)) => {
+            error!(error = %failure, "custom resource request failed");
+            response(
+                &request,
+                "FAILED",
+                &failure.to_string(),
+                &physical_id,
+                Value::Null,
+            )
+        }
+    };
+    deliver(&deps.http, &request.response_url, &response).await?;
+    Ok(response)
+}
+
+type Outcome = Result<(String, Value), (String, Failure)>;
+
+async fn process(deps: &SeedDeps, request: &CustomResourceRequest) -> Outcome {
+    match request.request_type.as_str() {
+        "Create" | "Update" => {
+            let spec = PoolSpec::from_properties(&request.resource_properties)
+                .map_err(|e| (fallback_physical_id(request), Failure::from(e)))?;
+            let physical_id = spec.physical_id();
+            match apply(deps, &spec).await {
+                Ok(budget) => Ok((physical_id, json!({"Pool": spec.pool, "Budget": budget}))),
+                Err(failure) => Err((physical_id, failure)),
+            }
+        }
+        "Delete" => {
+            let physical_id = fallback_physical_id(request);
+            // The physical id names the pool this resource created; anything else (a Create
+            // that failed before it had a pool) has nothing to remove.
+            let Some(pool) = physical_id
+                .strip_prefix(PHYSICAL_ID_PREFIX)
+                .map(str::to_owned)
+            else {
+                return Ok((physical_id, Value::Null));
+            };
+            if leasehold_broker::PoolName::parse(&pool).is_err() {
+                return Ok((physical_id, Value::Null));
+            }
+            match deps.broker.delete_pool(&pool).await {
+                Ok(existed) => {
+                    info!(pool = %pool, existed, "pool deleted");
+                    Ok((physical_id, json!({"Pool": pool})))
+                }
+                Err(e) => Err((physical_id, e.into())),
+            }
+        }
+        other => Err((
+            fallback_physical_id(request),
+            Failure::RequestType(other.to_owned()),
+        )),
+    }
+}
+
+/// Seeds the database when asked, resolves the budget and writes the pool.
+async fn apply(deps: &SeedDeps, spec: &PoolSpec) -> Result<u32, Failure> {
+    let max_connections = if spec.seed_data || spec.budget.needs_max_connections() {
+        Some(deps.db.prepare(spec.seed_data).await?)
+    } else {
+        None
+    };
+    let budget = spec.budget.resolve(max_connections)?;
+    let record = deps.broker.put_pool(&spec.pool, budget).await?;
+    info!(pool = %spec.pool, budget, in_use = record.in_use, max_connections, "pool ready");
+    Ok(budget)
+}
+
+/// The id to report when the request itself does not yield one.
+fn fallback_physical_id(request: &CustomResourceRequest) -> String {
+    request
+        .physical_resource_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("{}-{}", request.logical_resource_id, request.request_id))
+}
+
+fn success_reason() -> String {
+    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
+        Ok(stream) => format!("See CloudWatch log stream {stream}"),
+        Err(_) => "OK".to_owned(),
+    }
+}
+
+fn response(
+    request: &CustomResourceRequest,
+    status: &str,
+    reason: &str,
+    physical_id: &str,
+    data: Value,
+) -> Value {
+    let mut body = json!({
+        "Status": status,
+        "Reason": truncate(reason, MAX_REASON_BYTES),
+        "PhysicalResourceId": physical_id,
+        "StackId": request.stack_id,
+        "RequestId": request.request_id,
+        "LogicalResourceId": request.logical_resource_id,
+        "NoEcho": false,
+    });
+    if !data.is_null() {
+        body["Data"] = data;
+    }
+    body
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// A request that does not parse is still answered when it carries a ResponseURL, so the
+/// stack fails fast instead of waiting for the custom resource timeout.
+async fn answer_malformed(
+    deps: &SeedDeps,
+    raw: &Value,
+    problem: serde_json::Error,
+) -> Result<Value, SeedError> {
+    let field = |key: &str| {
+        raw.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let url = field("ResponseURL");
+    if url.is_empty() {
+        return Err(SeedError::InvalidInput(problem.to_string()));
+    }
+    let request = CustomResourceRequest {
+        request_type: field("RequestType"),
+        response_url: url,
+        stack_id: field("StackId"),
+        request_id: field("RequestId"),
+        logical_resource_id: field("LogicalResourceId"),
+        physical_resource_id: raw
+            .get("PhysicalResourceId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_properties: Map::new(),
+    };
+    let reason = format!("InvalidInput: malformed custom resource request: {problem}");
+    let body = response(
+        &request,
+        "FAILED",
+        &reason,
+        &fallback_physical_id(&request),
+        Value::Null,
+    );
+    deliver(&deps.http, &request.response_url, &body).await?;
+    Ok(body)
+}
+
+/// PUTs the response to the pre-signed URL, retrying transient failures.
+async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), SeedError> {
+    let text = body.to_string();
+    let mut last = String::new();
+    for attempt in 0..PUT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+        }
+        // The pre-signed URL was signed without a content type, so none may be sent.
+        let result = http
+            .put(url)
+            .header("content-type", "")
+            .body(text.clone())
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {
+                info!(status = %body["Status"], "response delivered");
+                return Ok(());
+            }
+            Ok(r) if r.status().is_client_error() => {
+                return Err(SeedError::ResponseNotDelivered(format!(
+                    "HTTP {}",
+                    r.status()
+                )));
+            }
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        warn!(attempt, error = %last, "response delivery failed");
+    }
+    Err(SeedError::ResponseNotDelivered(last))
+}
+
+/// Time left for the work, keeping a margin to deliver a FAILED answer before the deadline.
+fn work_budget(deadline_ms: u64) -> Duration {
+    if deadline_ms == 0 {
+        return DEFAULT_WORK_BUDGET;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        .saturating_sub(RESPONSE_MARGIN)
+        .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn properties_arrive_as_strings_and_resolve_to_a_spec() {
+        let spec = PoolSpec::from_properties(&props(json!({
+            "ServiceToken": "arn:aws:lambda:us-east-1:1:function:seed",
+            "Pool": "orders", "BudgetPercent": "80", "Reserve": "5", "SeedData": "false"
+        })))
+        .unwrap();
+        assert_eq!(
+            spec,
+            PoolSpec {
+                pool: "orders".into(),
+                budget: BudgetPolicy::Percent {
+                    percent: 80,
+                    reserve: 5
+                },
+                seed_data: false
+            }
+        );
+        assert_eq!(spec.physical_id(), "LeasePool-orders");
+    }
+
+    #[test]
+    fn bad_properties_are_named() {
+        let cases = [
+            json!({}),
+            json!({"Pool": "p"}),
+            json!({"Pool": "p", "Budget": "0"}),
+            json!({"Pool": "p", "Budget": "ten"}),
+            json!({"Pool": "p", "Budget": "5", "BudgetPercent": "50"}),
+            json!({"Pool": "p", "Budget": "5", "Reserve": "1"}),
+            json!({"Pool": "p", "BudgetPercent": "150"}),
+            json!({"Pool": "bad pool", "Budget": "5"}),
+            json!({"Pool": "p", "Budget": "5", "SeedData": "maybe"}),
+            json!({"Pool": "p", "Budget": "5", "Budgte": "5"}),
+        ];
+        for case in cases {
+            let err = PoolSpec::from_properties(&props(case.clone())).unwrap_err();
+            assert_eq!(err.name(), "InvalidInput", "{case}");
+        }
+    }
+
+    #[test]
+    fn reasons_are_cut_below_four_kibibytes_on_a_character_boundary() {
+        let long = "é".repeat(5000);
+        let cut = truncate(&long, MAX_REASON_BYTES);
+        assert!(cut.len() < 4096 && cut.ends_with("..."));
+    }
+
+    #[test]
+    fn work_budget_keeps_a_margin_before_the_deadline() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let budget = work_budget(now + 30_000);
+        assert!(budget <= Duration::from_secs(25) && budget >= Duration::from_secs(24));
+        assert_eq!(work_budget(0), DEFAULT_WORK_BUDGET);
+        assert_eq!(work_budget(now), Duration::from_secs(1));
+    }
+}
