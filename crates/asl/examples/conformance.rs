@@ -6,9 +6,9 @@
 
 use leasehold_asl::clock::{SeededRandom, VirtualClock};
 use leasehold_asl::invoker::NoTasks;
-use leasehold_asl::{execute, AbortHandle, ExecutionConfig, Services};
+use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
 use regex_lite::Regex;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +54,9 @@ fn main() {
             Ok(()) => {
                 passed += 1;
                 entry.0 += 1;
-                results.push(json!({"case": name, "category": cat, "query_language": ql, "result": "pass"}));
+                results.push(
+                    json!({"case": name, "category": cat, "query_language": ql, "result": "pass"}),
+                );
             }
             Err(diff) => {
                 failed += 1;
@@ -69,7 +71,8 @@ fn main() {
     }
     if let Some(rp) = result_path {
         let doc = json!({"passed": passed, "failed": failed, "cases": results});
-        if let Err(e) = std::fs::write(&rp, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+        if let Err(e) = std::fs::write(&rp, serde_json::to_string_pretty(&doc).unwrap_or_default())
+        {
             eprintln!("conformance: cannot write {rp}: {e}");
         }
     }
@@ -94,7 +97,11 @@ fn run_case(case: &Value) -> Result<(), String> {
     let Some(machine) = machine else {
         return Err(format!(
             "definition rejected: {}",
-            diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     };
     let norm = &case["normalization"];
@@ -113,7 +120,12 @@ fn run_case(case: &Value) -> Result<(), String> {
         observer: None,
     };
     let outcome = clock
-        .block_on(execute(Arc::new(machine), cfg, services, AbortHandle::new()))
+        .block_on(execute(
+            Arc::new(machine),
+            cfg,
+            services,
+            AbortHandle::new(),
+        ))
         .ok_or("execution blocked forever")?;
     let events: Vec<Value> = outcome.history.iter().map(|e| e.to_json()).collect();
     let got = normalize(Value::Array(events), case);
@@ -136,11 +148,17 @@ fn run_case(case: &Value) -> Result<(), String> {
         }
     };
     if norm_text(&outcome.error) != expected["error"] {
-        return Err(format!("error: got {:?}, want {}", outcome.error, expected["error"]));
+        return Err(format!(
+            "error: got {:?}, want {}",
+            outcome.error, expected["error"]
+        ));
     }
     let got_cause = cause_normalize(norm_text(&outcome.cause));
     if got_cause != expected["cause"] {
-        return Err(format!("cause: got {got_cause}, want {}", expected["cause"]));
+        return Err(format!(
+            "cause: got {got_cause}, want {}",
+            expected["cause"]
+        ));
     }
     if let Some(out) = &outcome.output {
         let out = normalize(out.clone(), case);
@@ -154,9 +172,15 @@ fn run_case(case: &Value) -> Result<(), String> {
 /// The README's normalization, applied to our events (or a single value).
 fn normalize(v: Value, case: &Value) -> Value {
     let norm = &case["normalization"];
-    let specific: Vec<Value> = norm["test_specific"].as_array().cloned().unwrap_or_default();
+    let specific: Vec<Value> = norm["test_specific"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut v = parse_json_strings(v);
-    if specific.iter().any(|r| r["kind"] == "parallel_branch_events_normalized") {
+    if specific
+        .iter()
+        .any(|r| r["kind"] == "parallel_branch_events_normalized")
+    {
         if let Value::Array(events) = &mut v {
             parallel_normalize(events);
         }
@@ -173,10 +197,13 @@ fn normalize(v: Value, case: &Value) -> Value {
         let esc = &esc[1..esc.len() - 1];
         text = text.replace(esc, &format!("<json-input:{}>", i + 1));
     }
-    let date = Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)").expect("regex");
+    let date = Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)")
+        .expect("regex");
     text = date.replace_all(&text, "date").into_owned();
     text = text.replace(ROLE, "snf_role_arn");
-    text = text.replace(ACCOUNT, "111111111111").replace(REGION, "<region>");
+    text = text
+        .replace(ACCOUNT, "111111111111")
+        .replace(REGION, "<region>");
     text = text.replace("arn:aws:", "arn:<partition>:");
     let maprun = Regex::new(r"mapRun:<ArnPart_0idx>/([^:\\]+):([0-9a-f-]{36})").expect("regex");
     text = text.replace(MACHINE, "<ArnPart_0idx>");
@@ -189,7 +216,11 @@ fn normalize(v: Value, case: &Value) -> Value {
             let is_uuid = label.len() == 36 && label.chars().filter(|x| *x == '-').count() == 4;
             format!(
                 "mapRun:<ArnPart_0idx>/{}:<MapRunArnPart1_0idx>",
-                if is_uuid { "<MapRunArnPart0_0idx>" } else { label }
+                if is_uuid {
+                    "<MapRunArnPart0_0idx>"
+                } else {
+                    label
+                }
             )
         })
         .into_owned();
@@ -240,10 +271,12 @@ fn parse_json_strings(v: Value) -> Value {
             m.into_iter()
                 .map(|(k, x)| {
                     let x = match x {
-                        Value::String(s) if s.starts_with('{') => match serde_json::from_str::<Value>(&s) {
-                            Ok(p) => p,
-                            Err(_) => Value::String(s),
-                        },
+                        Value::String(s) if s.starts_with('{') => {
+                            match serde_json::from_str::<Value>(&s) {
+                                Ok(p) => p,
+                                Err(_) => Value::String(s),
+                            }
+                        }
                         other => parse_json_strings(other),
                     };
                     (k, x)
@@ -263,7 +296,9 @@ fn parse_json_strings(v: Value) -> Value {
 }
 
 fn is_iso(s: &str) -> bool {
-    Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}").map(|r| r.is_match(s)).unwrap_or(false)
+    Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+        .map(|r| r.is_match(s))
+        .unwrap_or(false)
 }
 
 fn timestamp_keys(v: &mut Value) {
@@ -346,7 +381,9 @@ fn find_quoted(v: &Value, out: &mut Vec<String>) {
 fn quoted_json(s: &str, out: &mut Vec<String>) {
     // `.*'({.*})'`: the last `'{...}'` with greedy inner match.
     let Some(end) = s.rfind("}'") else { return };
-    let Some(start) = s[..end].find("'{") else { return };
+    let Some(start) = s[..end].find("'{") else {
+        return;
+    };
     let text = &s[start + 1..end + 1];
     if serde_json::from_str::<Value>(text).is_ok() && !out.iter().any(|x| x == text) {
         out.push(text.to_string());
@@ -362,7 +399,10 @@ fn parallel_normalize(events: &mut Vec<Value>) {
         let t = events[i]["type"].as_str().unwrap_or("").to_string();
         if matches!(
             t.as_str(),
-            "ParallelStateSucceeded" | "ParallelStateAborted" | "ParallelStateExited" | "ParallelStateFailed"
+            "ParallelStateSucceeded"
+                | "ParallelStateAborted"
+                | "ParallelStateExited"
+                | "ParallelStateFailed"
         ) {
             let mut w = window.clone();
             w.sort_by_key(|e| serde_json::to_string(e).unwrap_or_default());
@@ -393,14 +433,21 @@ fn loose_eq(a: &Value, b: &Value) -> bool {
             serde_json::from_str::<Value>(s).is_ok_and(|p| loose_eq(&p, other))
         }
         (Value::String(x), Value::String(y)) => {
-            match (serde_json::from_str::<Value>(x), serde_json::from_str::<Value>(y)) {
+            match (
+                serde_json::from_str::<Value>(x),
+                serde_json::from_str::<Value>(y),
+            ) {
                 (Ok(p), Ok(q)) => p == q,
                 _ => false,
             }
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| loose_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| loose_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| loose_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| loose_eq(v, w)))
         }
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => false,
@@ -425,7 +472,11 @@ fn compare_histories(got: &Value, want: &Value) -> Result<(), String> {
     if g.len() != w.len() {
         let gt: Vec<&str> = g.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
         let wt: Vec<&str> = w.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
-        return Err(format!("history length: got {} {gt:?}, want {} {wt:?}", g.len(), w.len()));
+        return Err(format!(
+            "history length: got {} {gt:?}, want {} {wt:?}",
+            g.len(),
+            w.len()
+        ));
     }
     let mut i = 0;
     while i < g.len() {
@@ -438,7 +489,13 @@ fn compare_histories(got: &Value, want: &Value) -> Result<(), String> {
                 let tj = w[j]["type"].as_str().unwrap_or("");
                 if tj == "ParallelStateStarted" {
                     depth += 1;
-                } else if matches!(tj, "ParallelStateSucceeded" | "ParallelStateFailed" | "ParallelStateExited" | "ParallelStateAborted") {
+                } else if matches!(
+                    tj,
+                    "ParallelStateSucceeded"
+                        | "ParallelStateFailed"
+                        | "ParallelStateExited"
+                        | "ParallelStateAborted"
+                ) {
                     if depth == 0 {
                         break;
                     }
@@ -458,7 +515,13 @@ fn compare_histories(got: &Value, want: &Value) -> Result<(), String> {
                     Some(p) => {
                         pool.remove(p);
                     }
-                    None => return Err(format!("parallel window event {}: want {} not produced", k + 1, w[k])),
+                    None => {
+                        return Err(format!(
+                            "parallel window event {}: want {} not produced",
+                            k + 1,
+                            w[k]
+                        ));
+                    }
                 }
             }
             i = j;

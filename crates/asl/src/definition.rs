@@ -60,6 +60,8 @@ pub enum JTemplate {
 pub enum PathOrNull {
     Null,
     Path(JsonPath),
+    /// `$name.rest`: a variable (not allowed in `ResultPath`).
+    Var(String, Option<JsonPath>, String),
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +158,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone)]
 pub struct MapSpec {
-    pub items_path: Option<JsonPath>,
+    pub items_path: Option<PathOrNull>,
     pub items: Option<JTemplate>,
     pub item_selector: Option<Template>,
     pub item_selector_j: Option<JTemplate>,
@@ -642,8 +644,7 @@ impl Loader {
                 });
                 Kind::Map(Box::new(MapSpec {
                     items_path: if jp {
-                        o.get("ItemsPath")
-                            .and_then(|v| self.path(v, &format!("{loc}/ItemsPath")))
+                        self.path_or_null(o, "ItemsPath", loc)
                     } else {
                         None
                     },
@@ -730,6 +731,15 @@ impl Loader {
     fn path_or_null(&mut self, o: &Map<String, Value>, key: &str, loc: &str) -> Option<PathOrNull> {
         match o.get(key)? {
             Value::Null => Some(PathOrNull::Null),
+            Value::String(s) if key != "ResultPath" && s.len() > 1 && s.as_bytes()[1] != b'$' && s.as_bytes()[1] != b'.' && s.as_bytes()[1] != b'[' && s.starts_with('$') => {
+                match intrinsics::parse_reference(s) {
+                    Ok(intrinsics::Arg::Var(n, p)) => Some(PathOrNull::Var(n, p, s.clone())),
+                    _ => {
+                        self.err(&format!("{loc}/{key}"), format!("The value for the field '{key}' must be a valid JSONPath"));
+                        None
+                    }
+                }
+            }
             v => self.path(v, &format!("{loc}/{key}")).map(PathOrNull::Path),
         }
     }
@@ -751,6 +761,15 @@ impl Loader {
         }
         let v = o.get(key_path)?;
         let l = format!("{loc}/{key_path}");
+        if let Some(src) = v.as_str().filter(|s| intrinsics::looks_like_call(s)) {
+            return match intrinsics::parse(src) {
+                Ok(c) => Some(Num::Ref(Template::Call(Box::new(c), src.to_string()), src.to_string())),
+                Err(e) => {
+                    self.err(&l, format!("The value for the field '{key_path}' must be a valid intrinsic function call: {e}"));
+                    None
+                }
+            };
+        }
         match v.as_str().map(intrinsics::parse_reference) {
             Some(Ok(intrinsics::Arg::Path(p))) => Some(Num::Ref(
                 Template::Path(p),
@@ -825,7 +844,7 @@ impl Loader {
         match v {
             Value::String(s) => {
                 let t = s.trim();
-                if t.starts_with("{%") && t.ends_with("%}") && t.len() >= 4 {
+                if s.starts_with("{%") && s.ends_with("%}") && t.len() >= 4 {
                     let inner = &t[2..t.len() - 2];
                     match jsonata::Expr::parse(inner) {
                         Ok(e) => JTemplate::Expr(Box::new(e), inner.trim().to_string()),

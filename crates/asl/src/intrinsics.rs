@@ -393,8 +393,11 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
         }
         "States.MathRandom" => {
             arity(2, 3)?;
-            let (Some(lo), Some(hi)) = (int_arg(&args[0]), int_arg(&args[1])) else {
-                return Err(bad("bounds must be integers"));
+            let (Some(lo), Some(hi)) = (
+                args[0].as_f64().map(|f| f as i64),
+                args[1].as_f64().map(|f| f as i64),
+            ) else {
+                return Err(bad("bounds must be numbers"));
             };
             if hi <= lo {
                 return Err(bad("the end must be greater than the start"));

@@ -551,6 +551,9 @@ impl Parser {
 }
 
 fn num(n: f64) -> Value {
+    if n == 0.0 {
+        return Value::from(0);
+    }
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
         Value::from(n as i64)
     } else {
@@ -676,6 +679,12 @@ impl Evaluator<'_, '_> {
             Node::Path(steps) => {
                 let mut cur = self.eval(&steps[0], input, scope)?;
                 for s in &steps[1..] {
+                    if let JValue::Value(v) = &cur {
+                        if !v.is_array() {
+                            cur = self.eval(s, &JValue::Value(v.clone()), scope)?;
+                            continue;
+                        }
+                    }
                     let mut out = Vec::new();
                     for item in to_seq(cur) {
                         let r = self.eval(s, &JValue::Value(item), scope)?;
@@ -1421,7 +1430,7 @@ impl Evaluator<'_, '_> {
                     }
                     i += st;
                 }
-                ok(Value::Array(out))
+                Ok(JValue::Seq(out))
             }
             "hash" => {
                 let (Some(d), Some(alg)) = (s(0), s(1)) else {

@@ -190,6 +190,7 @@ pub async fn execute(
     let run = async {
         let mut flow = Flow {
             ex: &ex,
+            history: ex.history.clone(),
             thread: Thread::default(),
             vars: Vars::default(),
             in_map: None,
@@ -232,7 +233,9 @@ pub async fn execute(
             if let Some(c) = &f.cause {
                 d.insert("cause".into(), Value::String(c.clone()));
             }
-            d.insert("error".into(), Value::String(f.error.clone()));
+            if !f.error.is_empty() {
+                d.insert("error".into(), Value::String(f.error.clone()));
+            }
             history.add(
                 &mut t,
                 now,
@@ -240,7 +243,8 @@ pub async fn execute(
                 Some(("executionFailedEventDetails", Value::Object(d))),
                 true,
             );
-            (Status::Failed, None, Some(f.error), f.cause)
+            let error = Some(f.error).filter(|e| !e.is_empty());
+            (Status::Failed, None, error, f.cause)
         }
         Race::Left(Race::Right(())) => {
             history.add(
@@ -342,6 +346,8 @@ struct Fail {
     eval_location: Option<String>,
     /// A `States.Runtime` error raised by the state's own fields (no `<Type>StateFailed`).
     runtime: bool,
+    /// `MapStateFailed`/`ParallelStateFailed`, recorded only once no retrier takes the error.
+    state_failed: Option<&'static str>,
 }
 
 impl Fail {
@@ -351,6 +357,7 @@ impl Fail {
             cause,
             eval_location: None,
             runtime: false,
+            state_failed: None,
         }
     }
 }
@@ -383,6 +390,7 @@ impl StateCtx<'_> {
             )),
             eval_location: None,
             runtime: true,
+            state_failed: None,
         }
     }
     fn query_error(&self, location: &str, msg: &str) -> Fail {
@@ -394,12 +402,15 @@ impl StateCtx<'_> {
             )),
             eval_location: Some(location.to_string()),
             runtime: true,
+            state_failed: None,
         }
     }
 }
 
 struct Flow<'e> {
     ex: &'e Exec,
+    /// Where events go: the execution's history, or a Distributed Map child's own.
+    history: History,
     thread: Thread,
     vars: Vars,
     /// Inside a Map iteration (index, value) — AWS exposes no `$$.Map` there, kept for Task context.
@@ -675,6 +686,7 @@ impl<'e> Flow<'e> {
             None => Ok(input.clone()),
             Some(PathOrNull::Null) => Ok(json!({})),
             Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, input),
+            Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "InputPath").map_err(|m| sc.runtime(&m)),
         }
     }
 
@@ -698,6 +710,7 @@ impl<'e> Flow<'e> {
             None => Ok(v),
             Some(PathOrNull::Null) => Ok(json!({})),
             Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, &v),
+            Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "OutputPath").map_err(|m| sc.runtime(&m)),
         }
     }
 
@@ -711,6 +724,7 @@ impl<'e> Flow<'e> {
         match rp {
             None => Ok(result),
             Some(PathOrNull::Null) => Ok(raw_input),
+            Some(PathOrNull::Var(..)) => Err(sc.runtime("ResultPath cannot reference a variable")),
             Some(PathOrNull::Path(p)) => p
                 .write(raw_input, result)
                 .map_err(|m| sc.runtime(&format!("Invalid path '{}': {m}", p.as_str()))),
@@ -827,13 +841,17 @@ impl<'e> Flow<'e> {
                 },
             };
             let now = self.now();
-            let id = self.ex.history.add(
+            let id = self.history.add(
                 &mut t,
                 now,
                 "EvaluationFailed",
                 Some((
                     "evaluationFailedEventDetails",
-                    json!({"cause": f.cause, "error": f.error, "location": loc, "state": sc.state.name}),
+                    if loc.is_empty() {
+                        json!({"cause": f.cause, "error": f.error, "state": sc.state.name})
+                    } else {
+                        json!({"cause": f.cause, "error": f.error, "location": loc, "state": sc.state.name})
+                    },
                 )),
                 true,
             );
@@ -965,6 +983,7 @@ impl<'e> Flow<'e> {
             cause,
             eval_location: None,
             runtime: false,
+            state_failed: None,
         }
         .normalize_empty()
     }
@@ -1285,6 +1304,13 @@ impl<'e> Flow<'e> {
                     continue;
                 }
             }
+            if let Some(ev) = err.state_failed {
+                self.event(ev, None, true);
+            }
+            let err = Fail {
+                state_failed: None,
+                ..err
+            };
             if let Some(c) = st
                 .catch
                 .iter()
@@ -1563,11 +1589,13 @@ impl<'e> Flow<'e> {
         let mut futs: FuturesUnordered<BoxFuture<'_, (usize, Result<Value, Fail>, Thread)>> =
             FuturesUnordered::new();
         for (i, b) in branches.iter().enumerate() {
+            let history = self.history.clone();
             let input = input.clone();
             let vars = vars.clone();
             futs.push(Box::pin(async move {
                 let mut f = Flow {
                     ex,
+                    history,
                     thread: start,
                     vars,
                     in_map: None,
@@ -1590,10 +1618,10 @@ impl<'e> Flow<'e> {
         }
         drop(futs);
         if let Some(f) = failure {
-            self.event("ParallelStateFailed", None, true);
             return Err(Fail {
                 eval_location: None,
                 runtime: false,
+                state_failed: Some("ParallelStateFailed"),
                 ..f
             });
         }
@@ -1621,7 +1649,9 @@ impl<'e> Flow<'e> {
         };
         let items_v = if jp {
             match &spec.items_path {
-                Some(p) => self.invalid_path(p, sc, &input)?,
+                Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, &input)?,
+                Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "ItemsPath").map_err(|m| sc.runtime(&m))?,
+                Some(PathOrNull::Null) => json!({}),
                 None => input.clone(),
             }
         } else {
@@ -1666,6 +1696,7 @@ impl<'e> Flow<'e> {
             None => 0,
             Some(n) => {
                 let v = self.num_value(n, sc, &input, &states, "MaxConcurrencyPath")?;
+                let v = numeric_string(v);
                 match (&v, n) {
                     (Value::Number(x), _) if x.as_u64().is_some() => x.as_u64().unwrap_or(0) as usize,
                     (_, Num::Ref(_, src)) => return Err(sc.runtime(&format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {src}", plain(&v)))),
@@ -1684,7 +1715,7 @@ impl<'e> Flow<'e> {
         let tolerated_count = match &spec.tolerated_count {
             None => None,
             Some(n) => {
-                let v = self.num_value(n, sc, &input, &states, "ToleratedFailureCountPath")?;
+                let v = numeric_string(self.num_value(n, sc, &input, &states, "ToleratedFailureCountPath")?);
                 match (&v, n) {
                     (Value::Number(x), _) if x.as_i64().is_some_and(|c| c < 0) => return Err(sc.runtime("ToleratedFailureCount cannot be negative.")),
                     (Value::Number(x), _) if x.as_i64().is_some() => x.as_i64().map(|c| c as usize),
@@ -1696,7 +1727,7 @@ impl<'e> Flow<'e> {
         let tolerated_pct = match &spec.tolerated_percentage {
             None => None,
             Some(n) => {
-                let v = self.num_value(n, sc, &input, &states, "ToleratedFailurePercentagePath")?;
+                let v = numeric_string(self.num_value(n, sc, &input, &states, "ToleratedFailurePercentagePath")?);
                 match (&v, n) {
                     (Value::Number(x), _) => {
                         let p = x.as_f64().unwrap_or(-1.0);
@@ -1763,12 +1794,20 @@ impl<'e> Flow<'e> {
         // The iteration thread continues from where the previous one ended when running one
         // at a time, as AWS links them.
         let mut cursor = base;
+        let parent_history = self.history.clone();
         let launch = |i: usize, v: Value, start: Thread| {
+            let parent_history = parent_history.clone();
             let vars = vars.clone();
             let name = name.clone();
             Box::pin(async move {
+                let history = if distributed {
+                    History::new(None)
+                } else {
+                    parent_history.clone()
+                };
                 let mut f = Flow {
                     ex,
+                    history,
                     thread: start,
                     vars,
                     in_map: Some((i, Value::Null)),
@@ -1829,26 +1868,31 @@ impl<'e> Flow<'e> {
             if distributed {
                 self.event("MapRunFailed", None, true);
             }
-            self.event("MapStateFailed", None, true);
             let f = first_failure.unwrap_or_else(|| Fail::plain("States.Runtime", None));
-            if tolerated_count.is_some() || tolerated_pct.is_some() {
-                return Err(Fail::plain(
+            let f = if tolerated_count.is_some() || tolerated_pct.is_some() {
+                Fail::plain(
                     "States.ExceedToleratedFailureThreshold",
                     Some("The specified tolerated failure threshold was exceeded".into()),
-                ));
-            }
+                )
+            } else {
+                f
+            };
             return Err(Fail {
                 eval_location: None,
                 runtime: false,
+                state_failed: Some("MapStateFailed"),
                 ..f
             });
         }
         if distributed {
             self.event("MapRunSucceeded", None, true);
-            let run_started = base.source + 1;
+            let run_started = base.source;
             self.event("MapStateSucceeded", None, false);
             self.thread.source = run_started;
         } else {
+            if n > 0 {
+                self.thread.source = self.history.last_id();
+            }
             self.event("MapStateSucceeded", None, false);
         }
         Ok(Value::Array(
@@ -1860,7 +1904,8 @@ impl<'e> Flow<'e> {
     }
 
     fn map_eval_fail(&mut self, sc: &StateCtx<'_>, msg: &str) -> Fail {
-        let f = sc.query_error("Items", msg);
+        let loc = if msg.starts_with("Map state input") { "" } else { "Items" };
+        let f = sc.query_error(loc, msg);
         self.note_failure(&f, sc);
         self.event("MapStateFailed", None, true);
         Fail {
@@ -1877,6 +1922,19 @@ fn f_machine(spec: &MapSpec) -> &StateMachine {
 impl Fail {
     fn normalize_empty(self) -> Fail {
         self
+    }
+}
+
+/// Path-given counts may be numeric strings (`"1"`).
+fn numeric_string(v: Value) -> Value {
+    match &v {
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| s.trim().parse::<f64>().map(|f| json!(f)))
+            .unwrap_or(v),
+        _ => v,
     }
 }
 
