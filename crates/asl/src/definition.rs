@@ -731,11 +731,21 @@ impl Loader {
     fn path_or_null(&mut self, o: &Map<String, Value>, key: &str, loc: &str) -> Option<PathOrNull> {
         match o.get(key)? {
             Value::Null => Some(PathOrNull::Null),
-            Value::String(s) if key != "ResultPath" && s.len() > 1 && s.as_bytes()[1] != b'$' && s.as_bytes()[1] != b'.' && s.as_bytes()[1] != b'[' && s.starts_with('$') => {
+            Value::String(s)
+                if key != "ResultPath"
+                    && s.len() > 1
+                    && s.as_bytes()[1] != b'$'
+                    && s.as_bytes()[1] != b'.'
+                    && s.as_bytes()[1] != b'['
+                    && s.starts_with('$') =>
+            {
                 match intrinsics::parse_reference(s) {
                     Ok(intrinsics::Arg::Var(n, p)) => Some(PathOrNull::Var(n, p, s.clone())),
                     _ => {
-                        self.err(&format!("{loc}/{key}"), format!("The value for the field '{key}' must be a valid JSONPath"));
+                        self.err(
+                            &format!("{loc}/{key}"),
+                            format!("The value for the field '{key}' must be a valid JSONPath"),
+                        );
                         None
                     }
                 }
@@ -763,7 +773,10 @@ impl Loader {
         let l = format!("{loc}/{key_path}");
         if let Some(src) = v.as_str().filter(|s| intrinsics::looks_like_call(s)) {
             return match intrinsics::parse(src) {
-                Ok(c) => Some(Num::Ref(Template::Call(Box::new(c), src.to_string()), src.to_string())),
+                Ok(c) => Some(Num::Ref(
+                    Template::Call(Box::new(c), src.to_string()),
+                    src.to_string(),
+                )),
                 Err(e) => {
                     self.err(&l, format!("The value for the field '{key_path}' must be a valid intrinsic function call: {e}"));
                     None

@@ -517,10 +517,10 @@ impl Parser<'_> {
         loop {
             match self.peek() {
                 None => return Err(format!("unterminated string at position {start}")),
-                Some(b'\\') => {
+                Some(b'\\') if matches!(self.s.get(self.i + 1), Some(&c) if c == q || c == b'\\') =>
+                {
                     self.i += 1;
-                    let c = self.peek().ok_or("unterminated escape")?;
-                    out.push(c as char);
+                    out.push(self.s[self.i] as char);
                     self.i += 1;
                 }
                 Some(c) if c == q => {

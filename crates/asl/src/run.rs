@@ -452,8 +452,7 @@ impl<'e> Flow<'e> {
 
     fn event(&mut self, ty: &str, details: Option<(&str, Value)>, advance: bool) -> u64 {
         let now = self.now();
-        self.ex
-            .history
+        self.history
             .add(&mut self.thread, now, ty, details, advance)
     }
 
@@ -686,7 +685,9 @@ impl<'e> Flow<'e> {
             None => Ok(input.clone()),
             Some(PathOrNull::Null) => Ok(json!({})),
             Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, input),
-            Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "InputPath").map_err(|m| sc.runtime(&m)),
+            Some(PathOrNull::Var(n, p, _)) => self
+                .select_var(n, p.as_ref(), "InputPath")
+                .map_err(|m| sc.runtime(&m)),
         }
     }
 
@@ -710,7 +711,9 @@ impl<'e> Flow<'e> {
             None => Ok(v),
             Some(PathOrNull::Null) => Ok(json!({})),
             Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, &v),
-            Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "OutputPath").map_err(|m| sc.runtime(&m)),
+            Some(PathOrNull::Var(n, p, _)) => self
+                .select_var(n, p.as_ref(), "OutputPath")
+                .map_err(|m| sc.runtime(&m)),
         }
     }
 
@@ -930,12 +933,16 @@ impl<'e> Flow<'e> {
         if let Some(r) = result {
             res = r.clone();
         }
-        if let Some(a) = &st.assign {
-            let a = self.assign(a, sc, &res, &Value::Null)?;
-            self.apply_assign(a, assigned);
-        }
+        let a = match &st.assign {
+            Some(a) => Some(self.assign(a, sc, &res, &Value::Null)?),
+            None => None,
+        };
         let v = self.result_path(&st.result_path, sc, raw, res)?;
         let v = self.output_path(st, sc, v)?;
+        // New values become visible only after the state, so OutputPath still sees the old.
+        if let Some(a) = a {
+            self.apply_assign(a, assigned);
+        }
         Ok(Self::next_step(st, v))
     }
 
@@ -1650,7 +1657,9 @@ impl<'e> Flow<'e> {
         let items_v = if jp {
             match &spec.items_path {
                 Some(PathOrNull::Path(p)) => self.invalid_path(p, sc, &input)?,
-                Some(PathOrNull::Var(n, p, _)) => self.select_var(n, p.as_ref(), "ItemsPath").map_err(|m| sc.runtime(&m))?,
+                Some(PathOrNull::Var(n, p, _)) => self
+                    .select_var(n, p.as_ref(), "ItemsPath")
+                    .map_err(|m| sc.runtime(&m))?,
                 Some(PathOrNull::Null) => json!({}),
                 None => input.clone(),
             }
@@ -1715,7 +1724,13 @@ impl<'e> Flow<'e> {
         let tolerated_count = match &spec.tolerated_count {
             None => None,
             Some(n) => {
-                let v = numeric_string(self.num_value(n, sc, &input, &states, "ToleratedFailureCountPath")?);
+                let v = numeric_string(self.num_value(
+                    n,
+                    sc,
+                    &input,
+                    &states,
+                    "ToleratedFailureCountPath",
+                )?);
                 match (&v, n) {
                     (Value::Number(x), _) if x.as_i64().is_some_and(|c| c < 0) => return Err(sc.runtime("ToleratedFailureCount cannot be negative.")),
                     (Value::Number(x), _) if x.as_i64().is_some() => x.as_i64().map(|c| c as usize),
@@ -1727,7 +1742,13 @@ impl<'e> Flow<'e> {
         let tolerated_pct = match &spec.tolerated_percentage {
             None => None,
             Some(n) => {
-                let v = numeric_string(self.num_value(n, sc, &input, &states, "ToleratedFailurePercentagePath")?);
+                let v = numeric_string(self.num_value(
+                    n,
+                    sc,
+                    &input,
+                    &states,
+                    "ToleratedFailurePercentagePath",
+                )?);
                 match (&v, n) {
                     (Value::Number(x), _) => {
                         let p = x.as_f64().unwrap_or(-1.0);
@@ -1904,7 +1925,11 @@ impl<'e> Flow<'e> {
     }
 
     fn map_eval_fail(&mut self, sc: &StateCtx<'_>, msg: &str) -> Fail {
-        let loc = if msg.starts_with("Map state input") { "" } else { "Items" };
+        let loc = if msg.starts_with("Map state input") {
+            ""
+        } else {
+            "Items"
+        };
         let f = sc.query_error(loc, msg);
         self.note_failure(&f, sc);
         self.event("MapStateFailed", None, true);
