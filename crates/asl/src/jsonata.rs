@@ -1445,7 +1445,14 @@ impl Evaluator<'_, '_> {
                     return Ok(JValue::Undefined);
                 };
                 serde_json::from_str::<Value>(&x)
-                    .map(JValue::Value)
+                    .map(|v| {
+                        // JSON.parse("-0") is the number 0 once serialized.
+                        JValue::Value(if v.as_f64() == Some(0.0) {
+                            Value::from(0)
+                        } else {
+                            v
+                        })
+                    })
                     .map_err(|e| jerr("D3000", format!("Unable to parse JSON: {e}")))
             }
             _ => Err(jerr("T1006", "Attempted to invoke a non-function")),

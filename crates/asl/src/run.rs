@@ -33,6 +33,9 @@ pub struct ExecutionConfig {
     pub input_text: String,
     /// Used in ARNs built for Distributed Map runs.
     pub region: String,
+    /// AWS changed how `MapStateExited` of a Distributed Map links back (in November 2024):
+    /// now to `MapRunStarted`, before to `MapRunSucceeded`. `true` reproduces the old links.
+    pub legacy_map_run_links: bool,
 }
 
 impl ExecutionConfig {
@@ -46,6 +49,7 @@ impl ExecutionConfig {
             role_arn: format!("arn:aws:iam::{account}:role/StepFunctionsRole"),
             input_text: input_text.to_string(),
             region: region.to_string(),
+            legacy_map_run_links: false,
         }
     }
 }
@@ -1796,7 +1800,10 @@ impl<'e> Flow<'e> {
                     .cfg
                     .state_machine_arn
                     .replace(":stateMachine:", ":mapRun:"),
-                spec.label.clone().unwrap_or_else(|| st.name.clone()),
+                spec.label.clone().unwrap_or_else(|| intrinsics::uuid_v4(
+                    self.ex.svc.random.next_u64(),
+                    self.ex.svc.random.next_u64()
+                )),
                 intrinsics::uuid_v4(self.ex.svc.random.next_u64(), self.ex.svc.random.next_u64())
             );
             self.event(
@@ -1909,7 +1916,9 @@ impl<'e> Flow<'e> {
             self.event("MapRunSucceeded", None, true);
             let run_started = base.source;
             self.event("MapStateSucceeded", None, false);
-            self.thread.source = run_started;
+            if !self.ex.cfg.legacy_map_run_links {
+                self.thread.source = run_started;
+            }
         } else {
             if n > 0 {
                 self.thread.source = self.history.last_id();
