@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+"""Consistency checks between template.yaml, statemachines/*.asl.json, events/ and docs/.
+
+Run from the repository root (scripts/checks/10-template.sh does). Each section prints what it
+checks; the script exits 1 when any check fails. Needs only PyYAML (it comes with cfn-lint).
+
+Sections:
+  functions      the four handlers follow the build contract (CodeUri, BuildMethod, binary
+                 name = the crate's [[bin]], provided.al2023, arm64, JSON logs, tracing)
+  substitutions  every ${...} in an ASL file is provided by that state machine's
+                 DefinitionSubstitutions, and every substitution is used
+  grants         every Lambda function, DynamoDB table, state machine (and the .sync events
+                 rule) a workflow calls is granted by that state machine's policies
+  iam            no wildcard action anywhere; Resource "*" only for actions that have no
+                 resource-level permissions
+  retries        the retry contract of the connection workflow, and the worst-case wait of
+                 its ConnectionsExhausted retrier is the number docs/workflows.md states
+  events         every events/*.json parses; workflow inputs have the fields and ranges the
+                 workflow checks; cleanup events match the cleanup rule's pattern
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+TEMPLATE = Path("template.yaml")
+FAILURES: list[str] = []
+
+
+def fail(message: str) -> None:
+    FAILURES.append(message)
+    print(f"  FAIL {message}")
+
+
+def ok(message: str) -> None:
+    print(f"  ok   {message}")
+
+
+# ------------------------------------------------------------------ template loading
+
+
+class CfnLoader(yaml.SafeLoader):
+    """A YAML loader that turns CloudFormation short-form tags into their long form."""
+
+
+def _construct_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template() -> dict:
+    with TEMPLATE.open() as handle:
+        return yaml.load(handle, Loader=CfnLoader)
+
+
+def resources_of_type(template: dict, kind: str) -> dict:
+    return {k: v for k, v in template["Resources"].items() if v.get("Type") == kind}
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def ref_target(value) -> str | None:
+    """The logical id an ARN-valued expression points at: !Ref X, !GetAtt X.Arn, !Sub ${X.Arn}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            target, attribute = value["Fn::GetAtt"]
+            return target if attribute == "Arn" else None
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            match = re.fullmatch(r"\$\{([A-Za-z0-9]+)(\.Arn)?\}", value["Fn::Sub"])
+            if match:
+                return match.group(1)
+    return None
+
+
+def policy_statements(resource: dict) -> list[dict]:
+    """Inline statements of a SAM function or state machine (policy templates are not used)."""
+    statements = []
+    for policy in as_list(resource.get("Properties", {}).get("Policies")):
+        if isinstance(policy, dict) and "Statement" in policy:
+            statements.extend(as_list(policy["Statement"]))
+        else:
+            fail(f"policy {policy!r} is not an inline statement list; this check cannot read it")
+    return statements
+
+
+def grants(statements: list[dict], action: str, resource_matches) -> bool:
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        if action not in as_list(statement.get("Action")):
+            continue
+        if any(resource_matches(r) for r in as_list(statement.get("Resource"))):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ ASL walking
+
+
+def walk_states(states: dict, prefix: str = ""):
+    """Yields (name, state) for every state, nested Map and Parallel states included."""
+    for name, state in states.items():
+        yield prefix + name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from walk_states(processor["States"], f"{prefix}{name}/")
+        for index, branch in enumerate(state.get("Branches", [])):
+            yield from walk_states(branch["States"], f"{prefix}{name}[{index}]/")
+
+
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([^}]+)\}", text))
+
+
+# ------------------------------------------------------------------ sections
+
+
+def check_functions(template: dict) -> None:
+    print("functions: the handlers' build and runtime contract")
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    globals_ = template.get("Globals", {}).get("Function", {})
+    for logical_id, crate in (
+        ("AcquireFunction", "acquire"),
+        ("QueryFunction", "query"),
+        ("ReleaseFunction", "release"),
+        ("SeedFunction", "seed"),
+    ):
+        function = functions.get(logical_id)
+        if function is None:
+            fail(f"{logical_id} is missing")
+            continue
+        props = {**globals_, **function["Properties"]}
+        meta = function.get("Metadata", {})
+        problems = []
+        if props.get("CodeUri") != f"handlers/{crate}":
+            problems.append(f"CodeUri {props.get('CodeUri')!r}")
+        if props.get("Runtime") != "provided.al2023":
+            problems.append(f"Runtime {props.get('Runtime')!r}")
+        if props.get("Architectures") != ["arm64"]:
+            problems.append(f"Architectures {props.get('Architectures')!r}")
+        if props.get("Handler") != "bootstrap":
+            problems.append(f"Handler {props.get('Handler')!r}")
+        if props.get("Tracing") != "Active":
+            problems.append(f"Tracing {props.get('Tracing')!r}")
+        if props.get("LoggingConfig", {}).get("LogFormat") != "JSON":
+            problems.append("LoggingConfig.LogFormat is not JSON")
+        if meta.get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"BuildMethod {meta.get('BuildMethod')!r}")
+        binary = meta.get("BuildProperties", {}).get("Binary")
+        manifest = Path("handlers", crate, "Cargo.toml")
+        if manifest.exists():
+            bins = re.findall(r'\[\[bin\]\]\s*name\s*=\s*"([^"]+)"', manifest.read_text())
+            if binary not in bins:
+                problems.append(f"Binary {binary!r} is not a [[bin]] of {manifest} ({bins})")
+        else:
+            problems.append(f"{manifest} does not exist")
+        if problems:
+            fail(f"{logical_id}: " + "; ".join(problems))
+        else:
+            ok(f"{logical_id} builds handlers/{crate} (binary {binary}) for provided.al2023 arm64")
+
+
+def state_machines(template: dict):
+    for logical_id, machine in resources_of_type(template, "AWS::Serverless::StateMachine").items():
+        props = machine["Properties"]
+        path = Path(props["DefinitionUri"])
+        yield logical_id, props, path
+
+
+def check_substitutions(template: dict) -> None:
+    print("substitutions: every ${...} of each definition comes from its DefinitionSubstitutions")
+    for logical_id, props, path in state_machines(template):
+        text = path.read_text()
+        used = placeholders(text)
+        provided = set(props.get("DefinitionSubstitutions", {}))
+        for name in sorted(used - provided):
+            fail(f"{path}: ${{{name}}} is not in {logical_id}.DefinitionSubstitutions")
+        for name in sorted(provided - used):
+            fail(f"{logical_id}.DefinitionSubstitutions.{name} is never used in {path}")
+        if used == provided:
+            ok(f"{path}: {len(used)} substitutions, all provided and used ({', '.join(sorted(used))})")
+
+
+def check_grants(template: dict) -> None:
+    print("grants: every ARN a workflow calls is allowed by that state machine's role")
+    machines = resources_of_type(template, "AWS::Serverless::StateMachine")
+    for logical_id, props, path in state_machines(template):
+        definition = json.loads(path.read_text())
+        substitutions = props.get("DefinitionSubstitutions", {})
+        statements = policy_statements(machines[logical_id])
+
+        def target_of(value: str, where: str) -> str | None:
+            names = placeholders(value) if isinstance(value, str) else set()
+            if len(names) != 1 or value != f"${{{next(iter(names))}}}":
+                fail(f"{path} {where}: {value!r} is not a single ${{...}} substitution")
+                return None
+            name = next(iter(names))
+            target = ref_target(substitutions.get(name))
+            if target is None:
+                fail(f"{path} {where}: ${{{name}}} does not name a resource of the template")
+            elif target not in template["Resources"]:
+                fail(f"{path} {where}: ${{{name}}} points at unknown resource {target}")
+                return None
+            return target
+
+        for state_name, state in walk_states(definition["States"]):
+            if state.get("Type") != "Task":
+                continue
+            resource = state["Resource"]
+            params = state.get("Parameters", {})
+            where = f"state {state_name}"
+            if resource.startswith("arn:aws:states:::lambda:invoke"):
+                target = target_of(params.get("FunctionName"), where)
+                if target and grants(statements, "lambda:InvokeFunction", lambda r: ref_target(r) == target):
+                    ok(f"{logical_id} {where}: lambda:InvokeFunction on {target}")
+                elif target:
+                    fail(f"{logical_id} {where}: no lambda:InvokeFunction grant on {target}")
+            elif resource.startswith("arn:aws:states:::dynamodb:"):
+                operation = resource.rsplit(":", 1)[1]
+                action = "dynamodb:" + operation[0].upper() + operation[1:]
+                target = target_of(params.get("TableName"), where)
+                if target and grants(statements, action, lambda r: ref_target(r) == target):
+                    ok(f"{logical_id} {where}: {action} on {target}")
+                elif target:
+                    fail(f"{logical_id} {where}: no {action} grant on {target}")
+            elif resource.startswith("arn:aws:states:::states:startExecution"):
+                target = target_of(params.get("StateMachineArn"), where)
+                if not target:
+                    continue
+                if grants(statements, "states:StartExecution", lambda r: ref_target(r) == target):
+                    ok(f"{logical_id} {where}: states:StartExecution on {target}")
+                else:
+                    fail(f"{logical_id} {where}: no states:StartExecution grant on {target}")
+                if ".sync" in resource:
+                    child_name = machines.get(target, {}).get("Properties", {}).get("Name")
+                    child_sub = child_name.get("Fn::Sub") if isinstance(child_name, dict) else child_name
+                    if not child_sub:
+                        fail(f"{target} needs a Name so that its executions' ARNs can be granted")
+                        continue
+                    executions = f":execution:{child_sub}:*"
+
+                    def on_executions(r, executions=executions):
+                        return isinstance(r, dict) and str(r.get("Fn::Sub", "")).endswith(executions)
+
+                    for action in ("states:DescribeExecution", "states:StopExecution"):
+                        if grants(statements, action, on_executions):
+                            ok(f"{logical_id} {where}: {action} on executions of {target}")
+                        else:
+                            fail(f"{logical_id} {where}: no {action} grant on '...{executions}'")
+
+                    def on_sync_rule(r):
+                        text = r.get("Fn::Sub", "") if isinstance(r, dict) else str(r)
+                        return text.endswith(":rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")
+
+                    for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+                        if grants(statements, action, on_sync_rule):
+                            ok(f"{logical_id} {where}: {action} on the managed .sync rule")
+                        else:
+                            fail(f"{logical_id} {where}: no {action} grant on the managed .sync rule")
+            else:
+                fail(f"{path} {where}: integration {resource} is unknown to this check; teach it")
+
+
+# Actions that support no resource-level permissions, so Resource "*" is the only choice.
+RESOURCE_WILDCARD_ALLOWED = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "cloudwatch:PutMetricData",
+}
+
+
+def all_statements(template: dict):
+    for logical_id, resource in template["Resources"].items():
+        kind = resource.get("Type")
+        props = resource.get("Properties", {})
+        if kind in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            for statement in policy_statements(resource):
+                yield logical_id, statement
+        elif kind == "AWS::IAM::Policy":
+            for statement in as_list(props["PolicyDocument"]["Statement"]):
+                yield logical_id, statement
+        elif kind == "AWS::IAM::Role":
+            for policy in as_list(props.get("Policies")):
+                for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                    yield logical_id, statement
+        elif kind == "AWS::EC2::VPCEndpoint" and "PolicyDocument" in props:
+            for statement in as_list(props["PolicyDocument"]["Statement"]):
+                yield logical_id, statement
+
+
+def check_iam(template: dict) -> None:
+    print("iam: no wildcard actions; Resource \"*\" only where AWS offers nothing narrower")
+    before = len(FAILURES)
+    count = 0
+    for logical_id, statement in all_statements(template):
+        count += 1
+        actions = as_list(statement.get("Action"))
+        for action in actions:
+            if not isinstance(action, str) or "*" in action:
+                fail(f"{logical_id}: wildcard or computed action {action!r}")
+        if "*" in as_list(statement.get("Resource")):
+            loose = [a for a in actions if a not in RESOURCE_WILDCARD_ALLOWED]
+            if loose:
+                fail(f"{logical_id}: Resource \"*\" for {loose}")
+            if "cloudwatch:PutMetricData" in actions and "cloudwatch:namespace" not in json.dumps(
+                statement.get("Condition", {})
+            ):
+                fail(f"{logical_id}: cloudwatch:PutMetricData without a cloudwatch:namespace condition")
+    if count == 0:
+        fail("found no policy statements at all")
+    elif len(FAILURES) == before:
+        ok(f"{count} statements checked, none too broad")
+
+
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def worst_case_wait(retrier: dict) -> float:
+    """Longest total sleep of a retrier: full jitter draws from [0, d], so the bound is sum(d)."""
+    interval = retrier.get("IntervalSeconds", 1)
+    rate = retrier.get("BackoffRate", 2.0)
+    cap = retrier.get("MaxDelaySeconds")
+    total = 0.0
+    for attempt in range(retrier.get("MaxAttempts", 3)):
+        delay = interval * rate**attempt
+        total += min(delay, cap) if cap else delay
+    return total
+
+
+def check_retries() -> None:
+    print("retries: the connection workflow's retry contract")
+    path = Path("statemachines/connection.asl.json")
+    states = dict(walk_states(json.loads(path.read_text())["States"]))
+    for name, state in states.items():
+        for retrier in state.get("Retry", []):
+            if retrier.get("JitterStrategy", "NONE") not in ("FULL", "NONE"):
+                fail(f"{path} {name}: JitterStrategy {retrier['JitterStrategy']!r}")
+        if state.get("Resource", "").startswith("arn:aws:states:::lambda:invoke"):
+            covered = set()
+            for retrier in state.get("Retry", []):
+                covered |= set(retrier["ErrorEquals"])
+            missing = LAMBDA_SERVICE_ERRORS - covered
+            if missing:
+                fail(f"{path} {name}: Lambda service errors not retried: {sorted(missing)}")
+            else:
+                ok(f"{name}: Lambda service errors retried")
+            for key in ("leaseId.$",):
+                payload = state["Parameters"].get("Payload", {})
+                if key in payload and payload[key] != "$$.Execution.Id":
+                    fail(f"{path} {name}: leaseId is {payload[key]!r}, not the execution id")
+    acquire = states.get("Acquire", {})
+    exhausted = [r for r in acquire.get("Retry", []) if "ConnectionsExhausted" in r["ErrorEquals"]]
+    if len(exhausted) != 1:
+        fail(f"{path} Acquire: expected one retrier for ConnectionsExhausted, found {len(exhausted)}")
+        return
+    retrier = exhausted[0]
+    missing = [k for k in ("MaxAttempts", "BackoffRate", "MaxDelaySeconds") if k not in retrier]
+    if retrier.get("JitterStrategy") != "FULL":
+        missing.append("JitterStrategy FULL")
+    if missing:
+        fail(f"{path} Acquire ConnectionsExhausted retrier lacks {missing}")
+    catchers = [c for c in acquire.get("Catch", []) if "ConnectionsExhausted" in c["ErrorEquals"]]
+    if not catchers:
+        fail(f"{path} Acquire: ConnectionsExhausted is not caught into the fallback branch")
+    wait = worst_case_wait(retrier)
+    attempts = retrier["MaxAttempts"] + 1
+    docs = Path("docs/workflows.md")
+    stated = f"**{wait:g} s**"  # bold marks the ConnectionsExhausted figure in the docs
+    if not docs.exists():
+        fail(f"{docs} is missing; it must state the worst-case wait ({stated})")
+    elif stated not in docs.read_text():
+        fail(f"{docs} does not state the computed worst-case wait '{stated}' over {attempts} attempts")
+    else:
+        ok(f"ConnectionsExhausted: {attempts} attempts, worst-case wait {stated}, as {docs} states")
+
+
+def choice_rules(state: dict):
+    for choice in state.get("Choices", []):
+        yield from choice.get("And", [choice])
+
+
+def workflow_input_contract(path: Path) -> tuple[set[str], dict[str, tuple[float, float]]]:
+    """Required fields (IsPresent in ValidateInput) and numeric ranges (CheckRanges) of a workflow."""
+    states = json.loads(path.read_text())["States"]
+    required = {
+        rule["Variable"][2:]
+        for rule in choice_rules(states.get("ValidateInput", {}))
+        if rule.get("IsPresent") is True
+    }
+    ranges: dict[str, list[float]] = {}
+    for rule in choice_rules(states.get("CheckRanges", {})):
+        field = rule["Variable"][2:]
+        if "NumericGreaterThanEquals" in rule:
+            ranges.setdefault(field, [float("-inf"), float("inf")])[0] = rule["NumericGreaterThanEquals"]
+        if "NumericLessThanEquals" in rule:
+            ranges.setdefault(field, [float("-inf"), float("inf")])[1] = rule["NumericLessThanEquals"]
+    return required, {k: (v[0], v[1]) for k, v in ranges.items()}
+
+
+KNOWN_QUERIES = {"listEmployees": set(), "getEmployee": {"id"}}
+MAX_HOLD_MS = 30000
+
+
+def check_request_fields(name: str, event: dict, pool: str) -> list[str]:
+    problems = []
+    if event.get("pool") != pool:
+        problems.append(f"pool {event.get('pool')!r} is not the template's default pool {pool!r}")
+    query = event.get("query")
+    if query not in KNOWN_QUERIES:
+        problems.append(f"query {query!r} is not one of {sorted(KNOWN_QUERIES)}")
+    params = event.get("params", {})
+    if not isinstance(params, dict):
+        problems.append("params is not an object")
+    elif query in KNOWN_QUERIES and not KNOWN_QUERIES[query] <= set(params):
+        problems.append(f"{query} needs params {sorted(KNOWN_QUERIES[query])}")
+    hold = event.get("holdMs", 0)
+    if not isinstance(hold, int) or isinstance(hold, bool) or not 0 <= hold <= MAX_HOLD_MS:
+        problems.append(f"holdMs {hold!r} is not an integer in 0..{MAX_HOLD_MS}")
+    return problems
+
+
+def matches_pattern(event, pattern) -> bool:
+    """EventBridge matching for exact-value lists and nested objects."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(
+            key in event and matches_pattern(event[key], value) for key, value in pattern.items()
+        )
+    return event in pattern
+
+
+def check_events(template: dict) -> None:
+    print("events: samples parse; workflow inputs carry what the workflows read")
+    pool = template["Parameters"]["PoolName"]["Default"]
+    events = sorted(Path("events").glob("*.json"))
+    if not events:
+        fail("events/ has no samples")
+    parsed = {}
+    for path in events:
+        try:
+            parsed[path] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            fail(f"{path} is not JSON: {error}")
+    ok(f"{len(parsed)} of {len(events)} files in events/ parse as JSON")
+
+    contracts = {
+        "connection-": Path("statemachines/connection.asl.json"),
+        "harness-": Path("statemachines/load-harness.asl.json"),
+    }
+    seen = {prefix: 0 for prefix in contracts}
+    for path, event in parsed.items():
+        for prefix, definition in contracts.items():
+            if not path.name.startswith(prefix):
+                continue
+            seen[prefix] += 1
+            required, ranges = workflow_input_contract(definition)
+            problems = [f"missing {field}" for field in sorted(required - set(event))]
+            for field, (low, high) in ranges.items():
+                value = event.get(field)
+                if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                    problems.append(f"{field} {value!r} outside {low:g}..{high:g}")
+            problems += check_request_fields(path.name, event, pool)
+            if problems:
+                fail(f"{path}: " + "; ".join(problems))
+            else:
+                ok(f"{path} fits {definition} (needs {', '.join(sorted(required))})")
+    for prefix, count in seen.items():
+        if count == 0:
+            fail(f"no events/{prefix}*.json sample for {contracts[prefix]}")
+
+    release = template["Resources"]["ReleaseFunction"]["Properties"]
+    pattern = dict(release["Events"]["Cleanup"]["Properties"]["Pattern"])
+    detail = dict(pattern["detail"])
+    # The state machine ARN is only known once deployed; the sample must name the workflow.
+    detail.pop("stateMachineArn")
+    pattern["detail"] = detail
+    cleanup = [p for p in parsed if p.name.startswith("cleanup-")]
+    for path in cleanup:
+        event = parsed[path]
+        problems = []
+        if not matches_pattern(event, pattern):
+            problems.append("does not match the Cleanup rule's pattern")
+        machine = event.get("detail", {}).get("stateMachineArn", "")
+        if not re.fullmatch(r"arn:aws:states:[a-z0-9-]+:\d{12}:stateMachine:.+-connection", machine):
+            problems.append(f"stateMachineArn {machine!r} is not a connection workflow's")
+        execution = event.get("detail", {}).get("executionArn", "")
+        if ":execution:" not in execution:
+            problems.append("detail.executionArn is not an execution ARN")
+        try:
+            original = json.loads(event.get("detail", {}).get("input") or "null")
+        except json.JSONDecodeError:
+            original = None
+        if not isinstance(original, dict) or original.get("pool") != pool:
+            problems.append(f"detail.input is not a JSON string with pool {pool!r}")
+        if problems:
+            fail(f"{path}: " + "; ".join(problems))
+        else:
+            ok(f"{path} matches the Cleanup rule and names the lease (executionArn) and pool")
+
+
+def main() -> int:
+    template = load_template()
+    check_functions(template)
+    check_substitutions(template)
+    check_grants(template)
+    check_iam(template)
+    check_retries()
+    check_events(template)
+    if FAILURES:
+        print(f"template_check: {len(FAILURES)} problem(s)")
+        return 1
+    print("template_check: all consistent")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
