@@ -126,7 +126,16 @@ pub struct CloudWatchSink {
 impl CloudWatchSink {
     /// A client that gives up quickly: metrics must not hold a grant or a release for long.
     pub fn new(sdk: &aws_config::SdkConfig, namespace: impl Into<String>) -> Self {
-        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+        Self::with_config(aws_sdk_cloudwatch::config::Builder::from(sdk), namespace)
+    }
+
+    /// Like [`CloudWatchSink::new`] from a client configuration of your own (tests point it
+    /// at an endpoint where nothing listens).
+    pub fn with_config(
+        config: aws_sdk_cloudwatch::config::Builder,
+        namespace: impl Into<String>,
+    ) -> Self {
+        let config = config
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()

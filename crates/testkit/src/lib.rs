@@ -1,0 +1,18 @@
+//! Support for leasehold's integration tests, which run against the real local services that
+//! `scripts/dev-env.sh up` starts (MariaDB, and moto over HTTP).
+//!
+//! # Layout
+//! - [`env`]: loading `.local/env` into the test process when the shell did not.
+//! - [`names`]: unique pool and lease names, so tests can share one table.
+//! - [`mysql`]: an administrator connection for observing and bending the database.
+//! - [`catcher`]: an HTTP server on 127.0.0.1 that stands in for a CloudFormation `ResponseURL`.
+#![forbid(unsafe_code)]
+
+pub mod catcher;
+pub mod env;
+pub mod mysql;
+pub mod names;
+
+pub use catcher::ResponseCatcher;
+pub use env::{require_env, sdk_config};
+pub use names::unique;
