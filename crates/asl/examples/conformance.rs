@@ -187,10 +187,9 @@ fn normalize(v: Value, case: &Value) -> Value {
     if specific
         .iter()
         .any(|r| r["kind"] == "parallel_branch_events_normalized")
+        && let Value::Array(events) = &mut v
     {
-        if let Value::Array(events) = &mut v {
-            parallel_normalize(events);
-        }
+        parallel_normalize(events);
     }
     timestamp_keys(&mut v);
     let mut uuids: Vec<String> = Vec::new();
@@ -241,12 +240,11 @@ fn normalize(v: Value, case: &Value) -> Value {
         })
         .into_owned();
     for r in &specific {
-        if r["kind"] == "regex" {
-            if let (Some(val), Some(rep)) = (r["value"].as_str(), r["replacement"].as_str()) {
-                if !val.starts_with('<') {
-                    text = text.replace(val, rep);
-                }
-            }
+        if r["kind"] == "regex"
+            && let (Some(val), Some(rep)) = (r["value"].as_str(), r["replacement"].as_str())
+            && !val.starts_with('<')
+        {
+            text = text.replace(val, rep);
         }
     }
     let mut v: Value = match serde_json::from_str(&text) {
@@ -257,11 +255,11 @@ fn normalize(v: Value, case: &Value) -> Value {
         }
     };
     for r in &specific {
-        if r["kind"] == "jsonpath" {
-            if let (Some(p), Some(rep)) = (r["jsonpath"].as_str(), r["replacement"].as_str()) {
-                let key = p.rsplit('.').next().unwrap_or("").to_string();
-                set_key(&mut v, &key, rep);
-            }
+        if r["kind"] == "jsonpath"
+            && let (Some(p), Some(rep)) = (r["jsonpath"].as_str(), r["replacement"].as_str())
+        {
+            let key = p.rsplit('.').next().unwrap_or("").to_string();
+            set_key(&mut v, &key, rep);
         }
     }
     v
@@ -358,19 +356,19 @@ fn uuid_ids(v: &mut Value, seen: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if k.to_lowercase().ends_with("id") {
-                    if let Some(s) = x.as_str().filter(|s| is_uuid(s)) {
-                        let s = s.to_string();
-                        let n = match seen.iter().position(|y| *y == s) {
-                            Some(i) => i + 1,
-                            None => {
-                                seen.push(s);
-                                seen.len()
-                            }
-                        };
-                        *x = Value::String(format!("<uuid:{n}>"));
-                        continue;
-                    }
+                if k.to_lowercase().ends_with("id")
+                    && let Some(s) = x.as_str().filter(|s| is_uuid(s))
+                {
+                    let s = s.to_string();
+                    let n = match seen.iter().position(|y| *y == s) {
+                        Some(i) => i + 1,
+                        None => {
+                            seen.push(s);
+                            seen.len()
+                        }
+                    };
+                    *x = Value::String(format!("<uuid:{n}>"));
+                    continue;
                 }
                 uuid_ids(x, seen);
             }
@@ -384,10 +382,10 @@ fn find_quoted(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
-                if k == "cause" {
-                    if let Some(s) = x.as_str() {
-                        quoted_json(s, out);
-                    }
+                if k == "cause"
+                    && let Some(s) = x.as_str()
+                {
+                    quoted_json(s, out);
                 }
                 find_quoted(x, out);
             }
@@ -528,8 +526,8 @@ fn compare_histories(got: &Value, want: &Value) -> Result<(), String> {
                 return Err(format!("event {}: got {}, want {}", i + 1, g[i], w[i]));
             }
             let mut pool: Vec<Value> = g[i + 1..j.min(g.len())].iter().map(strip_ids).collect();
-            for k in i + 1..j {
-                let we = strip_ids(&w[k]);
+            for (k, wk) in w.iter().enumerate().take(j).skip(i + 1) {
+                let we = strip_ids(wk);
                 match pool.iter().position(|x| loose_eq(x, &we)) {
                     Some(p) => {
                         pool.remove(p);
@@ -538,7 +536,7 @@ fn compare_histories(got: &Value, want: &Value) -> Result<(), String> {
                         return Err(format!(
                             "parallel window event {}: want {} not produced",
                             k + 1,
-                            w[k]
+                            wk
                         ));
                     }
                 }

@@ -544,10 +544,34 @@ impl Loader {
                         String::new()
                     }
                 };
+                let timeout = self.num(o, "TimeoutSeconds", "TimeoutSecondsPath", loc, jp);
+                let heartbeat = self.num(o, "HeartbeatSeconds", "HeartbeatSecondsPath", loc, jp);
+                for (key, n) in [
+                    ("TimeoutSeconds", &timeout),
+                    ("HeartbeatSeconds", &heartbeat),
+                ] {
+                    if let Some(Num::Lit(v)) = n
+                        && v.as_u64().is_none_or(|x| x == 0)
+                    {
+                        self.err(
+                            &format!("{loc}/{key}"),
+                            format!("{key} must be a positive integer"),
+                        );
+                    }
+                }
+                if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
+                    && let (Some(t), Some(h)) = (t.as_u64(), h.as_u64())
+                    && h >= t
+                {
+                    self.err(
+                        &format!("{loc}/HeartbeatSeconds"),
+                        "HeartbeatSeconds must be smaller than TimeoutSeconds".into(),
+                    );
+                }
                 Kind::Task {
                     resource,
-                    timeout: self.num(o, "TimeoutSeconds", "TimeoutSecondsPath", loc, jp),
-                    heartbeat: self.num(o, "HeartbeatSeconds", "HeartbeatSecondsPath", loc, jp),
+                    timeout,
+                    heartbeat,
                 }
             }
             "Choice" => {
@@ -833,10 +857,10 @@ impl Loader {
                         };
                         out.push((stripped.to_string(), t));
                     } else {
-                        if let Some(s) = val.as_str() {
-                            if s.starts_with("$.") || s.starts_with("States.") {
-                                self.warn("NO_DOLLAR", &kl, format!("The field '{k}' looks like a JSONPath or intrinsic function but its name does not end with '.$'"));
-                            }
+                        if let Some(s) = val.as_str()
+                            && (s.starts_with("$.") || s.starts_with("States."))
+                        {
+                            self.warn("NO_DOLLAR", &kl, format!("The field '{k}' looks like a JSONPath or intrinsic function but its name does not end with '.$'"));
                         }
                         out.push((k.clone(), self.template(val, &kl)));
                     }

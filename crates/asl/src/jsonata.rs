@@ -382,12 +382,12 @@ impl Parser {
                     Node::Path(steps)
                 }
                 "[" => {
-                    if let Some(Tok::Op(o)) = self.toks.get(self.i) {
-                        if o == "]" {
-                            self.i += 1;
-                            left = Node::Path(vec![left]);
-                            continue;
-                        }
+                    if let Some(Tok::Op(o)) = self.toks.get(self.i)
+                        && o == "]"
+                    {
+                        self.i += 1;
+                        left = Node::Path(vec![left]);
+                        continue;
                     }
                     let pred = self.expr(0)?;
                     self.expect("]")?;
@@ -679,11 +679,11 @@ impl Evaluator<'_, '_> {
             Node::Path(steps) => {
                 let mut cur = self.eval(&steps[0], input, scope)?;
                 for s in &steps[1..] {
-                    if let JValue::Value(v) = &cur {
-                        if !v.is_array() {
-                            cur = self.eval(s, &JValue::Value(v.clone()), scope)?;
-                            continue;
-                        }
+                    if let JValue::Value(v) = &cur
+                        && !v.is_array()
+                    {
+                        cur = self.eval(s, &JValue::Value(v.clone()), scope)?;
+                        continue;
                     }
                     let mut out = Vec::new();
                     for item in to_seq(cur) {

@@ -36,6 +36,9 @@ pub struct ExecutionConfig {
     /// AWS changed how `MapStateExited` of a Distributed Map links back (in November 2024):
     /// now to `MapRunStarted`, before to `MapRunSucceeded`. `true` reproduces the old links.
     pub legacy_map_run_links: bool,
+    /// AWS stops an execution whose history reaches 25,000 events (a Distributed Map's child
+    /// executions count separately).
+    pub max_history_events: u64,
 }
 
 impl ExecutionConfig {
@@ -50,6 +53,7 @@ impl ExecutionConfig {
             input_text: input_text.to_string(),
             region: region.to_string(),
             legacy_map_run_links: false,
+            max_history_events: 25_000,
         }
     }
 }
@@ -197,7 +201,6 @@ pub async fn execute(
             history: ex.history.clone(),
             thread: Thread::default(),
             vars: Vars::default(),
-            in_map: None,
         };
         let r = flow.run_machine(&machine, input).await;
         (r, flow.thread)
@@ -303,6 +306,9 @@ pub async fn execute(
 fn json_detail(text: &str) -> Value {
     Value::String(text.to_string())
 }
+
+/// A running branch or iteration: its index, result and where its thread ended.
+type Branch<'a> = BoxFuture<'a, (usize, Result<Value, Fail>, Thread)>;
 
 struct Exec {
     svc: Services,
@@ -417,8 +423,6 @@ struct Flow<'e> {
     history: History,
     thread: Thread,
     vars: Vars,
-    /// Inside a Map iteration (index, value) — AWS exposes no `$$.Map` there, kept for Task context.
-    in_map: Option<(usize, Value)>,
 }
 
 enum Step {
@@ -762,6 +766,15 @@ impl<'e> Flow<'e> {
             let mut name = m.start_at.clone();
             let mut input = input;
             loop {
+                if self.history.last_id() >= self.ex.cfg.max_history_events {
+                    return Err(Fail::plain(
+                        "States.Runtime",
+                        Some(format!(
+                            "The execution reached the maximum number of history events ({}).",
+                            self.ex.cfg.max_history_events
+                        )),
+                    ));
+                }
                 let Some(st) = m.get(&name) else {
                     return Err(Fail::plain(
                         "States.Runtime",
@@ -1404,14 +1417,7 @@ impl<'e> Flow<'e> {
                     };
                 let timeout = secs(self, timeout, "TimeoutSeconds")?;
                 let heartbeat = secs(self, heartbeat, "HeartbeatSeconds")?;
-                self.task(
-                    resource,
-                    params,
-                    sc,
-                    timeout.or(Some(99_999_999)).filter(|_| timeout.is_some()),
-                    heartbeat,
-                )
-                .await
+                self.task(resource, params, sc, timeout, heartbeat).await
             }
             Kind::Parallel { branches } => self.parallel(st, sc, raw, branches).await,
             Kind::Map(spec) => self.map(st, sc, raw, spec).await,
@@ -1597,8 +1603,7 @@ impl<'e> Flow<'e> {
         let vars = self.vars.child();
         let start = self.thread;
         let ex = self.ex;
-        let mut futs: FuturesUnordered<BoxFuture<'_, (usize, Result<Value, Fail>, Thread)>> =
-            FuturesUnordered::new();
+        let mut futs: FuturesUnordered<Branch<'_>> = FuturesUnordered::new();
         for (i, b) in branches.iter().enumerate() {
             let history = self.history.clone();
             let input = input.clone();
@@ -1609,7 +1614,6 @@ impl<'e> Flow<'e> {
                     history,
                     thread: start,
                     vars,
-                    in_map: None,
                 };
                 let r = f.run_machine(b, input).await;
                 (i, r, f.thread)
@@ -1817,8 +1821,7 @@ impl<'e> Flow<'e> {
         let mut failures = 0usize;
         let mut first_failure: Option<Fail> = None;
         let mut pending = inputs.into_iter().enumerate();
-        let mut futs: FuturesUnordered<BoxFuture<'_, (usize, Result<Value, Fail>, Thread)>> =
-            FuturesUnordered::new();
+        let mut futs: FuturesUnordered<Branch<'_>> = FuturesUnordered::new();
         // The iteration thread continues from where the previous one ended when running one
         // at a time, as AWS links them.
         let mut cursor = base;
@@ -1838,7 +1841,6 @@ impl<'e> Flow<'e> {
                     history,
                     thread: start,
                     vars,
-                    in_map: Some((i, Value::Null)),
                 };
                 if !distributed {
                     f.event(

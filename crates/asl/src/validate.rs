@@ -43,9 +43,7 @@ impl std::fmt::Display for Diagnostic {
 
 /// Validates definition text; returns every diagnostic (empty means OK).
 pub fn validate(text: &str) -> Vec<Diagnostic> {
-    match load_with_diagnostics(text) {
-        (_, d) => d,
-    }
+    load_with_diagnostics(text).1
 }
 
 /// Parses and validates; the machine is returned when there is no ERROR diagnostic.
