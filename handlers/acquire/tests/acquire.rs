@@ -1,0 +1,101 @@
+//! The acquire function's contract, end to end against the local DynamoDB.
+
+use acquire_handler::{AcquireEvent, handle};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use leasehold_broker::{Broker, BrokerConfig};
+use leasehold_testkit::{sdk_config, unique};
+use serde_json::{Value, json};
+
+async fn broker() -> Broker {
+    BrokerConfig::from_env()
+        .unwrap()
+        .broker(&sdk_config().await)
+}
+
+async fn call(broker: &Broker, payload: Value) -> Result<Value, Diagnostic> {
+    handle(broker, LambdaEvent::new(payload, Context::default()))
+        .await
+        .map(|grant| serde_json::to_value(grant).unwrap())
+        .map_err(Diagnostic::from)
+}
+
+#[test]
+fn the_sample_event_is_an_acquire_event() {
+    let event: AcquireEvent =
+        serde_json::from_str(include_str!("../../../events/acquire.json")).unwrap();
+    assert_eq!((event.pool.as_str(), event.ttl_seconds), ("main", Some(60)));
+}
+
+#[tokio::test]
+async fn grants_with_the_documented_shape_then_refuses_by_name() {
+    let broker = broker().await;
+    let pool = unique("acq");
+    broker.put_pool(&pool, 1).await.unwrap();
+
+    let grant = call(&broker, json!({"pool": pool, "leaseId": "exec-1"}))
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = grant
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["budget", "expiresAt", "leaseId", "pool", "remaining"]
+    );
+    assert_eq!(
+        (grant["remaining"].as_u64(), grant["budget"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ttl = grant["expiresAt"].as_i64().unwrap() - now;
+    assert!((58..=61).contains(&ttl), "default ttl is 60 s, got {ttl}");
+
+    // The same execution retrying gets its lease back; another one is refused.
+    let again = call(
+        &broker,
+        json!({"pool": pool, "leaseId": "exec-1", "ttlSeconds": 60}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, grant);
+    let refused = call(&broker, json!({"pool": pool, "leaseId": "exec-2"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_type, "ConnectionsExhausted");
+    assert!(refused.error_message.contains(&pool));
+}
+
+#[tokio::test]
+async fn unknown_pools_and_malformed_events_are_typed_and_change_nothing() {
+    let broker = broker().await;
+    let pool = unique("acq");
+    broker.put_pool(&pool, 2).await.unwrap();
+    let missing = call(&broker, json!({"pool": unique("nope"), "leaseId": "a"}))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.error_type, "PoolNotFound");
+    let malformed = [
+        json!({"pool": pool}),
+        json!({"leaseId": "a"}),
+        json!({"pool": pool, "leaseId": "a", "ttlSeconds": -1}),
+        json!({"pool": pool, "leaseId": "a", "ttlSeconds": "60"}),
+        json!({"pool": pool, "leaseId": "a", "ttlSeconds": 901}),
+        json!({"pool": pool, "leaseId": "a", "ttl": 60}),
+        json!({"pool": 7, "leaseId": "a"}),
+        json!("not an object"),
+        Value::Null,
+    ];
+    for payload in malformed {
+        let err = call(&broker, payload.clone()).await.unwrap_err();
+        assert_eq!(err.error_type, "InvalidInput", "{payload}");
+        assert!(!err.error_type.contains("::"), "a Rust type never leaks");
+    }
+    assert_eq!(broker.pool(&pool).await.unwrap().in_use, 0);
+}
