@@ -42,7 +42,8 @@ pub enum Template {
     Path(JsonPath),
     Var(String, Option<JsonPath>),
     Call(Box<Call>, String),
-    Object(Vec<(String, Template)>),
+    /// (output key, field name as written for messages — `x.$` —, value).
+    Object(Vec<(String, String, Template)>),
     Array(Vec<Template>),
 }
 
@@ -175,6 +176,9 @@ pub struct MapSpec {
 pub struct State {
     pub name: String,
     pub type_name: String,
+    /// `<Type>StateEntered` / `<Type>StateExited`, computed once.
+    pub entered_event: String,
+    pub exited_event: String,
     pub kind: Kind,
     pub ql: QueryLanguage,
     pub next: Option<String>,
@@ -717,6 +721,8 @@ impl Loader {
         };
         Some(State {
             name: name.to_string(),
+            entered_event: format!("{ty}StateEntered"),
+            exited_event: format!("{ty}StateExited"),
             type_name: ty,
             kind,
             ql,
@@ -855,14 +861,14 @@ impl Loader {
                                 Template::Lit(Value::Null)
                             }
                         };
-                        out.push((stripped.to_string(), t));
+                        out.push((stripped.to_string(), k.clone(), t));
                     } else {
                         if let Some(s) = val.as_str()
                             && (s.starts_with("$.") || s.starts_with("States."))
                         {
                             self.warn("NO_DOLLAR", &kl, format!("The field '{k}' looks like a JSONPath or intrinsic function but its name does not end with '.$'"));
                         }
-                        out.push((k.clone(), self.template(val, &kl)));
+                        out.push((k.clone(), k.clone(), self.template(val, &kl)));
                     }
                 }
                 Template::Object(out)

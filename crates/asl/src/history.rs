@@ -14,8 +14,56 @@ pub struct HistoryEvent {
     pub timestamp_millis: i64,
     /// e.g. `PassStateEntered`, `TaskScheduled`, `ExecutionSucceeded`.
     pub event_type: String,
-    /// The details key (e.g. `stateEnteredEventDetails`) and its object.
-    pub details: Option<(String, Value)>,
+    /// The `<x>EventDetails` object.
+    pub details: Option<Details>,
+}
+
+/// The details of an event: a key such as `stateEnteredEventDetails` and its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Details {
+    /// Any JSON object.
+    Json { key: &'static str, value: Value },
+    /// Named fields in order; an `input`/`output` field is followed by its
+    /// `inputDetails`/`outputDetails` (`{"truncated": false}`) when rendered. Cheaper to
+    /// record than a JSON object, which matters for large Map runs.
+    Fields {
+        key: &'static str,
+        fields: Vec<(&'static str, Value)>,
+    },
+}
+
+impl Details {
+    /// The details key (`stateEnteredEventDetails`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Details::Json { key, .. } | Details::Fields { key, .. } => key,
+        }
+    }
+
+    /// The details object as AWS renders it.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Details::Json { value, .. } => value.clone(),
+            Details::Fields { fields, .. } => {
+                let mut m = Map::new();
+                for (k, v) in fields {
+                    m.insert((*k).to_string(), v.clone());
+                    if *k == "input" || *k == "output" {
+                        let mut t = Map::new();
+                        t.insert("truncated".into(), Value::Bool(false));
+                        m.insert(format!("{k}Details"), Value::Object(t));
+                    }
+                }
+                Value::Object(m)
+            }
+        }
+    }
+}
+
+impl From<(&'static str, Value)> for Details {
+    fn from((key, value): (&'static str, Value)) -> Self {
+        Details::Json { key, value }
+    }
 }
 
 impl HistoryEvent {
@@ -32,8 +80,8 @@ impl HistoryEvent {
             "previousEventId".into(),
             Value::from(self.previous_event_id),
         );
-        if let Some((k, v)) = &self.details {
-            m.insert(k.clone(), v.clone());
+        if let Some(d) = &self.details {
+            m.insert(d.key().to_string(), d.to_value());
         }
         Value::Object(m)
     }
@@ -81,7 +129,7 @@ impl History {
         thread: &mut Thread,
         now: i64,
         event_type: &str,
-        details: Option<(&str, Value)>,
+        details: Option<impl Into<Details>>,
         advance: bool,
     ) -> u64 {
         let ev = {
@@ -92,7 +140,7 @@ impl History {
                 previous_event_id: thread.source,
                 timestamp_millis: now,
                 event_type: event_type.to_string(),
-                details: details.map(|(k, d)| (k.to_string(), d)),
+                details: details.map(Into::into),
             };
             v.push(ev.clone());
             ev
@@ -104,6 +152,11 @@ impl History {
             o.on_event(&ev);
         }
         ev.id
+    }
+
+    /// Takes the events out (at the end of an execution, to avoid a copy).
+    pub fn take(&self) -> Vec<HistoryEvent> {
+        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A copy of the events so far.

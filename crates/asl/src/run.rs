@@ -6,7 +6,7 @@
 use crate::clock::{BoxFuture, Clock, Random};
 use crate::definition::*;
 use crate::error::Failure;
-use crate::history::{History, HistoryEvent, HistoryObserver, Thread};
+use crate::history::{Details, History, HistoryEvent, HistoryObserver, Thread};
 use crate::intrinsics::{self, Arg, ArgEnv};
 use crate::invoker::{Heartbeat, TaskError, TaskInvoker, TaskRequest, TaskStyle};
 use crate::jsonata::{self, JValue};
@@ -298,7 +298,7 @@ pub async fn execute(
         output,
         error,
         cause,
-        history: history.snapshot(),
+        history: history.take(),
     }
 }
 
@@ -458,10 +458,24 @@ impl<'e> Flow<'e> {
         self.ex.svc.clock.now_millis()
     }
 
-    fn event(&mut self, ty: &str, details: Option<(&str, Value)>, advance: bool) -> u64 {
+    fn event(&mut self, ty: &str, details: Option<(&'static str, Value)>, advance: bool) -> u64 {
         let now = self.now();
         self.history
             .add(&mut self.thread, now, ty, details, advance)
+    }
+
+    /// Records an event with field-list details (the cheap form for hot paths).
+    fn event_fields(
+        &mut self,
+        ty: &str,
+        key: &'static str,
+        fields: Vec<(&'static str, Value)>,
+        advance: bool,
+    ) -> u64 {
+        let now = self.now();
+        let d = Details::Fields { key, fields };
+        self.history
+            .add(&mut self.thread, now, ty, Some(d), advance)
     }
 
     fn context(&self, sc: &StateCtx<'_>) -> Value {
@@ -567,16 +581,8 @@ impl<'e> Flow<'e> {
             }
             Template::Object(fields) => {
                 let mut m = Map::with_capacity(fields.len());
-                for (k, t) in fields {
-                    let name = if matches!(
-                        t,
-                        Template::Lit(_) | Template::Object(_) | Template::Array(_)
-                    ) {
-                        k.clone()
-                    } else {
-                        format!("{k}.$")
-                    };
-                    m.insert(k.clone(), self.template(t, sc, input, &name)?);
+                for (k, name, t) in fields {
+                    m.insert(k.clone(), self.template(t, sc, input, name)?);
                 }
                 Value::Object(m)
             }
@@ -783,12 +789,13 @@ impl<'e> Flow<'e> {
                 };
                 let entered_prev = self.thread.source;
                 let input_text = to_json(&input);
-                let entered_id = self.event(
-                    &format!("{}StateEntered", st.event_prefix()),
-                    Some((
-                        "stateEnteredEventDetails",
-                        json!({"name": st.name, "input": input_text, "inputDetails": {"truncated": false}}),
-                    )),
+                let entered_id = self.event_fields(
+                    &st.entered_event,
+                    "stateEnteredEventDetails",
+                    vec![
+                        ("name", Value::String(st.name.clone())),
+                        ("input", Value::String(input_text)),
+                    ],
                     true,
                 );
                 let sc = StateCtx {
@@ -815,22 +822,14 @@ impl<'e> Flow<'e> {
                     ));
                 }
                 if !matches!(st.kind, Kind::Fail { .. }) {
-                    let mut d = Map::new();
+                    let mut fields = Vec::with_capacity(4);
                     if let Some(a) = assigned {
-                        d.insert("assignedVariables".into(), Value::Object(a));
-                        d.insert(
-                            "assignedVariablesDetails".into(),
-                            json!({"truncated": false}),
-                        );
+                        fields.push(("assignedVariables", Value::Object(a)));
+                        fields.push(("assignedVariablesDetails", json!({"truncated": false})));
                     }
-                    d.insert("name".into(), Value::String(st.name.clone()));
-                    d.insert("output".into(), Value::String(text));
-                    d.insert("outputDetails".into(), json!({"truncated": false}));
-                    self.event(
-                        &format!("{}StateExited", st.event_prefix()),
-                        Some(("stateExitedEventDetails", Value::Object(d))),
-                        true,
-                    );
+                    fields.push(("name", Value::String(st.name.clone())));
+                    fields.push(("output", Value::String(text)));
+                    self.event_fields(&st.exited_event, "stateExitedEventDetails", fields, true);
                 }
                 match step {
                     Step::Next(n, v) => {
@@ -1843,12 +1842,13 @@ impl<'e> Flow<'e> {
                     vars,
                 };
                 if !distributed {
-                    f.event(
+                    f.event_fields(
                         "MapIterationStarted",
-                        Some((
-                            "mapIterationStartedEventDetails",
-                            json!({"index": i, "name": name}),
-                        )),
+                        "mapIterationStartedEventDetails",
+                        vec![
+                            ("index", Value::from(i)),
+                            ("name", Value::String(name.to_string())),
+                        ],
                         true,
                     );
                 }
@@ -1859,7 +1859,11 @@ impl<'e> Flow<'e> {
                     } else {
                         ("MapIterationFailed", "mapIterationFailedEventDetails")
                     };
-                    f.event(ty, Some((key, json!({"index": i, "name": name}))), false);
+                    let fields = vec![
+                        ("index", Value::from(i)),
+                        ("name", Value::String(name.to_string())),
+                    ];
+                    f.event_fields(ty, key, fields, false);
                 }
                 (i, r, f.thread)
             }) as BoxFuture<'_, _>
