@@ -7,6 +7,7 @@ checks; the script exits 1 when any check fails. Needs only PyYAML (it comes wit
 Sections:
   functions      the four handlers follow the build contract (CodeUri, BuildMethod, binary
                  name = the crate's [[bin]], provided.al2023, arm64, JSON logs, tracing)
+  seed           the custom resource sends only properties the seed function accepts
   substitutions  every ${...} in an ASL file is provided by that state machine's
                  DefinitionSubstitutions, and every substitution is used
   grants         every Lambda function, DynamoDB table, state machine (and the .sync events
@@ -180,6 +181,30 @@ def check_functions(template: dict) -> None:
             fail(f"{logical_id}: " + "; ".join(problems))
         else:
             ok(f"{logical_id} builds handlers/{crate} (binary {binary}) for provided.al2023 arm64")
+
+
+def check_seed_properties(template: dict) -> None:
+    print("seed: the custom resource sends only properties the seed accepts")
+    source = Path("handlers/seed/src/lib.rs")
+    known = None
+    if source.exists():
+        match = re.search(r"KNOWN_PROPERTIES\s*:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", source.read_text(), re.S)
+        if match:
+            known = set(re.findall(r'"([^"]+)"', match.group(1)))
+    if known is None:
+        print(f"  skip {source} has no KNOWN_PROPERTIES list to compare with")
+        return
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "Custom::LeasePool":
+            continue
+        sent = set(resource.get("Properties", {}))
+        unknown = sorted(sent - known)
+        if unknown:
+            fail(f"{logical_id} sends {unknown}, which the seed refuses (it knows {sorted(known)})")
+        elif "Pool" not in sent:
+            fail(f"{logical_id} sends no Pool")
+        else:
+            ok(f"{logical_id} sends {sorted(sent)}, all known to the seed")
 
 
 def state_machines(template: dict):
@@ -533,6 +558,7 @@ def check_events(template: dict) -> None:
 def main() -> int:
     template = load_template()
     check_functions(template)
+    check_seed_properties(template)
     check_substitutions(template)
     check_grants(template)
     check_iam(template)
