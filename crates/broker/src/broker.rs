@@ -6,7 +6,8 @@ use crate::metrics::{Metric, MetricsSink};
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
 use crate::store::{GrantAttempt, LeaseStore};
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 /// Lease lifetime when the caller gives none: longer than the query function's timeout, so a
@@ -85,6 +86,9 @@ pub struct Broker {
     store: Arc<dyn LeaseStore>,
     metrics: Arc<dyn MetricsSink>,
     clock: Arc<dyn Clock>,
+    /// The clock second of this process's last reclaim pass per pool, so that a storm of
+    /// refused acquires costs one lease query per pool and second, not one per refusal.
+    reclaimed_at: Mutex<HashMap<PoolName, i64>>,
 }
 
 /// How often a grant is re-tried after the store reports a race it can resolve (an expired
@@ -103,6 +107,7 @@ impl Broker {
             store,
             metrics,
             clock,
+            reclaimed_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -179,7 +184,7 @@ impl Broker {
                     return Err(BrokerError::PoolNotFound(pool.to_string()));
                 }
                 GrantAttempt::PoolFull(record) => {
-                    if !reclaimed_once {
+                    if !reclaimed_once && self.first_reclaim_this_second(&pool, now) {
                         reclaimed_once = true;
                         if self.reclaim_expired_of(&pool, now).await? > 0 {
                             continue;
@@ -284,6 +289,20 @@ impl Broker {
             report.repaired = true;
         }
         Ok(report)
+    }
+
+    /// True for the first full-pool reclaim of `pool` in clock second `now` in this process.
+    /// Leases expire on whole seconds, so a second pass within the same second finds nothing
+    /// the first one did not.
+    fn first_reclaim_this_second(&self, pool: &PoolName, now: i64) -> bool {
+        let mut marks = self.reclaimed_at.lock().unwrap_or_else(|e| e.into_inner());
+        match marks.get(pool) {
+            Some(&second) if second >= now => false,
+            _ => {
+                marks.insert(pool.clone(), now);
+                true
+            }
+        }
     }
 
     async fn reclaim_expired_of(&self, pool: &PoolName, now: i64) -> Result<u32, BrokerError> {

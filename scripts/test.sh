@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one test command: formatting, clippy with warnings denied, every Rust test against the
+# local services (MariaDB and moto, started here when not already running, stopped again
+# afterwards), then every check in scripts/checks/ in order.
+#
+#   scripts/test.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null 2>&1 || { echo "test: cargo is required (rustup.rs)" >&2; exit 1; }
+
+step "local services"
+if scripts/dev-env.sh status >/dev/null 2>&1; then
+  echo "using the running dev environment (left running afterwards)"
+  scripts/dev-env.sh up
+else
+  scripts/dev-env.sh up
+  trap 'scripts/dev-env.sh down' EXIT
+fi
+set -a
+# shellcheck disable=SC1091
+. .local/env
+set +a
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+for check in scripts/checks/*.sh; do
+  [ -x "$check" ] || continue
+  step "$check"
+  "$check"
+done
+
+step "all tests passed"
