@@ -169,6 +169,14 @@ pub struct MapSpec {
     pub tolerated_count: Option<Num>,
     pub tolerated_percentage: Option<Num>,
     pub label: Option<String>,
+    pub item_batcher: Option<ItemBatcher>,
+}
+
+/// `ItemBatcher`: items per batch and the extra `BatchInput` object.
+#[derive(Debug, Clone)]
+pub struct ItemBatcher {
+    pub max_items_per_batch: Option<u64>,
+    pub batch_input: Option<Template>,
 }
 
 /// One state with its common fields.
@@ -710,6 +718,12 @@ impl Loader {
                         jp,
                     ),
                     label: o.get("Label").and_then(Value::as_str).map(str::to_string),
+                    item_batcher: o.get("ItemBatcher").map(|b| ItemBatcher {
+                        max_items_per_batch: b.get("MaxItemsPerBatch").and_then(Value::as_u64),
+                        batch_input: b
+                            .get("BatchInput")
+                            .map(|v| self.template(v, &format!("{loc}/ItemBatcher/BatchInput"))),
+                    }),
                 }))
             }
             _ => return None,

@@ -20,6 +20,9 @@ pub struct TaskRequest {
     pub heartbeat_seconds: Option<u64>,
     /// Call [`Heartbeat::beat`] to report progress (for `HeartbeatSeconds`).
     pub heartbeat: Heartbeat,
+    /// For `.waitForTaskToken` resources: the token also given in `$$.Task.Token`; the
+    /// invoker completes the task when SendTaskSuccess/Failure arrives with it.
+    pub task_token: Option<String>,
 }
 
 /// A task's failure as the workflow sees it (`ErrorEquals` matches `error`).

@@ -388,6 +388,8 @@ struct StateCtx<'s> {
     entered_time: i64,
     retry_count: Option<u64>,
     map_item: Option<(usize, Value)>,
+    /// `$$.Task.Token` for `.waitForTaskToken` integrations.
+    task_token: Option<String>,
 }
 
 impl StateCtx<'_> {
@@ -508,6 +510,9 @@ impl<'e> Flow<'e> {
         m.insert("State".into(), Value::Object(state));
         if let Some((i, v)) = &sc.map_item {
             m.insert("Map".into(), json!({"Item": {"Index": i, "Value": v}}));
+        }
+        if let Some(t) = &sc.task_token {
+            m.insert("Task".into(), json!({"Token": t}));
         }
         Value::Object(m)
     }
@@ -805,6 +810,7 @@ impl<'e> Flow<'e> {
                     entered_time: self.now(),
                     retry_count: None,
                     map_item: None,
+                    task_token: None,
                 };
                 let mut assigned = None;
                 let step = self.run_state(st, sc, input, &mut assigned).await?;
@@ -1378,6 +1384,23 @@ impl<'e> Flow<'e> {
                 timeout,
                 heartbeat,
             } => {
+                // Callback integrations get a token in `$$.Task.Token`.
+                let token = resource.ends_with(".waitForTaskToken").then(|| {
+                    intrinsics::uuid_v4(
+                        self.ex.svc.random.next_u64(),
+                        self.ex.svc.random.next_u64(),
+                    )
+                });
+                let tsc = StateCtx {
+                    state: sc.state,
+                    entered_id: sc.entered_id,
+                    entered_prev: sc.entered_prev,
+                    entered_time: sc.entered_time,
+                    retry_count: sc.retry_count,
+                    map_item: sc.map_item.clone(),
+                    task_token: token,
+                };
+                let sc = &tsc;
                 let (params, input) = if jp {
                     let input = self.input_path(st, sc, raw)?;
                     let p = match &st.parameters {
@@ -1483,6 +1506,7 @@ impl<'e> Flow<'e> {
             timeout_seconds: timeout,
             heartbeat_seconds: heartbeat,
             heartbeat: hb.clone(),
+            task_token: sc.task_token.clone(),
         };
         let call = self.ex.svc.invoker.invoke(req);
         let clock = self.ex.svc.clock.clone();
@@ -1779,6 +1803,7 @@ impl<'e> Flow<'e> {
                 entered_time: sc.entered_time,
                 retry_count: sc.retry_count,
                 map_item: Some((i, item.clone())),
+                task_token: None,
             };
             let v = if let Some(t) = &spec.item_selector {
                 self.template(t, &isc, &input, "ItemSelector")?
@@ -1789,6 +1814,9 @@ impl<'e> Flow<'e> {
                 item.clone()
             };
             inputs.push(v);
+        }
+        if let Some(b) = &spec.item_batcher {
+            inputs = self.batch(b, sc, &input, inputs)?;
         }
         let n = inputs.len();
         let limit = if max_conc == 0 { n.max(1) } else { max_conc };
@@ -1937,6 +1965,37 @@ impl<'e> Flow<'e> {
                 .map(|r| r.unwrap_or(Value::Null))
                 .collect(),
         ))
+    }
+
+    /// `ItemBatcher`: groups the selected items into `{"Items": [...], ...BatchInput}`.
+    fn batch(
+        &self,
+        b: &ItemBatcher,
+        sc: &StateCtx<'_>,
+        input: &Value,
+        items: Vec<Value>,
+    ) -> Result<Vec<Value>, Fail> {
+        let base = match &b.batch_input {
+            Some(t) => match self.template(t, sc, input, "BatchInput")? {
+                Value::Object(m) => m,
+                other => {
+                    return Err(sc.runtime(&format!(
+                        "The BatchInput field must be an object but was: {}",
+                        to_json(&other)
+                    )));
+                }
+            },
+            None => Map::new(),
+        };
+        let size = b.max_items_per_batch.unwrap_or(items.len() as u64).max(1) as usize;
+        Ok(items
+            .chunks(size)
+            .map(|c| {
+                let mut m = base.clone();
+                m.insert("Items".into(), Value::Array(c.to_vec()));
+                Value::Object(m)
+            })
+            .collect())
     }
 
     fn map_eval_fail(&mut self, sc: &StateCtx<'_>, msg: &str) -> Fail {

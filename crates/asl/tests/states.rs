@@ -216,3 +216,17 @@ fn history_ids_link_like_aws() {
     let failed = out.history[4].to_json();
     assert_eq!(failed["executionFailedEventDetails"], json!({"error": "E"}));
 }
+
+#[test]
+fn map_item_batcher_groups_items() {
+    give(
+        json!({"xs": [1, 2, 3, 4, 5], "job": "j1"}),
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"job.$": "$.job"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+        Expect::Output(
+            json!([{"job": "j1", "Items": [1, 2]}, {"job": "j1", "Items": [3, 4]}, {"job": "j1", "Items": [5]}]),
+        ),
+    );
+}

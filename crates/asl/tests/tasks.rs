@@ -385,3 +385,20 @@ fn runs_on_another_executor() {
     let out = futures_executor::block_on(execute(Arc::new(m), cfg, svc, AbortHandle::new()));
     assert_eq!(out.output, Some(json!(1)));
 }
+
+#[test]
+fn callback_tasks_get_a_token() {
+    const SQS: &str = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+    let clock = VirtualClock::new(T0);
+    let script = Script::new(&clock).on(SQS, vec![ok(json!({"answer": 1}))]);
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": SQS,
+        "Parameters": {"MessageBody": {"token.$": "$$.Task.Token"}}, "End": true}}});
+    let out = run_with(&def, &json!({}), &clock, script.clone(), 3);
+    assert_eq!(out.output, Some(json!({"answer": 1})));
+    let call = &script.calls()[0];
+    let token = call.parameters["MessageBody"]["token"]
+        .as_str()
+        .expect("a token");
+    assert_eq!(token.len(), 36);
+    assert_eq!(call.context["Task"]["Token"], json!(token));
+}
