@@ -48,7 +48,7 @@
 //! # Layout
 //!
 //! - [`definition`]: load phase, typed states from JSON.
-//! - [`validate`]: diagnostics with AWS codes and locations; graph checks.
+//! - [`mod@validate`]: diagnostics with AWS codes and locations; graph checks.
 //! - [`run`]: the interpreter (states, Retry/Catch, Map/Parallel concurrency, history).
 //! - [`jsonpath`]: JSONPath selection and reference paths.
 //! - [`intrinsics`]: the 18 `States.*` intrinsic functions.
@@ -58,6 +58,44 @@
 //! - [`clock`]: the `Clock` and `Random` ports, a virtual clock and a seeded generator.
 //! - [`invoker`]: the Task invoker port.
 //! - [`error`]: load errors and failures.
+//!
+//! # Running it for real
+//!
+//! [`execute`] returns a `Send` future that needs no particular executor. The local stack
+//! drives it on its runtime with a real-time [`clock::Clock`] and an invoker that calls
+//! Lambda and the service integrations; Parallel branches and Map iterations are concurrent
+//! futures inside it, up to `MaxConcurrency`. Events reach a [`HistoryObserver`] as they are
+//! recorded (for GetExecutionHistory of a running execution). [`AbortHandle::abort`] ends an
+//! execution with `ExecutionAborted` (in-flight task futures are dropped); the definition's
+//! `TimeoutSeconds` ends it with `ExecutionTimedOut`. Task history comes in two styles
+//! ([`invoker::TaskStyle`]): `Task*` events for service integrations, `LambdaFunction*` for
+//! bare function ARNs.
+//!
+//! # Conformance
+//!
+//! `scripts/conformance.sh [DIR]` runs the example `conformance` over the executions recorded
+//! on AWS (`../shared/conformance`, outside the repository): it applies the data's
+//! normalization to the produced history, compares outcome and history, prints a table per
+//! category and `conformance: N passed, M failed`, and writes a JSON result file.
+//! `scripts/checks/20-conformance.sh` fails when the pass count drops below
+//! `crates/asl/conformance-baseline.txt`. One recorded behaviour changed on AWS's side: since
+//! November 2024 `MapStateExited` of a Distributed Map links to `MapRunStarted`, before to
+//! `MapRunSucceeded`; [`ExecutionConfig::legacy_map_run_links`] selects the old form and the
+//! runner sets it from each recording's date.
+//!
+//! # Benchmark
+//!
+//! `cargo run --release -p leasehold-asl --example bench_map` runs a 10,000-item inline Map
+//! of Choice/Pass iterations and reports the time per state transition and the peak memory;
+//! `scripts/bench-asl.sh` runs the same workflow in moto's executing interpreter and in
+//! aws-local-stepfunctions and prints the ratios.
+//!
+//! # Not covered
+//!
+//! `ItemReader`/`ResultWriter` (they read and write S3) are rejected by validation; Activity
+//! resources are invoked like any Task but recorded with `Task*` events rather than
+//! `Activity*`; the 256 KiB payload limit applies to state outputs and task results, and one
+//! execution's history stops at `max_history_events` (25,000 by default, as on AWS).
 //!
 //! # JSONata support
 //!
