@@ -78,9 +78,9 @@ with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         name="bench", definition=definition, roleArn="arn:aws:iam::123456789012:role/bench"
     )["stateMachineArn"]
     times = []
-    for _ in range(repeat):
+    for i in range(repeat):
         started = time.perf_counter()
-        ex = sfn.start_execution(stateMachineArn=arn, input=payload)["executionArn"]
+        ex = sfn.start_execution(stateMachineArn=arn, name=f"run-{i}", input=payload)["executionArn"]
         while True:
             d = sfn.describe_execution(executionArn=ex)
             if d["status"] != "RUNNING":
