@@ -56,6 +56,7 @@ pub fn parse(src: &str) -> Result<Call, String> {
         s: src,
         b: src.as_bytes(),
         i: 0,
+        depth: 0,
     };
     p.ws();
     let c = p.call()?;
@@ -73,6 +74,7 @@ struct P<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl P<'_> {
@@ -82,6 +84,10 @@ impl P<'_> {
         }
     }
     fn call(&mut self) -> Result<Call, String> {
+        self.depth += 1;
+        if self.depth > 50 {
+            return Err("intrinsic function calls are nested too deeply".into());
+        }
         let start = self.i;
         while matches!(self.b.get(self.i), Some(c) if c.is_ascii_alphanumeric() || *c == b'.') {
             self.i += 1;
@@ -595,6 +601,8 @@ mod tests {
     fn errors() {
         assert!(parse("States.Nope(1)").is_err());
         assert!(parse("States.Format('x'").is_err());
+        let deep = format!("{}1{}", "States.Array(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&deep).is_err());
         assert!(run("States.ArrayGetItem($.a, 5)", json!({"a": [1]})).is_err());
         assert!(run("States.Hash('x', 'CRC')", json!({})).is_err());
     }

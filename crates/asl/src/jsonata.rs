@@ -118,7 +118,11 @@ impl Expr {
     /// Parses an expression.
     pub fn parse(src: &str) -> Result<Expr, JsonataError> {
         let toks = lex(src)?;
-        let mut p = Parser { toks, i: 0 };
+        let mut p = Parser {
+            toks,
+            i: 0,
+            depth: 0,
+        };
         let node = p.expr(0)?;
         if p.i < p.toks.len() {
             return Err(jerr(
@@ -132,7 +136,10 @@ impl Expr {
     /// Evaluates with `input` as `$` (AWS binds `$states` and leaves the context empty).
     pub fn eval(&self, input: &Value, env: &Env<'_>) -> Result<JValue, JsonataError> {
         let root = Rc::new(Frame::default());
-        let ev = Evaluator { env };
+        let ev = Evaluator {
+            env,
+            depth: std::cell::Cell::new(0),
+        };
         let r = ev.eval(&self.node, &JValue::Value(input.clone()), &root)?;
         Ok(match r {
             JValue::Seq(mut v) if v.len() == 1 => JValue::Value(v.remove(0)),
@@ -320,7 +327,12 @@ fn lex(src: &str) -> Result<Vec<Tok>, JsonataError> {
 struct Parser {
     toks: Vec<Tok>,
     i: usize,
+    depth: usize,
 }
+
+/// Nesting limits that keep hostile expressions from exhausting the stack.
+const MAX_PARSE_DEPTH: usize = 60;
+const MAX_EVAL_DEPTH: usize = 100;
 
 fn bp(op: &str) -> u8 {
     match op {
@@ -364,6 +376,16 @@ impl Parser {
     }
 
     fn expr(&mut self, rbp: u8) -> Result<Node, JsonataError> {
+        self.depth += 1;
+        let r = self.expr_inner(rbp);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, rbp: u8) -> Result<Node, JsonataError> {
+        if self.depth > MAX_PARSE_DEPTH {
+            return Err(jerr("S0208", "The expression is nested too deeply"));
+        }
         let mut left = self.prefix()?;
         while let Some(op) = self.peek_op() {
             let b = bp(&op);
@@ -565,6 +587,7 @@ fn num(n: f64) -> Value {
 
 struct Evaluator<'a, 'b> {
     env: &'a Env<'b>,
+    depth: std::cell::Cell<usize>,
 }
 
 fn to_seq(v: JValue) -> Vec<Value> {
@@ -603,6 +626,20 @@ fn truthy(v: &JValue) -> bool {
 
 impl Evaluator<'_, '_> {
     fn eval(&self, n: &Node, input: &JValue, scope: &Scope) -> Result<JValue, JsonataError> {
+        let d = self.depth.get() + 1;
+        if d > MAX_EVAL_DEPTH {
+            return Err(jerr(
+                "U1001",
+                "Stack overflow error: Check for non-terminating recursive function.  Consider rewriting as tail-recursive.",
+            ));
+        }
+        self.depth.set(d);
+        let r = self.eval_node(n, input, scope);
+        self.depth.set(d - 1);
+        r
+    }
+
+    fn eval_node(&self, n: &Node, input: &JValue, scope: &Scope) -> Result<JValue, JsonataError> {
         match n {
             Node::Lit(v) => Ok(JValue::Value(v.clone())),
             Node::Regex(r) => Ok(JValue::Func(Func::Regex(r.clone()))),
@@ -1652,6 +1689,9 @@ mod tests {
         let e = ev("$randomSeeded(1)", json!({})).unwrap_err();
         assert_eq!(e.to_string(), "T1006: Attempted to invoke a non-function");
         assert!(Expr::parse("(1 + ").is_err());
+        assert!(Expr::parse(&format!("{}1{}", "(".repeat(5000), ")".repeat(5000))).is_err());
+        let e = ev("($f := function($x){ $f($x) }; $f(1))", json!({})).unwrap_err();
+        assert_eq!(e.code, "U1001");
         assert!(matches!(
             ev("function($x){$x}", json!({})).unwrap(),
             JValue::Func(_)

@@ -83,6 +83,7 @@ impl JsonPath {
             s: src.as_bytes(),
             i: 0,
             src,
+            depth: 0,
         };
         let trimmed = src.trim();
         if !trimmed.starts_with('$') {
@@ -433,6 +434,7 @@ struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     src: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -649,6 +651,16 @@ impl Parser<'_> {
     }
 
     fn filter_atom(&mut self) -> Result<Filter, String> {
+        self.depth += 1;
+        if self.depth > 100 {
+            return Err("the filter is nested too deeply".into());
+        }
+        let r = self.filter_atom_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn filter_atom_inner(&mut self) -> Result<Filter, String> {
         self.skip_ws();
         if self.eat(b'!') {
             return Ok(Filter::Not(Box::new(self.filter_atom()?)));
@@ -770,5 +782,7 @@ mod tests {
         assert!(JsonPath::parse("a.b").is_err());
         assert!(JsonPath::parse("$.a[").is_err());
         assert!(JsonPath::parse("$.a[?(@.x == )]").is_err());
+        let deep = format!("$[?({}@.a{})]", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(JsonPath::parse(&deep).is_err());
     }
 }
