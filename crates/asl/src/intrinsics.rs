@@ -423,7 +423,15 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             let (Some(a), Some(b)) = (args[0].as_f64(), args[1].as_f64()) else {
                 return Err(bad("arguments must be numbers"));
             };
-            Ok(Value::from(math_round(a) + math_round(b)))
+            // AWS computes with Java ints: operands and sum stay within 32 bits.
+            let (a, b) = (math_round(a), math_round(b));
+            let in_range = |x: i64| i32::try_from(x).is_ok();
+            if !in_range(a) || !in_range(b) || !in_range(a + b) {
+                return Err(bad(
+                    "values must be integers between -2147483648 and 2147483647",
+                ));
+            }
+            Ok(Value::from(a + b))
         }
         "States.StringSplit" => {
             arity(2, 2)?;
@@ -605,6 +613,11 @@ mod tests {
         assert!(parse(&deep).is_err());
         assert!(run("States.ArrayGetItem($.a, 5)", json!({"a": [1]})).is_err());
         assert!(run("States.Hash('x', 'CRC')", json!({})).is_err());
+        assert!(run("States.MathAdd(2147483647, 1)", json!({})).is_err());
+        assert_eq!(
+            run("States.MathAdd(2147483646, 1)", json!({})).unwrap(),
+            json!(2147483647)
+        );
     }
 
     #[test]
