@@ -8,16 +8,16 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+/// Each pool's record with its leases by id.
+type Pools = HashMap<PoolName, (PoolRecord, BTreeMap<LeaseId, Lease>)>;
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    pools: Mutex<HashMap<PoolName, (PoolRecord, BTreeMap<LeaseId, Lease>)>>,
+    pools: Mutex<Pools>,
 }
 
 impl MemoryStore {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut HashMap<PoolName, (PoolRecord, BTreeMap<LeaseId, Lease>)>) -> T,
-    ) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Pools) -> T) -> T {
         // A poisoned lock only means another test thread panicked; the map is still usable.
         let mut guard = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
