@@ -74,11 +74,13 @@ payload = open(sys.argv[2]).read()
 repeat = int(sys.argv[3])
 with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    arn = sfn.create_state_machine(
-        name="bench", definition=definition, roleArn="arn:aws:iam::123456789012:role/bench"
-    )["stateMachineArn"]
     times = []
     for i in range(repeat):
+        # A fresh state machine per run: moto 5.2 fails a second StartExecution of the same
+        # machine (it deep-copies state that holds a lock).
+        arn = sfn.create_state_machine(
+            name=f"bench-{i}", definition=definition, roleArn="arn:aws:iam::123456789012:role/bench"
+        )["stateMachineArn"]
         started = time.perf_counter()
         ex = sfn.start_execution(stateMachineArn=arn, name=f"run-{i}", input=payload)["executionArn"]
         while True:
