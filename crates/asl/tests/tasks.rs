@@ -402,3 +402,25 @@ fn callback_tasks_get_a_token() {
     assert_eq!(token.len(), 36);
     assert_eq!(call.context["Task"]["Token"], json!(token));
 }
+
+#[test]
+fn execution_future_can_be_spawned() {
+    // A multi-threaded runtime (the local stack's) needs `Send + 'static` futures.
+    fn spawnable<F: Future + Send + 'static>(f: F) -> F {
+        f
+    }
+    let clock = VirtualClock::new(T0);
+    let m =
+        leasehold_asl::load(r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#)
+            .unwrap();
+    let cfg = ExecutionConfig::new("us-east-1", "1", "M", "e", "{}");
+    let fut = spawnable(execute(
+        Arc::new(m),
+        cfg,
+        services(&clock, None),
+        AbortHandle::new(),
+    ));
+    let handle = std::thread::spawn(move || VirtualClock::new(T0).block_on(fut));
+    let out = handle.join().unwrap().unwrap();
+    assert_eq!(out.status, Status::Succeeded);
+}
