@@ -188,6 +188,22 @@ fn each_diagnostic_has_aws_code_and_location() {
 }
 
 #[test]
+fn overlong_state_names_are_invalid() {
+    let name = "N".repeat(81);
+    let def = format!(r#"{{"StartAt": "{name}", "States": {{"{name}": {{"Type": "Succeed"}}}}}}"#);
+    let diags = validate(&def);
+    let d = diags
+        .iter()
+        .find(|d| d.code == "INVALID_STATE_NAME")
+        .expect("INVALID_STATE_NAME");
+    assert_eq!(
+        d.location.as_deref(),
+        Some(format!("/States/{name}").as_str())
+    );
+    assert!(leasehold_asl::load(&def).is_err());
+}
+
+#[test]
 fn a_valid_definition_has_no_diagnostics() {
     let def = json!({"StartAt": "A", "States": {
         "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Retry": [{"ErrorEquals": ["X"]}, {"ErrorEquals": ["States.ALL"]}],
