@@ -309,7 +309,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, JsonataError> {
             continue;
         }
         let two: String = cs[i..(i + 2).min(cs.len())].iter().collect();
-        if [":=", "!=", "<=", ">=", "..", "**", "?:", "??"].contains(&two.as_str()) {
+        if [":=", "!=", "<=", ">=", "..", "**", "?:", "??", "~>"].contains(&two.as_str()) {
             out.push(Tok::Op(two));
             i += 2;
             continue;
@@ -339,6 +339,7 @@ fn bp(op: &str) -> u8 {
         ":=" => 10,
         "?" => 20,
         "?:" | "??" => 25,
+        "~>" => 40,
         "or" => 25,
         "and" => 30,
         "=" | "!=" | "<" | "<=" | ">" | ">=" | "in" => 40,
@@ -857,6 +858,25 @@ impl Evaluator<'_, '_> {
                     return Err(jerr("T1006", "Attempted to invoke a non-function"));
                 };
                 let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(collapse(self.eval(a, input, scope)?));
+                }
+                self.apply(&func, vals, input)
+            }
+            Node::Bin(op, l, r) if op == "~>" => {
+                // `x ~> $f(a)` is `$f(x, a)`; `x ~> $f` is `$f(x)`.
+                let lhs = collapse(self.eval(l, input, scope)?);
+                let (fnode, args): (&Node, &[Node]) = match &**r {
+                    Node::Call(f, args) => (f, args),
+                    other => (other, &[]),
+                };
+                let JValue::Func(func) = collapse(self.eval(fnode, input, scope)?) else {
+                    return Err(jerr(
+                        "T2006",
+                        "The right side of the function application operator ~> must be a function",
+                    ));
+                };
+                let mut vals = vec![lhs];
                 for a in args {
                     vals.push(collapse(self.eval(a, input, scope)?));
                 }
@@ -1477,6 +1497,43 @@ impl Evaluator<'_, '_> {
                     .map(JValue::Value)
                     .ok_or_else(|| arg_err(2))
             }
+            "base64encode" => s(0)
+                .map(|x| {
+                    use base64::Engine as _;
+                    ok(Value::String(
+                        base64::engine::general_purpose::STANDARD.encode(x.as_bytes()),
+                    ))
+                })
+                .unwrap_or(Ok(JValue::Undefined)),
+            "base64decode" => {
+                let Some(x) = s(0) else {
+                    return Ok(JValue::Undefined);
+                };
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(x.as_bytes())
+                    .map_err(|e| jerr("D3137", format!("Invalid base64 input: {e}")))?;
+                ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            "pad" => {
+                let Some(x) = s(0) else {
+                    return Ok(JValue::Undefined);
+                };
+                let width = n(1).unwrap_or(0.0) as i64;
+                let fill: Vec<char> = s(2).unwrap_or_else(|| " ".into()).chars().collect();
+                let len = x.chars().count() as i64;
+                if width.abs() <= len || fill.is_empty() {
+                    return ok(Value::String(x));
+                }
+                let padding: String = (0..(width.abs() - len) as usize)
+                    .map(|i| fill[i % fill.len()])
+                    .collect();
+                ok(Value::String(if width > 0 {
+                    format!("{x}{padding}")
+                } else {
+                    format!("{padding}{x}")
+                }))
+            }
             "parse" => {
                 let Some(x) = s(0) else {
                     return Ok(JValue::Undefined);
@@ -1498,6 +1555,9 @@ impl Evaluator<'_, '_> {
 }
 
 const BUILTINS: &[&str] = &[
+    "base64encode",
+    "base64decode",
+    "pad",
     "string",
     "number",
     "boolean",
@@ -1673,6 +1733,10 @@ mod tests {
             ),
             ("a.b[-1]", json!(3)),
             ("($f := function($x){ $x + 1 }; $f(1))", json!(2)),
+            ("'abc' ~> $uppercase()", json!("ABC")),
+            ("'a-b' ~> $split('-') ~> $join('+')", json!("a+b")),
+            ("$base64decode($base64encode('hi'))", json!("hi")),
+            ("$pad('7', -3, '0')", json!("007")),
         ];
         for (src, want) in cases {
             assert_eq!(val(src, input.clone()), want, "{src}");

@@ -105,7 +105,15 @@
 //! which AWS quotes in causes; the `jsonata` crate on crates.io is an empty 0.0.0
 //! placeholder. Neither fits a deterministic, injected-time interpreter, so the crate has its
 //! own evaluator ([`jsonata`]) covering the language core and the function library that
-//! workflows use, with jsonata-js error codes.
+//! workflows use, with jsonata-js error codes: paths with predicates and array/object
+//! constructors, arithmetic, comparison, string and boolean operators, `? :`, `??`, `?:`,
+//! blocks and `:=` bindings, lambdas and closures, `~>`, ranges, regex literals, and the
+//! string, numeric, aggregate, array, object, higher-order and date functions in common use,
+//! plus AWS's `$partition`, `$range`, `$hash`, `$random`, `$uuid` and `$parse`. Not there
+//! yet: the `#`/`@` bindings, `%` parent steps, `|...|` transforms, `^(...)` ordering, `**`
+//! descendants, `$formatNumber`/`$formatBase`/`$formatInteger`/`$parseInteger`, `$spread`,
+//! `$sift`, `$zip`, `$shuffle`, `$single`, `$eval`, the URL encoders, and capture groups in
+//! `$match`; they fail with a JSONata error rather than a wrong answer.
 #![forbid(unsafe_code)]
 
 pub mod clock;
