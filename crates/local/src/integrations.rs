@@ -1,0 +1,384 @@
+//! The Task resources the workflows call, with the outputs and error names Step Functions
+//! gives them on AWS:
+//! - `arn:aws:states:::lambda:invoke` (output with `Payload`, `StatusCode`, ...) and bare
+//!   function ARNs (output = the function's response);
+//! - `arn:aws:states:::states:startExecution`, `.sync` and `.sync:2`;
+//! - `arn:aws:states:::dynamodb:getItem|putItem|updateItem|deleteItem`, whose parameters are
+//!   passed verbatim to DynamoDB's API (signed with SigV4) at the configured endpoint.
+
+use crate::lambda::{InvokeError, LambdaService, Outcome};
+use crate::sfn::{Described, StepFunctions};
+use leasehold_asl::clock::BoxFuture;
+use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest};
+use serde_json::{Value, json};
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
+
+const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
+const DYNAMODB: &str = "arn:aws:states:::dynamodb:";
+
+/// Where and as whom DynamoDB calls go.
+#[derive(Debug, Clone)]
+pub struct DynamoTarget {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+pub struct Integrations {
+    lambda: Arc<LambdaService>,
+    sfn: Weak<StepFunctions>,
+    dynamodb: Option<DynamoTarget>,
+    http: reqwest::Client,
+    /// Itself, so that `invoke(&self)` can hand an owned handle to the task's future.
+    me: Weak<Integrations>,
+}
+
+fn failed(error: impl Into<String>, cause: impl Into<String>) -> TaskError {
+    TaskError {
+        error: error.into(),
+        cause: Some(cause.into()),
+    }
+}
+
+/// The DynamoDB operations Step Functions optimizes, by resource suffix.
+fn dynamodb_operation(resource: &str) -> Option<&'static str> {
+    match resource.strip_prefix(DYNAMODB)? {
+        "getItem" => Some("GetItem"),
+        "putItem" => Some("PutItem"),
+        "updateItem" => Some("UpdateItem"),
+        "deleteItem" => Some("DeleteItem"),
+        _ => None,
+    }
+}
+
+impl Integrations {
+    pub fn new(
+        lambda: Arc<LambdaService>,
+        sfn: &Arc<StepFunctions>,
+        dynamodb: Option<DynamoTarget>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Integrations {
+            lambda,
+            sfn: Arc::downgrade(sfn),
+            dynamodb,
+            http: reqwest::Client::new(),
+            me: me.clone(),
+        })
+    }
+
+    /// Whether a Task resource can run here.
+    pub fn supports(lambda: &LambdaService, resource: &str) -> bool {
+        resource == LAMBDA_INVOKE
+            || (resource.starts_with("arn:aws:lambda:") && lambda.resolve(resource).is_some())
+            || resource
+                .strip_prefix(START_EXECUTION)
+                .is_some_and(|mode| ["", ".sync", ".sync:2"].contains(&mode))
+            || dynamodb_operation(resource).is_some()
+    }
+
+    async fn run(self: Arc<Self>, request: TaskRequest) -> Result<Value, TaskError> {
+        let resource = request.resource.as_str();
+        if resource == LAMBDA_INVOKE {
+            let function = request.parameters["FunctionName"].as_str().ok_or_else(|| {
+                failed(
+                    "States.Runtime",
+                    "lambda:invoke needs Parameters.FunctionName",
+                )
+            })?;
+            let payload = match request.parameters.get("Payload") {
+                None => b"{}".to_vec(),
+                Some(Value::String(s)) => s.clone().into_bytes(),
+                Some(other) => other.to_string().into_bytes(),
+            };
+            let (request_id, body) = self.invoke_lambda(function, payload).await?;
+            return Ok(json!({
+                "ExecutedVersion": "$LATEST",
+                "Payload": body,
+                "SdkHttpMetadata": {
+                    "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "x-amzn-RequestId": [request_id], "Content-Type": ["application/json"]},
+                    "HttpHeaders": {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id, "Content-Type": "application/json"},
+                    "HttpStatusCode": 200
+                },
+                "SdkResponseMetadata": {"RequestId": request_id},
+                "StatusCode": 200
+            }));
+        }
+        if resource.starts_with("arn:aws:lambda:") {
+            let (_, body) = self
+                .invoke_lambda(resource, request.parameters.to_string().into_bytes())
+                .await?;
+            return Ok(body);
+        }
+        if let Some(mode) = resource.strip_prefix(START_EXECUTION) {
+            return self.start_execution(mode, &request).await;
+        }
+        if let Some(operation) = dynamodb_operation(resource) {
+            return self.dynamodb(operation, &request.parameters).await;
+        }
+        Err(failed(
+            "States.TaskFailed",
+            format!("The resource {resource} is not supported by the leasehold local stack"),
+        ))
+    }
+
+    /// Invokes a function; a function error becomes the task's error with Lambda's payload as
+    /// the cause, and Lambda's own refusals become `Lambda.<Exception>`.
+    async fn invoke_lambda(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+    ) -> Result<(String, Value), TaskError> {
+        match self.lambda.invoke(function, payload).await {
+            Ok(invoked) => match invoked.outcome {
+                Outcome::Success(bytes) => {
+                    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                    });
+                    Ok((invoked.request_id, body))
+                }
+                Outcome::FunctionError {
+                    error_type,
+                    payload,
+                    ..
+                } => Err(failed(
+                    error_type,
+                    String::from_utf8_lossy(&payload).into_owned(),
+                )),
+            },
+            Err(e) => {
+                let status = match e {
+                    InvokeError::NotFound(_) => 404,
+                    InvokeError::Throttled { .. } => 429,
+                    InvokeError::Service(_) => 500,
+                };
+                Err(failed(
+                    format!("Lambda.{}", e.exception()),
+                    format!(
+                        "{e} (Service: AWSLambda; Status Code: {status}; Error Code: {})",
+                        e.exception()
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn start_execution(&self, mode: &str, request: &TaskRequest) -> Result<Value, TaskError> {
+        let sfn = self
+            .sfn
+            .upgrade()
+            .ok_or_else(|| failed("States.TaskFailed", "the local stack is shutting down"))?;
+        let p = &request.parameters;
+        let machine = p["StateMachineArn"].as_str().ok_or_else(|| {
+            failed(
+                "States.Runtime",
+                "startExecution needs Parameters.StateMachineArn",
+            )
+        })?;
+        let input = match p.get("Input") {
+            None => "{}".to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let child = sfn
+            .start(machine, p["Name"].as_str(), Some(&input))
+            .map_err(|e| failed(format!("StepFunctions.{}", e.kind), e.message))?;
+        if mode.is_empty() {
+            return Ok(json!({"ExecutionArn": child.arn, "StartDate": child.start_ms}));
+        }
+        // A parent that is aborted or times out stops the child it waits for, as AWS does.
+        struct StopOnDrop(Option<Arc<crate::sfn::Execution>>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                if let Some(child) = self.0.take()
+                    && child.describe().status == "RUNNING"
+                {
+                    child.stop(None, Some("The parent execution was stopped".into()));
+                }
+            }
+        }
+        let mut guard = StopOnDrop(Some(child.clone()));
+        let d = child.finished().await;
+        guard.0 = None;
+        let v2 = mode == ".sync:2";
+        let result = sync_output(&d, v2);
+        if d.status == "SUCCEEDED" {
+            Ok(result)
+        } else {
+            Err(failed("States.TaskFailed", result.to_string()))
+        }
+    }
+
+    async fn dynamodb(&self, operation: &str, parameters: &Value) -> Result<Value, TaskError> {
+        let target = self.dynamodb.as_ref().ok_or_else(|| {
+            failed(
+                "States.TaskFailed",
+                "no DynamoDB endpoint is configured for the local stack",
+            )
+        })?;
+        let body = parameters.to_string();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(&target.endpoint)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+            .body(body.clone())
+            .map_err(|e| failed("States.TaskFailed", e.to_string()))?;
+        sign(&mut request, target).map_err(|e| failed("States.TaskFailed", e))?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| failed("States.TaskFailed", e.to_string()))?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| failed("DynamoDB.AmazonDynamoDBException", e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let kind = value["__type"]
+            .as_str()
+            .and_then(|t| t.rsplit('#').next())
+            .unwrap_or("AmazonDynamoDBException");
+        let message = value["message"]
+            .as_str()
+            .or_else(|| value["Message"].as_str())
+            .unwrap_or("");
+        Err(failed(
+            format!("DynamoDB.{kind}"),
+            format!(
+                "{message} (Service: DynamoDb, Status Code: {})",
+                status.as_u16()
+            ),
+        ))
+    }
+}
+
+/// The output of `startExecution.sync` (strings) and `.sync:2` (JSON input and output).
+fn sync_output(d: &Described, v2: bool) -> Value {
+    let json_or_text = |text: &str| -> Value {
+        if v2 {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        } else {
+            Value::String(text.to_owned())
+        }
+    };
+    let mut v = json!({
+        "ExecutionArn": d.arn,
+        "Input": json_or_text(&d.input),
+        "InputDetails": {"Included": true},
+        "Name": d.name,
+        "RedriveCount": 0,
+        "RedriveStatus": "NOT_REDRIVABLE",
+        "StartDate": d.start_ms,
+        "StateMachineArn": d.machine_arn,
+        "Status": d.status,
+        "StopDate": d.stop_ms,
+    });
+    if let Some(output) = &d.output {
+        v["Output"] = json_or_text(output);
+        v["OutputDetails"] = json!({"Included": true});
+    }
+    if let Some(error) = &d.error {
+        v["Error"] = json!(error);
+    }
+    if let Some(cause) = &d.cause {
+        v["Cause"] = json!(cause);
+    }
+    v
+}
+
+fn sign(request: &mut http::Request<String>, target: &DynamoTarget) -> Result<(), String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(
+        &target.access_key,
+        &target.secret_key,
+        None,
+        None,
+        "leasehold-local",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&target.region)
+        .name("dynamodb")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let uri = request.uri().to_string();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        &uri,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(request.body().as_bytes()),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+impl TaskInvoker for Integrations {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>> {
+        match self.me.upgrade() {
+            Some(this) => Box::pin(this.run(request)),
+            None => Box::pin(async {
+                Err(failed(
+                    "States.TaskFailed",
+                    "the local stack is shutting down",
+                ))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync2_parses_input_and_output_and_sync_keeps_strings() {
+        let d = Described {
+            arn: "arn:e".into(),
+            name: "n".into(),
+            machine_arn: "arn:m".into(),
+            status: "SUCCEEDED",
+            start_ms: 1,
+            stop_ms: Some(2),
+            input: r#"{"a":1}"#.into(),
+            output: Some(r#"{"status":"SERVED"}"#.into()),
+            error: None,
+            cause: None,
+        };
+        assert_eq!(sync_output(&d, true)["Output"]["status"], "SERVED");
+        assert_eq!(sync_output(&d, false)["Output"], r#"{"status":"SERVED"}"#);
+        assert_eq!(sync_output(&d, true)["Input"], json!({"a": 1}));
+    }
+
+    #[test]
+    fn only_the_optimized_dynamodb_operations_are_known() {
+        assert_eq!(
+            dynamodb_operation("arn:aws:states:::dynamodb:getItem"),
+            Some("GetItem")
+        );
+        assert_eq!(dynamodb_operation("arn:aws:states:::dynamodb:query"), None);
+    }
+}

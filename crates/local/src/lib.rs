@@ -1,0 +1,49 @@
+//! The local stack: leasehold's workflows and Lambda functions on one machine, the way AWS
+//! runs them, so that users can try everything before deploying.
+//!
+//! `template.yaml` is the single source: the stack reads its functions (the handler binary per
+//! `CodeUri`, environment, timeout, memory, concurrency), state machines (`DefinitionUri` with
+//! `DefinitionSubstitutions`), tables, custom resources and event rules. Functions run as real
+//! processes speaking the Lambda Runtime API; state machines run on the `leasehold-asl`
+//! interpreter behind the Step Functions API; DynamoDB, CloudWatch and Secrets Manager come from
+//! moto and MySQL from MariaDB (`scripts/dev-env.sh`). Everything binds 127.0.0.1.
+//!
+//! # Layout
+//! - [`template`]: reading the template, resolving intrinsic functions to local values.
+//! - [`lambda`]: containers, the Runtime API, concurrency, timeouts, fault injection, logs.
+//! - [`metrics`]: Embedded Metric Format lines to CloudWatch metrics.
+//! - [`sfn`]: state machines, executions and the Step Functions JSON 1.0 API.
+//! - [`integrations`]: the Task resources (`lambda:invoke`, `states:startExecution(.sync:2)`,
+//!   `dynamodb:*Item`).
+//! - [`events`]: EventBridge rules (status change events, schedules).
+//! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
+//! - [`stack`]: wiring it all from a template.
+//! - [`rng`]: the seeded generator behind ids and fault injection.
+#![forbid(unsafe_code)]
+
+pub mod events;
+pub mod integrations;
+pub mod lambda;
+pub mod metrics;
+pub mod rng;
+pub mod server;
+pub mod sfn;
+pub mod stack;
+pub mod template;
+
+pub use stack::{Stack, StackOptions};
+
+/// Reads a `KEY=VALUE` file (`.local/env`): blank lines and `#` comments are skipped.
+pub fn read_env_file(
+    path: &std::path::Path,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}

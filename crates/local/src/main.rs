@@ -1,0 +1,176 @@
+//! `leasehold-local`: runs the stack of a SAM template on 127.0.0.1 until interrupted.
+//! `scripts/local-stack.sh up` is the usual way to start it.
+
+use leasehold_local::{Stack, StackOptions, read_env_file};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const USAGE: &str = "usage: leasehold-local [options]
+  --template PATH         SAM template (default template.yaml)
+  --env-file PATH         local services' environment (default .local/env)
+  --port N                port on 127.0.0.1 (default 0: any free port)
+  --stack-name NAME       stack name (default leasehold)
+  --parameter KEY=VALUE   template parameter override (repeatable)
+  --binaries DIR          handler binaries (default target/debug)
+  --state-dir DIR         logs and files of the stack (default .local/stack)
+  --kill FUNCTION=P       kill a container mid-invocation with probability P (repeatable)
+  --seed N                seed of fault injection and ids (default 1)
+  --concurrency N         containers per function without ReservedConcurrentExecutions (default 64)
+  --idle-seconds N        stop containers idle this long (default 60)
+  --write-env PATH        write the stack's endpoints and ARNs as KEY=VALUE lines";
+
+struct Args {
+    options: StackOptions,
+    env_file: PathBuf,
+    port: u16,
+    write_env: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut template = PathBuf::from("template.yaml");
+    let mut env_file = PathBuf::from(".local/env");
+    let mut port = 0u16;
+    let mut stack_name = "leasehold".to_owned();
+    let mut parameters = HashMap::new();
+    let mut binaries = PathBuf::from("target/debug");
+    let mut state_dir = PathBuf::from(".local/stack");
+    let mut kill = HashMap::new();
+    let mut seed = 1u64;
+    let mut concurrency = leasehold_local::lambda::DEFAULT_CONCURRENCY;
+    let mut idle = leasehold_local::lambda::DEFAULT_IDLE_SECONDS;
+    let mut write_env = None;
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: not a whole number: {v}"))
+        };
+        let pair = |v: &str| {
+            v.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("{flag}: expected KEY=VALUE, got {v}"))
+        };
+        match flag.as_str() {
+            "--template" => template = value.into(),
+            "--env-file" => env_file = value.into(),
+            "--port" => {
+                port = u16::try_from(number(&value)?)
+                    .map_err(|_| format!("--port: out of range: {value}"))?
+            }
+            "--stack-name" => stack_name = value,
+            "--parameter" => {
+                let (k, v) = pair(&value)?;
+                parameters.insert(k, v);
+            }
+            "--binaries" => binaries = value.into(),
+            "--state-dir" => state_dir = value.into(),
+            "--kill" => {
+                let (k, v) = pair(&value)?;
+                let p: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--kill: not a probability: {v}"))?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!(
+                        "--kill: the probability must be between 0 and 1, got {v}"
+                    ));
+                }
+                kill.insert(k, p);
+            }
+            "--seed" => seed = number(&value)?,
+            "--concurrency" => concurrency = number(&value)?.max(1) as usize,
+            "--idle-seconds" => idle = number(&value)?,
+            "--write-env" => write_env = Some(value.into()),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    let env = read_env_file(&env_file)
+        .map_err(|e| format!("{e} (start the local services: scripts/dev-env.sh up)"))?;
+    Ok(Args {
+        options: StackOptions {
+            template,
+            env,
+            stack_name,
+            parameters,
+            binaries,
+            state_dir,
+            kill,
+            seed,
+            concurrency,
+            idle_timeout: Duration::from_secs(idle),
+        },
+        env_file,
+        port,
+        write_env,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("leasehold_local=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("leasehold-local: {e}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "leasehold-local: cannot listen on 127.0.0.1:{}: {e}",
+                args.port
+            );
+            std::process::exit(1);
+        }
+    };
+    let stack = match Stack::start(args.options, listener).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("leasehold-local: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut lines: Vec<String> = vec![format!("LOCAL_STACK_PID={}", std::process::id())];
+    lines.extend(
+        stack
+            .env_lines()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    if let Some(path) = &args.write_env {
+        let text = format!(
+            "# Written by leasehold-local (environment from {}); load with: set -a; . {}; set +a\n{}\n",
+            args.env_file.display(),
+            path.display(),
+            lines.join("\n")
+        );
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("leasehold-local: cannot write {}: {e}", path.display());
+        }
+    }
+    for line in &lines {
+        println!("{line}");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    eprintln!("leasehold-local: stopping");
+    stack.shutdown().await;
+}

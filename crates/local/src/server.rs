@@ -1,0 +1,293 @@
+//! The stack's HTTP endpoint on 127.0.0.1: the Step Functions JSON 1.0 API (`POST /` with
+//! `X-Amz-Target`), the Lambda API (`/2015-03-31/functions/...`), the URL custom resources PUT
+//! their CloudFormation responses to, and `/stats`.
+
+use crate::lambda::{InvokeError, LambdaService, Outcome};
+use crate::sfn::{self, StepFunctions};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Responses of custom resources, by the token in their ResponseURL.
+#[derive(Default)]
+pub struct CfnResponses {
+    waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+}
+
+impl CfnResponses {
+    pub fn expect(&self, token: &str) -> oneshot::Receiver<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), tx);
+        rx
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub sfn: Arc<StepFunctions>,
+    pub lambda: Arc<LambdaService>,
+    pub cfn: Arc<CfnResponses>,
+    pub stats: Arc<dyn Fn() -> Value + Send + Sync>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(step_functions))
+        .route("/2015-03-31/functions", get(list_functions))
+        .route("/2015-03-31/functions/", get(list_functions))
+        .route("/2015-03-31/functions/{name}", get(get_function))
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/cloudformation/{token}", put(cfn_response))
+        .route("/stats", get(stats))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, content_type: &'static str, body: Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    response
+}
+
+async fn step_functions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const JSON10: &str = "application/x-amz-json-1.0";
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = target.strip_prefix("AWSStepFunctions.") else {
+        let error = json!({"__type": "UnknownOperationException", "message": format!("unknown target {target:?}")});
+        return json_response(StatusCode::BAD_REQUEST, JSON10, error);
+    };
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                let error = json!({"__type": "SerializationException", "message": e.to_string()});
+                return json_response(StatusCode::BAD_REQUEST, JSON10, error);
+            }
+        }
+    };
+    match sfn::dispatch(&state.sfn, operation, &body).await {
+        Ok(v) => json_response(StatusCode::OK, JSON10, v),
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            JSON10,
+            json!({"__type": e.kind, "message": e.message}),
+        ),
+    }
+}
+
+fn lambda_error(e: &InvokeError) -> Response {
+    let status = match e {
+        InvokeError::NotFound(_) => StatusCode::NOT_FOUND,
+        InvokeError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        InvokeError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut body = json!({"Type": if status.is_server_error() { "Service" } else { "User" }, "message": e.to_string()});
+    if let InvokeError::Throttled { .. } = e {
+        body["Reason"] = json!("ReservedFunctionConcurrentInvocationLimitExceeded");
+    }
+    let mut response = json_response(status, "application/json", body);
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(e.exception()));
+    response
+}
+
+fn function_json(spec: &crate::template::FunctionSpec) -> Value {
+    json!({
+        "FunctionName": spec.name,
+        "FunctionArn": spec.arn,
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "MemorySize": spec.memory_mb,
+        "Timeout": spec.timeout_seconds,
+        "Version": "$LATEST",
+        "PackageType": "Zip",
+        "State": "Active",
+        "Environment": {"Variables": spec.environment},
+    })
+}
+
+async fn list_functions(State(state): State<AppState>) -> Response {
+    let functions: Vec<Value> = state
+        .lambda
+        .specs()
+        .into_iter()
+        .map(function_json)
+        .collect();
+    json_response(
+        StatusCode::OK,
+        "application/json",
+        json!({"Functions": functions}),
+    )
+}
+
+async fn get_function(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    match state.lambda.resolve(&name) {
+        Some(spec) => json_response(
+            StatusCode::OK,
+            "application/json",
+            json!({"Configuration": function_json(spec), "Code": {"RepositoryType": "S3"}}),
+        ),
+        None => lambda_error(&InvokeError::NotFound(name)),
+    }
+}
+
+async fn invoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |key: &str| {
+        headers
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let payload = if body.is_empty() {
+        b"{}".to_vec()
+    } else {
+        body.to_vec()
+    };
+    if !payload.is_empty() && serde_json::from_slice::<Value>(&payload).is_err() {
+        let mut response = json_response(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            json!({"Type": "User", "message": "Could not parse request body into json"}),
+        );
+        response.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("InvalidRequestContentException"),
+        );
+        return response;
+    }
+    match header("x-amz-invocation-type") {
+        "Event" => {
+            return match state.lambda.invoke_async(&name, payload) {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(e) => lambda_error(&e),
+            };
+        }
+        "DryRun" => {
+            return match state.lambda.resolve(&name) {
+                Some(_) => StatusCode::NO_CONTENT.into_response(),
+                None => lambda_error(&InvokeError::NotFound(name)),
+            };
+        }
+        _ => {}
+    }
+    match state.lambda.invoke(&name, payload).await {
+        Ok(invoked) => {
+            let (body, error) = match invoked.outcome {
+                Outcome::Success(bytes) => (bytes, false),
+                Outcome::FunctionError { payload, .. } => (payload, true),
+            };
+            let mut response = (StatusCode::OK, body).into_response();
+            let h = response.headers_mut();
+            h.insert("content-type", HeaderValue::from_static("application/json"));
+            h.insert(
+                "x-amz-executed-version",
+                HeaderValue::from_static("$LATEST"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&invoked.request_id) {
+                h.insert("x-amzn-requestid", v);
+            }
+            if error {
+                h.insert(
+                    "x-amz-function-error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+            }
+            if header("x-amz-log-type") == "Tail"
+                && let Ok(v) = HeaderValue::from_str(&base64(invoked.log_tail.as_bytes()))
+            {
+                h.insert("x-amz-log-result", v);
+            }
+            response
+        }
+        Err(e) => lambda_error(&e),
+    }
+}
+
+async fn cfn_response(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let waiter = state
+        .cfn
+        .waiting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&token);
+    match waiter {
+        Some(tx) => {
+            let _ = tx.send(value);
+            StatusCode::OK
+        }
+        // S3 answers a PUT to an expired pre-signed URL with 403.
+        None => StatusCode::FORBIDDEN,
+    }
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    json_response(StatusCode::OK, "application/json", (state.stats)())
+}
+
+/// Standard base64 with padding (for `X-Amz-Log-Result`).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"START RequestId"), "U1RBUlQgUmVxdWVzdElk");
+    }
+}

@@ -1,0 +1,965 @@
+//! Step Functions: state machines and executions in memory, run by the `leasehold-asl`
+//! interpreter in real time, behind the AWS JSON 1.0 API (`X-Amz-Target: AWSStepFunctions.*`)
+//! that the `aws` CLI and the SDKs speak.
+
+use crate::events::EventBus;
+use crate::rng::Rng;
+use leasehold_asl::clock::{BoxFuture, Clock};
+use leasehold_asl::definition::StateMachine as Definition;
+use leasehold_asl::history::{HistoryEvent, HistoryObserver};
+use leasehold_asl::invoker::TaskInvoker;
+use leasehold_asl::validate::{Severity, load_with_diagnostics};
+use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::info;
+
+/// Step Functions' input and output limit.
+const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// An error in the shape of the AWS API (`__type` and `message`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ApiError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Real time for the interpreter, on the tokio runtime.
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now_millis(&self) -> i64 {
+        crate::lambda::epoch_ms() as i64
+    }
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+pub struct Machine {
+    pub arn: String,
+    pub name: String,
+    /// `STANDARD` or `EXPRESS`.
+    pub kind: String,
+    pub definition: String,
+    pub parsed: Arc<Definition>,
+    pub role_arn: String,
+    pub created_ms: i64,
+    pub updated_ms: Mutex<Option<i64>>,
+}
+
+#[derive(Debug, Clone)]
+struct ExecState {
+    status: &'static str,
+    stop_ms: Option<i64>,
+    output: Option<String>,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+pub struct Execution {
+    pub arn: String,
+    pub name: String,
+    pub machine_arn: String,
+    pub machine_name: String,
+    pub express: bool,
+    pub input: String,
+    pub start_ms: i64,
+    state: Mutex<ExecState>,
+    history: Mutex<Vec<HistoryEvent>>,
+    abort: AbortHandle,
+    done: watch::Sender<bool>,
+}
+
+struct Recorder(Weak<Execution>);
+
+impl HistoryObserver for Recorder {
+    fn on_event(&self, event: &HistoryEvent) {
+        if let Some(execution) = self.0.upgrade() {
+            execution
+                .history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event.clone());
+        }
+    }
+}
+
+/// A snapshot of an execution, as DescribeExecution reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    pub arn: String,
+    pub name: String,
+    pub machine_arn: String,
+    pub status: &'static str,
+    pub start_ms: i64,
+    pub stop_ms: Option<i64>,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl Execution {
+    pub fn describe(&self) -> Described {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Described {
+            arn: self.arn.clone(),
+            name: self.name.clone(),
+            machine_arn: self.machine_arn.clone(),
+            status: s.status,
+            start_ms: self.start_ms,
+            stop_ms: s.stop_ms,
+            input: self.input.clone(),
+            output: s.output,
+            error: s.error,
+            cause: s.cause,
+        }
+    }
+
+    pub fn history(&self) -> Vec<HistoryEvent> {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the execution has ended.
+    pub async fn finished(&self) -> Described {
+        let mut done = self.done.subscribe();
+        while !*done.borrow_and_update() {
+            if done.changed().await.is_err() {
+                break;
+            }
+        }
+        self.describe()
+    }
+
+    pub fn stop(&self, error: Option<String>, cause: Option<String>) {
+        self.abort.abort(error, cause);
+    }
+}
+
+/// Tells whether a Task resource can run here.
+pub type ResourceCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+pub struct StepFunctions {
+    pub region: String,
+    pub account: String,
+    machines: RwLock<BTreeMap<String, Arc<Machine>>>,
+    executions: RwLock<HashMap<String, Arc<Execution>>>,
+    /// Execution ARNs per machine, oldest first.
+    by_machine: Mutex<HashMap<String, Vec<String>>>,
+    invoker: OnceLock<Arc<dyn TaskInvoker>>,
+    events: OnceLock<Arc<EventBus>>,
+    random: Arc<Rng>,
+    /// Resources a Task may name; anything else fails the task with a clear cause.
+    supported: OnceLock<ResourceCheck>,
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=80).contains(&name.chars().count())
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c))
+}
+
+fn now_ms() -> i64 {
+    crate::lambda::epoch_ms() as i64
+}
+
+impl StepFunctions {
+    pub fn new(region: &str, account: &str, seed: u64) -> Arc<Self> {
+        Arc::new(StepFunctions {
+            region: region.to_owned(),
+            account: account.to_owned(),
+            machines: RwLock::default(),
+            executions: RwLock::default(),
+            by_machine: Mutex::default(),
+            invoker: OnceLock::new(),
+            events: OnceLock::new(),
+            random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
+            supported: OnceLock::new(),
+        })
+    }
+
+    pub fn set_invoker(
+        &self,
+        invoker: Arc<dyn TaskInvoker>,
+        supported: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    ) {
+        let _ = self.invoker.set(invoker);
+        let _ = self.supported.set(supported);
+    }
+
+    pub fn set_events(&self, events: Arc<EventBus>) {
+        let _ = self.events.set(events);
+    }
+
+    fn machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.region, self.account
+        )
+    }
+
+    /// Every Task resource of a definition, for checks at start-up.
+    pub fn task_resources(definition: &str) -> Vec<String> {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if m.get("Type") == Some(&json!("Task"))
+                        && let Some(r) = m.get("Resource").and_then(Value::as_str)
+                    {
+                        out.push(r.to_owned());
+                    }
+                    m.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(v) = serde_json::from_str::<Value>(definition) {
+            walk(&v, &mut out);
+        }
+        out
+    }
+
+    fn parse(definition: &str) -> Result<Definition, ApiError> {
+        let (machine, diagnostics) = load_with_diagnostics(definition);
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| {
+                format!(
+                    "{}: {} at {}",
+                    d.code,
+                    d.message,
+                    d.location.as_deref().unwrap_or("/")
+                )
+            })
+            .collect();
+        match machine {
+            Some(m) if errors.is_empty() => Ok(m),
+            _ => Err(ApiError::new(
+                "InvalidDefinition",
+                format!("Invalid State Machine Definition: '{}'", errors.join(", ")),
+            )),
+        }
+    }
+
+    pub fn create_machine(
+        &self,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+        kind: &str,
+    ) -> Result<Arc<Machine>, ApiError> {
+        if !valid_name(name) {
+            return Err(ApiError::new(
+                "InvalidName",
+                format!("Invalid Name: '{name}'"),
+            ));
+        }
+        if kind != "STANDARD" && kind != "EXPRESS" {
+            return Err(ApiError::new(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{kind}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"
+                ),
+            ));
+        }
+        let parsed = Self::parse(definition)?;
+        let arn = self.machine_arn(name);
+        let mut machines = self.machines.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = machines.get(&arn) {
+            if existing.definition == definition
+                && existing.role_arn == role_arn
+                && existing.kind == kind
+            {
+                return Ok(existing.clone());
+            }
+            return Err(ApiError::new(
+                "StateMachineAlreadyExists",
+                format!("State Machine Already Exists: '{arn}'"),
+            ));
+        }
+        let machine = Arc::new(Machine {
+            arn: arn.clone(),
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            definition: definition.to_owned(),
+            parsed: Arc::new(parsed),
+            role_arn: role_arn.to_owned(),
+            created_ms: now_ms(),
+            updated_ms: Mutex::new(None),
+        });
+        machines.insert(arn, machine.clone());
+        info!(machine = %name, kind, "state machine created");
+        Ok(machine)
+    }
+
+    pub fn machine(&self, arn: &str) -> Result<Arc<Machine>, ApiError> {
+        if !arn.starts_with("arn:aws:states:") || !arn.contains(":stateMachine:") {
+            return Err(ApiError::new(
+                "InvalidArn",
+                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+            ));
+        }
+        self.machines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    "StateMachineDoesNotExist",
+                    format!("State Machine Does Not Exist: '{arn}'"),
+                )
+            })
+    }
+
+    pub fn machines(&self) -> Vec<Arc<Machine>> {
+        self.machines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn update_machine(
+        &self,
+        arn: &str,
+        definition: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Result<i64, ApiError> {
+        let old = self.machine(arn)?;
+        let parsed = match definition {
+            Some(d) => Arc::new(Self::parse(d)?),
+            None => old.parsed.clone(),
+        };
+        let updated = now_ms();
+        let machine = Arc::new(Machine {
+            arn: old.arn.clone(),
+            name: old.name.clone(),
+            kind: old.kind.clone(),
+            definition: definition
+                .map(str::to_owned)
+                .unwrap_or_else(|| old.definition.clone()),
+            parsed,
+            role_arn: role_arn
+                .map(str::to_owned)
+                .unwrap_or_else(|| old.role_arn.clone()),
+            created_ms: old.created_ms,
+            updated_ms: Mutex::new(Some(updated)),
+        });
+        self.machines
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn.to_owned(), machine);
+        Ok(updated)
+    }
+
+    pub fn delete_machine(&self, arn: &str) -> Result<(), ApiError> {
+        self.machine(arn)?;
+        self.machines
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(arn);
+        Ok(())
+    }
+
+    pub fn execution(&self, arn: &str) -> Result<Arc<Execution>, ApiError> {
+        if !arn.starts_with("arn:aws:states:") {
+            return Err(ApiError::new(
+                "InvalidArn",
+                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+            ));
+        }
+        self.executions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    "ExecutionDoesNotExist",
+                    format!("Execution Does Not Exist: '{arn}'"),
+                )
+            })
+    }
+
+    /// Executions of a machine, newest first.
+    pub fn executions_of(&self, machine_arn: &str) -> Vec<Arc<Execution>> {
+        let arns = self
+            .by_machine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(machine_arn)
+            .cloned()
+            .unwrap_or_default();
+        let executions = self.executions.read().unwrap_or_else(|e| e.into_inner());
+        arns.iter()
+            .rev()
+            .filter_map(|a| executions.get(a).cloned())
+            .collect()
+    }
+
+    fn uuid(&self) -> String {
+        let (a, b) = (self.random.next_u64(), self.random.next_u64());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            (a >> 32) as u32,
+            (a >> 16) as u16,
+            a as u16 & 0x0fff,
+            (b >> 48) as u16 & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Starts an execution (StartExecution). A repeated start of a running STANDARD execution
+    /// with the same name and input returns it, as AWS does.
+    pub fn start(
+        self: &Arc<Self>,
+        machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<Arc<Execution>, ApiError> {
+        let machine = self.machine(machine_arn)?;
+        let name = match name {
+            Some(n) if !valid_name(n) => {
+                return Err(ApiError::new("InvalidName", format!("Invalid Name: '{n}'")));
+            }
+            Some(n) => n.to_owned(),
+            None => self.uuid(),
+        };
+        let input = input.unwrap_or("{}").to_owned();
+        if input.len() > MAX_PAYLOAD {
+            return Err(ApiError::new(
+                "ValidationException",
+                "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to 262144",
+            ));
+        }
+        if serde_json::from_str::<Value>(&input).is_err() {
+            return Err(ApiError::new(
+                "InvalidExecutionInput",
+                format!(
+                    "Invalid State Machine Execution Input: 'Unexpected character: {}'",
+                    input.chars().next().unwrap_or(' ')
+                ),
+            ));
+        }
+        let express = machine.kind == "EXPRESS";
+        let arn = if express {
+            format!(
+                "arn:aws:states:{}:{}:express:{}:{name}:{}",
+                self.region,
+                self.account,
+                machine.name,
+                self.uuid()
+            )
+        } else {
+            format!(
+                "arn:aws:states:{}:{}:execution:{}:{name}",
+                self.region, self.account, machine.name
+            )
+        };
+        let mut executions = self.executions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = executions.get(&arn) {
+            let state = existing.describe();
+            if state.status == "RUNNING" && existing.input == input {
+                return Ok(existing.clone());
+            }
+            return Err(ApiError::new(
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{arn}'"),
+            ));
+        }
+        let (done, _) = watch::channel(false);
+        let execution = Arc::new(Execution {
+            arn: arn.clone(),
+            name: name.clone(),
+            machine_arn: machine.arn.clone(),
+            machine_name: machine.name.clone(),
+            express,
+            input: input.clone(),
+            start_ms: now_ms(),
+            state: Mutex::new(ExecState {
+                status: "RUNNING",
+                stop_ms: None,
+                output: None,
+                error: None,
+                cause: None,
+            }),
+            history: Mutex::new(Vec::new()),
+            abort: AbortHandle::new(),
+            done,
+        });
+        executions.insert(arn.clone(), execution.clone());
+        drop(executions);
+        self.by_machine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(machine.arn.clone())
+            .or_default()
+            .push(arn.clone());
+
+        let mut cfg =
+            ExecutionConfig::new(&self.region, &self.account, &machine.name, &name, &input);
+        cfg.execution_arn = arn.clone();
+        cfg.state_machine_arn = machine.arn.clone();
+        cfg.role_arn = machine.role_arn.clone();
+        let services = Services {
+            clock: Arc::new(TokioClock),
+            random: self.random.clone(),
+            invoker: self
+                .invoker
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(leasehold_asl::invoker::NoTasks)),
+            observer: Some(Arc::new(Recorder(Arc::downgrade(&execution)))),
+        };
+        self.publish_status(&execution);
+        let (sfn, run, parsed, abort) = (
+            self.clone(),
+            execution.clone(),
+            machine.parsed.clone(),
+            execution.abort.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = execute(parsed, cfg, services, abort).await;
+            {
+                let mut state = run.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.status = outcome.status.as_str();
+                state.stop_ms = Some(
+                    outcome
+                        .history
+                        .last()
+                        .map(|e| e.timestamp_millis)
+                        .unwrap_or_else(now_ms),
+                );
+                state.output = outcome.output.map(|o| o.to_string());
+                state.error = outcome.error;
+                state.cause = outcome.cause;
+            }
+            info!(execution = %run.arn, status = outcome.status.as_str(), "execution ended");
+            sfn.publish_status(&run);
+            let _ = run.done.send(true);
+        });
+        Ok(execution)
+    }
+
+    /// "Step Functions Execution Status Change" for the rules of the template.
+    fn publish_status(&self, execution: &Execution) {
+        let Some(events) = self.events.get() else {
+            return;
+        };
+        if execution.express {
+            return; // Express workflows emit no status change events.
+        }
+        let d = execution.describe();
+        let included = json!({"included": true});
+        let detail = json!({
+            "executionArn": d.arn,
+            "stateMachineArn": d.machine_arn,
+            "name": d.name,
+            "status": d.status,
+            "startDate": d.start_ms,
+            "stopDate": d.stop_ms,
+            "input": d.input,
+            "output": d.output,
+            "inputDetails": included,
+            "outputDetails": if d.output.is_some() { included.clone() } else { Value::Null },
+            "error": d.error,
+            "cause": d.cause,
+        });
+        events.publish(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            vec![d.arn.clone()],
+            detail,
+        );
+    }
+
+    /// Every execution that is still running (for shutdown).
+    pub fn running(&self) -> Vec<Arc<Execution>> {
+        self.executions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|e| e.describe().status == "RUNNING")
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the local stack can run a Task resource.
+    pub fn supports(&self, resource: &str) -> bool {
+        self.supported.get().is_some_and(|f| f(resource))
+    }
+}
+
+// ---------------------------------------------------------------------------- JSON 1.0 API
+
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+        )
+    })
+}
+
+fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
+    let max = match body.get("maxResults").and_then(Value::as_u64) {
+        None | Some(0) => default,
+        Some(n) if n > 1000 => {
+            return Err(ApiError::new(
+                "ValidationException",
+                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+            ));
+        }
+        Some(n) => n as usize,
+    };
+    let start = match body.get("nextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(token) => token
+            .strip_prefix("page-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
+    };
+    Ok((start, max))
+}
+
+fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
+    let end = (start + max).min(items.len());
+    let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
+    let next = (end < items.len()).then(|| format!("page-{end}"));
+    (slice, next)
+}
+
+fn describe_json(d: &Described) -> Value {
+    let mut m = Map::new();
+    m.insert("executionArn".into(), json!(d.arn));
+    m.insert("stateMachineArn".into(), json!(d.machine_arn));
+    m.insert("name".into(), json!(d.name));
+    m.insert("status".into(), json!(d.status));
+    m.insert("startDate".into(), seconds(d.start_ms));
+    if let Some(stop) = d.stop_ms {
+        m.insert("stopDate".into(), seconds(stop));
+    }
+    m.insert("input".into(), json!(d.input));
+    m.insert("inputDetails".into(), json!({"included": true}));
+    if let Some(output) = &d.output {
+        m.insert("output".into(), json!(output));
+        m.insert("outputDetails".into(), json!({"included": true}));
+    }
+    if let Some(error) = &d.error {
+        m.insert("error".into(), json!(error));
+    }
+    if let Some(cause) = &d.cause {
+        m.insert("cause".into(), json!(cause));
+    }
+    Value::Object(m)
+}
+
+fn event_json(event: &HistoryEvent) -> Value {
+    let mut v = event.to_json();
+    v["timestamp"] = seconds(event.timestamp_millis);
+    v
+}
+
+fn machine_json(m: &Machine) -> Value {
+    let mut v = json!({
+        "stateMachineArn": m.arn,
+        "name": m.name,
+        "status": "ACTIVE",
+        "definition": m.definition,
+        "roleArn": m.role_arn,
+        "type": m.kind,
+        "creationDate": seconds(m.created_ms),
+        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+        "tracingConfiguration": {"enabled": false},
+    });
+    if let Some(updated) = *m.updated_ms.lock().unwrap_or_else(|e| e.into_inner()) {
+        v["updateDate"] = seconds(updated);
+    }
+    v
+}
+
+/// Runs one API operation (`target` without the `AWSStepFunctions.` prefix).
+pub async fn dispatch(
+    sfn: &Arc<StepFunctions>,
+    target: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    match target {
+        "CreateStateMachine" => {
+            let kind = body
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("STANDARD");
+            let machine = sfn.create_machine(
+                field(body, "name")?,
+                field(body, "definition")?,
+                field(body, "roleArn")?,
+                kind,
+            )?;
+            Ok(json!({"stateMachineArn": machine.arn, "creationDate": seconds(machine.created_ms)}))
+        }
+        "DescribeStateMachine" => {
+            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+            Ok(machine_json(&machine))
+        }
+        "DescribeStateMachineForExecution" => {
+            let execution = sfn.execution(field(body, "executionArn")?)?;
+            let machine = sfn.machine(&execution.machine_arn)?;
+            let mut v = machine_json(&machine);
+            if let Value::Object(m) = &mut v {
+                m.remove("status");
+                m.remove("creationDate");
+                m.insert("updateDate".into(), seconds(execution.start_ms));
+            }
+            Ok(v)
+        }
+        "UpdateStateMachine" => {
+            let updated = sfn.update_machine(
+                field(body, "stateMachineArn")?,
+                body.get("definition").and_then(Value::as_str),
+                body.get("roleArn").and_then(Value::as_str),
+            )?;
+            Ok(json!({"updateDate": seconds(updated)}))
+        }
+        "DeleteStateMachine" => {
+            sfn.delete_machine(field(body, "stateMachineArn")?)?;
+            Ok(json!({}))
+        }
+        "ListStateMachines" => {
+            let (start, max) = page(body, 100)?;
+            let all: Vec<Value> = sfn
+                .machines()
+                .iter()
+                .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
+                .collect();
+            let (items, next) = paged(&all, start, max);
+            let mut out = json!({"stateMachines": items});
+            if let Some(next) = next {
+                out["nextToken"] = json!(next);
+            }
+            Ok(out)
+        }
+        "ValidateStateMachineDefinition" => {
+            let definition = field(body, "definition")?;
+            let (_, diagnostics) = load_with_diagnostics(definition);
+            let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+            let list: Vec<Value> = diagnostics
+                .iter()
+                .map(|d| {
+                    let mut v = json!({
+                        "severity": if d.severity == Severity::Error { "ERROR" } else { "WARNING" },
+                        "code": d.code,
+                        "message": d.message,
+                    });
+                    if let Some(location) = &d.location {
+                        v["location"] = json!(location);
+                    }
+                    v
+                })
+                .collect();
+            Ok(
+                json!({"result": if errors { "FAIL" } else { "OK" }, "diagnostics": list, "truncated": false}),
+            )
+        }
+        "StartExecution" => {
+            let execution = sfn.start(
+                field(body, "stateMachineArn")?,
+                body.get("name").and_then(Value::as_str),
+                body.get("input").and_then(Value::as_str),
+            )?;
+            Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
+        }
+        "StartSyncExecution" => {
+            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+            if machine.kind != "EXPRESS" {
+                return Err(ApiError::new(
+                    "StateMachineTypeNotSupported",
+                    "This operation is not supported by this type of state machine",
+                ));
+            }
+            let execution = sfn.start(
+                &machine.arn,
+                body.get("name").and_then(Value::as_str),
+                body.get("input").and_then(Value::as_str),
+            )?;
+            let d = execution.finished().await;
+            let mut v = describe_json(&d);
+            let billed = ((d.stop_ms.unwrap_or(d.start_ms) - d.start_ms).max(1) + 99) / 100 * 100;
+            v["billingDetails"] =
+                json!({"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": billed});
+            Ok(v)
+        }
+        "DescribeExecution" => {
+            let execution = sfn.execution(field(body, "executionArn")?)?;
+            if execution.express {
+                return Err(ApiError::new(
+                    "ExecutionDoesNotExist",
+                    format!("Execution Does Not Exist: '{}'", execution.arn),
+                ));
+            }
+            let mut v = describe_json(&execution.describe());
+            v["redriveCount"] = json!(0);
+            v["redriveStatus"] = json!("NOT_REDRIVABLE");
+            Ok(v)
+        }
+        "StopExecution" => {
+            let execution = sfn.execution(field(body, "executionArn")?)?;
+            execution.stop(
+                body.get("error").and_then(Value::as_str).map(str::to_owned),
+                body.get("cause").and_then(Value::as_str).map(str::to_owned),
+            );
+            let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
+                .await
+                .unwrap_or_else(|_| execution.describe());
+            Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(now_ms))}))
+        }
+        "GetExecutionHistory" => {
+            let execution = sfn.execution(field(body, "executionArn")?)?;
+            let (start, max) = page(body, 100)?;
+            let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
+            if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
+                events.reverse();
+            }
+            if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
+                for e in &mut events {
+                    strip_data(e);
+                }
+            }
+            let (items, next) = paged(&events, start, max);
+            let mut out = json!({"events": items});
+            if let Some(next) = next {
+                out["nextToken"] = json!(next);
+            }
+            Ok(out)
+        }
+        "ListExecutions" => {
+            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+            if machine.kind == "EXPRESS" {
+                return Err(ApiError::new(
+                    "StateMachineTypeNotSupported",
+                    "This operation is not supported by this type of state machine",
+                ));
+            }
+            let filter = body.get("statusFilter").and_then(Value::as_str);
+            if let Some(f) = filter
+                && ![
+                    "RUNNING",
+                    "SUCCEEDED",
+                    "FAILED",
+                    "TIMED_OUT",
+                    "ABORTED",
+                    "PENDING_REDRIVE",
+                ]
+                .contains(&f)
+            {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    format!(
+                        "1 validation error detected: Value '{f}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, TIMED_OUT, PENDING_REDRIVE, ABORTED, FAILED, RUNNING]"
+                    ),
+                ));
+            }
+            let (start, max) = page(body, 100)?;
+            let all: Vec<Value> = sfn
+                .executions_of(&machine.arn)
+                .iter()
+                .map(|e| e.describe())
+                .filter(|d| filter.is_none_or(|f| d.status == f))
+                .map(|d| {
+                    let mut v = json!({
+                        "executionArn": d.arn,
+                        "stateMachineArn": d.machine_arn,
+                        "name": d.name,
+                        "status": d.status,
+                        "startDate": seconds(d.start_ms),
+                    });
+                    if let Some(stop) = d.stop_ms {
+                        v["stopDate"] = seconds(stop);
+                    }
+                    v
+                })
+                .collect();
+            let (items, next) = paged(&all, start, max);
+            let mut out = json!({"executions": items});
+            if let Some(next) = next {
+                out["nextToken"] = json!(next);
+            }
+            Ok(out)
+        }
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("The operation {other} is not supported by the local stack"),
+        )),
+    }
+}
+
+/// `includeExecutionData: false`: inputs, outputs and parameters are left out.
+fn strip_data(event: &mut Value) {
+    if let Value::Object(m) = event {
+        for (key, details) in m.iter_mut() {
+            if key.ends_with("EventDetails")
+                && let Value::Object(d) = details
+            {
+                for field in ["input", "output", "parameters"] {
+                    d.remove(field);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_aws_rules() {
+        assert!(valid_name("run-1_ok.A"));
+        for bad in ["", "has space", "a:b", "a/b", "x*", &"n".repeat(81)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pages_carry_a_token_until_the_end() {
+        let items: Vec<u32> = (0..5).collect();
+        let (first, next) = paged(&items, 0, 2);
+        assert_eq!((first, next.as_deref()), (vec![0, 1], Some("page-2")));
+        let (last, next) = paged(&items, 4, 2);
+        assert_eq!((last, next), (vec![4], None));
+        assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
+    }
+
+    #[test]
+    fn task_resources_are_found_in_nested_states() {
+        let definition = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:x","End":true}}},"End":true}}}"#;
+        assert_eq!(StepFunctions::task_resources(definition), ["arn:x"]);
+    }
+}

@@ -1,0 +1,445 @@
+//! Wiring: reads the template, creates its tables in the local DynamoDB, starts the Lambda
+//! service, registers the state machines, connects the event rules, serves the API, and runs
+//! the custom resources' Create against their function exactly as CloudFormation would (a
+//! pre-signed-style `ResponseURL` on this server, SUCCESS or FAILED awaited).
+
+use crate::events::EventBus;
+use crate::integrations::{DynamoTarget, Integrations};
+use crate::lambda::{LambdaConfig, LambdaService};
+use crate::metrics::MetricsForwarder;
+use crate::rng::Rng;
+use crate::server::{AppState, CfnResponses, app};
+use crate::sfn::StepFunctions;
+use crate::template::{self, CustomResourceSpec, LocalContext, LocalDatabase, StackModel};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The account id of every local ARN.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub template: PathBuf,
+    /// The local services' environment (`.local/env`): region, endpoints, dummy credentials,
+    /// `DB_HOST`, `DB_PORT`, `DB_SECRET_ARN`.
+    pub env: BTreeMap<String, String>,
+    pub stack_name: String,
+    pub parameters: HashMap<String, String>,
+    pub binaries: PathBuf,
+    /// Logs and other files of this stack.
+    pub state_dir: PathBuf,
+    pub kill: HashMap<String, f64>,
+    pub seed: u64,
+    pub concurrency: usize,
+    pub idle_timeout: Duration,
+}
+
+pub struct Stack {
+    pub sfn: Arc<StepFunctions>,
+    pub lambda: Arc<LambdaService>,
+    pub events: Arc<EventBus>,
+    pub model: StackModel,
+    pub url: String,
+    pub metrics: MetricsForwarder,
+    cfn: Arc<CfnResponses>,
+    created: Vec<(CustomResourceSpec, String)>,
+    server: tokio::task::JoinHandle<()>,
+    rng: Rng,
+    stack_id: String,
+}
+
+fn env_or<'a>(env: &'a BTreeMap<String, String>, key: &str, default: &'a str) -> &'a str {
+    env.get(key).map(String::as_str).unwrap_or(default)
+}
+
+/// The SDK configuration for the local services, from the given environment only.
+pub async fn sdk_config(env: &BTreeMap<String, String>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(
+            env_or(env, "AWS_REGION", "us-east-1").to_owned(),
+        ))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            env_or(env, "AWS_ACCESS_KEY_ID", "testing"),
+            env_or(env, "AWS_SECRET_ACCESS_KEY", "testing"),
+            None,
+            None,
+            "leasehold-local",
+        ));
+    if let Some(endpoint) = env.get("AWS_ENDPOINT_URL") {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+impl Stack {
+    pub async fn start(
+        options: StackOptions,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Stack, String> {
+        let env = &options.env;
+        let region = env_or(env, "AWS_REGION", "us-east-1").to_owned();
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        if !address.ip().is_loopback() {
+            return Err(format!(
+                "the local stack binds 127.0.0.1 only, not {address}"
+            ));
+        }
+        let url = format!("http://{address}");
+        let database = match (
+            env.get("DB_HOST"),
+            env.get("DB_PORT"),
+            env.get("DB_SECRET_ARN"),
+        ) {
+            (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
+                host: host.clone(),
+                port: port.clone(),
+                secret_arn: secret.clone(),
+            }),
+            _ => None,
+        };
+        let context = LocalContext {
+            stack_name: options.stack_name.clone(),
+            region: region.clone(),
+            account: LOCAL_ACCOUNT.to_owned(),
+            parameters: options.parameters.clone(),
+            database,
+        };
+        let model = template::load(&options.template, &context).map_err(|e| e.to_string())?;
+
+        let sdk = sdk_config(env).await;
+        create_tables(&sdk, &model).await?;
+        let metrics = if env.contains_key("AWS_ENDPOINT_URL")
+            || env.contains_key("AWS_ENDPOINT_URL_CLOUDWATCH")
+        {
+            MetricsForwarder::new(aws_sdk_cloudwatch::Client::new(&sdk))
+        } else {
+            MetricsForwarder::disabled()
+        };
+
+        let base_env: BTreeMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "AWS_REGION"
+                        | "AWS_DEFAULT_REGION"
+                        | "AWS_ACCESS_KEY_ID"
+                        | "AWS_SECRET_ACCESS_KEY"
+                ) || k.starts_with("AWS_ENDPOINT_URL")
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let lambda = LambdaService::new(
+            &model.functions,
+            LambdaConfig {
+                binaries: options.binaries.clone(),
+                base_env,
+                default_concurrency: options.concurrency,
+                idle_timeout: options.idle_timeout,
+                logs_dir: options.state_dir.join("logs"),
+                kill: options.kill.clone(),
+                seed: options.seed,
+            },
+            metrics.clone(),
+        )?;
+
+        let sfn = StepFunctions::new(&region, LOCAL_ACCOUNT, options.seed);
+        let dynamodb = env
+            .get("AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|| env.get("AWS_ENDPOINT_URL"))
+            .map(|endpoint| DynamoTarget {
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                access_key: env_or(env, "AWS_ACCESS_KEY_ID", "testing").to_owned(),
+                secret_key: env_or(env, "AWS_SECRET_ACCESS_KEY", "testing").to_owned(),
+            });
+        let integrations = Integrations::new(lambda.clone(), &sfn, dynamodb);
+        let checker = lambda.clone();
+        sfn.set_invoker(
+            integrations,
+            Box::new(move |resource| Integrations::supports(&checker, resource)),
+        );
+        for machine in &model.state_machines {
+            for resource in StepFunctions::task_resources(&machine.definition) {
+                if !sfn.supports(&resource) {
+                    return Err(format!(
+                        "state machine {}: the Task resource {resource} is not supported by the local stack",
+                        machine.logical_id
+                    ));
+                }
+            }
+            let role = format!(
+                "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}-{}Role",
+                options.stack_name, machine.logical_id
+            );
+            sfn.create_machine(&machine.name, &machine.definition, &role, &machine.kind)
+                .map_err(|e| format!("state machine {}: {e}", machine.logical_id))?;
+        }
+        let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
+        sfn.set_events(events.clone());
+        events.start_schedules();
+
+        let cfn = Arc::new(CfnResponses::default());
+        let stats = {
+            let (lambda, sfn, events, metrics) =
+                (lambda.clone(), sfn.clone(), events.clone(), metrics.clone());
+            Arc::new(move || {
+                json!({
+                    "functions": lambda.stats(),
+                    "runningExecutions": sfn.running().len(),
+                    "eventsDelivered": events.delivered(),
+                    "metricsPublished": metrics.published(),
+                })
+            })
+        };
+        let state = AppState {
+            sfn: sfn.clone(),
+            lambda: lambda.clone(),
+            cfn: cfn.clone(),
+            stats,
+        };
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app(state)).await {
+                warn!(error = %e, "server stopped");
+            }
+        });
+        let mut stack = Stack {
+            sfn,
+            lambda,
+            events,
+            model,
+            url,
+            metrics,
+            cfn,
+            created: Vec::new(),
+            server,
+            rng: Rng::new(options.seed ^ 0xcf),
+            stack_id: format!(
+                "arn:aws:cloudformation:{region}:{LOCAL_ACCOUNT}:stack/{}/local",
+                options.stack_name
+            ),
+        };
+        for resource in stack.model.custom_resources.clone() {
+            match stack.custom_resource(&resource, "Create", None).await {
+                Ok(physical_id) => stack.created.push((resource, physical_id)),
+                Err(e) => {
+                    stack.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        info!(url = %stack.url, "local stack ready");
+        Ok(stack)
+    }
+
+    /// Sends one custom resource request and waits for its response; returns the physical id.
+    async fn custom_resource(
+        &self,
+        spec: &CustomResourceSpec,
+        request_type: &str,
+        physical_id: Option<&str>,
+    ) -> Result<String, String> {
+        let function = self
+            .lambda
+            .resolve(&spec.service_token)
+            .ok_or_else(|| {
+                format!(
+                    "custom resource {}: ServiceToken {} is not a function of the template",
+                    spec.logical_id, spec.service_token
+                )
+            })?
+            .clone();
+        let token = format!("{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64());
+        let request_id = format!("{:016x}", self.rng.next_u64());
+        let mut request = json!({
+            "RequestType": request_type,
+            "ServiceToken": spec.service_token,
+            "ResponseURL": format!("{}/cloudformation/{token}", self.url),
+            "StackId": self.stack_id,
+            "RequestId": request_id,
+            "LogicalResourceId": spec.logical_id,
+            "ResourceType": spec.resource_type,
+            "ResourceProperties": Value::Object(spec.properties.clone()),
+        });
+        if let Some(id) = physical_id {
+            request["PhysicalResourceId"] = json!(id);
+        }
+        let response = self.cfn.expect(&token);
+        // CloudFormation invokes custom resource functions asynchronously.
+        self.lambda
+            .invoke_async(&function.arn, request.to_string().into_bytes())
+            .map_err(|e| format!("custom resource {}: {e}", spec.logical_id))?;
+        let wait = Duration::from_secs(function.timeout_seconds * 3 + 30);
+        let answer = tokio::time::timeout(wait, response)
+            .await
+            .map_err(|_| {
+                format!(
+                    "custom resource {}: no response to {request_type} within {}s",
+                    spec.logical_id,
+                    wait.as_secs()
+                )
+            })?
+            .map_err(|_| {
+                format!(
+                    "custom resource {}: the response channel closed",
+                    spec.logical_id
+                )
+            })?;
+        if answer["Status"] == "SUCCESS" {
+            let id = answer["PhysicalResourceId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            info!(resource = %spec.logical_id, request_type, physical_id = %id, data = %answer["Data"], "custom resource succeeded");
+            Ok(id)
+        } else {
+            Err(format!(
+                "custom resource {} ({request_type}) failed: {}",
+                spec.logical_id,
+                answer["Reason"].as_str().unwrap_or("no reason given")
+            ))
+        }
+    }
+
+    /// The ARN of a state machine by logical id.
+    pub fn state_machine_arn(&self, logical_id: &str) -> Option<&str> {
+        self.model
+            .state_machines
+            .iter()
+            .find(|m| m.logical_id == logical_id)
+            .map(|m| m.arn.as_str())
+    }
+
+    /// `KEY=VALUE` pairs describing the running stack (for `.local/stack.env`).
+    pub fn env_lines(&self) -> Vec<(String, String)> {
+        let mut lines = vec![
+            ("LOCAL_STACK_URL".to_owned(), self.url.clone()),
+            ("AWS_ENDPOINT_URL_SFN".to_owned(), self.url.clone()),
+            ("AWS_ENDPOINT_URL_LAMBDA".to_owned(), self.url.clone()),
+        ];
+        for machine in &self.model.state_machines {
+            lines.push((
+                format!("{}_ARN", screaming(&machine.logical_id)),
+                machine.arn.clone(),
+            ));
+        }
+        if let Some(arn) = self.state_machine_arn("LoadHarnessStateMachine") {
+            lines.push(("HARNESS_STATE_MACHINE_ARN".to_owned(), arn.to_owned()));
+        }
+        for function in &self.model.functions {
+            lines.push((
+                format!("{}_NAME", screaming(&function.logical_id)),
+                function.name.clone(),
+            ));
+        }
+        for table in &self.model.tables {
+            lines.push((
+                format!("{}_NAME", screaming(&table.logical_id)),
+                table.name.clone(),
+            ));
+        }
+        lines
+    }
+
+    /// Deletes the custom resources (as a stack deletion would), stops every container and the
+    /// server. Running executions end with the process.
+    pub async fn shutdown(self) {
+        for (spec, id) in self.created.iter().rev() {
+            let outcome = tokio::time::timeout(
+                Duration::from_secs(30),
+                self.custom_resource(spec, "Delete", Some(id)),
+            )
+            .await;
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "custom resource delete failed"),
+                Err(_) => warn!(resource = %spec.logical_id, "custom resource delete timed out"),
+            }
+        }
+        for execution in self.sfn.running() {
+            execution.stop(
+                Some("States.Runtime".into()),
+                Some("The local stack was stopped".into()),
+            );
+        }
+        self.lambda.shutdown().await;
+        self.server.abort();
+    }
+}
+
+/// `ConnectionStateMachine` → `CONNECTION_STATE_MACHINE`.
+pub fn screaming(id: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in id.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    if model.tables.is_empty() {
+        return Ok(());
+    }
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    for table in &model.tables {
+        let mut request = client
+            .create_table()
+            .table_name(&table.name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (name, kind, ty) in &table.keys {
+            request = request
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(KeyType::from(kind.as_str()))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                );
+        }
+        match request.send().await {
+            Ok(_) => info!(table = %table.name, "table created"),
+            Err(e) => {
+                let exists = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception());
+                if !exists {
+                    return Err(format!(
+                        "table {}: cannot create it in the local DynamoDB: {}",
+                        table.logical_id,
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logical_ids_become_variable_names() {
+        assert_eq!(
+            super::screaming("ConnectionStateMachine"),
+            "CONNECTION_STATE_MACHINE"
+        );
+        assert_eq!(super::screaming("LeaseTable"), "LEASE_TABLE");
+    }
+}
