@@ -186,13 +186,14 @@ def check_functions(template: dict) -> None:
 def check_seed_properties(template: dict) -> None:
     print("seed: the custom resource sends only properties the seed accepts")
     source = Path("handlers/seed/src/lib.rs")
-    known = None
-    if source.exists():
-        match = re.search(r"KNOWN_PROPERTIES\s*:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", source.read_text(), re.S)
+    known = set()
+    text = source.read_text() if source.exists() else ""
+    for name in ("KNOWN_PROPERTIES", "IGNORED_PROPERTIES"):
+        match = re.search(name + r"\s*:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", text, re.S)
         if match:
-            known = set(re.findall(r'"([^"]+)"', match.group(1)))
-    if known is None:
-        print(f"  skip {source} has no KNOWN_PROPERTIES list to compare with")
+            known |= set(re.findall(r'"([^"]+)"', match.group(1)))
+    if "Pool" not in known:
+        fail(f"{source} has no KNOWN_PROPERTIES list naming Pool to compare with")
         return
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "Custom::LeasePool":

@@ -62,24 +62,20 @@ pub struct PoolSpec {
     pub seed_data: bool,
 }
 
-const KNOWN_PROPERTIES: [&str; 6] = [
-    "ServiceToken",
-    "Pool",
-    "Budget",
-    "BudgetPercent",
-    "Reserve",
-    "SeedData",
-];
+/// `ServiceToken` and `ServiceTimeout` belong to CloudFormation (it passes them along) and
+/// `Revision` may be changed to force an Update that re-seeds; the seed ignores all three.
+const IGNORED_PROPERTIES: [&str; 3] = ["ServiceToken", "ServiceTimeout", "Revision"];
+
+const KNOWN_PROPERTIES: [&str; 5] = ["Pool", "Budget", "BudgetPercent", "Reserve", "SeedData"];
 
 impl PoolSpec {
     pub fn from_properties(props: &Map<String, Value>) -> Result<Self, BrokerError> {
-        if let Some(unknown) = props
-            .keys()
-            .find(|k| !KNOWN_PROPERTIES.contains(&k.as_str()))
-        {
+        if let Some(unknown) = props.keys().find(|k| {
+            !KNOWN_PROPERTIES.contains(&k.as_str()) && !IGNORED_PROPERTIES.contains(&k.as_str())
+        }) {
             return Err(invalid(format!(
                 "unknown property {unknown:?} (known: {})",
-                KNOWN_PROPERTIES[1..].join(", ")
+                KNOWN_PROPERTIES.join(", ")
             )));
         }
         let pool = match props.get("Pool") {
@@ -420,8 +416,8 @@ mod tests {
     #[test]
     fn properties_arrive_as_strings_and_resolve_to_a_spec() {
         let spec = PoolSpec::from_properties(&props(json!({
-            "ServiceToken": "arn:aws:lambda:us-east-1:1:function:seed",
-            "Pool": "orders", "BudgetPercent": "80", "Reserve": "5", "SeedData": "false"
+            "ServiceToken": "arn:aws:lambda:us-east-1:1:function:seed", "ServiceTimeout": "300",
+            "Revision": "2", "Pool": "orders", "BudgetPercent": "80", "Reserve": "5", "SeedData": "false"
         })))
         .unwrap();
         assert_eq!(
