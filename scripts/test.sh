@@ -26,11 +26,20 @@ set -a
 . .local/env
 set +a
 
+# The aws CLI is a real client of the local stack in the tests.
+if ! command -v aws >/dev/null 2>&1; then
+  step "installing the aws CLI (PyPI, pinned)"
+  python3 -m pip install -q "awscli==1.45.11"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build --bins (the local stack's tests run the real handler binaries)"
+cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
