@@ -317,6 +317,94 @@ async fn the_aws_cli_round_trip() {
         "MISSING_TRANSITION_TARGET"
     );
 
+    // list-executions pages; update and delete
+    let paged = ok(
+        &url,
+        &[
+            "stepfunctions",
+            "list-executions",
+            "--state-machine-arn",
+            &machine,
+            "--max-items",
+            "1",
+        ],
+    );
+    assert_eq!(paged["executions"].as_array().unwrap().len(), 1);
+    assert!(
+        paged["NextToken"].is_string(),
+        "two executions, one per page"
+    );
+    let simpler =
+        r#"{"StartAt": "Only", "States": {"Only": {"Type": "Pass", "Result": "v2", "End": true}}}"#;
+    let updated = ok(
+        &url,
+        &[
+            "stepfunctions",
+            "update-state-machine",
+            "--state-machine-arn",
+            &machine,
+            "--definition",
+            simpler,
+        ],
+    );
+    assert!(updated["updateDate"].is_number());
+    let described = ok(
+        &url,
+        &[
+            "stepfunctions",
+            "describe-state-machine",
+            "--state-machine-arn",
+            &machine,
+        ],
+    );
+    assert_eq!(described["definition"], simpler);
+    ok(
+        &url,
+        &[
+            "stepfunctions",
+            "delete-state-machine",
+            "--state-machine-arn",
+            &express,
+        ],
+    );
+    let (success, _, stderr) = aws(
+        &url,
+        &[
+            "stepfunctions",
+            "describe-state-machine",
+            "--state-machine-arn",
+            &express,
+        ],
+    );
+    assert!(
+        !success && stderr.contains("StateMachineDoesNotExist"),
+        "{stderr}"
+    );
+
+    // a load harness run started from the CLI with the small load sample
+    let harness = t.arn("LoadHarnessStateMachine");
+    let started = ok(
+        &url,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &harness,
+            "--input",
+            "file://events/harness-small.json",
+        ],
+    );
+    let run = t
+        .finished(
+            started["executionArn"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(run.status.as_str(), "SUCCEEDED", "{:?}", run.cause());
+    let summary: Value = serde_json::from_str(run.output().unwrap()).unwrap();
+    assert_eq!(summary["iterations"], 20);
+    assert_eq!(summary["served"], 20, "{summary}");
+
     // the template's own workflow, started from the CLI with an events/ sample
     let connection = t.arn("ConnectionStateMachine");
     let started = ok(
