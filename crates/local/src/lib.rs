@@ -17,6 +17,7 @@
 //!   `dynamodb:*Item`).
 //! - [`events`]: EventBridge rules (status change events, schedules).
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
+//! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod server;
 pub mod sfn;
 pub mod stack;
 pub mod template;
+pub mod trace;
 
 pub use stack::{Stack, StackOptions};
 

@@ -1,6 +1,7 @@
 //! The stack's HTTP endpoint on 127.0.0.1: the Step Functions JSON 1.0 API (`POST /` with
 //! `X-Amz-Target`), the Lambda API (`/2015-03-31/functions/...`), the URL custom resources PUT
-//! their CloudFormation responses to, and `/stats`.
+//! their CloudFormation responses to, `/stats`, and the trace page (`/trace`, see
+//! [`crate::trace`]).
 
 use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{self, StepFunctions};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub lambda: Arc<LambdaService>,
     pub cfn: Arc<CfnResponses>,
     pub stats: Arc<dyn Fn() -> Value + Send + Sync>,
+    /// The local CloudWatch, read back by the trace page; `None` when the stack has none.
+    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -50,7 +53,8 @@ pub fn app(state: AppState) -> Router {
         .route("/cloudformation/{token}", put(cfn_response))
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::trace::routes(&state))
 }
 
 fn json_response(status: StatusCode, content_type: &'static str, body: Value) -> Response {

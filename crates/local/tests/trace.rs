@@ -1,0 +1,417 @@
+//! The trace page's routes: called with `oneshot` (no socket) on a real local stack's Step
+//! Functions and the local CloudWatch (moto), plus one request over the stack's real socket.
+//! The page itself is tested in a browser by scripts/checks/40-trace-page.sh.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{Setup, start};
+use leasehold_local::sfn::StepFunctions;
+use leasehold_local::trace::{DEFAULT_NAMESPACE, TraceState, app};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const LIST: &str = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
+
+async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&leasehold_testkit::sdk_config().await)
+}
+
+fn trace_app(
+    t: &common::TestStack,
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+) -> axum::Router {
+    app(TraceState {
+        sfn: t.stack().sfn.clone(),
+        cloudwatch,
+        namespace: DEFAULT_NAMESPACE.to_owned(),
+    })
+}
+
+/// GET through the router without a socket: status and JSON body.
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn q(v: &str) -> String {
+    v.replace(':', "%3A")
+}
+
+fn statuses(execution: &Value) -> BTreeMap<String, String> {
+    execution["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "state" || n["kind"] == "map")
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_owned(),
+                n["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn edge<'a>(execution: &'a Value, from: &str, to: &str, kind: &str) -> &'a Value {
+    execution["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == from && e["to"] == to && e["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} edge {from} -> {to}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_is_traced_with_its_path_history_and_list() {
+    // GIVEN a stack that ran a served connection workflow and one with invalid input
+    let t = start(Setup::default()).await;
+    let served = t.start_execution("ConnectionStateMachine", LIST).await;
+    let invalid = t
+        .start_execution("ConnectionStateMachine", r#"{"query": "listEmployees"}"#)
+        .await;
+    assert_eq!(
+        t.finished(&served, Duration::from_secs(60))
+            .await
+            .status
+            .as_str(),
+        "SUCCEEDED"
+    );
+    t.finished(&invalid, Duration::from_secs(60)).await;
+    let app = trace_app(&t, None);
+
+    // WHEN the page asks for the served execution
+    let (status, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&served))).await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+
+    // THEN every state of the definition is drawn, coloured by the path taken
+    let definition: Value =
+        serde_json::from_str(include_str!("../../../statemachines/connection.asl.json")).unwrap();
+    let s = statuses(&x);
+    let names: Vec<&String> = s.keys().collect();
+    let mut expected: Vec<&String> = definition["States"].as_object().unwrap().keys().collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for state in [
+        "ValidateInput",
+        "Acquire",
+        "Query",
+        "Release",
+        "WriteCache",
+        "Served",
+    ] {
+        assert_eq!(s[state], "succeeded", "{state}");
+    }
+    for state in ["LookupCache", "Shed", "InvalidInput", "QueryFailed"] {
+        assert_eq!(s[state], "not-reached", "{state}");
+    }
+    assert_eq!(edge(&x, "Acquire", "Query", "next")["status"], "succeeded");
+    assert_eq!(edge(&x, "Acquire", "LookupCache", "catch")["taken"], 0);
+    assert_eq!(edge(&x, "Served", "__end__", "end")["taken"], 1);
+    assert_eq!(x["execution"]["status"], "SUCCEEDED");
+    assert_eq!(x["execution"]["output"]["status"], "SERVED");
+    assert_eq!(x["execution"]["input"]["pool"], "main");
+
+    // AND the history has every event with its state, and pages on with `after`
+    let (_, h) = get(&app, &format!("/trace/api/history?arn={}", q(&served))).await;
+    let events = h["events"].as_array().unwrap();
+    assert_eq!(events.len(), t.history(&served).await.len());
+    assert_eq!(x["eventCount"], json!(events.len()));
+    assert_eq!(events[0]["type"], "ExecutionStarted");
+    let acquire: Vec<&str> = events
+        .iter()
+        .filter(|e| e["state"] == "Acquire")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        acquire,
+        [
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "TaskStateExited"
+        ]
+    );
+    assert!(events.iter().all(|e| e["elapsedMs"].as_i64().unwrap() >= 0));
+    let (_, tail) = get(
+        &app,
+        &format!("/trace/api/history?arn={}&after=30", q(&served)),
+    )
+    .await;
+    let ids: Vec<u64> = tail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (31..=events.len() as u64).collect::<Vec<_>>());
+
+    // AND the invalid input failed in InvalidInput
+    let (_, f) = get(&app, &format!("/trace/api/execution?arn={}", q(&invalid))).await;
+    let s = statuses(&f);
+    assert_eq!(
+        (s["ValidateInput"].as_str(), s["InvalidInput"].as_str()),
+        ("succeeded", "failed")
+    );
+    assert_eq!(
+        edge(&f, "InvalidInput", "__end__", "end")["status"],
+        "failed"
+    );
+    assert_eq!(f["execution"]["error"], "InvalidInput");
+
+    // AND the list is newest first and filters by status
+    let machine = t.arn("ConnectionStateMachine");
+    let (_, all) = get(
+        &app,
+        &format!("/trace/api/executions?machine={}", q(&machine)),
+    )
+    .await;
+    let listed: Vec<&str> = all["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [invalid.as_str(), served.as_str()]);
+    let (_, failed) = get(
+        &app,
+        &format!(
+            "/trace/api/executions?machine={}&status=FAILED",
+            q(&machine)
+        ),
+    )
+    .await;
+    assert_eq!(failed["total"], 1);
+    assert_eq!(failed["executions"][0]["arn"], json!(invalid));
+    assert!(failed["executions"][0]["durationMs"].as_i64().is_some());
+    let (_, machines) = get(&app, "/trace/api/machines").await;
+    let connection = machines["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["arn"] == json!(machine))
+        .expect("the connection machine");
+    assert_eq!(connection["executions"], 2);
+
+    // AND mistakes get a plain message with a fitting status
+    let (status, e) = get(
+        &app,
+        &format!("/trace/api/executions?machine={}&status=DONE", q(&machine)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("unknown status"));
+    let missing = served.replace(':', "%3A") + "x";
+    let (status, e) = get(&app, &format!("/trace/api/execution?arn={missing}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Execution Does Not Exist")
+    );
+    let (status, _) = get(&app, "/trace/api/execution").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, e) = get(&app, "/trace/api/metrics").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(e["message"].as_str().unwrap().contains("no CloudWatch"));
+
+    // AND over the stack's real socket, the page and its API are served
+    let page = reqwest::get(format!("{}/trace", t.url)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(page.text().await.unwrap().contains("/trace/api/execution"));
+    let over_socket: Value =
+        reqwest::get(format!("{}/trace/api/execution?arn={}", t.url, q(&served)))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(statuses(&over_socket), statuses(&x));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_iterations_link_to_the_child_executions_they_started() {
+    // GIVEN a load harness of three iterations
+    let t = start(Setup::default()).await;
+    let input = r#"{"iterations": 3, "concurrency": 2, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
+    let harness = t.start_execution("LoadHarnessStateMachine", input).await;
+    let d = t.finished(&harness, Duration::from_secs(90)).await;
+    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+    let app = trace_app(&t, None);
+
+    // WHEN the page asks for it
+    let (_, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&harness))).await;
+
+    // THEN the Map and its item processor are on the path, the Catch branch is not
+    let s = statuses(&x);
+    assert_eq!(s["RunIterations"], "succeeded");
+    assert_eq!(s["RunConnectionWorkflow"], "succeeded");
+    assert_eq!(s["CountAsFailed"], "not-reached");
+    let inner = x["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "RunConnectionWorkflow")
+        .unwrap();
+    assert_eq!(inner["parent"], "RunIterations");
+    assert_eq!(inner["visits"], 3);
+
+    // AND each iteration names the connection execution it started, which names it back
+    let iterations = x["iterations"].as_array().unwrap();
+    let labels: Vec<&str> = iterations
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["RunIterations[0]", "RunIterations[1]", "RunIterations[2]"]
+    );
+    let connection = t.arn("ConnectionStateMachine");
+    let (_, children) = get(
+        &app,
+        &format!("/trace/api/executions?machine={}", q(&connection)),
+    )
+    .await;
+    for iteration in iterations {
+        assert_eq!(iteration["status"], "succeeded");
+        assert_eq!(iteration["childStatus"], "SUCCEEDED");
+        let child = iteration["child"].as_str().expect("a child execution");
+        let listed = children["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["arn"] == child)
+            .expect("the child is an execution of the connection machine");
+        assert_eq!(listed["startedBy"], json!(harness));
+        let (_, c) = get(&app, &format!("/trace/api/execution?arn={}", q(child))).await;
+        assert_eq!(c["execution"]["startedBy"], json!(harness));
+        assert_eq!(statuses(&c)["Served"], "succeeded");
+    }
+    assert_eq!(x["children"].as_array().unwrap().len(), 3);
+    // Every event of an iteration's task carries the iteration.
+    let (_, h) = get(&app, &format!("/trace/api/history?arn={}", q(&harness))).await;
+    for e in h["events"].as_array().unwrap() {
+        if e["state"] == "RunConnectionWorkflow" {
+            assert!(
+                e["iteration"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("RunIterations[")
+            );
+        }
+    }
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_pools_metrics_are_read_back_from_cloudwatch() {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    // GIVEN data points of a pool of its own in the local CloudWatch
+    let client = cloudwatch().await;
+    let pool = leasehold_testkit::unique("trace-pool");
+    let now = leasehold_local::lambda::epoch_ms() as i64;
+    let datum = |name: &str, value: f64, ago_ms: i64| {
+        MetricDatum::builder()
+            .metric_name(name)
+            .value(value)
+            .dimensions(Dimension::builder().name("DBName").value(&pool).build())
+            .timestamp(DateTime::from_millis(now - ago_ms))
+            .build()
+    };
+    client
+        .put_metric_data()
+        .namespace(DEFAULT_NAMESPACE)
+        .metric_data(datum("RemainingConnections", 3.0, 20_000))
+        .metric_data(datum("RemainingConnections", 1.0, 10_000))
+        .metric_data(datum("RemainingConnections", 0.0, 10_000))
+        .metric_data(datum("NoConnectionsLeftError", 1.0, 10_000))
+        .metric_data(datum("NoConnectionsLeftError", 1.0, 10_000))
+        .send()
+        .await
+        .expect("PutMetricData");
+    let app = app(TraceState {
+        sfn: StepFunctions::new("us-east-1", "123456789012", 1),
+        cloudwatch: Some(client),
+        namespace: DEFAULT_NAMESPACE.to_owned(),
+    });
+
+    // WHEN the page asks for the last five minutes of that pool
+    let (status, m) = get(&app, &format!("/trace/api/metrics?pool={pool}&minutes=5")).await;
+
+    // THEN each period has its minimum, average, maximum and sum, oldest first
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["periodSeconds"], 1);
+    let series = |metric: &str| -> Vec<Vec<f64>> {
+        m["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["metric"] == metric)
+            .unwrap()["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let remaining = series("RemainingConnections");
+    assert_eq!(remaining.len(), 2, "{remaining:?}");
+    assert!(remaining[0][0] < remaining[1][0]);
+    assert_eq!(remaining[0][1..4], [3.0, 3.0, 3.0]);
+    assert_eq!(remaining[1][1..4], [0.0, 0.5, 1.0]);
+    let refused = series("NoConnectionsLeftError");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0][4], 2.0);
+    assert!(
+        m["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == &json!(pool))
+    );
+
+    // AND a window around an execution that ended before the data finds nothing
+    let (_, before) = get(
+        &app,
+        &format!(
+            "/trace/api/metrics?pool={pool}&startMs={}&endMs={}",
+            now - 600_000,
+            now - 500_000
+        ),
+    )
+    .await;
+    assert_eq!(before["series"][0]["points"], json!([]));
+    let (status, _) = get(&app, "/trace/api/metrics?pool=").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

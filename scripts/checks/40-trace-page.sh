@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The trace page in a real headless browser: starts a local stack of its own (own state
+# directory, stack name and pool, stopped again by its pid), runs connection workflows (served,
+# invalid input, a failed query caught) and a small load harness with the aws CLI, then drives
+# Debian's chromium through playwright-core (scripts/checks/trace-page.mjs): graph and coloured
+# path, live refresh of a running execution, event history, Map iterations opening their
+# child's trace, the pool's metrics chart.
+# Screenshots go to target/trace-check/.
+#
+# Needs the local services' variables (scripts/test.sh exports .local/env; run alone, this
+# reads .local/env). Installs chromium with apt-get and playwright-core with npm ci when
+# missing; never downloads a browser of its own.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+OUT="$ROOT/target/trace-check"
+CHROMIUM=/usr/bin/chromium
+
+log() { printf 'trace-page: %s\n' "$*" >&2; }
+die() { printf 'trace-page: error: %s\n' "$*" >&2; exit 1; }
+
+# --- what the check needs -------------------------------------------------------------------
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  [ -f .local/env ] || die "the local services are not running: scripts/dev-env.sh up (or run scripts/test.sh)"
+  set -a
+  # shellcheck disable=SC1091
+  . .local/env
+  set +a
+fi
+[ -f .local/env ] || die ".local/env is missing: scripts/dev-env.sh up"
+command -v aws >/dev/null 2>&1 || die "the aws CLI is missing (scripts/test.sh installs it: pip install awscli)"
+command -v node >/dev/null 2>&1 || die "node is missing (install Node.js 20 or newer)"
+command -v npm >/dev/null 2>&1 || die "npm is missing"
+
+if [ ! -x "$CHROMIUM" ]; then
+  [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install Debian's chromium package (apt-get install chromium) as root"
+  log "installing chromium (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+    die "apt-get could not install chromium"
+  [ -x "$CHROMIUM" ] || die "the chromium package did not provide $CHROMIUM"
+fi
+
+wanted=$(node -p 'require("./package-lock.json").packages["node_modules/playwright-core"].version') ||
+  die "package-lock.json does not pin playwright-core"
+installed=$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+if [ "$installed" != "$wanted" ]; then
+  log "installing playwright-core@$wanted from package-lock.json (npm ci)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
+fi
+
+log "building the handlers and the stack"
+cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+# --- a stack of its own ---------------------------------------------------------------------
+# Its own state directory, stack name (tables, functions) and pool (the metrics' DBName), so
+# that it neither touches nor sees another stack started with scripts/local-stack.sh.
+rm -rf "$OUT"
+mkdir -p "$OUT/stack"
+run_id="tc$$"
+pool="trace-$run_id"
+stack_pid=""
+stop_stack() {
+  if [ -n "$stack_pid" ] && kill -0 "$stack_pid" 2>/dev/null; then
+    kill "$stack_pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do
+      kill -0 "$stack_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$stack_pid" 2>/dev/null || true
+  fi
+}
+trap stop_stack EXIT
+
+"$target_dir/debug/leasehold-local" --template template.yaml --env-file .local/env \
+  --binaries "$target_dir/debug" --state-dir "$OUT/stack" --write-env "$OUT/stack.env" \
+  --stack-name "leasehold-$run_id" --parameter "PoolName=$pool" --parameter PoolBudget=4 \
+  >"$OUT/stack/stdout" 2>"$OUT/stack/stack.log" &
+stack_pid=$!
+for _ in $(seq 1 600); do
+  [ -s "$OUT/stack.env" ] && break
+  kill -0 "$stack_pid" 2>/dev/null || { tail -n 20 "$OUT/stack/stack.log" >&2; die "the local stack did not start"; }
+  sleep 0.2
+done
+[ -s "$OUT/stack.env" ] || die "the local stack did not become ready within 120 s"
+set -a
+# shellcheck disable=SC1091
+. "$OUT/stack.env"
+set +a
+log "stack up at $LOCAL_STACK_URL (pid $stack_pid, pool $pool)"
+
+# --- executions to look at ------------------------------------------------------------------
+start() {
+  aws stepfunctions start-execution --endpoint-url "$AWS_ENDPOINT_URL_SFN" \
+    --state-machine-arn "$1" --input "$2" --query executionArn --output text
+}
+connection_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" \
+  "{\"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 200}")
+failed_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" '{"query": "listEmployees"}')
+caught_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" "{\"pool\": \"$pool\", \"query\": \"noSuchQuery\"}")
+harness_arn=$(start "$HARNESS_STATE_MACHINE_ARN" \
+  "{\"iterations\": 3, \"concurrency\": 2, \"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 300}")
+
+log "browser test (chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2}'), playwright-core $wanted)"
+TRACE_URL="$LOCAL_STACK_URL" TRACE_POOL="$pool" TRACE_OUT="$OUT" CHROMIUM="$CHROMIUM" \
+  CONNECTION_MACHINE_ARN="$CONNECTION_STATE_MACHINE_ARN" CONNECTION_ARN="$connection_arn" \
+  FAILED_ARN="$failed_arn" CAUGHT_ARN="$caught_arn" HARNESS_ARN="$harness_arn" \
+  node scripts/checks/trace-page.mjs
