@@ -1,0 +1,43 @@
+//! `leasehold-demo`: runs the load harness governed and ungoverned on a running local stack and
+//! writes the report. `scripts/demo.sh` starts everything it needs and then runs this.
+
+#[path = "../demo/mod.rs"]
+mod demo;
+
+use demo::args::{Parsed, USAGE, parse};
+use demo::error::chain;
+
+#[tokio::main]
+async fn main() {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(message) => {
+            eprintln!("leasehold-demo: {message}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    match demo::demo(&options).await {
+        Ok(report) => {
+            println!("{}", demo::report::text(&report));
+            println!(
+                "report: {} and {}",
+                options.report.display(),
+                options.html_path().display()
+            );
+            if !report.checks.governed_ok() {
+                eprintln!(
+                    "leasehold-demo: the governed run broke a promise (see the checks above)"
+                );
+                std::process::exit(1);
+            }
+        }
+        Err(error) => {
+            eprintln!("leasehold-demo: {}", chain(&error));
+            std::process::exit(1);
+        }
+    }
+}

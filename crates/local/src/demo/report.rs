@@ -1,0 +1,523 @@
+//! The report: the JSON document (its schema is in docs/report.md; names are a contract:
+//! extend, never rename) and its plain-text rendering for the terminal.
+
+use super::history::Outcome;
+use super::run::RunData;
+use super::sampler::OWN_CONNECTIONS;
+use super::stats::{Spread, mean, round1, round2};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub schema_version: u32,
+    pub generated_at: String,
+    /// The pool's budget, read from its record in the lease table.
+    pub budget: i64,
+    /// MariaDB's `max_connections` during the runs.
+    pub max_connections: i64,
+    /// Connections kept out of the budget for administrators.
+    pub admin_reserve: i64,
+    pub load: Load,
+    pub runs: Runs,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Load {
+    pub executions: u32,
+    pub concurrency: u32,
+    pub hold_ms: u64,
+    pub pool: String,
+    pub query: String,
+    pub kill_probability: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Runs {
+    pub governed: RunReport,
+    pub ungoverned: RunReport,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionCounts {
+    pub invocations: u64,
+    pub cold_starts: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub timeouts: u64,
+    pub kills: u64,
+    pub crashes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    /// `[ms since the run's start, value]` pairs.
+    pub connections: Vec<(i64, i64)>,
+    pub leases_in_use: Vec<(i64, i64)>,
+    pub remaining_connections: Vec<(i64, f64)>,
+    pub no_connections_left_error: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub harness_execution_arn: String,
+    pub child_state_machine_arn: String,
+    pub started_at: String,
+    pub duration_ms: i64,
+    pub executions: u64,
+    pub served: u64,
+    pub fallback: u64,
+    pub from_cache: u64,
+    pub shed: u64,
+    pub failed: u64,
+    pub failed_by_error: BTreeMap<String, u64>,
+    /// The harness's own summary, as it returned it.
+    pub harness_summary: Value,
+    /// Query attempts that failed with `DatabaseBusy` (MySQL error 1040, too many
+    /// connections), counted in the children's histories.
+    pub database_busy_errors: u64,
+    /// The server's view: failed connection attempts (`Aborted_connects`, which also counts
+    /// connections of killed containers that died while connecting) ...
+    pub refused_connections: i64,
+    /// ... and the part of them refused before authentication
+    /// (`Connection_errors_max_connections`; MariaDB refuses most 1040s after it, uncounted).
+    pub connection_errors_max_connections: i64,
+    /// The most connections open at once, the sampler's own left out.
+    pub peak_connections: i64,
+    pub peak_sampled_connections: i64,
+    /// `Max_used_connections` as the server reports it (includes the sampler's connection).
+    pub max_used_connections: i64,
+    pub sampler_connections: i64,
+    pub connections_at_end: i64,
+    pub peak_leases_in_use: i64,
+    pub leases_held_at_end: i64,
+    pub lease_records_at_end: i64,
+    pub lease_settle_ms: i64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub latency: Spread,
+    pub served_latency: Spread,
+    pub acquire_wait: Option<Spread>,
+    pub connections_exhausted_retries: u64,
+    pub connections_exhausted_errors: u64,
+    pub crashed_tasks: u64,
+    pub mean_hold_ms: Option<f64>,
+    pub connection_limit: i64,
+    pub served_per_second: f64,
+    pub physical_limit_per_second: Option<f64>,
+    pub ratio_to_physical_limit: Option<f64>,
+    pub container_kills: u64,
+    pub functions: BTreeMap<String, FunctionCounts>,
+    pub samples: Samples,
+    pub series: Series,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Samples {
+    pub connections: usize,
+    pub leases: usize,
+    pub missed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    pub governed_no_database_busy: bool,
+    pub governed_peak_within_budget_plus_reserve: bool,
+    pub governed_no_leases_held_at_end: bool,
+    pub governed_leases_never_above_budget: bool,
+    pub ungoverned_shows_database_busy: bool,
+}
+
+impl Checks {
+    /// What leasehold promises for the governed run.
+    pub fn governed_ok(&self) -> bool {
+        self.governed_no_database_busy
+            && self.governed_peak_within_budget_plus_reserve
+            && self.governed_no_leases_held_at_end
+            && self.governed_leases_never_above_budget
+    }
+}
+
+fn counter(map: &BTreeMap<String, i64>, name: &str) -> i64 {
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map_or(0, |(_, v)| *v)
+}
+
+/// Per-function counters of `/stats`, after minus before, for functions that ran.
+pub fn function_deltas(before: &Value, after: &Value) -> BTreeMap<String, FunctionCounts> {
+    let mut out = BTreeMap::new();
+    let Some(functions) = after.get("functions").and_then(Value::as_object) else {
+        return out;
+    };
+    for (name, now) in functions {
+        let then = before.pointer(&format!("/functions/{name}"));
+        let delta = |field: &str| {
+            let a = now.get(field).and_then(Value::as_u64).unwrap_or(0);
+            let b = then
+                .and_then(|t| t.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            a.saturating_sub(b)
+        };
+        let counts = FunctionCounts {
+            invocations: delta("invocations"),
+            cold_starts: delta("coldStarts"),
+            errors: delta("errors"),
+            throttles: delta("throttles"),
+            timeouts: delta("timeouts"),
+            kills: delta("kills"),
+            crashes: delta("crashes"),
+        };
+        if counts != FunctionCounts::default() {
+            // `leasehold-demo-QueryFunction` → `QueryFunction`: the template's logical id.
+            let short = name.rsplit('-').next().unwrap_or(name).to_owned();
+            out.insert(short, counts);
+        }
+    }
+    out
+}
+
+/// Sums up one run. `connection_limit` is what the run may use: the budget when governed,
+/// `max_connections` when not.
+pub fn run_report(data: &RunData, connection_limit: i64) -> RunReport {
+    let facts = &data.facts;
+    let count =
+        |f: &dyn Fn(&Outcome) -> bool| facts.iter().filter(|x| f(&x.outcome)).count() as u64;
+    let served = count(&|o| *o == Outcome::Served);
+    let from_cache = count(&|o| *o == Outcome::FromCache);
+    let shed = count(&|o| *o == Outcome::Shed);
+    let failed = count(&|o| matches!(o, Outcome::Failed(_)));
+    let mut failed_by_error = BTreeMap::new();
+    for f in facts {
+        if let Outcome::Failed(error) = &f.outcome {
+            *failed_by_error.entry(error.clone()).or_insert(0) += 1;
+        }
+    }
+    let durations: Vec<i64> = facts.iter().filter_map(|f| f.duration_ms()).collect();
+    let served_durations: Vec<i64> = facts
+        .iter()
+        .filter(|f| f.outcome == Outcome::Served)
+        .filter_map(|f| f.duration_ms())
+        .collect();
+    let waits: Vec<i64> = facts.iter().filter_map(|f| f.acquire_wait_ms).collect();
+    let governed = data.plan.governed;
+    let holds: Vec<i64> = facts
+        .iter()
+        .flat_map(|f| f.query_hold_ms.iter().copied())
+        .collect();
+    let mean_hold_ms = mean(&holds);
+    let duration_ms = (data.end_ms - data.start_ms).max(1);
+    let served_per_second = served as f64 / (duration_ms as f64 / 1000.0);
+    let physical = mean_hold_ms
+        .filter(|h| *h > 0.0)
+        .map(|h| connection_limit as f64 / (h / 1000.0));
+    let latency = Spread::of(&durations);
+    let max_used = counter(&data.counters_after, "Max_used_connections");
+    let peak_sampled = data
+        .series
+        .connections
+        .iter()
+        .map(|p| p.1)
+        .max()
+        .unwrap_or(0);
+    let functions = function_deltas(&data.stats_before, &data.stats_after);
+    let relative = |t: i64| t - data.start_ms;
+    let delta =
+        |name: &str| counter(&data.counters_after, name) - counter(&data.counters_before, name);
+    RunReport {
+        harness_execution_arn: data.harness_arn.clone(),
+        child_state_machine_arn: data.plan.child_machine.clone(),
+        started_at: leasehold_asl::values::iso_millis(data.start_ms),
+        duration_ms,
+        executions: facts.len() as u64,
+        served,
+        fallback: from_cache + shed,
+        from_cache,
+        shed,
+        failed,
+        failed_by_error,
+        harness_summary: data.summary.clone(),
+        database_busy_errors: facts.iter().map(|f| u64::from(f.busy_failures)).sum(),
+        refused_connections: delta("Aborted_connects"),
+        connection_errors_max_connections: delta("Connection_errors_max_connections"),
+        peak_connections: (max_used - OWN_CONNECTIONS).max(peak_sampled),
+        peak_sampled_connections: peak_sampled,
+        max_used_connections: max_used,
+        sampler_connections: OWN_CONNECTIONS,
+        connections_at_end: data.connections_at_end,
+        peak_leases_in_use: data
+            .series
+            .leases_in_use
+            .iter()
+            .map(|p| p.1)
+            .max()
+            .unwrap_or(0),
+        leases_held_at_end: data.leases_at_end,
+        lease_records_at_end: data.lease_records_at_end,
+        lease_settle_ms: data.settle_ms,
+        p50_ms: latency.p50_ms,
+        p95_ms: latency.p95_ms,
+        p99_ms: latency.p99_ms,
+        latency,
+        served_latency: Spread::of(&served_durations),
+        acquire_wait: governed.then(|| Spread::of(&waits)),
+        connections_exhausted_retries: facts.iter().map(|f| u64::from(f.exhausted_retries)).sum(),
+        connections_exhausted_errors: facts.iter().map(|f| u64::from(f.exhausted_failures)).sum(),
+        crashed_tasks: facts.iter().map(|f| u64::from(f.crashed_tasks)).sum(),
+        mean_hold_ms: mean_hold_ms.map(round1),
+        connection_limit,
+        served_per_second: round2(served_per_second),
+        physical_limit_per_second: physical.map(round2),
+        ratio_to_physical_limit: physical.map(|p| round2(served_per_second / p)),
+        container_kills: functions.values().map(|f| f.kills).sum(),
+        functions,
+        samples: Samples {
+            connections: data.series.connections.len(),
+            leases: data.series.leases_in_use.len(),
+            missed: data.series.missed,
+        },
+        series: Series {
+            connections: data
+                .series
+                .connections
+                .iter()
+                .map(|&(t, v)| (relative(t), v))
+                .collect(),
+            leases_in_use: data
+                .series
+                .leases_in_use
+                .iter()
+                .map(|&(t, v)| (relative(t), v))
+                .collect(),
+            remaining_connections: data
+                .metrics
+                .get("remainingConnections")
+                .map(|s| s.iter().map(|&(t, v)| (relative(t), v)).collect())
+                .unwrap_or_default(),
+            no_connections_left_error: data
+                .metrics
+                .get("noConnectionsLeftError")
+                .map(|s| s.iter().map(|&(t, v)| (relative(t), v)).collect())
+                .unwrap_or_default(),
+        },
+    }
+}
+
+pub fn checks(budget: i64, reserve: i64, governed: &RunReport, ungoverned: &RunReport) -> Checks {
+    Checks {
+        governed_no_database_busy: governed.database_busy_errors == 0
+            && governed.connection_errors_max_connections == 0,
+        governed_peak_within_budget_plus_reserve: governed.peak_connections <= budget + reserve,
+        governed_no_leases_held_at_end: governed.leases_held_at_end == 0
+            && governed.lease_records_at_end == 0,
+        governed_leases_never_above_budget: governed.peak_leases_in_use <= budget,
+        ungoverned_shows_database_busy: ungoverned.database_busy_errors > 0,
+    }
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn optf(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v}"))
+}
+
+/// The side-by-side table printed at the end of a demo.
+pub fn text(report: &Report) -> String {
+    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut row = |label: &str, a: String, b: String| rows.push((label.to_owned(), a, b));
+    row(
+        "executions",
+        g.executions.to_string(),
+        u.executions.to_string(),
+    );
+    row("served", g.served.to_string(), u.served.to_string());
+    row(
+        "fallback (from cache / shed)",
+        format!("{} ({} / {})", g.fallback, g.from_cache, g.shed),
+        format!("{} ({} / {})", u.fallback, u.from_cache, u.shed),
+    );
+    row("failed", g.failed.to_string(), u.failed.to_string());
+    row(
+        "DatabaseBusy errors (MySQL 1040)",
+        g.database_busy_errors.to_string(),
+        u.database_busy_errors.to_string(),
+    );
+    row(
+        "connections refused (server count)",
+        g.refused_connections.to_string(),
+        u.refused_connections.to_string(),
+    );
+    row(
+        "peak DB connections (sampled)",
+        format!("{} ({})", g.peak_connections, g.peak_sampled_connections),
+        format!("{} ({})", u.peak_connections, u.peak_sampled_connections),
+    );
+    row(
+        "Max_used_connections (with sampler)",
+        g.max_used_connections.to_string(),
+        u.max_used_connections.to_string(),
+    );
+    row(
+        "peak leases in use",
+        g.peak_leases_in_use.to_string(),
+        "-".into(),
+    );
+    row(
+        "leases held at end",
+        g.leases_held_at_end.to_string(),
+        u.leases_held_at_end.to_string(),
+    );
+    row(
+        "latency p50 / p95 / p99 ms",
+        format!("{} / {} / {}", opt(g.p50_ms), opt(g.p95_ms), opt(g.p99_ms)),
+        format!("{} / {} / {}", opt(u.p50_ms), opt(u.p95_ms), opt(u.p99_ms)),
+    );
+    let wait = |r: &RunReport| {
+        r.acquire_wait.as_ref().map_or_else(
+            || "-".to_owned(),
+            |w| format!("{} / {} / {}", opt(w.p50_ms), opt(w.p95_ms), opt(w.p99_ms)),
+        )
+    };
+    row("acquire wait p50 / p95 / p99 ms", wait(g), wait(u));
+    row(
+        "ConnectionsExhausted retries",
+        g.connections_exhausted_retries.to_string(),
+        "-".into(),
+    );
+    row(
+        "mean connection hold ms",
+        optf(g.mean_hold_ms),
+        optf(u.mean_hold_ms),
+    );
+    row(
+        "served per second",
+        format!("{}", g.served_per_second),
+        format!("{}", u.served_per_second),
+    );
+    row(
+        "physical limit per second",
+        format!(
+            "{} ({} conn.)",
+            optf(g.physical_limit_per_second),
+            g.connection_limit
+        ),
+        format!(
+            "{} ({} conn.)",
+            optf(u.physical_limit_per_second),
+            u.connection_limit
+        ),
+    );
+    row(
+        "ratio to the physical limit",
+        optf(g.ratio_to_physical_limit),
+        optf(u.ratio_to_physical_limit),
+    );
+    row(
+        "container kills",
+        g.container_kills.to_string(),
+        u.container_kills.to_string(),
+    );
+    row(
+        "duration s",
+        format!("{:.1}", g.duration_ms as f64 / 1000.0),
+        format!("{:.1}", u.duration_ms as f64 / 1000.0),
+    );
+
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let l = &report.load;
+    let mut out = format!(
+        "leasehold demo: {} executions per run, concurrency {}, each query holds its connection {} ms\n\
+         pool budget {} of max_connections {} (admin reserve {}), kill probability {}, seed {}\n\n",
+        l.executions,
+        l.concurrency,
+        l.hold_ms,
+        report.budget,
+        report.max_connections,
+        report.admin_reserve,
+        l.kill_probability,
+        l.seed
+    );
+    out.push_str(&format!(
+        "{:width$}  {:>22}  {:>22}\n",
+        "", "governed", "ungoverned"
+    ));
+    for (label, a, b) in &rows {
+        out.push_str(&format!("{label:width$}  {a:>22}  {b:>22}\n"));
+    }
+    let c = &report.checks;
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    out.push('\n');
+    out.push_str(&format!(
+        "{} governed: no DatabaseBusy error ({})\n",
+        mark(c.governed_no_database_busy),
+        g.database_busy_errors
+    ));
+    out.push_str(&format!(
+        "{} governed: peak connections {} <= budget {} + admin reserve {}\n",
+        mark(c.governed_peak_within_budget_plus_reserve),
+        g.peak_connections,
+        report.budget,
+        report.admin_reserve
+    ));
+    out.push_str(&format!(
+        "{} governed: leases in use never above the budget (peak {})\n",
+        mark(c.governed_leases_never_above_budget),
+        g.peak_leases_in_use
+    ));
+    out.push_str(&format!(
+        "{} governed: no lease held at the end ({} in use, {} records)\n",
+        mark(c.governed_no_leases_held_at_end),
+        g.leases_held_at_end,
+        g.lease_records_at_end
+    ));
+    out.push_str(&format!(
+        "{} ungoverned: {} DatabaseBusy errors (MySQL 1040); {} executions failed\n",
+        if c.ungoverned_shows_database_busy {
+            "seen"
+        } else {
+            "none"
+        },
+        u.database_busy_errors,
+        u.failed
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn function_counters_are_differences_by_logical_id() {
+        let before = json!({"functions": {"s-QueryFunction": {"invocations": 5, "kills": 1}}});
+        let after = json!({"functions": {
+            "s-QueryFunction": {"invocations": 25, "kills": 3, "coldStarts": 2},
+            "s-SeedFunction": {"invocations": 1}
+        }});
+        let before_seed = json!({"functions": {"s-SeedFunction": {"invocations": 1}, "s-QueryFunction": {"invocations": 5, "kills": 1}}});
+        let d = function_deltas(&before, &after);
+        assert_eq!(d["QueryFunction"].invocations, 20);
+        assert_eq!(d["QueryFunction"].kills, 2);
+        assert_eq!(d["QueryFunction"].cold_starts, 2);
+        // A function that did nothing in the run is left out.
+        assert!(!function_deltas(&before_seed, &after).contains_key("SeedFunction"));
+    }
+}

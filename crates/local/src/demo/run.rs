@@ -1,0 +1,338 @@
+//! One run: the load harness over one child workflow, with live progress, then everything the
+//! report needs, read from the sources after the run has settled.
+
+use super::error::DemoError;
+use super::history::{Facts, Outcome, analyze, outcome_of_output};
+use super::sampler::{Sampler, Series};
+use super::sources::{Sources, flush_status, global_status, millis, now_ms};
+use mysql_async::Conn;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How long to wait, after a run, for its leases to come back and its connections to close.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// How long to wait for the database's connections to drop to zero after a run.
+pub const CONNECTIONS_SETTLE_LIMIT: Duration = Duration::from_secs(15);
+/// How many histories are read at once.
+const HISTORY_READERS: usize = 8;
+/// The server counters a run compares before and after.
+pub const COUNTERS: [&str; 3] = [
+    "Connection_errors_max_connections",
+    "Max_used_connections",
+    "Aborted_connects",
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `governed` or `ungoverned`.
+    pub name: &'static str,
+    /// Whether the child takes leases (the connection workflow).
+    pub governed: bool,
+    pub harness_machine: String,
+    pub child_machine: String,
+    pub input: Value,
+}
+
+/// Everything measured in one run, before it is summed up.
+#[derive(Debug)]
+pub struct RunData {
+    pub plan: Plan,
+    pub harness_arn: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub summary: Value,
+    pub facts: Vec<Facts>,
+    pub series: Series,
+    pub metrics: BTreeMap<String, Vec<(i64, f64)>>,
+    pub counters_before: BTreeMap<String, i64>,
+    pub counters_after: BTreeMap<String, i64>,
+    pub stats_before: Value,
+    pub stats_after: Value,
+    pub leases_at_end: i64,
+    pub lease_records_at_end: i64,
+    pub connections_at_end: i64,
+    pub settle_ms: i64,
+}
+
+/// Counts of finished children, for the progress line.
+#[derive(Default)]
+struct Tally {
+    seen: HashMap<String, Option<Outcome>>,
+}
+
+impl Tally {
+    fn counts(&self) -> (usize, usize, usize, usize, usize) {
+        let (mut finished, mut served, mut fallback, mut failed) = (0, 0, 0, 0);
+        for outcome in self.seen.values().flatten() {
+            finished += 1;
+            match outcome {
+                Outcome::Served => served += 1,
+                Outcome::FromCache | Outcome::Shed => fallback += 1,
+                Outcome::Failed(_) => failed += 1,
+                Outcome::Running => {}
+            }
+        }
+        (self.seen.len(), finished, served, fallback, failed)
+    }
+}
+
+struct Progress {
+    tty: bool,
+    last_plain: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last_plain: Instant::now(),
+        }
+    }
+
+    /// On a terminal the line is redrawn about once a second; in a log, one line every 5 s.
+    fn show(&mut self, line: &str, last: bool) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+            if last {
+                let _ = writeln!(err);
+            }
+        } else if last || self.last_plain.elapsed() >= Duration::from_secs(5) {
+            let _ = writeln!(err, "{line}");
+            self.last_plain = Instant::now();
+        }
+        let _ = err.flush();
+    }
+}
+
+/// Runs the harness once and gathers the figures.
+pub async fn run(
+    sources: &Arc<Sources>,
+    admin: &Arc<Mutex<Conn>>,
+    plan: Plan,
+    executions: u32,
+) -> Result<RunData, DemoError> {
+    // A clean start: the server's high-water marks and counters begin now.
+    {
+        let mut conn = admin.lock().await;
+        flush_status(&mut conn).await?;
+    }
+    let counters_before = {
+        let mut conn = admin.lock().await;
+        global_status(&mut conn, &COUNTERS).await?
+    };
+    let stats_before = sources.stack_stats().await?;
+    let sampler = Sampler::start(sources.clone(), admin.clone());
+
+    let name = format!("demo-{}-{}", plan.name, now_ms());
+    let started = sources
+        .sfn
+        .start_execution()
+        .state_machine_arn(&plan.harness_machine)
+        .name(&name)
+        .input(plan.input.to_string())
+        .send()
+        .await
+        .map_err(|e| DemoError::service(format!("starting the {} harness", plan.name), e))?;
+    let harness_arn = started.execution_arn().to_owned();
+    let start_ms = millis(started.start_date());
+
+    // Live progress until the harness ends.
+    let mut tally = Tally::default();
+    let mut progress = Progress::new();
+    let clock = Instant::now();
+    let (status, end_ms, output, error) = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let described = sources
+            .sfn
+            .describe_execution()
+            .execution_arn(&harness_arn)
+            .send()
+            .await
+            .map_err(|e| DemoError::service("describing the harness execution", e))?;
+        update_tally(sources, &plan.child_machine, start_ms, &mut tally).await?;
+        let status = described.status().as_str().to_owned();
+        let done = status != "RUNNING";
+        let (started, finished, served, fallback, failed) = tally.counts();
+        progress.show(
+            &format!(
+                "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}",
+                plan.name,
+                clock.elapsed().as_secs_f64(),
+                sampler.latest.connections.load(Ordering::Relaxed),
+                sampler.latest.leases_in_use.load(Ordering::Relaxed),
+            ),
+            done,
+        );
+        if done {
+            break (
+                status,
+                described.stop_date().map_or_else(now_ms, millis),
+                described.output().map(str::to_owned),
+                described.error().map(str::to_owned),
+            );
+        }
+    };
+    if status != "SUCCEEDED" {
+        let _ = sampler.finish().await;
+        return Err(DemoError::Harness {
+            run: plan.name.to_owned(),
+            status,
+            detail: error.unwrap_or_else(|| "no error given".into()),
+        });
+    }
+    let summary: Value = output
+        .as_deref()
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or(Value::Null);
+
+    // Settle: the cleanup path releases the leases of failed children; connections of killed
+    // containers close when their query ends. Bounded: what remains is reported.
+    let settle_start = Instant::now();
+    let (mut leases_at_end, mut lease_records_at_end, mut connections_at_end);
+    loop {
+        let (_, in_use) = sources.pool_record().await?;
+        let records = sources.lease_records().await?;
+        let connections = sampler.latest.connections.load(Ordering::Relaxed);
+        let running = sources
+            .list_executions(&plan.child_machine)
+            .await?
+            .iter()
+            .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
+        (leases_at_end, lease_records_at_end, connections_at_end) = (in_use, records, connections);
+        // Other clients of a shared database may keep connections open: wait for those of
+        // the run to close only for a while.
+        let quiet = connections == 0 || settle_start.elapsed() >= CONNECTIONS_SETTLE_LIMIT;
+        let settled = in_use == 0 && records == 0 && !running && quiet;
+        if settled || settle_start.elapsed() >= SETTLE_LIMIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let settle_ms = settle_start.elapsed().as_millis() as i64;
+    let series = sampler.finish().await;
+    let counters_after = {
+        let mut conn = admin.lock().await;
+        global_status(&mut conn, &COUNTERS).await?
+    };
+    let stats_after = wait_for_metrics(sources).await?;
+
+    // The children of this harness execution, from their own histories.
+    let children: Vec<String> = sources
+        .list_executions(&plan.child_machine)
+        .await?
+        .into_iter()
+        .filter(|e| e.start_ms >= start_ms)
+        .map(|e| e.arn)
+        .collect();
+    let mut facts = read_histories(sources, children).await?;
+    facts.retain(|f| f.started_by.as_deref() == Some(harness_arn.as_str()));
+    facts.sort_by_key(|f| f.start_ms);
+
+    let metrics = sources
+        .pool_metrics(start_ms - 1000, now_ms())
+        .await
+        .unwrap_or_default();
+
+    Ok(RunData {
+        plan,
+        harness_arn,
+        start_ms,
+        end_ms,
+        summary,
+        facts,
+        series,
+        metrics,
+        counters_before,
+        counters_after,
+        stats_before,
+        stats_after,
+        leases_at_end,
+        lease_records_at_end,
+        connections_at_end,
+        settle_ms,
+    })
+}
+
+/// Lists the run's children and looks at each once it has finished.
+async fn update_tally(
+    sources: &Sources,
+    machine: &str,
+    start_ms: i64,
+    tally: &mut Tally,
+) -> Result<(), DemoError> {
+    for child in sources.list_executions(machine).await? {
+        if child.start_ms < start_ms {
+            continue;
+        }
+        let known = tally.seen.entry(child.arn.clone()).or_insert(None);
+        if known.is_some() || child.status == "RUNNING" {
+            continue;
+        }
+        *known = Some(if child.status == "SUCCEEDED" {
+            let described = sources
+                .sfn
+                .describe_execution()
+                .execution_arn(&child.arn)
+                .send()
+                .await
+                .map_err(|e| DemoError::service("describing a child execution", e))?;
+            let output: Value = described
+                .output()
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or(json!({}));
+            outcome_of_output(&output)
+        } else {
+            Outcome::Failed(child.status.clone())
+        });
+    }
+    Ok(())
+}
+
+/// The stack turns log lines into metrics as they come; waits until the count stops growing
+/// (at most 5 s) and returns the last `/stats`.
+async fn wait_for_metrics(sources: &Sources) -> Result<Value, DemoError> {
+    let mut last = sources.stack_stats().await?;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sources.stack_stats().await?;
+        let same = now.get("metricsPublished") == last.get("metricsPublished");
+        last = now;
+        if same {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+async fn read_histories(
+    sources: &Arc<Sources>,
+    arns: Vec<String>,
+) -> Result<Vec<Facts>, DemoError> {
+    let queue = Arc::new(std::sync::Mutex::new(arns));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..HISTORY_READERS {
+        let (sources, queue) = (sources.clone(), queue.clone());
+        readers.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some(arn) = next else { return Ok(out) };
+                out.push(analyze(&sources.history(&arn).await?));
+            }
+        });
+    }
+    let mut facts = Vec::new();
+    while let Some(result) = readers.join_next().await {
+        let part: Result<Vec<Facts>, DemoError> =
+            result.map_err(|e| DemoError::service("reading histories", e))?;
+        facts.extend(part?);
+    }
+    Ok(facts)
+}

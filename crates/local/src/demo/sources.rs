@@ -1,0 +1,434 @@
+//! Where every figure of the report comes from: the local stack (Step Functions API, `/stats`),
+//! moto (the lease table, CloudWatch metrics, the admin secret) and MariaDB itself.
+
+use super::error::DemoError;
+use super::history::Event;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_sfn::primitives::DateTime;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The pool the template's seed creates (`PoolName`'s default).
+pub const POOL: &str = "main";
+/// The CloudWatch namespace of the pool's metrics (`MetricsNamespace`'s default).
+pub const NAMESPACE: &str = "RDSLambda";
+
+/// The environment `scripts/demo.sh` exports: `.local/env` and the stack's endpoints.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub stack_url: String,
+    pub lease_table: String,
+    pub connection_machine: String,
+    pub harness_machine: String,
+    pub query_function: String,
+    pub db_host: String,
+    pub db_port: u16,
+    pub db_name: String,
+    pub admin_secret: String,
+}
+
+impl Env {
+    pub fn from_env() -> Result<Self, DemoError> {
+        fn var(key: &'static str) -> Result<String, DemoError> {
+            std::env::var(key)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(DemoError::MissingEnv(key))
+        }
+        // The SDK reads these itself; checking them here gives a clear message instead of a
+        // call to a real AWS endpoint.
+        for key in ["AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SFN"] {
+            var(key)?;
+        }
+        let port = var("DB_PORT")?;
+        Ok(Env {
+            stack_url: var("LOCAL_STACK_URL")?.trim_end_matches('/').to_owned(),
+            lease_table: var("LEASE_TABLE_NAME")?,
+            connection_machine: var("CONNECTION_STATE_MACHINE_ARN")?,
+            harness_machine: var("HARNESS_STATE_MACHINE_ARN")?,
+            query_function: var("QUERY_FUNCTION_NAME")?,
+            db_host: var("DB_HOST")?,
+            db_port: port
+                .parse()
+                .map_err(|_| DemoError::Setup(format!("DB_PORT is not a port: {port:?}")))?,
+            db_name: var("DB_NAME")?,
+            admin_secret: var("DB_ADMIN_SECRET_ARN")?,
+        })
+    }
+
+    /// `arn:aws:states:<region>:<account>:...` → (region, account).
+    pub fn region_and_account(&self) -> (String, String) {
+        let parts: Vec<&str> = self.connection_machine.split(':').collect();
+        (
+            parts.get(3).copied().unwrap_or("us-east-1").to_owned(),
+            parts.get(4).copied().unwrap_or("123456789012").to_owned(),
+        )
+    }
+}
+
+/// The clients, built once.
+pub struct Sources {
+    pub env: Env,
+    pub sfn: aws_sdk_sfn::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub http: reqwest::Client,
+}
+
+pub fn millis(t: &DateTime) -> i64 {
+    t.to_millis().unwrap_or_default()
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One child execution as `ListExecutions` shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub arn: String,
+    pub status: String,
+    pub start_ms: i64,
+}
+
+impl Sources {
+    pub async fn new(env: Env) -> Result<Self, DemoError> {
+        let sdk = aws_config::load_from_env().await;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| DemoError::service("HTTP client", e))?;
+        Ok(Sources {
+            env,
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            http,
+        })
+    }
+
+    // ------------------------------------------------------------------ MariaDB
+
+    /// An administrator connection over TCP; the password comes from the local Secrets
+    /// Manager and goes nowhere else.
+    pub async fn admin_connection(&self) -> Result<Conn, DemoError> {
+        let secret = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.env.admin_secret)
+            .send()
+            .await
+            .map_err(|e| DemoError::service("reading the database admin secret", e))?;
+        let creds: Value = secret
+            .secret_string()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| DemoError::Setup("the admin secret is not JSON".into()))?;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(self.env.db_host.clone())
+            .tcp_port(self.env.db_port)
+            .user(creds["username"].as_str())
+            .pass(creds["password"].as_str())
+            .db_name(Some(self.env.db_name.clone()))
+            .prefer_socket(false);
+        Conn::new(opts)
+            .await
+            .map_err(|e| DemoError::database("connecting as the administrator", e))
+    }
+
+    // ------------------------------------------------------------------ the lease table
+
+    /// The pool record: (budget, inUse).
+    pub async fn pool_record(&self) -> Result<(i64, i64), DemoError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.env.lease_table)
+            .key("pk", AttributeValue::S(POOL.into()))
+            .key("sk", AttributeValue::S("#POOL".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DemoError::service("reading the pool record", e))?;
+        let item = out.item().ok_or_else(|| {
+            DemoError::Setup(format!(
+                "pool {POOL} does not exist in {} (did the seed custom resource run?)",
+                self.env.lease_table
+            ))
+        })?;
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((number("budget"), number("inUse")))
+    }
+
+    /// Lease records of the pool (`sk` = `LEASE#...`).
+    pub async fn lease_records(&self) -> Result<i64, DemoError> {
+        let mut count = 0i64;
+        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .dynamodb
+                .query()
+                .table_name(&self.env.lease_table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :l)")
+                .expression_attribute_values(":p", AttributeValue::S(POOL.into()))
+                .expression_attribute_values(":l", AttributeValue::S("LEASE#".into()))
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| DemoError::service("counting lease records", e))?;
+            count += i64::from(out.count());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the local stack
+
+    /// `GET /stats`: per function invocations, cold starts, kills, ...
+    pub async fn stack_stats(&self) -> Result<Value, DemoError> {
+        let url = format!("{}/stats", self.env.stack_url);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| DemoError::service(format!("GET {url}"), e))?;
+        response
+            .json()
+            .await
+            .map_err(|e| DemoError::service(format!("GET {url}: not JSON"), e))
+    }
+
+    /// Creates a state machine, or updates the one of that name to this definition.
+    pub async fn put_machine(&self, name: &str, definition: &str) -> Result<String, DemoError> {
+        let (region, account) = self.env.region_and_account();
+        let arn = format!("arn:aws:states:{region}:{account}:stateMachine:{name}");
+        let exists = self
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .is_ok();
+        if exists {
+            self.sfn
+                .update_state_machine()
+                .state_machine_arn(&arn)
+                .definition(definition)
+                .send()
+                .await
+                .map_err(|e| DemoError::service(format!("updating state machine {name}"), e))?;
+            return Ok(arn);
+        }
+        let out = self
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn(format!("arn:aws:iam::{account}:role/{name}-role"))
+            .send()
+            .await
+            .map_err(|e| DemoError::service(format!("creating state machine {name}"), e))?;
+        Ok(out.state_machine_arn().to_owned())
+    }
+
+    /// Every execution of a state machine (all pages).
+    pub async fn list_executions(&self, machine: &str) -> Result<Vec<Listed>, DemoError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .sfn
+                .list_executions()
+                .state_machine_arn(machine)
+                .max_results(1000)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| DemoError::service("listing executions", e))?;
+            out.extend(page.executions().iter().map(|e| Listed {
+                arn: e.execution_arn().to_owned(),
+                status: e.status().as_str().to_owned(),
+                start_ms: millis(e.start_date()),
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// An execution's whole history, oldest event first.
+    pub async fn history(&self, execution: &str) -> Result<Vec<Event>, DemoError> {
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(execution)
+                .max_results(1000)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| DemoError::service(format!("history of {execution}"), e))?;
+            events.extend(page.events().iter().map(event_of));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ CloudWatch (moto)
+
+    /// `RemainingConnections` (minimum) and `NoConnectionsLeftError` (sum) of the pool, per
+    /// second, between two instants: what the sample's dashboard showed.
+    pub async fn pool_metrics(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<BTreeMap<String, Vec<(i64, f64)>>, DemoError> {
+        let query = |id: &str, name: &str, stat: &str| {
+            MetricDataQuery::builder()
+                .id(id)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(NAMESPACE)
+                                .metric_name(name)
+                                .dimensions(Dimension::builder().name("DBName").value(POOL).build())
+                                .build(),
+                        )
+                        .period(1)
+                        .stat(stat)
+                        .build(),
+                )
+                .build()
+        };
+        let mut series: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut token: Option<String> = None;
+        // CloudWatch aligns periods to whole seconds.
+        let (start, end) = (start_ms / 1000 * 1000, (end_ms / 1000 + 1) * 1000);
+        loop {
+            let out = self
+                .cloudwatch
+                .get_metric_data()
+                .metric_data_queries(query("remaining", "RemainingConnections", "Minimum"))
+                .metric_data_queries(query("refused", "NoConnectionsLeftError", "Sum"))
+                .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_millis(start))
+                .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_millis(end))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| DemoError::service("reading the pool metrics from CloudWatch", e))?;
+            for result in out.metric_data_results() {
+                let name = match result.id() {
+                    Some("remaining") => "remainingConnections",
+                    Some("refused") => "noConnectionsLeftError",
+                    _ => continue,
+                };
+                let points = series.entry(name.to_owned()).or_default();
+                for (t, v) in result.timestamps().iter().zip(result.values()) {
+                    points.push((t.to_millis().unwrap_or_default(), *v));
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        for points in series.values_mut() {
+            points.sort_by_key(|p| p.0);
+            points.dedup_by_key(|p| p.0);
+        }
+        Ok(series)
+    }
+}
+
+/// Reads the status counters of the server that a run compares before and after.
+pub async fn global_status(
+    conn: &mut Conn,
+    names: &[&str],
+) -> Result<BTreeMap<String, i64>, DemoError> {
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW GLOBAL STATUS")
+        .await
+        .map_err(|e| DemoError::database("SHOW GLOBAL STATUS", e))?;
+    Ok(rows
+        .into_iter()
+        .filter(|(name, _)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        .filter_map(|(name, value)| value.parse().ok().map(|v| (name, v)))
+        .collect())
+}
+
+/// `SHOW GLOBAL STATUS LIKE 'Threads_connected'`, the sampler's one query.
+pub async fn threads_connected(conn: &mut Conn) -> Result<i64, DemoError> {
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+        .await
+        .map_err(|e| DemoError::database("Threads_connected", e))?;
+    row.and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| DemoError::Setup("Threads_connected is not a number".into()))
+}
+
+pub async fn max_connections(conn: &mut Conn) -> Result<i64, DemoError> {
+    let value: Option<i64> = conn
+        .query_first("SELECT @@GLOBAL.max_connections")
+        .await
+        .map_err(|e| DemoError::database("reading max_connections", e))?;
+    value.ok_or_else(|| DemoError::Setup("max_connections is unknown".into()))
+}
+
+/// Resets the server's counters, `Max_used_connections` to the connections open now.
+pub async fn flush_status(conn: &mut Conn) -> Result<(), DemoError> {
+    conn.query_drop("FLUSH STATUS")
+        .await
+        .map_err(|e| DemoError::database("FLUSH STATUS", e))
+}
+
+fn event_of(e: &aws_sdk_sfn::types::HistoryEvent) -> Event {
+    let kind = e.r#type().as_str().to_owned();
+    let error = e
+        .task_failed_event_details()
+        .and_then(|d| d.error())
+        .or_else(|| e.task_timed_out_event_details().and_then(|d| d.error()))
+        .or_else(|| e.execution_failed_event_details().and_then(|d| d.error()))
+        .or_else(|| {
+            e.execution_timed_out_event_details()
+                .and_then(|d| d.error())
+        })
+        .or_else(|| e.execution_aborted_event_details().and_then(|d| d.error()))
+        .map(str::to_owned);
+    let data = e
+        .execution_started_event_details()
+        .and_then(|d| d.input())
+        .or_else(|| {
+            e.execution_succeeded_event_details()
+                .and_then(|d| d.output())
+        })
+        .map(str::to_owned);
+    Event {
+        kind,
+        timestamp_ms: millis(e.timestamp()),
+        state: e.state_entered_event_details().map(|d| d.name().to_owned()),
+        error,
+        data,
+    }
+}

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# The main demo: the same load twice on the local stack, once through leasehold's connection
+# workflow (governed) and once through the same query function without leases (ungoverned),
+# against a MariaDB with a deliberately small max_connections; then a report with the numbers.
+#
+#   scripts/demo.sh [OPTIONS]     set up what is missing, run both, report, stop what it started
+#   scripts/demo.sh down          stop a stack left running with --keep (and what it started)
+#
+# Options (defaults in brackets):
+#   --executions N         connection workflows per run, 1..1000 [300]
+#   --concurrency C        how many run at once, 1..40 [40]
+#   --hold-ms H            how long each query holds its connection, 0..30000 ms [1000]
+#   --budget B             the pool's budget [derived: 80 % of max_connections minus the reserve]
+#   --max-connections M    MariaDB's max_connections during the demo, 10..10000 [20]
+#   --kill-probability P   kill a container of the acquire, query and release functions in the
+#                          middle of an invocation with probability P, 0..0.5 [0]
+#   --seed S               seed of fault injection and ids [1]
+#   --report PATH          the JSON report [.local/demo/report.json]; the HTML page goes beside it
+#   --keep                 leave the stack (and the services) running for exploring
+#
+# The report's fields are described in docs/report.md. The first run builds the workspace
+# (a few minutes on 2 cores); later runs take about as long as the two load runs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+STATE="$ROOT/.local/demo"
+STACK_STATE="$STATE/stack"
+STACK_ENV="$STATE/stack.env"
+PID_FILE="$STACK_STATE/pid"
+STARTED_DEV_ENV="$STATE/started-dev-env"
+SAVED_MAX="$STATE/max-connections-before"
+STACK_NAME=leasehold-demo
+RESERVE=5
+BUDGET_PERCENT=80
+
+log() { printf 'demo: %s\n' "$*" >&2; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+bad() {
+  printf 'demo: %s\n' "$*" >&2
+  printf 'demo: see scripts/demo.sh --help\n' >&2
+  exit 2
+}
+
+read_pid() { [ -f "$1" ] && tr -dc '0-9' <"$1" || true; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# A whole number between two bounds, or exit 2 naming the option.
+whole() {
+  local flag=$1 value=$2 low=$3 high=$4
+  [[ $value =~ ^[0-9]+$ ]] || bad "$flag: not a whole number: '$value'"
+  # Compare as strings of digits first so that huge values cannot overflow the shell.
+  if [ ${#value} -gt 12 ] || [ $((10#$value)) -lt "$low" ] || [ $((10#$value)) -gt "$high" ]; then
+    bad "$flag: must be between $low and $high, got $value"
+  fi
+}
+
+# --- MariaDB's limit --------------------------------------------------------------------------
+
+db_root() {
+  local user
+  if [ "$(id -u)" = 0 ]; then user=root; else user=$(id -un); fi
+  # The administrator's way in: the private socket with the OS account (no password).
+  mariadb --no-defaults --protocol=socket --socket="$DB_SOCKET" -u "$user" -N -B "$@"
+}
+
+load_dev_env() {
+  set -a
+  # shellcheck disable=SC1091
+  . "$ROOT/.local/env"
+  set +a
+}
+
+# --- stopping ---------------------------------------------------------------------------------
+
+stop_stack() {
+  local pid i
+  pid=$(read_pid "$PID_FILE")
+  if alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      log "the demo stack (pid $pid) did not stop; killing it"
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    log "demo stack stopped"
+  fi
+  rm -f "$PID_FILE" "$STACK_ENV"
+}
+
+restore_services() {
+  if [ -f "$STARTED_DEV_ENV" ]; then
+    rm -f "$STARTED_DEV_ENV" "$SAVED_MAX"
+    scripts/dev-env.sh down
+    return
+  fi
+  if [ -f "$SAVED_MAX" ]; then
+    local before
+    before=$(tr -dc '0-9' <"$SAVED_MAX")
+    if [ -n "$before" ] && [ -f "$ROOT/.local/env" ]; then
+      load_dev_env
+      if db_root -e "SET GLOBAL max_connections = $before" 2>/dev/null; then
+        log "MariaDB's max_connections is back to $before"
+      else
+        log "could not set MariaDB's max_connections back to $before"
+      fi
+    fi
+    rm -f "$SAVED_MAX"
+  fi
+}
+
+cmd_down() {
+  stop_stack
+  restore_services
+}
+
+# --- options ----------------------------------------------------------------------------------
+
+EXECUTIONS=300
+CONCURRENCY=40
+HOLD_MS=1000
+BUDGET=""
+MAX_CONNECTIONS=20
+KILL=0
+SEED=1
+REPORT="$STATE/report.json"
+KEEP=""
+
+if [ "${1:-}" = down ]; then
+  [ $# -eq 1 ] || bad "down takes no options"
+  cmd_down
+  exit 0
+fi
+
+while [ $# -gt 0 ]; do
+  arg=$1
+  shift
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    --keep) KEEP=1; continue ;;
+    --*=*) flag=${arg%%=*}; value=${arg#*=} ;;
+    --*) flag=$arg
+         [ $# -gt 0 ] || bad "$flag needs a value"
+         value=$1; shift ;;
+    *) bad "unexpected argument '$arg'" ;;
+  esac
+  case "$flag" in
+    --executions) whole "$flag" "$value" 1 1000; EXECUTIONS=$((10#$value)) ;;
+    --concurrency) whole "$flag" "$value" 1 40; CONCURRENCY=$((10#$value)) ;;
+    --hold-ms) whole "$flag" "$value" 0 30000; HOLD_MS=$((10#$value)) ;;
+    --budget) whole "$flag" "$value" 1 10000; BUDGET=$((10#$value)) ;;
+    --max-connections) whole "$flag" "$value" 10 10000; MAX_CONNECTIONS=$((10#$value)) ;;
+    --seed) whole "$flag" "$value" 0 999999999999; SEED=$((10#$value)) ;;
+    --kill-probability)
+      [[ $value =~ ^([0-9]*\.)?[0-9]+$ ]] \
+        || bad "--kill-probability: not a number: '$value'"
+      python3 -c 'import sys; sys.exit(0 if 0 <= float(sys.argv[1]) <= 0.5 else 1)' "$value" \
+        || bad "--kill-probability: must be between 0 and 0.5, got $value"
+      KILL=$value ;;
+    --report)
+      [ -n "${value// /}" ] || bad "--report: needs a file path"
+      REPORT=$value ;;
+    --keep) bad "--keep takes no value" ;;
+    *) bad "unknown option '$flag'" ;;
+  esac
+done
+if [ -n "$BUDGET" ] && [ $((BUDGET + RESERVE)) -gt "$MAX_CONNECTIONS" ]; then
+  bad "--budget: $BUDGET plus the admin reserve of $RESERVE is more than max_connections ($MAX_CONNECTIONS)"
+fi
+case "$REPORT" in
+  /*) ;;
+  *) REPORT="$PWD/$REPORT" ;;
+esac
+
+command -v cargo >/dev/null 2>&1 || die "cargo is required (Rust 1.94.1 or newer, see rustup.rs)"
+command -v python3 >/dev/null 2>&1 || die "python3 is required"
+
+# --- set up -----------------------------------------------------------------------------------
+
+mkdir -p "$STATE"
+# A stack kept by an earlier demo is ours: start afresh with this run's options.
+if alive "$(read_pid "$PID_FILE")"; then
+  log "stopping the demo stack kept by an earlier run"
+  stop_stack
+fi
+
+SECONDS=0
+if [ -f "$STARTED_DEV_ENV" ] || ! scripts/dev-env.sh status >/dev/null 2>&1; then
+  [ -f "$STARTED_DEV_ENV" ] || log "starting the local services (MariaDB with max_connections $MAX_CONNECTIONS, moto)"
+  LEASEHOLD_DB_MAX_CONNECTIONS=$MAX_CONNECTIONS scripts/dev-env.sh up
+  touch "$STARTED_DEV_ENV"
+  load_dev_env
+else
+  # Someone else's services: lower the limit for the demo and put it back afterwards.
+  load_dev_env
+  if [ ! -f "$SAVED_MAX" ]; then
+    db_root -e 'SELECT @@GLOBAL.max_connections' >"$SAVED_MAX" \
+      || die "cannot reach MariaDB as its administrator through $DB_SOCKET"
+  fi
+  db_root -e "SET GLOBAL max_connections = $MAX_CONNECTIONS"
+  log "using the running local services; MariaDB's max_connections is $MAX_CONNECTIONS for the demo (was $(tr -dc '0-9' <"$SAVED_MAX"))"
+fi
+
+cleanup() {
+  local status=$?
+  if [ -n "$KEEP" ] && [ "$status" -eq 0 ]; then
+    return
+  fi
+  stop_stack
+  restore_services
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "building the handlers, the stack and the demo (debug; the first build takes a few minutes)"
+cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+stack_args=(--template template.yaml --env-file .local/env --binaries "$TARGET/debug"
+  --state-dir "$STACK_STATE" --stack-name "$STACK_NAME" --write-env "$STACK_ENV" --seed "$SEED"
+  --parameter "PoolBudget=${BUDGET:-0}" --parameter "PoolBudgetPercent=$BUDGET_PERCENT"
+  --parameter "PoolReserve=$RESERVE")
+if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$KILL"; then
+  for fn in AcquireFunction QueryFunction ReleaseFunction; do
+    stack_args+=(--kill "$fn=$KILL")
+  done
+fi
+mkdir -p "$STACK_STATE"
+rm -f "$STACK_ENV"
+"$TARGET/debug/leasehold-local" "${stack_args[@]}" >"$STACK_STATE/stdout" 2>"$STACK_STATE/stack.log" &
+echo $! >"$PID_FILE"
+for _ in $(seq 1 600); do
+  [ -s "$STACK_ENV" ] && break
+  alive "$(read_pid "$PID_FILE")" || { tail -n 5 "$STACK_STATE/stack.log" >&2; die "the stack did not start"; }
+  sleep 0.2
+done
+[ -s "$STACK_ENV" ] || die "the stack did not become ready within 120 s (see .local/demo/stack/stack.log)"
+log "stack up after ${SECONDS}s (log in .local/demo/stack/stack.log)"
+
+# --- run --------------------------------------------------------------------------------------
+
+set -a
+# shellcheck disable=SC1090
+. "$STACK_ENV"
+set +a
+demo_args=(--executions "$EXECUTIONS" --concurrency "$CONCURRENCY" --hold-ms "$HOLD_MS"
+  --max-connections "$MAX_CONNECTIONS" --reserve "$RESERVE" --kill-probability "$KILL"
+  --seed "$SEED" --report "$REPORT")
+[ -n "$BUDGET" ] && demo_args+=(--budget "$BUDGET")
+status=0
+"$TARGET/debug/leasehold-demo" "${demo_args[@]}" || status=$?
+log "done in ${SECONDS}s"
+
+if [ -n "$KEEP" ] && [ "$status" -eq 0 ]; then
+  cat <<EOF
+
+The stack is still running (scripts/demo.sh down stops it and puts MariaDB's limit back).
+Explore it with the AWS CLI:
+  set -a; . .local/env; . .local/demo/stack.env; set +a
+  aws stepfunctions list-executions --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --state-machine-arn "\$CONNECTION_STATE_MACHINE_ARN" --max-items 5
+  aws stepfunctions get-execution-history --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --execution-arn <an executionArn from above>
+  aws stepfunctions start-execution --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --state-machine-arn "\$CONNECTION_STATE_MACHINE_ARN" --input file://events/connection-get-employee.json
+  aws lambda invoke --endpoint-url "\$AWS_ENDPOINT_URL_LAMBDA" --function-name "\$RELEASE_FUNCTION_NAME" --payload '{"pool":"main","audit":true}' --cli-binary-format raw-in-base64-out /dev/stdout
+  curl -s "\$LOCAL_STACK_URL/stats"
+Samples for every handler and workflow are in events/; function logs in .local/demo/stack/logs/.
+EOF
+else
+  cat <<EOF
+
+To explore by hand, run it again with --keep, then use the AWS CLI against the local endpoints
+(aws stepfunctions list-executions / get-execution-history / start-execution --endpoint-url ...),
+with the samples in events/ as inputs.
+EOF
+fi
+exit "$status"
