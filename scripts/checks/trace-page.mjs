@@ -158,6 +158,12 @@ try {
   assert.equal(iterations.length, 3, `iterations: ${JSON.stringify(iterations)}`);
   assert.ok(iterations.every(([, child]) => child.includes(":execution:")), "each iteration names its child");
   assert.equal(new Set(iterations.map(([, c]) => c)).size, 3, "three distinct children");
+  // Each iteration shows its result (the child's outcome), and the filter finds them.
+  await page.fill("#iteration-filter", "SERVED");
+  assert.equal(await page.$$eval("#iterations tr[data-iteration]", (els) => els.length), 3, "three served iterations");
+  await page.fill("#iteration-filter", "FALLBACK");
+  assert.equal(await page.$$eval("#iterations tr[data-iteration]", (els) => els.length), 0, "no fallback");
+  await page.fill("#iteration-filter", "");
   await page.screenshot({ path: path.join(out, "trace-harness.png"), fullPage: true });
 
   step("harness: an iteration opens its child's trace");

@@ -52,6 +52,22 @@ pub struct Iteration {
     pub stop_ms: Option<i64>,
     /// The execution a `states:startExecution` task of this iteration started.
     pub child: Option<String>,
+    /// The output of the iteration's last state so far (JSON text, cut at
+    /// [`OUTPUT_PREVIEW`] characters).
+    pub output: Option<String>,
+}
+
+/// How much of an iteration's output [`Iteration::output`] keeps.
+pub const OUTPUT_PREVIEW: usize = 240;
+
+fn preview(text: &str) -> String {
+    if text.chars().count() <= OUTPUT_PREVIEW {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(OUTPUT_PREVIEW - 1).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 /// Where an event belongs.
@@ -209,6 +225,9 @@ pub fn analyse(events: &[HistoryEvent], execution_status: &str) -> Path {
                 } else {
                     SUCCEEDED
                 };
+                if let (Some(it), Some(output)) = (visit.iteration, d["output"].as_str()) {
+                    iterations[it].output = Some(preview(output));
+                }
             }
             v
         } else if ty.starts_with("MapIteration") {
@@ -231,6 +250,7 @@ pub fn analyse(events: &[HistoryEvent], execution_status: &str) -> Path {
                     start_ms: event.timestamp_millis,
                     stop_ms: None,
                     child: None,
+                    output: None,
                 });
                 iteration_parent.push(parent);
                 iteration_of.insert(event.id, iterations.len() - 1);
@@ -550,6 +570,17 @@ mod tests {
             .map(|i| i.child.as_deref().unwrap_or(""))
             .collect();
         assert!(children.iter().all(|c| c.contains(":execution:child:")));
+        // The iteration's result is the output of its last state: the caught one went on.
+        let outputs: Vec<&str> = path
+            .iterations
+            .iter()
+            .map(|i| i.output.as_deref().unwrap_or(""))
+            .collect();
+        assert!(outputs[0].contains("\"ExecutionArn\""), "{outputs:?}");
+        assert!(
+            outputs[1].contains("\"Error\":\"States.TaskFailed\""),
+            "{outputs:?}"
+        );
         assert_eq!(path.children.len(), 3);
         let run = &path.states["Child"];
         assert_eq!((run.visits, run.status), (3, CAUGHT));
