@@ -664,13 +664,16 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
                 [b.x + b.w / 2.0, yb],
             ]
         } else {
-            let mut points = vec![[out_ports[&(k, link.from)], a.y + a.h]];
+            // Every forward edge has both ports; the box's centre is only a fallback.
+            let out_x = out_ports.get(&(k, link.from)).copied().unwrap_or(a.x);
+            let mut points = vec![[out_x, a.y + a.h]];
             for &d in &chain[1..chain.len() - 1] {
                 let dv = &vertices[d];
                 points.push([dv.x, dv.y]);
                 points.push([dv.x, dv.y + dv.h]);
             }
-            points.push([in_ports[&(k, link.to)], b.y]);
+            let in_x = in_ports.get(&(k, link.to)).copied().unwrap_or(b.x);
+            points.push([in_x, b.y]);
             points
         };
         edges.push(Edge {
