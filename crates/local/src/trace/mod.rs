@@ -273,7 +273,7 @@ fn edge_status(how: &str) -> &'static str {
 /// The graph as JSON with the path drawn on it: a status per node, and per edge how often it
 /// was followed and how.
 fn coloured(graph: graph::Graph, p: &path::Path, execution_status: &str) -> Value {
-    use graph::{END, START};
+    use graph::START;
     let nodes: Vec<Value> = graph
         .nodes
         .iter()
@@ -327,11 +327,13 @@ fn coloured(graph: graph::Graph, p: &path::Path, execution_status: &str) -> Valu
                     if *from != e.from || *to != e.to {
                         continue;
                     }
+                    // A caught error follows the Catch arrow, a plain transition any other
+                    // (Next, a Choice rule, Default, Start, End) between the same states.
                     let matches = match *how {
                         "catch" => e.kind == "catch",
                         "fail" => e.kind == "end",
                         _ => e.kind != "catch",
-                    } || (e.to == END && e.kind == "end");
+                    };
                     if matches {
                         taken += n;
                         status = edge_status(how);
