@@ -143,11 +143,19 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --keep) KEEP=1; continue ;;
     --*=*) flag=${arg%%=*}; value=${arg#*=} ;;
-    --*) flag=$arg
-         [ $# -gt 0 ] || bad "$flag needs a value"
-         value=$1; shift ;;
+    --*) flag=$arg; value="" ;;
     *) bad "unexpected argument '$arg'" ;;
   esac
+  case "$flag" in
+    --executions|--concurrency|--hold-ms|--budget|--max-connections|--seed|--kill-probability|--report) ;;
+    --keep) bad "--keep takes no value" ;;
+    *) bad "unknown option '$flag'" ;;
+  esac
+  if [ "$arg" = "$flag" ]; then
+    [ $# -gt 0 ] || bad "$flag needs a value"
+    value=$1
+    shift
+  fi
   case "$flag" in
     --executions) whole "$flag" "$value" 1 1000; EXECUTIONS=$((10#$value)) ;;
     --concurrency) whole "$flag" "$value" 1 40; CONCURRENCY=$((10#$value)) ;;
@@ -164,8 +172,6 @@ while [ $# -gt 0 ]; do
     --report)
       [ -n "${value// /}" ] || bad "--report: needs a file path"
       REPORT=$value ;;
-    --keep) bad "--keep takes no value" ;;
-    *) bad "unknown option '$flag'" ;;
   esac
 done
 if [ -n "$BUDGET" ] && [ $((BUDGET + RESERVE)) -gt "$MAX_CONNECTIONS" ]; then

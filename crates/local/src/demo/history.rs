@@ -51,6 +51,8 @@ pub struct Facts {
     pub exhausted_retries: u32,
     /// Query attempts that failed with `DatabaseBusy` (MySQL error 1040).
     pub busy_failures: u32,
+    /// When they failed (epoch ms).
+    pub busy_at_ms: Vec<i64>,
     /// Task attempts that failed because the container died (`Runtime.ExitError`, ...).
     pub crashed_tasks: u32,
     /// `TaskStarted` → `TaskSucceeded` of each successful Query attempt: how long the query
@@ -77,6 +79,7 @@ pub fn analyze(events: &[Event]) -> Facts {
         exhausted_failures: 0,
         exhausted_retries: 0,
         busy_failures: 0,
+        busy_at_ms: Vec::new(),
         crashed_tasks: 0,
         query_hold_ms: Vec::new(),
     };
@@ -134,6 +137,7 @@ pub fn analyze(events: &[Event]) -> Facts {
                 }
                 if in_state(QUERY_STATE) && error == "DatabaseBusy" {
                     facts.busy_failures += 1;
+                    facts.busy_at_ms.push(event.timestamp_ms);
                 }
             }
             "ExecutionSucceeded" => {
@@ -295,6 +299,7 @@ mod tests {
         let f = analyze(&events);
         assert_eq!(f.outcome, Outcome::Failed("DatabaseBusy".into()));
         assert_eq!((f.busy_failures, f.crashed_tasks), (1, 1));
+        assert_eq!(f.busy_at_ms, vec![4]);
         assert!(f.query_hold_ms.is_empty());
         assert_eq!(f.duration_ms(), Some(950));
     }

@@ -255,7 +255,7 @@ fn seconds_i(points: &[(i64, i64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The three charts of one run, on axes shared with the other run.
+/// The four charts of one run, on axes shared with the other run.
 pub fn run_charts(report: &Report, run: &RunReport, governed: bool, x_max: f64) -> Vec<Chart> {
     let max = report.max_connections as f64;
     let mut rules = vec![Rule {
@@ -335,6 +335,32 @@ pub fn run_charts(report: &Report, run: &RunReport, governed: bool, x_max: f64) 
             } else {
                 "no leases are taken in this run, so no metric".into()
             },
+        },
+        Chart {
+            title: "DatabaseBusy errors (MySQL 1040) per second, from the execution histories"
+                .into(),
+            x_max,
+            y_max: run
+                .series
+                .database_busy_errors
+                .iter()
+                .map(|p| p.1 as f64)
+                .fold(1.0, f64::max)
+                * 1.1,
+            lines: vec![],
+            bars: Some(Line {
+                label: "DatabaseBusy".into(),
+                color: "#7c2d12",
+                points: run
+                    .series
+                    .database_busy_errors
+                    .iter()
+                    .map(|&(t, n)| (t as f64 / 1000.0, n as f64))
+                    .collect(),
+                step: false,
+            }),
+            rules: vec![],
+            empty: "no query was refused by the database".into(),
         },
     ]
 }
@@ -594,17 +620,25 @@ pub fn render(report: &Report) -> String {
     s.push_str(
         "<h2>How to read this</h2><ul class=\"notes\">\
          <li><b>Database connections</b> are MariaDB's <code>Threads_connected</code>, sampled every 150 ms \
-         by one administrator connection that is not counted. Governed, they stay at or under the budget \
+         by one administrator connection that is not counted; <b>leases in use</b> is the pool record's \
+         <code>inUse</code>, sampled every 250 ms. Governed, connections stay at or under the budget \
          (green dashed line); ungoverned, they run into <code>max_connections</code> (red) and the database \
          answers error 1040, which the query function reports as <code>DatabaseBusy</code>.</li>\
          <li><b>RemainingConnections</b> and <b>NoConnectionsLeftError</b> are the pool's CloudWatch metrics, \
-         read back per second: free leases after each grant or release, and refused acquires. Refusals are \
-         not failures: the workflow backs off and retries, then answers from the cache or sheds.</li>\
+         read back per second: free leases after each grant or release (the minimum of the second), and \
+         refused acquires. A refusal is not a failure: the workflow backs off with jitter and retries, then \
+         answers from the cache or sheds.</li>\
+         <li><b>DatabaseBusy errors</b> are the query attempts that failed with that error in the children's \
+         histories; the workflows retry them twice, then the execution fails. <b>Connections refused</b> is \
+         the server's own count (<code>Aborted_connects</code>), which also counts connections cut by a \
+         killed container.</li>\
          <li><b>Peak connections</b> is the server's <code>Max_used_connections</code> (reset with \
          <code>FLUSH STATUS</code> before each run) minus the sampler's own connection, or the highest sample \
          if that is higher.</li>\
+         <li><b>End-to-end</b> latency runs from a child execution's start to its end; <b>acquire wait</b> \
+         from its first Acquire attempt to the granted lease, backoff included.</li>\
          <li><b>Physical limit</b> = connections the run may use ÷ mean time a query holds its connection: \
-         the most queries per second the database could serve at that limit.</li>\
+         the most queries per second the database could serve within that limit.</li>\
          <li>The JSON beside this page has every figure and series; docs/report.md describes its fields.</li></ul>",
     );
     let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");

@@ -65,6 +65,17 @@ pub struct Series {
     pub leases_in_use: Vec<(i64, i64)>,
     pub remaining_connections: Vec<(i64, f64)>,
     pub no_connections_left_error: Vec<(i64, f64)>,
+    /// `DatabaseBusy` failures per second, from the histories: `[second's start, count]`.
+    pub database_busy_errors: Vec<(i64, u64)>,
+}
+
+/// Counts instants (ms since the run's start) per whole second.
+pub fn per_second(instants: impl IntoIterator<Item = i64>) -> Vec<(i64, u64)> {
+    let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+    for t in instants {
+        *counts.entry(t.div_euclid(1000) * 1000).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,8 +147,8 @@ pub struct Samples {
 pub struct Checks {
     pub governed_no_database_busy: bool,
     pub governed_peak_within_budget_plus_reserve: bool,
-    pub governed_no_leases_held_at_end: bool,
     pub governed_leases_never_above_budget: bool,
+    pub governed_no_leases_held_at_end: bool,
     pub ungoverned_shows_database_busy: bool,
 }
 
@@ -313,6 +324,11 @@ pub fn run_report(data: &RunData, connection_limit: i64) -> RunReport {
                 .get("noConnectionsLeftError")
                 .map(|s| s.iter().map(|&(t, v)| (relative(t), v)).collect())
                 .unwrap_or_default(),
+            database_busy_errors: per_second(
+                facts
+                    .iter()
+                    .flat_map(|f| f.busy_at_ms.iter().map(|&t| relative(t))),
+            ),
         },
     }
 }
@@ -322,9 +338,9 @@ pub fn checks(budget: i64, reserve: i64, governed: &RunReport, ungoverned: &RunR
         governed_no_database_busy: governed.database_busy_errors == 0
             && governed.connection_errors_max_connections == 0,
         governed_peak_within_budget_plus_reserve: governed.peak_connections <= budget + reserve,
+        governed_leases_never_above_budget: governed.peak_leases_in_use <= budget,
         governed_no_leases_held_at_end: governed.leases_held_at_end == 0
             && governed.lease_records_at_end == 0,
-        governed_leases_never_above_budget: governed.peak_leases_in_use <= budget,
         ungoverned_shows_database_busy: ungoverned.database_busy_errors > 0,
     }
 }
@@ -504,6 +520,14 @@ pub fn text(report: &Report) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn instants_are_counted_per_second() {
+        assert_eq!(
+            per_second([10, 999, 1000, 3500, -20]),
+            vec![(-1000, 1), (0, 2), (1000, 1), (3000, 1)]
+        );
+    }
 
     #[test]
     fn function_counters_are_differences_by_logical_id() {

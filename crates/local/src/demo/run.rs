@@ -236,7 +236,7 @@ pub async fn run(
     facts.sort_by_key(|f| f.start_ms);
 
     let metrics = sources
-        .pool_metrics(start_ms - 1000, now_ms())
+        .pool_metrics(start_ms, now_ms())
         .await
         .unwrap_or_default();
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The README's main command, small, end to end: scripts/demo.sh with bad options (exit 2 and a
+# plain message), then a small run and a small run with container kills, each checked from its
+# JSON report by scripts/demo/check_report.py, and the HTML report in headless chromium
+# (scripts/demo/report-page.mjs). Reports and a screenshot go to target/demo-check/.
+#
+# MariaDB's max_connections is lowered to 10 for the runs and put back afterwards by the demo
+# itself. Runs alone too: scripts/demo.sh starts the local services when they are not running.
+# Installs chromium with apt-get and playwright-core with npm ci when missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+OUT="$ROOT/target/demo-check"
+CHROMIUM=/usr/bin/chromium
+# Small, and far above the budget: max_connections 10 leaves a budget of 3 (80 % minus the
+# reserve of 5) for 20 concurrent executions.
+LOAD=(--executions 40 --concurrency 20 --hold-ms 500 --max-connections 10)
+
+log() { printf '30-demo: %s\n' "$*" >&2; }
+die() { printf '30-demo: error: %s\n' "$*" >&2; exit 1; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# --- bad options: exit 2, the option named, no trace -------------------------------------------
+bad_option() {
+  local needle=$1 status=0
+  shift
+  scripts/demo.sh "$@" >"$OUT/bad.out" 2>"$OUT/bad.err" || status=$?
+  if [ "$status" -ne 2 ] || ! grep -qF -- "$needle" "$OUT/bad.err" || grep -qiE 'panicked|traceback' "$OUT/bad.err"; then
+    cat "$OUT/bad.err" >&2
+    die "scripts/demo.sh $* exited $status; wanted 2 with \"$needle\""
+  fi
+}
+bad_option "--executions: must be between 1 and 1000" --executions 0
+bad_option "--concurrency: must be between 1 and 40" --concurrency 41
+bad_option "--hold-ms: not a whole number" --hold-ms soon
+bad_option "--kill-probability: must be between 0 and 0.5" --kill-probability 0.9
+bad_option "--kill-probability: not a number" --kill-probability=often
+bad_option "--budget: 18 plus the admin reserve" --budget 18
+bad_option "--seed needs a value" --seed
+bad_option "unknown option '--fast'" --fast
+bad_option "--report: needs a file path" --report ""
+log "bad options: exit 2 with a plain message"
+
+# --- what the browser check needs ------------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node is missing (install Node.js 20 or newer)"
+if [ ! -x "$CHROMIUM" ]; then
+  [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install Debian's chromium package as root"
+  log "installing chromium (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+    die "apt-get could not install chromium"
+fi
+wanted=$(node -p 'require("./package-lock.json").packages["node_modules/playwright-core"].version') ||
+  die "package-lock.json does not pin playwright-core"
+installed=$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+if [ "$installed" != "$wanted" ]; then
+  log "installing playwright-core@$wanted from package-lock.json (npm ci)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
+fi
+
+# --- a small demo, then one with kills ---------------------------------------------------------
+run_demo() {
+  local name=$1 status=0 start=$SECONDS
+  shift
+  log "scripts/demo.sh ${LOAD[*]} $* --report target/demo-check/$name/report.json"
+  scripts/demo.sh "${LOAD[@]}" "$@" --report "$OUT/$name/report.json" >"$OUT/$name.out" 2>"$OUT/$name.err" || status=$?
+  cat "$OUT/$name.out"
+  [ "$status" -eq 0 ] || { tail -n 20 "$OUT/$name.err" >&2; die "the $name demo exited $status"; }
+  log "the $name demo took $((SECONDS - start)) s"
+}
+
+run_demo plain
+python3 scripts/demo/check_report.py "$OUT/plain/report.json"
+
+# Kills on the acquire, query and release functions: a probability at which every function
+# loses containers in 40 executions, yet three kills of the same release in a row (the only
+# way a served execution keeps its lease until expiry) stay unlikely.
+run_demo kills --kill-probability 0.05 --seed 7
+python3 scripts/demo/check_report.py "$OUT/kills/report.json" --kills
+
+CHROMIUM="$CHROMIUM" node scripts/demo/report-page.mjs "$OUT/plain/report.html" "$OUT/report.png"
+log "all demo checks passed"

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Checks a demo report (the JSON scripts/demo.sh writes) against what leasehold promises.
+
+    python3 scripts/demo/check_report.py REPORT.json [--kills]
+
+Every check reads figures the demo measured; nothing is compared with a number fixed here
+except the load the check itself asked for. Exits 1 with every broken expectation listed.
+
+Governed run: no DatabaseBusy error, peak connections within budget + admin reserve, leases in
+use never above the budget, no lease held at the end, every execution accounted for, the
+pool's metrics read back from CloudWatch. Ungoverned run: DatabaseBusy errors seen and more
+connections than the governed run may ever use. With --kills: containers were really killed.
+"""
+
+import json
+import sys
+
+# The pinned contract of docs/report.md: extend, never rename.
+TOP = ["budget", "maxConnections", "runs"]
+RUN = [
+    "executions", "served", "fallback", "failed", "databaseBusyErrors", "peakConnections",
+    "leasesHeldAtEnd", "p50Ms", "p95Ms", "p99Ms", "servedPerSecond", "physicalLimitPerSecond",
+]
+
+
+def main(argv):
+    if not argv or argv[0].startswith("-"):
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    path, kills = argv[0], "--kills" in argv[1:]
+    with open(path, encoding="utf-8") as f:
+        report = json.load(f)
+    problems = []
+
+    def expect(ok, text):
+        print(("ok   " if ok else "FAIL ") + text)
+        if not ok:
+            problems.append(text)
+
+    for key in TOP:
+        expect(key in report, f"report has {key}")
+    runs = report.get("runs", {})
+    for name in ("governed", "ungoverned"):
+        for key in RUN:
+            expect(key in runs.get(name, {}), f"{name} run has {key}")
+    if problems:
+        return finish(problems)
+
+    budget, max_conn = report["budget"], report["maxConnections"]
+    reserve = report["adminReserve"]
+    asked = report["load"]["executions"]
+    g, u = runs["governed"], runs["ungoverned"]
+    expect(1 <= budget <= max_conn - reserve,
+           f"budget {budget} leaves the admin reserve {reserve} of max_connections {max_conn}")
+
+    for name, r in (("governed", g), ("ungoverned", u)):
+        total = r["served"] + r["fallback"] + r["failed"]
+        expect(r["executions"] == asked, f"{name}: {r['executions']} executions measured of {asked} started")
+        expect(total == r["executions"], f"{name}: served + fallback + failed = {total} = executions")
+        summary = r["harnessSummary"]
+        expect((summary.get("served"), summary.get("fallback"), summary.get("failed"))
+               == (r["served"], r["fallback"], r["failed"]),
+               f"{name}: the harness's own summary {summary} agrees with the histories")
+        expect(r["p50Ms"] is not None and r["p50Ms"] <= r["p95Ms"] <= r["p99Ms"],
+               f"{name}: p50 {r['p50Ms']} <= p95 {r['p95Ms']} <= p99 {r['p99Ms']} ms")
+        expect(len(r["series"]["connections"]) > 0, f"{name}: connections were sampled")
+
+    # What leasehold promises.
+    expect(g["databaseBusyErrors"] == 0, f"governed: {g['databaseBusyErrors']} DatabaseBusy errors (want 0)")
+    expect(g["connectionErrorsMaxConnections"] == 0,
+           f"governed: the server refused {g['connectionErrorsMaxConnections']} connections at max_connections (want 0)")
+    expect(1 <= g["peakConnections"] <= budget + reserve,
+           f"governed: peak connections {g['peakConnections']} within budget {budget} + admin reserve {reserve}")
+    expect(1 <= g["peakLeasesInUse"] <= budget,
+           f"governed: peak leases in use {g['peakLeasesInUse']} within the budget {budget}")
+    expect(g["leasesHeldAtEnd"] == 0 and g["leaseRecordsAtEnd"] == 0,
+           f"governed: {g['leasesHeldAtEnd']} leases in use and {g['leaseRecordsAtEnd']} lease records at the end (want 0)")
+    expect(g["served"] > 0, f"governed: {g['served']} executions served")
+    expect(g["acquireWait"] is not None and g["acquireWait"]["count"] >= g["served"],
+           "governed: an acquire wait for every served execution")
+    # The load is far above the budget: the pool must have refused, and the workflow retried.
+    expect(g["connectionsExhaustedRetries"] > 0,
+           f"governed: {g['connectionsExhaustedRetries']} ConnectionsExhausted retries (want > 0)")
+    expect(len(g["series"]["remainingConnections"]) > 0,
+           "governed: RemainingConnections read back from CloudWatch")
+    expect(sum(v for _, v in g["series"]["noConnectionsLeftError"]) > 0,
+           "governed: NoConnectionsLeftError read back from CloudWatch")
+
+    # The problem leasehold prevents.
+    expect(u["databaseBusyErrors"] > 0, f"ungoverned: {u['databaseBusyErrors']} DatabaseBusy errors (want > 0)")
+    expect(u["peakConnections"] > budget + reserve,
+           f"ungoverned: peak connections {u['peakConnections']} above what the governed run may use ({budget + reserve})")
+    expect(u["acquireWait"] is None and u["peakLeasesInUse"] == 0, "ungoverned: no lease taken")
+
+    if kills:
+        killed = sum(f.get("kills", 0) for f in g["functions"].values())
+        expect(killed > 0 and g["containerKills"] == killed,
+               f"kills: {killed} containers killed in the governed run (want > 0)")
+        expect(report["load"]["killProbability"] > 0, "kills: the report records the kill probability")
+    return finish(problems)
+
+
+def finish(problems):
+    if problems:
+        print(f"check_report: {len(problems)} expectation(s) broken", file=sys.stderr)
+        return 1
+    print("check_report: all expectations hold")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,116 @@
+// The demo's HTML report in headless chromium (run by scripts/checks/30-demo.sh):
+//   node scripts/demo/report-page.mjs REPORT.html SCREENSHOT.png
+// Checks that the page loads nothing from the network, runs its script without errors, shows
+// the figures of the JSON beside it, draws every chart from the JSON's series, and that the
+// hover read-out reports values. Exits non-zero on the first failed expectation.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [htmlPath, screenshot] = process.argv.slice(2);
+if (!htmlPath || !screenshot) {
+  console.error("usage: node scripts/demo/report-page.mjs REPORT.html SCREENSHOT.png");
+  process.exit(2);
+}
+const report = JSON.parse(readFileSync(htmlPath.replace(/\.html$/, ".json"), "utf8"));
+const say = (text) => console.log(`report-page: ${text}`);
+
+const profile = mkdtempSync(path.join(tmpdir(), "demo-report-profile-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1300, height: 1000 },
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  const requests = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  page.on("request", (r) => requests.push(r.url()));
+  const url = pathToFileURL(path.resolve(htmlPath)).href;
+  await page.goto(url, { waitUntil: "load" });
+
+  // Self-contained: the page itself is the only request.
+  assert.deepEqual(requests.filter((r) => r !== url), [], "the page loads nothing else");
+  say("self-contained, no requests besides the page");
+
+  // The figures of both runs, side by side, as in the JSON.
+  const cell = async (label, column) =>
+    page.locator("table.figures tr", { has: page.locator(`th:text-is("${label}")`) })
+      .locator("td").nth(column).innerText();
+  for (const [column, name] of [[0, "governed"], [1, "ungoverned"]]) {
+    const run = report.runs[name];
+    assert.equal(await cell("executions", column), String(run.executions), `${name} executions`);
+    assert.equal(await cell("served", column), String(run.served), `${name} served`);
+    assert.equal(await cell("failed", column), String(run.failed), `${name} failed`);
+    assert.equal(await cell("DatabaseBusy errors (MySQL 1040)", column), String(run.databaseBusyErrors),
+      `${name} DatabaseBusy errors`);
+    assert.equal(await cell("leases held at the end", column), String(run.leasesHeldAtEnd), `${name} leases at end`);
+  }
+  say("the table shows the JSON's figures for both runs");
+
+  // One check line per check of the JSON, marked as the JSON says.
+  const checks = await page.locator("ul.checks li").evaluateAll((items) => items.map((li) => li.className));
+  const expected = Object.values(report.checks).map((ok) => (ok ? "ok" : "bad"));
+  assert.deepEqual(checks, expected, "check marks follow the JSON");
+  say(`${checks.length} check lines, marked as in the JSON`);
+
+  // Four charts per run, each drawing exactly the series of the JSON.
+  const charts = await page.locator("svg.chart").evaluateAll((svgs) => svgs.map((svg) => {
+    const box = svg.getBoundingClientRect();
+    return {
+      label: svg.getAttribute("aria-label"),
+      series: JSON.parse(svg.getAttribute("data-series")),
+      paths: [...svg.querySelectorAll("path")].map((p) => p.getAttribute("d").split(/[ML]/).filter(Boolean).length),
+      bars: svg.querySelectorAll("rect").length,
+      empty: svg.querySelector("text.empty")?.textContent ?? null,
+      width: box.width,
+      height: box.height,
+    };
+  }));
+  assert.equal(charts.length, 8, "four charts per run");
+  for (const [index, name] of [[0, "governed"], [1, "ungoverned"]]) {
+    const run = report.runs[name];
+    const [connections, remaining, refused, busy] = charts.slice(index * 4, index * 4 + 4);
+    for (const c of [connections, remaining, refused, busy]) {
+      assert.ok(c.width > 300 && c.height > 100, `${name}: ${c.label} is drawn at a readable size`);
+    }
+    assert.equal(connections.series[0].points.length, run.series.connections.length,
+      `${name}: the connections chart carries every sample`);
+    assert.ok(connections.paths[0] >= run.series.connections.length,
+      `${name}: the connections line passes through every sample`);
+    const peak = Math.max(...connections.series[0].points.map((p) => p[1]));
+    assert.equal(peak, run.peakSampledConnections, `${name}: the chart's peak is the sampled peak`);
+    assert.equal(remaining.series[0].points.length, run.series.remainingConnections.length,
+      `${name}: RemainingConnections from CloudWatch`);
+    const refusedBars = run.series.noConnectionsLeftError.filter((p) => p[1] > 0).length;
+    assert.equal(refused.bars, refusedBars, `${name}: one bar per second with NoConnectionsLeftError`);
+    const busyBars = run.series.databaseBusyErrors.length;
+    assert.equal(busy.bars, busyBars, `${name}: one bar per second with DatabaseBusy errors`);
+    assert.equal(busy.empty !== null, busyBars === 0, `${name}: an empty DatabaseBusy chart says so`);
+  }
+  say("8 charts drawn from the JSON's series");
+
+  // Hovering over the governed connections chart reads values out.
+  const first = page.locator("svg.chart").first();
+  await first.scrollIntoViewIfNeeded();
+  const box = await first.boundingBox();
+  await first.hover({ position: { x: box.width * 0.4, y: box.height * 0.5 } });
+  const readout = await first.locator("text.readout").textContent();
+  assert.match(readout, /^\d+(\.\d)? s .*connections open: \d+/, `hover read-out, got "${readout}"`);
+  assert.equal(await first.locator("line.cursor").getAttribute("visibility"), "visible");
+  say(`hover read-out: "${readout}"`);
+
+  assert.deepEqual(problems, [], "no script errors");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  say(`screenshot: ${screenshot}`);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
