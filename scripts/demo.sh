@@ -211,8 +211,13 @@ else
   log "using the running local services; MariaDB's max_connections is $MAX_CONNECTIONS for the demo (was $(tr -dc '0-9' <"$SAVED_MAX"))"
 fi
 
+DEMO_PID=""
 cleanup() {
   local status=$?
+  if alive "$DEMO_PID"; then
+    kill "$DEMO_PID" 2>/dev/null || true
+    wait "$DEMO_PID" 2>/dev/null || true
+  fi
   if [ -n "$KEEP" ] && [ "$status" -eq 0 ]; then
     return
   fi
@@ -258,28 +263,35 @@ demo_args=(--executions "$EXECUTIONS" --concurrency "$CONCURRENCY" --hold-ms "$H
   --seed "$SEED" --report "$REPORT")
 [ -n "$BUDGET" ] && demo_args+=(--budget "$BUDGET")
 status=0
-"$TARGET/debug/leasehold-demo" "${demo_args[@]}" || status=$?
+# In the background so that an interrupt reaches the trap at once (bash runs traps only between
+# foreground commands); the cleanup stops it.
+"$TARGET/debug/leasehold-demo" "${demo_args[@]}" &
+DEMO_PID=$!
+wait "$DEMO_PID" || status=$?
+DEMO_PID=""
 log "done in ${SECONDS}s"
 
 if [ -n "$KEEP" ] && [ "$status" -eq 0 ]; then
   cat <<EOF
 
-The stack is still running (scripts/demo.sh down stops it and puts MariaDB's limit back).
+The stack is still running; scripts/demo.sh down stops it and puts MariaDB's limit back.
+Its trace page: $LOCAL_STACK_URL/trace (state machines, executions, their paths and histories).
 Explore it with the AWS CLI:
   set -a; . .local/env; . .local/demo/stack.env; set +a
   aws stepfunctions list-executions --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --state-machine-arn "\$CONNECTION_STATE_MACHINE_ARN" --max-items 5
-  aws stepfunctions get-execution-history --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --execution-arn <an executionArn from above>
+  aws stepfunctions get-execution-history --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --execution-arn ARN --query 'events[].type'
   aws stepfunctions start-execution --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --state-machine-arn "\$CONNECTION_STATE_MACHINE_ARN" --input file://events/connection-get-employee.json
-  aws lambda invoke --endpoint-url "\$AWS_ENDPOINT_URL_LAMBDA" --function-name "\$RELEASE_FUNCTION_NAME" --payload '{"pool":"main","audit":true}' --cli-binary-format raw-in-base64-out /dev/stdout
+  scripts/load-run.sh --endpoint-url "\$AWS_ENDPOINT_URL_SFN" --stack-name $STACK_NAME --input events/harness-small.json
+  aws lambda invoke --endpoint-url "\$AWS_ENDPOINT_URL_LAMBDA" --function-name "\$RELEASE_FUNCTION_NAME" --payload file://events/audit.json .local/demo/audit.json && cat .local/demo/audit.json
   curl -s "\$LOCAL_STACK_URL/stats"
-Samples for every handler and workflow are in events/; function logs in .local/demo/stack/logs/.
+Every handler and workflow has sample inputs in events/; function logs are in .local/demo/stack/logs/.
 EOF
 else
   cat <<EOF
 
-To explore by hand, run it again with --keep, then use the AWS CLI against the local endpoints
-(aws stepfunctions list-executions / get-execution-history / start-execution --endpoint-url ...),
-with the samples in events/ as inputs.
+To explore by hand: scripts/demo.sh --keep leaves the stack running and prints how to reach it
+with the AWS CLI (aws stepfunctions list-executions / get-execution-history / start-execution
+--endpoint-url ..., with the samples in events/ as inputs).
 EOF
 fi
 exit "$status"

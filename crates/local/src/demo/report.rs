@@ -513,6 +513,12 @@ pub fn text(report: &Report) -> String {
         u.database_busy_errors,
         u.failed
     ));
+    if !c.ungoverned_shows_database_busy {
+        out.push_str(&format!(
+            "     (the load never needed more than max_connections: raise --concurrency above {} or --hold-ms)\n",
+            report.max_connections
+        ));
+    }
     out
 }
 
