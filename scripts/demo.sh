@@ -22,6 +22,7 @@
 # (a few minutes on 2 cores); later runs take about as long as the two load runs.
 set -euo pipefail
 
+CALLER_DIR=$PWD
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STATE="$ROOT/.local/demo"
@@ -179,7 +180,7 @@ if [ -n "$BUDGET" ] && [ $((BUDGET + RESERVE)) -gt "$MAX_CONNECTIONS" ]; then
 fi
 case "$REPORT" in
   /*) ;;
-  *) REPORT="$PWD/$REPORT" ;;
+  *) REPORT="$CALLER_DIR/$REPORT" ;;
 esac
 
 command -v cargo >/dev/null 2>&1 || die "cargo is required (Rust 1.94.1 or newer, see rustup.rs)"
