@@ -23,6 +23,33 @@ pub struct TaskRequest {
     /// For `.waitForTaskToken` resources: the token also given in `$$.Task.Token`; the
     /// invoker completes the task when SendTaskSuccess/Failure arrives with it.
     pub task_token: Option<String>,
+    /// Call [`Submitted::submit`] when a long-running task (a `.sync` integration) has been
+    /// started, so that the history shows `TaskSubmitted` as AWS's does.
+    pub submitted: Submitted,
+}
+
+/// Records `TaskSubmitted` (once) with the output of the call that started the work.
+#[derive(Clone, Default)]
+pub struct Submitted(Option<Arc<dyn Fn(Value) + Send + Sync>>);
+
+impl Submitted {
+    pub(crate) fn new(record: impl Fn(Value) + Send + Sync + 'static) -> Self {
+        Submitted(Some(Arc::new(record)))
+    }
+
+    /// Reports the submission with the output of the starting call (e.g. the ARN of a child
+    /// execution); only the first report is recorded.
+    pub fn submit(&self, output: Value) {
+        if let Some(record) = &self.0 {
+            record(output);
+        }
+    }
+}
+
+impl std::fmt::Debug for Submitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Submitted")
+    }
 }
 
 /// A task's failure as the workflow sees it (`ErrorEquals` matches `error`).

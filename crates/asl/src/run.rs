@@ -8,7 +8,7 @@ use crate::definition::*;
 use crate::error::Failure;
 use crate::history::{Details, History, HistoryEvent, HistoryObserver, Thread};
 use crate::intrinsics::{self, Arg, ArgEnv};
-use crate::invoker::{Heartbeat, TaskError, TaskInvoker, TaskRequest, TaskStyle};
+use crate::invoker::{Heartbeat, Submitted, TaskError, TaskInvoker, TaskRequest, TaskStyle};
 use crate::jsonata::{self, JValue};
 use crate::jsonpath::JsonPath;
 use crate::values::{MAX_PAYLOAD_BYTES, iso_millis, parse_iso, to_json, type_name};
@@ -1499,7 +1499,35 @@ impl<'e> Flow<'e> {
             }
         }
         let hb = Heartbeat::new(self.now());
+        // TaskSubmitted links to TaskStarted, and the task's end to TaskSubmitted.
+        let submitted_id = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let submitted = if style == TaskStyle::Service {
+            let (history, clock, id) = (
+                self.history.clone(),
+                self.ex.svc.clock.clone(),
+                submitted_id.clone(),
+            );
+            let (from, rtype, rname) = (self.thread.source, rtype.to_string(), rname.to_string());
+            Submitted::new(move |output| {
+                if id.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+                    return;
+                }
+                let mut thread = Thread { source: from };
+                let details = json!({"resourceType": rtype, "resource": rname, "output": to_json(&output), "outputDetails": {"truncated": false}});
+                let new = history.add(
+                    &mut thread,
+                    clock.now_millis(),
+                    "TaskSubmitted",
+                    Some(("taskSubmittedEventDetails", details)),
+                    true,
+                );
+                id.store(new, std::sync::atomic::Ordering::SeqCst);
+            })
+        } else {
+            Submitted::default()
+        };
         let req = TaskRequest {
+            submitted,
             resource: resource.to_string(),
             parameters: params,
             context: self.context(sc),
@@ -1535,7 +1563,12 @@ impl<'e> Flow<'e> {
                 }
             }
         };
-        let res = match race(call, timer).await {
+        let raced = race(call, timer).await;
+        let submitted_at = submitted_id.load(std::sync::atomic::Ordering::SeqCst);
+        if submitted_at != 0 {
+            self.thread.source = submitted_at;
+        }
+        let res = match raced {
             Race::Left(r) => r,
             Race::Right(kind) => {
                 let err = TaskError {

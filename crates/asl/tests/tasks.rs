@@ -424,3 +424,65 @@ fn execution_future_can_be_spawned() {
     let out = handle.join().unwrap().unwrap();
     assert_eq!(out.status, Status::Succeeded);
 }
+
+/// Starts its work, reports the submission, then finishes after a (virtual) minute.
+struct Submitting(VirtualClock);
+
+impl leasehold_asl::invoker::TaskInvoker for Submitting {
+    fn invoke(
+        &self,
+        req: leasehold_asl::invoker::TaskRequest,
+    ) -> leasehold_asl::clock::BoxFuture<
+        'static,
+        Result<serde_json::Value, leasehold_asl::invoker::TaskError>,
+    > {
+        let clock = self.0.clone();
+        Box::pin(async move {
+            req.submitted.submit(json!({"ExecutionArn": "arn:child"}));
+            req.submitted
+                .submit(json!({"ExecutionArn": "ignored: only the first counts"}));
+            clock.sleep(Duration::from_secs(60)).await;
+            Ok(json!({"Status": "SUCCEEDED"}))
+        })
+    }
+}
+
+#[test]
+fn a_submitted_task_records_task_submitted_between_started_and_its_end() {
+    let clock = VirtualClock::new(T0);
+    let def = json!({"StartAt": "Child", "States": {"Child": {"Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution.sync:2", "End": true}}});
+    let out = run_with(
+        &def,
+        &json!({}),
+        &clock,
+        Arc::new(Submitting(clock.clone())),
+        1,
+    );
+    assert_eq!(
+        types(&out.history),
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSubmitted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let submitted = &out.history[4];
+    assert_eq!(submitted.previous_event_id, 4);
+    assert_eq!(
+        out.history[5].previous_event_id, 5,
+        "the end links to TaskSubmitted"
+    );
+    let details = submitted.to_json()["taskSubmittedEventDetails"].clone();
+    assert_eq!(details["resource"], "startExecution.sync:2");
+    assert_eq!(details["output"], r#"{"ExecutionArn":"arn:child"}"#);
+    assert_eq!(
+        out.history[5].timestamp_millis - submitted.timestamp_millis,
+        60_000
+    );
+}

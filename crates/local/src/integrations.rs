@@ -185,9 +185,11 @@ impl Integrations {
         let child = sfn
             .start(machine, p["Name"].as_str(), Some(&input))
             .map_err(|e| failed(format!("StepFunctions.{}", e.kind), e.message))?;
+        let started = json!({"ExecutionArn": child.arn, "StartDate": child.start_ms});
         if mode.is_empty() {
-            return Ok(json!({"ExecutionArn": child.arn, "StartDate": child.start_ms}));
+            return Ok(started);
         }
+        request.submitted.submit(started);
         // A parent that is aborted or times out stops the child it waits for, as AWS does.
         struct StopOnDrop(Option<Arc<crate::sfn::Execution>>);
         impl Drop for StopOnDrop {

@@ -122,8 +122,41 @@ async fn bare_function_arns_child_executions_dynamodb_and_timeouts() {
                  "Parameters": {"StateMachineArn": child, "Input": {"n": 2}}, "ResultPath": "$.sync", "Next": "Sync2"},
         "Sync2": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
                  "Parameters": {"StateMachineArn": child, "Input": {"n": 3}}, "ResultPath": "$.sync2", "End": true}}})).await;
-    let (d, _) = run(&t, &parent, json!({})).await;
+    let (d, history) = run(&t, &parent, json!({})).await;
     assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+    // A .sync task shows TaskSubmitted (with the child's ARN) between TaskStarted and its end.
+    let kinds: Vec<&str> = history
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "TaskSubmitted").count(),
+        2,
+        "{kinds:?}"
+    );
+    let submitted = history
+        .iter()
+        .find(|e| e["type"] == "TaskSubmitted")
+        .unwrap();
+    let at = submitted["id"].as_u64().unwrap();
+    assert_eq!(history[at as usize - 2]["type"], "TaskStarted");
+    assert_eq!(
+        history[at as usize]["previousEventId"],
+        json!(at),
+        "the task's end links to TaskSubmitted"
+    );
+    let child_arn: Value = serde_json::from_str(
+        submitted["taskSubmittedEventDetails"]["output"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        child_arn["ExecutionArn"]
+            .as_str()
+            .unwrap()
+            .contains(":execution:")
+    );
     let out: Value = serde_json::from_str(d.output().unwrap()).unwrap();
     assert!(
         out["fired"]["ExecutionArn"]
