@@ -934,10 +934,11 @@ impl<'e> Flow<'e> {
     ) -> Result<Step, Fail> {
         if st.ql == QueryLanguage::Jsonata {
             let states = self.states_var(sc, &raw, &[]);
-            let a = match &st.assign {
-                Some(a) => Some(self.assign(a, sc, &raw, &states)?),
-                None => None,
-            };
+            let a = st
+                .assign
+                .as_ref()
+                .map(|a| self.assign(a, sc, &raw, &states))
+                .transpose()?;
             let out = match &st.output {
                 Some(o) => self.jt(o, sc, &states, "Output")?,
                 None => raw,
@@ -955,10 +956,11 @@ impl<'e> Flow<'e> {
         if let Some(r) = result {
             res = r.clone();
         }
-        let a = match &st.assign {
-            Some(a) => Some(self.assign(a, sc, &res, &Value::Null)?),
-            None => None,
-        };
+        let a = st
+            .assign
+            .as_ref()
+            .map(|a| self.assign(a, sc, &res, &Value::Null))
+            .transpose()?;
         let v = self.result_path(&st.result_path, sc, raw, res)?;
         let v = self.output_path(st, sc, v)?;
         // New values become visible only after the state, so OutputPath still sees the old.
@@ -1060,10 +1062,11 @@ impl<'e> Flow<'e> {
                 Some(format!("No Matches! at state '{}'", st.name)),
             ));
         };
-        let a = match &st.assign {
-            Some(a) => Some(self.assign(a, sc, &input, &states)?),
-            None => None,
-        };
+        let a = st
+            .assign
+            .as_ref()
+            .map(|a| self.assign(a, sc, &input, &states))
+            .transpose()?;
         let out = match &st.output {
             Some(o) if !jp => self.jt(o, sc, &states, "Output")?,
             _ if jp => self.output_path(st, sc, input)?,
@@ -1234,10 +1237,11 @@ impl<'e> Flow<'e> {
         } else {
             now
         };
-        let a = match &st.assign {
-            Some(a) => Some(self.assign(a, sc, &input, &states)?),
-            None => None,
-        };
+        let a = st
+            .assign
+            .as_ref()
+            .map(|a| self.assign(a, sc, &input, &states))
+            .transpose()?;
         let out = if jp {
             self.output_path(st, sc, input)?
         } else {
@@ -1275,10 +1279,11 @@ impl<'e> Flow<'e> {
                 Ok(result) => {
                     // Result processing.
                     if jp {
-                        let a = match &st.assign {
-                            Some(a) => Some(self.assign(a, sc, &result, &Value::Null)?),
-                            None => None,
-                        };
+                        let a = st
+                            .assign
+                            .as_ref()
+                            .map(|a| self.assign(a, sc, &result, &Value::Null))
+                            .transpose()?;
                         let selected = match &st.result_selector {
                             Some(t) => self.template(t, sc, &result, "ResultSelector")?,
                             None => result,
@@ -1291,10 +1296,11 @@ impl<'e> Flow<'e> {
                         return Ok(Self::next_step(st, v));
                     }
                     let states = self.states_var(sc, &raw, &[("result", &result)]);
-                    let a = match &st.assign {
-                        Some(a) => Some(self.assign(a, sc, &raw, &states)?),
-                        None => None,
-                    };
+                    let a = st
+                        .assign
+                        .as_ref()
+                        .map(|a| self.assign(a, sc, &raw, &states))
+                        .transpose()?;
                     let out = match &st.output {
                         Some(o) => self.jt(o, sc, &states, "Output")?,
                         None => result,
