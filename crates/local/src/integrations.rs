@@ -195,7 +195,7 @@ impl Integrations {
         impl Drop for StopOnDrop {
             fn drop(&mut self) {
                 if let Some(child) = self.0.take()
-                    && child.describe().status == "RUNNING"
+                    && child.status() == "RUNNING"
                 {
                     child.stop(None, Some("The parent execution was stopped".into()));
                 }

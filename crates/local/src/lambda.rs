@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -157,7 +157,8 @@ struct Container {
     id: String,
     function: String,
     pid: Option<u32>,
-    child: Mutex<Option<Child>>,
+    /// Wakes the task that owns the process to kill it (a permit is kept if it is not waiting).
+    kill: tokio::sync::Notify,
     next: tokio::sync::Mutex<mpsc::Receiver<Request>>,
     queue: mpsc::Sender<Request>,
     current: Mutex<Option<Pending>>,
@@ -176,14 +177,7 @@ impl Container {
     }
 
     fn kill(&self) {
-        if let Some(child) = self
-            .child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            let _ = child.start_kill();
-        }
+        self.kill.notify_one();
     }
 
     fn take_pending(&self) -> Option<Pending> {
@@ -353,7 +347,7 @@ impl LambdaService {
             .is_err()
         {
             container.take_pending();
-            self.retire(&function, &container);
+            self.retire(&container);
             return Err(InvokeError::Service("the container went away".into()));
         }
         if kill_planned {
@@ -416,7 +410,7 @@ impl LambdaService {
             let mut pool = function.pool.lock().unwrap_or_else(|e| e.into_inner());
             pool.idle.push((container, Instant::now()));
         } else {
-            self.retire(&function, &container);
+            self.retire(&container);
         }
         Ok(Invoked {
             request_id,
@@ -583,7 +577,7 @@ impl LambdaService {
             id: id.clone(),
             function: spec.name.clone(),
             pid: child.id(),
-            child: Mutex::new(Some(child)),
+            kill: tokio::sync::Notify::new(),
             next: tokio::sync::Mutex::new(next),
             queue,
             current: Mutex::new(None),
@@ -614,21 +608,17 @@ impl LambdaService {
                 }
             });
         }
-        // Watches the process: a container that exits fails its invocation like Lambda does.
+        // Owns the process: kills it when asked, and when it exits for any reason fails its
+        // invocation like Lambda does.
         let (watched, service, function) =
             (container.clone(), Arc::downgrade(self), function.clone());
         tokio::spawn(async move {
             let status = loop {
-                let polled = watched
-                    .child
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                    .map(|c| c.try_wait());
-                match polled {
-                    Some(Ok(Some(status))) => break Some(status),
-                    Some(Ok(None)) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    _ => break None,
+                tokio::select! {
+                    status = child.wait() => break status.ok(),
+                    _ = watched.kill.notified() => {
+                        let _ = child.start_kill();
+                    }
                 }
             };
             watched.dead.store(true, Ordering::SeqCst);
@@ -660,7 +650,7 @@ impl LambdaService {
                 server.abort();
             }
             if let Some(service) = service.upgrade() {
-                service.forget(&watched);
+                service.retire(&watched);
             }
             debug!(container = %watched.id, %reason, "container exited");
         });
@@ -671,38 +661,25 @@ impl LambdaService {
         Ok(container)
     }
 
-    /// Takes a container out of service (killed, crashed or timed out).
-    fn retire(&self, function: &Function, container: &Arc<Container>) {
+    /// Takes a container out of service (killed, crashed, timed out, or its process exited)
+    /// and frees its concurrency slot, once however often it is called.
+    fn retire(&self, container: &Arc<Container>) {
         container.kill();
+        let Some(function) = self.functions.get(&container.function) else {
+            return;
+        };
         function
             .pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .idle
             .retain(|(c, _)| !Arc::ptr_eq(c, container));
-        self.release_slot(function, container);
-    }
-
-    fn release_slot(&self, function: &Function, container: &Arc<Container>) {
         let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
         let before = containers.len();
         containers.retain(|c| !Arc::ptr_eq(c, container));
         if containers.len() < before {
             let mut pool = function.pool.lock().unwrap_or_else(|e| e.into_inner());
             pool.live = pool.live.saturating_sub(1);
-        }
-    }
-
-    /// Called when a container's process has exited.
-    fn forget(&self, container: &Arc<Container>) {
-        if let Some(function) = self.functions.get(&container.function) {
-            function
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .idle
-                .retain(|(c, _)| !Arc::ptr_eq(c, container));
-            self.release_slot(function, container);
         }
     }
 

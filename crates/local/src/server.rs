@@ -57,7 +57,11 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::trace::routes(&state))
 }
 
-fn json_response(status: StatusCode, content_type: &'static str, body: Value) -> Response {
+pub(crate) fn json_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Value,
+) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()

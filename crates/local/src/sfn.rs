@@ -114,6 +114,11 @@ pub struct Described {
 }
 
 impl Execution {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`, without copying the rest.
+    pub fn status(&self) -> &'static str {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).status
+    }
+
     pub fn describe(&self) -> Described {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         Described {
@@ -481,8 +486,7 @@ impl StepFunctions {
         };
         let mut executions = self.executions.write().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = executions.get(&arn) {
-            let state = existing.describe();
-            if state.status == "RUNNING" && existing.input == input {
+            if existing.status() == "RUNNING" && existing.input == input {
                 return Ok(existing.clone());
             }
             return Err(ApiError::new(
@@ -602,7 +606,7 @@ impl StepFunctions {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|e| e.describe().status == "RUNNING")
+            .filter(|e| e.status() == "RUNNING")
             .cloned()
             .collect()
     }

@@ -127,14 +127,12 @@ impl IntoResponse for TraceError {
     }
 }
 
+/// The stack's JSON answer, never cached: the page polls for fresh state.
 fn json_response(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = crate::server::json_response(status, "application/json", body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -188,7 +186,7 @@ async fn machines(State(state): State<Arc<TraceState>>) -> Response {
             let executions = state.sfn.executions_of(&m.arn);
             let running = executions
                 .iter()
-                .filter(|e| e.describe().status == "RUNNING")
+                .filter(|e| e.status() == "RUNNING")
                 .count();
             json!({
                 "arn": m.arn,
