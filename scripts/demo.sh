@@ -44,8 +44,8 @@ bad() {
   exit 2
 }
 
-read_pid() { [ -f "$1" ] && tr -dc '0-9' <"$1" || true; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# shellcheck source=scripts/lib/proc.bash
+. "$ROOT/scripts/lib/proc.bash"
 
 # A whole number between two bounds, or exit 2 naming the option.
 whole() {
@@ -76,21 +76,8 @@ load_dev_env() {
 # --- stopping ---------------------------------------------------------------------------------
 
 stop_stack() {
-  local pid i
-  pid=$(read_pid "$PID_FILE")
-  if alive "$pid"; then
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      log "the demo stack (pid $pid) did not stop; killing it"
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    log "demo stack stopped"
-  fi
-  rm -f "$PID_FILE" "$STACK_ENV"
+  stop_pid "the demo stack" "$PID_FILE"
+  rm -f "$STACK_ENV"
 }
 
 restore_services() {
@@ -190,7 +177,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 is required"
 
 mkdir -p "$STATE"
 # A stack kept by an earlier demo is ours: start afresh with this run's options.
-if alive "$(read_pid "$PID_FILE")"; then
+if pid_alive "$(read_pid "$PID_FILE")"; then
   log "stopping the demo stack kept by an earlier run"
   stop_stack
 fi
@@ -215,7 +202,7 @@ fi
 DEMO_PID=""
 cleanup() {
   local status=$?
-  if alive "$DEMO_PID"; then
+  if pid_alive "$DEMO_PID"; then
     kill "$DEMO_PID" 2>/dev/null || true
     wait "$DEMO_PID" 2>/dev/null || true
   fi
@@ -247,7 +234,7 @@ rm -f "$STACK_ENV"
 echo $! >"$PID_FILE"
 for _ in $(seq 1 600); do
   [ -s "$STACK_ENV" ] && break
-  alive "$(read_pid "$PID_FILE")" || { tail -n 5 "$STACK_STATE/stack.log" >&2; die "the stack did not start"; }
+  pid_alive "$(read_pid "$PID_FILE")" || { tail -n 5 "$STACK_STATE/stack.log" >&2; die "the stack did not start"; }
   sleep 0.2
 done
 [ -s "$STACK_ENV" ] || die "the stack did not become ready within 120 s (see .local/demo/stack/stack.log)"

@@ -38,8 +38,8 @@ usage() {
 
 # --- helpers ---------------------------------------------------------------------------------
 
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-read_pid() { [ -f "$1" ] && tr -dc '0-9' <"$1" || true; }
+# shellcheck source=scripts/lib/proc.bash
+. "$ROOT/scripts/lib/proc.bash"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -248,29 +248,9 @@ cmd_up() {
   log "environment written to .local/env"
 }
 
-stop_pid_file() {
-  local name=$1 file=$2 pid i
-  pid=$(read_pid "$file")
-  if ! pid_alive "$pid"; then
-    rm -f "$file"
-    return
-  fi
-  kill "$pid" 2>/dev/null || true
-  for i in $(seq 1 120); do
-    pid_alive "$pid" || break
-    sleep 0.25
-  done
-  if pid_alive "$pid"; then
-    log "$name (pid $pid) did not stop; killing it"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$file"
-  log "$name stopped"
-}
-
 cmd_down() {
-  stop_pid_file moto "$MOTO_DIR/moto.pid"
-  stop_pid_file MariaDB "$DB_DIR/mysqld.pid"
+  stop_pid moto "$MOTO_DIR/moto.pid"
+  stop_pid MariaDB "$DB_DIR/mysqld.pid"
   rm -f "$ENV_FILE"
   if [ "${1:-}" = "--purge" ]; then
     rm -rf "$DB_DIR" "$MOTO_DIR" "$PORTS_FILE"

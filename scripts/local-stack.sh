@@ -28,13 +28,13 @@ STARTED_DEV_ENV="$STATE/started-dev-env"
 log() { printf 'local-stack: %s\n' "$*" >&2; }
 die() { printf 'local-stack: error: %s\n' "$*" >&2; exit 1; }
 
-read_pid() { [ -f "$PID_FILE" ] && tr -dc '0-9' <"$PID_FILE" || true; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# shellcheck source=scripts/lib/proc.bash
+. "$ROOT/scripts/lib/proc.bash"
 
 cmd_up() {
   local pid
-  pid=$(read_pid)
-  if alive "$pid"; then
+  pid=$(read_pid "$PID_FILE")
+  if pid_alive "$pid"; then
     log "already running (pid $pid); endpoints in .local/stack.env"
     cat "$STACK_ENV"
     return
@@ -61,7 +61,7 @@ cmd_up() {
       grep -v '^#' "$STACK_ENV"
       return
     fi
-    if ! alive "$pid"; then
+    if ! pid_alive "$pid"; then
       rm -f "$PID_FILE"
       tail -n 5 "$LOG" >&2 || true
       die "the stack did not start"
@@ -73,21 +73,8 @@ cmd_up() {
 }
 
 cmd_down() {
-  local pid i
-  pid=$(read_pid)
-  if alive "$pid"; then
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      log "the stack (pid $pid) did not stop; killing it"
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    log "stopped"
-  fi
-  rm -f "$PID_FILE" "$STACK_ENV"
+  stop_pid "the stack" "$PID_FILE"
+  rm -f "$STACK_ENV"
   if [ -f "$STARTED_DEV_ENV" ]; then
     rm -f "$STARTED_DEV_ENV"
     scripts/dev-env.sh down
@@ -96,8 +83,8 @@ cmd_down() {
 
 cmd_status() {
   local pid
-  pid=$(read_pid)
-  if alive "$pid" && [ -s "$STACK_ENV" ]; then
+  pid=$(read_pid "$PID_FILE")
+  if pid_alive "$pid" && [ -s "$STACK_ENV" ]; then
     echo "local stack: running (pid $pid)"
     grep '^LOCAL_STACK_URL=' "$STACK_ENV"
   else
