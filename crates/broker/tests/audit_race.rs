@@ -1,0 +1,213 @@
+//! Fault tests: a repairing audit that races grants and releases must never write a counter
+//! below the live lease records (which would let the pool grant more than its budget). Against
+//! DynamoDB's API (moto over HTTP, through the real SDK).
+
+use async_trait::async_trait;
+use leasehold_broker::{
+    AcquireRequest, Broker, DynamoStore, GrantAttempt, Lease, LeaseId, LeaseStore, NullSink,
+    PoolName, PoolRecord, ReleaseAttempt, StoreError, SystemClock,
+};
+use leasehold_testkit::{require_env, sdk_config, unique};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Step = Box<dyn FnOnce(Arc<DynamoStore>) -> StepFuture + Send>;
+
+/// A store that runs injected steps around the next lease query: exactly the interleaving of a
+/// concurrent broker whose requests land between the audit's reads.
+struct Interleaving {
+    inner: Arc<DynamoStore>,
+    before_leases: Mutex<Option<Step>>,
+    after_leases: Mutex<Option<Step>>,
+}
+
+#[async_trait]
+impl LeaseStore for Interleaving {
+    async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
+        self.inner.pool(pool).await
+    }
+    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
+        self.inner.put_pool(pool, budget).await
+    }
+    async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
+        self.inner.delete_pool(pool).await
+    }
+    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
+        self.inner.grant(lease).await
+    }
+    async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
+        self.inner.renew(existing, expires_at).await
+    }
+    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release(pool, id).await
+    }
+    async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
+        let before = self.before_leases.lock().unwrap().take();
+        if let Some(step) = before {
+            step(self.inner.clone()).await;
+        }
+        let leases = self.inner.leases(pool).await;
+        let after = self.after_leases.lock().unwrap().take();
+        if let Some(step) = after {
+            step(self.inner.clone()).await;
+        }
+        leases
+    }
+    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.inner.reclaim(lease).await
+    }
+    async fn set_in_use(
+        &self,
+        pool: &PoolName,
+        expected: u32,
+        actual: u32,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_in_use(pool, expected, actual).await
+    }
+}
+
+fn lease(pool: &str, id: &str) -> Lease {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Lease {
+        pool: PoolName::parse(pool).unwrap(),
+        id: LeaseId::parse(id).unwrap(),
+        granted_at: now,
+        expires_at: now + 60,
+    }
+}
+
+async fn dynamo() -> Arc<DynamoStore> {
+    let sdk = sdk_config().await;
+    Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        require_env("LEASE_TABLE"),
+    ))
+}
+
+#[tokio::test]
+async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_undercount() {
+    // GIVEN a pool of 2 holding lease "a", whose counter drifted one too high (a slot counted
+    // without a record, as a crashed non-atomic writer would leave)
+    let inner = dynamo().await;
+    let pool = unique("audit-race");
+    let name = PoolName::parse(&pool).unwrap();
+    inner.put_pool(&name, 2).await.unwrap();
+    assert!(matches!(
+        inner.grant(&lease(&pool, "a")).await.unwrap(),
+        GrantAttempt::Granted(_)
+    ));
+    assert!(inner.set_in_use(&name, 1, 2).await.unwrap());
+
+    // WHEN a repairing audit runs while another broker releases "a" just before the audit's
+    // lease query and grants "b" just after it (the counter reads 2 before and after)
+    let (release_pool, grant_pool) = (pool.clone(), pool.clone());
+    let store = Arc::new(Interleaving {
+        inner: inner.clone(),
+        before_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
+            Box::pin(async move {
+                let name = PoolName::parse(&release_pool).unwrap();
+                let id = LeaseId::parse("a").unwrap();
+                assert!(s.release(&name, &id).await.unwrap().released);
+            })
+        }))),
+        after_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
+            Box::pin(async move {
+                let granted = s.grant(&lease(&grant_pool, "b")).await.unwrap();
+                assert!(matches!(granted, GrantAttempt::Granted(_)));
+            })
+        }))),
+    });
+    let broker = Broker::new(store, Arc::new(NullSink), Arc::new(SystemClock));
+    broker.audit(&pool, true).await.unwrap();
+
+    // THEN the counter still covers the live lease "b": it equals the records, and the pool
+    // grants only one more (its budget of 2 holds)
+    let after = broker.audit(&pool, false).await.unwrap();
+    assert_eq!(
+        (after.in_use, after.lease_records, after.consistent),
+        (1, 1, true),
+        "the repair must not drop a slot that a grant took while the audit counted"
+    );
+    let plain = Broker::new(inner, Arc::new(NullSink), Arc::new(SystemClock));
+    assert!(
+        plain
+            .acquire(&AcquireRequest::new(&pool, "c", 60))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        plain
+            .acquire(&AcquireRequest::new(&pool, "d", 60))
+            .await
+            .unwrap_err()
+            .name(),
+        "ConnectionsExhausted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn randomized_grants_releases_and_repairing_audits_keep_counter_equal_to_records() {
+    // GIVEN a pool of 3, eight workers churning leases with random holds, and two auditors that
+    // repair whatever they find, all at once
+    let store = dynamo().await;
+    let broker = Arc::new(Broker::new(
+        store.clone(),
+        Arc::new(NullSink),
+        Arc::new(SystemClock),
+    ));
+    let pool = unique("audit-churn");
+    broker.put_pool(&pool, 3).await.unwrap();
+    let seed = std::process::id() as u64;
+    let workers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let (broker, pool) = (broker.clone(), pool.clone());
+            tokio::spawn(async move {
+                let mut rng = seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for round in 0..12 {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let id = format!("w{w}-r{round}");
+                    if broker
+                        .acquire(&AcquireRequest::new(&pool, &id, 60))
+                        .await
+                        .is_ok()
+                    {
+                        tokio::time::sleep(Duration::from_millis(rng >> 60)).await;
+                        broker.release(&pool, &id).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let auditors: Vec<_> = (0..2)
+        .map(|_| {
+            let (broker, pool) = (broker.clone(), pool.clone());
+            tokio::spawn(async move {
+                let mut audits = 0;
+                for _ in 0..40 {
+                    broker.audit(&pool, true).await.unwrap();
+                    audits += 1;
+                }
+                audits
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    for a in auditors {
+        assert_eq!(a.await.unwrap(), 40);
+    }
+
+    // THEN once the work stops, every audit finds the counter equal to the records: zero
+    let audit = broker.audit(&pool, false).await.unwrap();
+    assert_eq!(
+        (audit.in_use, audit.lease_records, audit.consistent),
+        (0, 0, true)
+    );
+}
