@@ -248,23 +248,21 @@ impl Broker {
 
     /// Compares the pool's counter with its lease records and, when asked, repairs the counter.
     ///
-    /// The counter and the records are read in separate requests; the audit re-reads until the
-    /// counter did not move while it was counting, so its verdict is exact on a quiet pool and
-    /// best effort under load.
+    /// The pool record and the lease records are read in separate requests; the audit re-reads
+    /// until the record's version did not move while it was counting (the count alone does
+    /// not tell: a release and a grant in between leave it where it was). A repair is
+    /// conditional on the record seen before the lease query, so a grant or release that slips
+    /// in after the last read makes the repair a no-op instead of a wrong count.
     pub async fn audit(&self, pool: &str, repair: bool) -> Result<AuditReport, BrokerError> {
         let name = PoolName::parse(pool)?;
-        let mut last = None;
-        for _ in 0..AUDIT_PASSES {
-            let before = self.pool_or_missing(&name).await?;
-            let leases = self.store.leases(&name).await?;
+        let (mut record, mut leases) = self.counted(&name).await?;
+        for _ in 1..AUDIT_PASSES {
             let after = self.pool_or_missing(&name).await?;
-            let stable = before == after;
-            last = Some((after, leases));
-            if stable {
+            if after == record {
                 break;
             }
+            (record, leases) = self.counted(&name).await?;
         }
-        let (record, leases) = last.expect("AUDIT_PASSES is at least one");
         let now = self.clock.now();
         let records = u32::try_from(leases.len()).unwrap_or(u32::MAX);
         let live =
@@ -279,16 +277,19 @@ impl Broker {
             consistent: record.in_use == records,
             repaired: false,
         };
-        if repair
-            && !report.consistent
-            && self.store.set_in_use(&name, record.in_use, records).await?
-        {
+        if repair && !report.consistent && self.store.set_in_use(&name, &record, records).await? {
             warn!(pool = %name, was = record.in_use, now = records, "in-use counter repaired");
             report.in_use = records;
             report.consistent = true;
             report.repaired = true;
         }
         Ok(report)
+    }
+
+    /// The pool record, then its lease records.
+    async fn counted(&self, pool: &PoolName) -> Result<(PoolRecord, Vec<Lease>), BrokerError> {
+        let record = self.pool_or_missing(pool).await?;
+        Ok((record, self.store.leases(pool).await?))
     }
 
     /// True for the first full-pool reclaim of `pool` in clock second `now` in this process.

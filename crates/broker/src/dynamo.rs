@@ -1,7 +1,9 @@
 //! The DynamoDB adapter of [`LeaseStore`].
 //!
 //! # Item layout (one table, partition key `pk`, sort key `sk`, both strings)
-//! - pool record: `pk = <pool>`, `sk = "#POOL"`, `budget` (N), `inUse` (N), `updatedAt` (N).
+//! - pool record: `pk = <pool>`, `sk = "#POOL"`, `budget` (N), `inUse` (N), `counterVersion`
+//!   (N, incremented by every change of `inUse`; absent on records of older versions, read as
+//!   0), `updatedAt` (N).
 //! - lease: `pk = <pool>`, `sk = "LEASE#<leaseId>"`, `leaseId` (S), `grantedAt` (N),
 //!   `expiresAt` (N, epoch seconds).
 //!
@@ -152,9 +154,10 @@ impl DynamoStore {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET inUse = inUse + :delta")
+            .update_expression("SET inUse = inUse + :delta ADD counterVersion :one")
             .condition_expression(condition)
             .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":one", n(1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let update = if condition.contains(":zero") {
             update.expression_attribute_values(":zero", n(0))
@@ -358,20 +361,32 @@ impl LeaseStore for DynamoStore {
     async fn set_in_use(
         &self,
         pool: &PoolName,
-        expected: u32,
+        seen: &PoolRecord,
         actual: u32,
     ) -> Result<bool, StoreError> {
-        let result = self
+        // A record written before versions existed has none; it matches only while it still
+        // has none (the first counter change adds one).
+        let version_unchanged = if seen.version == 0 {
+            "attribute_not_exists(counterVersion)"
+        } else {
+            "counterVersion = :version"
+        };
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET inUse = :actual")
-            .condition_expression("inUse = :expected")
+            .update_expression("SET inUse = :actual ADD counterVersion :one")
+            .condition_expression(format!("inUse = :expected AND {version_unchanged}"))
             .expression_attribute_values(":actual", n(i64::from(actual)))
-            .expression_attribute_values(":expected", n(i64::from(expected)))
-            .send()
-            .await;
+            .expression_attribute_values(":expected", n(i64::from(seen.in_use)))
+            .expression_attribute_values(":one", n(1));
+        let request = if seen.version == 0 {
+            request
+        } else {
+            request.expression_attribute_values(":version", n(seen.version as i64))
+        };
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
@@ -411,9 +426,15 @@ fn count(item: &Item, name: &str) -> Result<u32, StoreError> {
 }
 
 fn pool_record(item: &Item) -> Result<PoolRecord, StoreError> {
+    let version = match item.get("counterVersion") {
+        None => 0,
+        Some(_) => u64::try_from(number(item, "counterVersion")?)
+            .map_err(|_| StoreError::Malformed("counterVersion out of range".into()))?,
+    };
     Ok(PoolRecord {
         budget: count(item, "budget")?,
         in_use: count(item, "inUse")?,
+        version,
     })
 }
 

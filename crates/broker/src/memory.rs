@@ -32,9 +32,14 @@ impl LeaseStore for MemoryStore {
 
     async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
         Ok(self.with(|p| {
-            let entry = p
-                .entry(pool.clone())
-                .or_insert((PoolRecord { budget, in_use: 0 }, BTreeMap::new()));
+            let entry = p.entry(pool.clone()).or_insert((
+                PoolRecord {
+                    budget,
+                    in_use: 0,
+                    version: 0,
+                },
+                BTreeMap::new(),
+            ));
             entry.0.budget = budget;
             entry.0
         }))
@@ -53,6 +58,7 @@ impl LeaseStore for MemoryStore {
             Some((record, _)) if record.in_use >= record.budget => GrantAttempt::PoolFull(*record),
             Some((record, leases)) => {
                 record.in_use += 1;
+                record.version += 1;
                 leases.insert(lease.id.clone(), lease.clone());
                 GrantAttempt::Granted(*record)
             }
@@ -84,6 +90,7 @@ impl LeaseStore for MemoryStore {
                 let released = leases.remove(id).is_some();
                 if released {
                     record.in_use = record.in_use.saturating_sub(1);
+                    record.version += 1;
                 }
                 ReleaseAttempt {
                     released,
@@ -110,6 +117,7 @@ impl LeaseStore for MemoryStore {
                 Some(l) if l.expires_at == lease.expires_at => {
                     leases.remove(&lease.id);
                     record.in_use = record.in_use.saturating_sub(1);
+                    record.version += 1;
                     true
                 }
                 _ => false,
@@ -120,12 +128,13 @@ impl LeaseStore for MemoryStore {
     async fn set_in_use(
         &self,
         pool: &PoolName,
-        expected: u32,
+        seen: &PoolRecord,
         actual: u32,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|p| match p.get_mut(pool) {
-            Some((record, _)) if record.in_use == expected => {
+            Some((record, _)) if record.in_use == seen.in_use && record.version == seen.version => {
                 record.in_use = actual;
+                record.version += 1;
                 true
             }
             _ => false,
@@ -139,6 +148,7 @@ impl MemoryStore {
         self.with(|p| {
             if let Some((record, _)) = p.get_mut(pool) {
                 record.in_use += extra;
+                record.version += 1;
             }
         });
     }

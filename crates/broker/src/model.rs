@@ -97,6 +97,10 @@ impl Lease {
 pub struct PoolRecord {
     pub budget: u32,
     pub in_use: u32,
+    /// Moves with every change of `in_use` (grant, release, reclaim, repair). A grant and a
+    /// release leave `in_use` where it was but move this twice, which is how an audit tells a
+    /// quiet pool from a busy one. Records written before it existed read as 0.
+    pub version: u64,
 }
 
 impl PoolRecord {
@@ -133,6 +137,7 @@ mod tests {
         let record = PoolRecord {
             budget: 2,
             in_use: 5,
+            version: 0,
         };
         assert_eq!(record.remaining(), 0);
     }

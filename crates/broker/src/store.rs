@@ -48,11 +48,13 @@ pub trait LeaseStore: Send + Sync {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time).
     async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError>;
-    /// Sets the in-use count, only if it still equals `expected` (audit repair).
+    /// Sets the in-use count (audit repair), only if the pool record is still exactly `seen`
+    /// (same count and same version): a grant and a release in between move the version even
+    /// when they leave the count where it was.
     async fn set_in_use(
         &self,
         pool: &PoolName,
-        expected: u32,
+        seen: &PoolRecord,
         actual: u32,
     ) -> Result<bool, StoreError>;
 }

@@ -60,10 +60,10 @@ impl LeaseStore for Interleaving {
     async fn set_in_use(
         &self,
         pool: &PoolName,
-        expected: u32,
+        seen: &PoolRecord,
         actual: u32,
     ) -> Result<bool, StoreError> {
-        self.inner.set_in_use(pool, expected, actual).await
+        self.inner.set_in_use(pool, seen, actual).await
     }
 }
 
@@ -100,7 +100,8 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
         inner.grant(&lease(&pool, "a")).await.unwrap(),
         GrantAttempt::Granted(_)
     ));
-    assert!(inner.set_in_use(&name, 1, 2).await.unwrap());
+    let seen = inner.pool(&name).await.unwrap().unwrap();
+    assert!(inner.set_in_use(&name, &seen, 2).await.unwrap());
 
     // WHEN a repairing audit runs while another broker releases "a" just before the audit's
     // lease query and grants "b" just after it (the counter reads 2 before and after)
