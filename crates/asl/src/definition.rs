@@ -208,6 +208,25 @@ impl State {
     pub fn event_prefix(&self) -> &str {
         &self.type_name
     }
+
+    /// What a JSONata-mode state evaluates at its end: `Assign`, then `Output`.
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+        (self.assign.as_ref(), self.output.as_ref())
+    }
+}
+
+impl Choice {
+    /// What a matched JSONata choice rule evaluates: `Assign`, then `Output`.
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+        (self.assign.as_ref(), self.output.as_ref())
+    }
+}
+
+impl Catcher {
+    /// What a JSONata catcher evaluates when it takes an error: `Assign`, then `Output`.
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+        (self.assign.as_ref(), self.output.as_ref())
+    }
 }
 
 pub(crate) struct Loader {

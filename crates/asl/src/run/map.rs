@@ -1,0 +1,369 @@
+//! The Map state, inline and Distributed: item selection, batching, concurrency limits and
+//! tolerated failures.
+
+use super::pipeline::plain_text;
+use super::{Branch, Flow, StateCtx, StateFailure};
+use crate::clock::BoxFuture;
+use crate::definition::{ItemBatcher, JTemplate, MapSpec, Num, PathOrNull, QueryLanguage, State};
+use crate::history::{History, Thread};
+use crate::intrinsics;
+use crate::jsonata::JValue;
+use crate::values::{to_json, type_name};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::{Map, Value, json};
+
+impl Flow<'_> {
+    pub(super) async fn map(
+        &mut self,
+        state: &State,
+        ctx: &StateCtx<'_>,
+        raw: &Value,
+        spec: &MapSpec,
+    ) -> Result<Value, StateFailure> {
+        let jsonpath_mode = state.ql == QueryLanguage::JsonPath;
+        let states = if jsonpath_mode {
+            Value::Null
+        } else {
+            self.states_var(ctx, raw, &[])
+        };
+        let input = if jsonpath_mode {
+            self.input_path(state, ctx, raw)?
+        } else {
+            raw.clone()
+        };
+        let items_v = if jsonpath_mode {
+            match &spec.items_path {
+                Some(PathOrNull::Path(p)) => self.invalid_path(p, ctx, &input)?,
+                Some(PathOrNull::Var(n, p, _)) => self
+                    .select_var(n, p.as_ref(), "ItemsPath")
+                    .map_err(|m| ctx.runtime(&m))?,
+                Some(PathOrNull::Null) => json!({}),
+                None => input.clone(),
+            }
+        } else {
+            match &spec.items {
+                Some(t) => {
+                    let src = match t {
+                        JTemplate::Expr(_, s) => s.clone(),
+                        _ => String::new(),
+                    };
+                    match self.eval_jsonata_raw(t, ctx, &states, "Items")? {
+                        JValue::Func(_) => return Err(self.map_eval_fail(ctx, &format!("The JSONata expression '{src}' specified for the field 'Items' returned an unsupported result type."))),
+                        JValue::Value(Value::Array(a)) => Value::Array(a),
+                        JValue::Seq(s) => Value::Array(s),
+                        JValue::Value(v) => {
+                            return Err(self.map_eval_fail(ctx, &format!("The JSONata expression '{src}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}", type_name(&v), to_json(&v))));
+                        }
+                        JValue::Undefined => Value::Null,
+                    }
+                }
+                None => input.clone(),
+            }
+        };
+        let items = match items_v {
+            Value::Array(a) => a,
+            other => {
+                if jsonpath_mode {
+                    return Err(ctx.runtime(&format!(
+                        "Map state input must be an array but was: {}",
+                        to_json(&other)
+                    )));
+                }
+                return Err(self.map_eval_fail(
+                    ctx,
+                    &format!(
+                        "Map state input must be an array but was: {}",
+                        to_json(&other)
+                    ),
+                ));
+            }
+        };
+        let max_conc = match &spec.max_concurrency {
+            None => 0,
+            Some(n) => {
+                let v = self.num_value(n, ctx, &input, &states, "MaxConcurrencyPath")?;
+                let v = numeric_string(v);
+                match (&v, n) {
+                    (Value::Number(x), _) if x.as_u64().is_some() => x.as_u64().unwrap_or(0) as usize,
+                    (_, Num::Ref(_, src)) => return Err(ctx.runtime(&format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
+                    _ => return Err(ctx.runtime(&format!("The MaxConcurrency field must be a non-negative integer: {}", to_json(&v)))),
+                }
+            }
+        };
+        self.event(
+            "MapStateStarted",
+            Some((
+                "mapStateStartedEventDetails",
+                json!({"length": items.len()}),
+            )),
+            true,
+        );
+        let tolerated_count = match &spec.tolerated_count {
+            None => None,
+            Some(n) => {
+                let v = numeric_string(self.num_value(
+                    n,
+                    ctx,
+                    &input,
+                    &states,
+                    "ToleratedFailureCountPath",
+                )?);
+                match (&v, n) {
+                    (Value::Number(x), _) if x.as_i64().is_some_and(|c| c < 0) => return Err(ctx.runtime("ToleratedFailureCount cannot be negative.")),
+                    (Value::Number(x), _) if x.as_i64().is_some() => x.as_i64().map(|c| c as usize),
+                    (_, Num::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
+                    _ => return Err(ctx.runtime("ToleratedFailureCount must be a non-negative integer.")),
+                }
+            }
+        };
+        let tolerated_pct = match &spec.tolerated_percentage {
+            None => None,
+            Some(n) => {
+                let v = numeric_string(self.num_value(
+                    n,
+                    ctx,
+                    &input,
+                    &states,
+                    "ToleratedFailurePercentagePath",
+                )?);
+                match (&v, n) {
+                    (Value::Number(x), _) => {
+                        let p = x.as_f64().unwrap_or(-1.0);
+                        if !(0.0..=100.0).contains(&p) {
+                            return Err(ctx.runtime("ToleratedFailurePercentage must be between 0 and 100."));
+                        }
+                        Some(p)
+                    }
+                    (_, Num::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {src}", plain_text(&v)))),
+                    _ => return Err(ctx.runtime("ToleratedFailurePercentage must be between 0 and 100.")),
+                }
+            }
+        };
+        // Item selection happens per item, with `$$.Map.Item` bound.
+        let mut inputs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_ctx = StateCtx {
+                map_item: Some((i, item.clone())),
+                task_token: None,
+                ..*ctx
+            };
+            let v = if let Some(t) = &spec.item_selector {
+                self.template(t, &item_ctx, &input, "ItemSelector")?
+            } else if let Some(t) = &spec.item_selector_j {
+                let item_states = self.states_var(&item_ctx, raw, &[]);
+                self.eval_jsonata(t, &item_ctx, &item_states, "ItemSelector")?
+            } else {
+                item.clone()
+            };
+            inputs.push(v);
+        }
+        if let Some(b) = &spec.item_batcher {
+            inputs = self.batch(b, ctx, &input, inputs)?;
+        }
+        let n = inputs.len();
+        let limit = if max_conc == 0 { n.max(1) } else { max_conc };
+        let vars = self.vars.child();
+        let ex = self.ex;
+        let name = state.name.clone();
+        let distributed = spec.distributed;
+        if distributed {
+            let arn = format!(
+                "{}/{}:{}",
+                self.ex
+                    .cfg
+                    .state_machine_arn
+                    .replace(":stateMachine:", ":mapRun:"),
+                spec.label.clone().unwrap_or_else(|| intrinsics::uuid_v4(
+                    self.ex.svc.random.next_u64(),
+                    self.ex.svc.random.next_u64()
+                )),
+                intrinsics::uuid_v4(self.ex.svc.random.next_u64(), self.ex.svc.random.next_u64())
+            );
+            self.event(
+                "MapRunStarted",
+                Some(("mapRunStartedEventDetails", json!({"mapRunArn": arn}))),
+                true,
+            );
+        }
+        let base = self.thread;
+        let mut results: Vec<Option<Value>> = vec![None; n];
+        let mut failures = 0usize;
+        let mut first_failure: Option<StateFailure> = None;
+        let mut pending = inputs.into_iter().enumerate();
+        let mut futs: FuturesUnordered<Branch<'_>> = FuturesUnordered::new();
+        // The iteration thread continues from where the previous one ended when running one
+        // at a time, as AWS links them.
+        let mut cursor = base;
+        let parent_history = self.history.clone();
+        let launch = |i: usize, v: Value, start: Thread| {
+            let parent_history = parent_history.clone();
+            let vars = vars.clone();
+            let name = name.clone();
+            Box::pin(async move {
+                let history = if distributed {
+                    History::new(None)
+                } else {
+                    parent_history.clone()
+                };
+                let mut f = Flow {
+                    ex,
+                    history,
+                    thread: start,
+                    vars,
+                };
+                if !distributed {
+                    f.event_fields(
+                        "MapIterationStarted",
+                        "mapIterationStartedEventDetails",
+                        vec![
+                            ("index", Value::from(i)),
+                            ("name", Value::String(name.to_string())),
+                        ],
+                        true,
+                    );
+                }
+                let r = f.run_machine(&spec.processor, v).await;
+                if !distributed {
+                    let (ty, key) = if r.is_ok() {
+                        ("MapIterationSucceeded", "mapIterationSucceededEventDetails")
+                    } else {
+                        ("MapIterationFailed", "mapIterationFailedEventDetails")
+                    };
+                    let fields = vec![
+                        ("index", Value::from(i)),
+                        ("name", Value::String(name.to_string())),
+                    ];
+                    f.event_fields(ty, key, fields, false);
+                }
+                (i, r, f.thread)
+            }) as BoxFuture<'_, _>
+        };
+        for _ in 0..limit {
+            if let Some((i, v)) = pending.next() {
+                futs.push(launch(i, v, cursor));
+            }
+        }
+        let tolerated = |failures: usize| -> bool {
+            tolerated_count.is_some_and(|c| failures <= c)
+                || tolerated_pct
+                    .is_some_and(|p| n > 0 && (failures as f64) * 100.0 / (n as f64) <= p)
+        };
+        while let Some((i, r, th)) = futs.next().await {
+            cursor.source = cursor.source.max(th.source);
+            self.thread.source = self.thread.source.max(th.source);
+            match r {
+                Ok(v) => results[i] = Some(v),
+                Err(f) => {
+                    failures += 1;
+                    if first_failure.is_none() {
+                        first_failure = Some(f);
+                    }
+                    if !tolerated(failures) {
+                        break;
+                    }
+                }
+            }
+            if let Some((i, v)) = pending.next() {
+                futs.push(launch(i, v, cursor));
+            }
+        }
+        drop(futs);
+        if failures > 0 && !tolerated(failures) {
+            if distributed {
+                self.event("MapRunFailed", None, true);
+            }
+            let f = first_failure.unwrap_or_else(|| StateFailure::plain("States.Runtime", None));
+            let f = if tolerated_count.is_some() || tolerated_pct.is_some() {
+                StateFailure::plain(
+                    "States.ExceedToleratedFailureThreshold",
+                    Some("The specified tolerated failure threshold was exceeded".into()),
+                )
+            } else {
+                f
+            };
+            return Err(StateFailure {
+                eval_location: None,
+                runtime: false,
+                state_failed: Some("MapStateFailed"),
+                ..f
+            });
+        }
+        if distributed {
+            self.event("MapRunSucceeded", None, true);
+            let run_started = base.source;
+            self.event("MapStateSucceeded", None, false);
+            if !self.ex.cfg.legacy_map_run_links {
+                self.thread.source = run_started;
+            }
+        } else {
+            if n > 0 {
+                self.thread.source = self.history.last_id();
+            }
+            self.event("MapStateSucceeded", None, false);
+        }
+        Ok(Value::Array(
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or(Value::Null))
+                .collect(),
+        ))
+    }
+
+    /// `ItemBatcher`: groups the selected items into `{"Items": [...], ...BatchInput}`.
+    pub(super) fn batch(
+        &self,
+        b: &ItemBatcher,
+        ctx: &StateCtx<'_>,
+        input: &Value,
+        items: Vec<Value>,
+    ) -> Result<Vec<Value>, StateFailure> {
+        let base = match &b.batch_input {
+            Some(t) => match self.template(t, ctx, input, "BatchInput")? {
+                Value::Object(m) => m,
+                other => {
+                    return Err(ctx.runtime(&format!(
+                        "The BatchInput field must be an object but was: {}",
+                        to_json(&other)
+                    )));
+                }
+            },
+            None => Map::new(),
+        };
+        let size = b.max_items_per_batch.unwrap_or(items.len() as u64).max(1) as usize;
+        Ok(items
+            .chunks(size)
+            .map(|c| {
+                let mut m = base.clone();
+                m.insert("Items".into(), Value::Array(c.to_vec()));
+                Value::Object(m)
+            })
+            .collect())
+    }
+
+    pub(super) fn map_eval_fail(&mut self, ctx: &StateCtx<'_>, msg: &str) -> StateFailure {
+        let loc = if msg.starts_with("Map state input") {
+            ""
+        } else {
+            "Items"
+        };
+        let f = ctx.query_error(loc, msg);
+        self.note_failure(&f, ctx);
+        self.event("MapStateFailed", None, true);
+        StateFailure {
+            eval_location: None,
+            ..f
+        }
+    }
+}
+/// Path-given counts may be numeric strings (`"1"`).
+fn numeric_string(v: Value) -> Value {
+    match &v {
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| s.trim().parse::<f64>().map(|f| json!(f)))
+            .unwrap_or(v),
+        _ => v,
+    }
+}

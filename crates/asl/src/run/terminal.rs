@@ -1,0 +1,53 @@
+//! The Succeed and Fail states.
+
+use super::pipeline::plain_text;
+use super::{Flow, StateCtx, StateFailure, Step};
+use crate::definition::{Num, QueryLanguage, State};
+use serde_json::Value;
+
+impl Flow<'_> {
+    pub(super) fn succeed(
+        &mut self,
+        state: &State,
+        ctx: &StateCtx<'_>,
+        raw: Value,
+    ) -> Result<Step, StateFailure> {
+        if state.ql == QueryLanguage::JsonPath {
+            let v = self.input_path(state, ctx, &raw)?;
+            return self.output_path(state, ctx, v).map(Step::End);
+        }
+        let states = self.states_var(ctx, &raw, &[]);
+        match &state.output {
+            Some(o) => self.eval_jsonata(o, ctx, &states, "Output").map(Step::End),
+            None => Ok(Step::End(raw)),
+        }
+    }
+
+    /// The failure a Fail state ends with; a field that cannot be evaluated fails instead.
+    pub(super) fn fail_state(
+        &mut self,
+        ctx: &StateCtx<'_>,
+        raw: &Value,
+        error: &Option<Num>,
+        cause: &Option<Num>,
+    ) -> StateFailure {
+        let states = self.states_var(ctx, raw, &[]);
+        let text = |this: &Self, n: &Option<Num>, field: &str| {
+            n.as_ref()
+                .map(|n| {
+                    this.num_value(n, ctx, raw, &states, field)
+                        .map(|v| plain_text(&v))
+                })
+                .transpose()
+        };
+        let error = match text(self, error, "ErrorPath") {
+            Ok(e) => e,
+            Err(f) => return f,
+        };
+        let cause = match text(self, cause, "CausePath") {
+            Ok(c) => c,
+            Err(f) => return f,
+        };
+        StateFailure::plain(&error.unwrap_or_default(), cause)
+    }
+}
