@@ -81,6 +81,13 @@ impl Frame {
     }
 }
 
+/// What the function library needs from the evaluator: calling function arguments (`$map`,
+/// `$sort`, ...) and the environment (the clock and randomness).
+trait Caller {
+    fn apply(&self, f: &Func, args: Vec<JValue>, input: &JValue) -> Result<JValue, JsonataError>;
+    fn env(&self) -> &Env<'_>;
+}
+
 /// What an expression can see besides its input.
 pub struct Env<'a> {
     /// Variables of the workflow, looked up by name (without `$`).
