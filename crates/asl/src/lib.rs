@@ -118,6 +118,7 @@
 
 pub mod clock;
 pub mod definition;
+pub mod diagnostics;
 pub mod error;
 pub mod history;
 pub mod intrinsics;
