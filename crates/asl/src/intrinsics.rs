@@ -271,6 +271,20 @@ impl Args<'_> {
         }
     }
 
+    /// Argument `i`, which must be a string.
+    fn str(&self, i: usize) -> Result<&str, String> {
+        self.values[i]
+            .as_str()
+            .ok_or_else(|| self.bad("expected a string"))
+    }
+
+    /// Argument `i`, which must be an array.
+    fn array(&self, i: usize) -> Result<&Vec<Value>, String> {
+        self.values[i]
+            .as_array()
+            .ok_or_else(|| self.bad("expected an array"))
+    }
+
     fn bad(&self, what: &str) -> String {
         format!("Invalid arguments in {}: {what}", self.name)
     }
@@ -310,9 +324,7 @@ fn strings(call: Args<'_>) -> Result<Value, String> {
         }
         "States.StringToJson" => {
             call.arity(1, 1)?;
-            let s = call.values[0]
-                .as_str()
-                .ok_or_else(|| call.bad("expected a string"))?;
+            let s = call.str(0)?;
             if s.trim().is_empty() {
                 return Ok(Value::Null);
             }
@@ -346,9 +358,7 @@ fn arrays(call: Args<'_>) -> Result<Value, String> {
         "States.Array" => Ok(Value::Array(call.values)),
         "States.ArrayPartition" => {
             call.arity(2, 2)?;
-            let a = call.values[0]
-                .as_array()
-                .ok_or_else(|| call.bad("expected an array"))?;
+            let a = call.array(0)?;
             let n = int_arg(&call.values[1])
                 .ok_or_else(|| call.bad("chunk size must be an integer"))?;
             if n <= 0 {
@@ -362,9 +372,7 @@ fn arrays(call: Args<'_>) -> Result<Value, String> {
         }
         "States.ArrayContains" => {
             call.arity(2, 2)?;
-            let a = call.values[0]
-                .as_array()
-                .ok_or_else(|| call.bad("expected an array"))?;
+            let a = call.array(0)?;
             Ok(Value::Bool(a.iter().any(|x| json_eq(x, &call.values[1]))))
         }
         "States.ArrayRange" => {
@@ -392,9 +400,7 @@ fn arrays(call: Args<'_>) -> Result<Value, String> {
         }
         "States.ArrayGetItem" => {
             call.arity(2, 2)?;
-            let a = call.values[0]
-                .as_array()
-                .ok_or_else(|| call.bad("expected an array"))?;
+            let a = call.array(0)?;
             let i = int_arg(&call.values[1]).ok_or_else(|| call.bad("index must be an integer"))?;
             if i < 0 || i as usize >= a.len() {
                 return Err(call.bad("index out of bounds"));
@@ -403,16 +409,12 @@ fn arrays(call: Args<'_>) -> Result<Value, String> {
         }
         "States.ArrayLength" => {
             call.arity(1, 1)?;
-            let a = call.values[0]
-                .as_array()
-                .ok_or_else(|| call.bad("expected an array"))?;
+            let a = call.array(0)?;
             Ok(Value::from(a.len()))
         }
         "States.ArrayUnique" => {
             call.arity(1, 1)?;
-            let a = call.values[0]
-                .as_array()
-                .ok_or_else(|| call.bad("expected an array"))?;
+            let a = call.array(0)?;
             let mut out: Vec<Value> = Vec::new();
             for x in a {
                 if !out.iter().any(|y| json_eq(x, y)) {
@@ -430,18 +432,14 @@ fn encodings(call: Args<'_>) -> Result<Value, String> {
     match call.name {
         "States.Base64Encode" => {
             call.arity(1, 1)?;
-            let s = call.values[0]
-                .as_str()
-                .ok_or_else(|| call.bad("expected a string"))?;
+            let s = call.str(0)?;
             Ok(Value::String(
                 base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
             ))
         }
         "States.Base64Decode" => {
             call.arity(1, 1)?;
-            let s = call.values[0]
-                .as_str()
-                .ok_or_else(|| call.bad("expected a string"))?;
+            let s = call.str(0)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())
                 .map_err(|e| call.bad(&format!("not valid base64: {e}")))?;
@@ -545,17 +543,23 @@ fn int_arg(v: &Value) -> Option<i64> {
 
 /// Equality that treats 1 and 1.0 alike.
 pub fn json_eq(a: &Value, b: &Value) -> bool {
+    json_eq_with(a, b, &|a, b| a == b)
+}
+
+/// Structural equality where numbers compare by value (1 and 1.0 alike) and `leaf` decides
+/// every other pair that is not two arrays or two objects.
+pub fn json_eq_with(a: &Value, b: &Value, leaf: &dyn Fn(&Value, &Value) -> bool) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq_with(p, q, leaf))
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
                 && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq_with(v, w, leaf)))
         }
-        _ => a == b,
+        _ => leaf(a, b),
     }
 }
 

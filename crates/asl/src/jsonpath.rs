@@ -623,27 +623,27 @@ impl Parser<'_> {
     }
 
     fn filter_or(&mut self) -> Result<Filter, String> {
-        let mut l = self.filter_and()?;
-        loop {
-            self.skip_ws();
-            if self.s[self.i..].starts_with(b"||") {
-                self.i += 2;
-                let r = self.filter_and()?;
-                l = Filter::Or(Box::new(l), Box::new(r));
-            } else {
-                return Ok(l);
-            }
-        }
+        self.filter_chain(b"||", Self::filter_and, Filter::Or)
     }
 
     fn filter_and(&mut self) -> Result<Filter, String> {
-        let mut l = self.filter_atom()?;
+        self.filter_chain(b"&&", Self::filter_atom, Filter::And)
+    }
+
+    /// Operands from `operand` joined left to right by the operator `op`.
+    fn filter_chain(
+        &mut self,
+        op: &[u8],
+        operand: fn(&mut Self) -> Result<Filter, String>,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Result<Filter, String> {
+        let mut l = operand(self)?;
         loop {
             self.skip_ws();
-            if self.s[self.i..].starts_with(b"&&") {
-                self.i += 2;
-                let r = self.filter_atom()?;
-                l = Filter::And(Box::new(l), Box::new(r));
+            if self.s[self.i..].starts_with(op) {
+                self.i += op.len();
+                let r = operand(self)?;
+                l = join(Box::new(l), Box::new(r));
             } else {
                 return Ok(l);
             }

@@ -29,16 +29,12 @@ impl Loader {
                 }
             }
         };
+        let (assign, output) = self.ending(o, loc, jsonpath);
         Some(Choice {
             rule,
             next,
-            assign: o
-                .get("Assign")
-                .map(|v| self.assign(v, &format!("{loc}/Assign"), jsonpath)),
-            output: o
-                .get("Output")
-                .filter(|_| !jsonpath)
-                .map(|v| self.jtemplate(v, &format!("{loc}/Output"))),
+            assign,
+            output,
         })
     }
 

@@ -188,6 +188,23 @@ impl Loader {
         }
     }
 
+    /// `Assign` and (JSONata only) `Output` of a choice rule or catcher.
+    pub(super) fn ending(
+        &mut self,
+        o: &Map<String, Value>,
+        loc: &str,
+        jsonpath: bool,
+    ) -> (Option<Assign>, Option<JTemplate>) {
+        let assign = o
+            .get("Assign")
+            .map(|v| self.assign(v, &format!("{loc}/Assign"), jsonpath));
+        let output = o
+            .get("Output")
+            .filter(|_| !jsonpath)
+            .map(|v| self.jtemplate(v, &format!("{loc}/Output")));
+        (assign, output)
+    }
+
     pub(super) fn assign(&mut self, v: &Value, loc: &str, jsonpath: bool) -> Assign {
         if !v.is_object() {
             self.err(loc, "Assign must be an object".into());

@@ -157,17 +157,14 @@ impl Loader {
                 String::new()
             }
         };
+        let result_path = self.path_or_null(o, "ResultPath", cl);
+        let (assign, output) = self.ending(o, cl, jsonpath);
         Catcher {
             error_equals,
             next,
-            result_path: self.path_or_null(o, "ResultPath", cl),
-            assign: o
-                .get("Assign")
-                .map(|v| self.assign(v, &format!("{cl}/Assign"), jsonpath)),
-            output: o
-                .get("Output")
-                .filter(|_| !jsonpath)
-                .map(|v| self.jtemplate(v, &format!("{cl}/Output"))),
+            result_path,
+            assign,
+            output,
         }
     }
 

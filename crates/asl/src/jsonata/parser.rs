@@ -91,6 +91,35 @@ impl Parser {
             _ => None,
         }
     }
+    /// Consumes `op` when it comes next.
+    fn eat(&mut self, op: &str) -> bool {
+        let next = self.peek_op().as_deref() == Some(op);
+        if next {
+            self.i += 1;
+        }
+        next
+    }
+
+    /// Items up to `close`, separated by commas: call arguments, array and object
+    /// constructors.
+    fn comma_list<T>(
+        &mut self,
+        close: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T, JsonataError>,
+    ) -> Result<Vec<T>, JsonataError> {
+        let mut items = Vec::new();
+        if self.peek_op().as_deref() != Some(close) {
+            loop {
+                items.push(item(self)?);
+                if !self.eat(",") {
+                    break;
+                }
+            }
+        }
+        self.expect(close)?;
+        Ok(items)
+    }
+
     fn expect(&mut self, op: &str) -> Result<(), JsonataError> {
         match self.toks.get(self.i) {
             Some(Tok::Op(o)) if o == op => {
@@ -148,24 +177,12 @@ impl Parser {
                     Node::Predicate(Box::new(left), Box::new(pred))
                 }
                 "(" => {
-                    let mut args = Vec::new();
-                    if self.peek_op().as_deref() != Some(")") {
-                        loop {
-                            args.push(self.expr(0)?);
-                            if self.peek_op().as_deref() == Some(",") {
-                                self.i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                    }
-                    self.expect(")")?;
+                    let args = self.comma_list(")", |p| p.expr(0))?;
                     Node::Call(Box::new(left), args)
                 }
                 "?" => {
                     let then = self.expr(0)?;
-                    let els = if self.peek_op().as_deref() == Some(":") {
-                        self.i += 1;
+                    let els = if self.eat(":") {
                         Some(Box::new(self.expr(0)?))
                     } else {
                         None
@@ -225,9 +242,7 @@ impl Parser {
                     while let Some(Tok::Var(p)) = self.toks.get(self.i).cloned() {
                         params.push(p);
                         self.i += 1;
-                        if self.peek_op().as_deref() == Some(",") {
-                            self.i += 1;
-                        }
+                        self.eat(",");
                     }
                     self.expect(")")?;
                     self.expect("{")?;
@@ -242,11 +257,10 @@ impl Parser {
                 "*" => Node::Wildcard,
                 "(" => {
                     let mut items = Vec::new();
+                    // Unlike commas, a trailing `;` is allowed.
                     while self.peek_op().as_deref() != Some(")") {
                         items.push(self.expr(0)?);
-                        if self.peek_op().as_deref() == Some(";") {
-                            self.i += 1;
-                        } else {
+                        if !self.eat(";") {
                             break;
                         }
                     }
@@ -254,43 +268,22 @@ impl Parser {
                     Node::Block(items)
                 }
                 "[" => {
-                    let mut items = Vec::new();
-                    if self.peek_op().as_deref() != Some("]") {
-                        loop {
-                            let a = self.expr(0)?;
-                            if self.peek_op().as_deref() == Some("..") {
-                                self.i += 1;
-                                let b = self.expr(0)?;
-                                items.push(Node::Range(Box::new(a), Box::new(b)));
-                            } else {
-                                items.push(a);
-                            }
-                            if self.peek_op().as_deref() == Some(",") {
-                                self.i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                    }
-                    self.expect("]")?;
+                    let items = self.comma_list("]", |p| {
+                        let a = p.expr(0)?;
+                        Ok(if p.eat("..") {
+                            Node::Range(Box::new(a), Box::new(p.expr(0)?))
+                        } else {
+                            a
+                        })
+                    })?;
                     Node::Array(items)
                 }
                 "{" => {
-                    let mut pairs = Vec::new();
-                    if self.peek_op().as_deref() != Some("}") {
-                        loop {
-                            let k = self.expr(0)?;
-                            self.expect(":")?;
-                            let v = self.expr(0)?;
-                            pairs.push((k, v));
-                            if self.peek_op().as_deref() == Some(",") {
-                                self.i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                    }
-                    self.expect("}")?;
+                    let pairs = self.comma_list("}", |p| {
+                        let k = p.expr(0)?;
+                        p.expect(":")?;
+                        Ok((k, p.expr(0)?))
+                    })?;
                     Node::Object(pairs)
                 }
                 other => {

@@ -160,39 +160,34 @@ impl Flow<'_> {
         heartbeat: Option<u64>,
     ) {
         let params_text = to_json(params);
-        match resource.style {
-            TaskStyle::Service => {
-                let mut d = json!({"resourceType": resource.service, "resource": resource.name, "region": self.ex.cfg.region, "parameters": params_text});
-                if let Some(t) = timeout {
-                    d["timeoutInSeconds"] = json!(t);
-                }
-                if let Some(h) = heartbeat {
-                    d["heartbeatInSeconds"] = json!(h);
-                }
-                self.event(
-                    "TaskScheduled",
-                    Some(("taskScheduledEventDetails", d)),
-                    true,
-                );
-                self.event(
-                    "TaskStarted",
-                    Some(("taskStartedEventDetails", resource.details())),
-                    true,
-                );
-            }
-            TaskStyle::Lambda => {
-                let mut d = json!({"resource": resource.arn, "input": params_text, "inputDetails": {"truncated": false}});
-                if let Some(t) = timeout {
-                    d["timeoutInSeconds"] = json!(t);
-                }
-                self.event(
-                    "LambdaFunctionScheduled",
-                    Some(("lambdaFunctionScheduledEventDetails", d)),
-                    true,
-                );
-                self.event("LambdaFunctionStarted", None, true);
-            }
+        let (ty, key, mut d) = match resource.style {
+            TaskStyle::Service => (
+                "TaskScheduled",
+                "taskScheduledEventDetails",
+                json!({"resourceType": resource.service, "resource": resource.name, "region": self.ex.cfg.region, "parameters": params_text}),
+            ),
+            TaskStyle::Lambda => (
+                "LambdaFunctionScheduled",
+                "lambdaFunctionScheduledEventDetails",
+                json!({"resource": resource.arn, "input": params_text, "inputDetails": {"truncated": false}}),
+            ),
+        };
+        if let Some(t) = timeout {
+            d["timeoutInSeconds"] = json!(t);
         }
+        // Lambda events have no heartbeat.
+        if let (Some(h), TaskStyle::Service) = (heartbeat, resource.style) {
+            d["heartbeatInSeconds"] = json!(h);
+        }
+        self.event(ty, Some((key, d)), true);
+        match resource.style {
+            TaskStyle::Service => self.event(
+                "TaskStarted",
+                Some(("taskStartedEventDetails", resource.details())),
+                true,
+            ),
+            TaskStyle::Lambda => self.event("LambdaFunctionStarted", None, true),
+        };
     }
 
     /// The hook a service integration calls once its job is submitted: it records
