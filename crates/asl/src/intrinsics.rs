@@ -52,7 +52,7 @@ pub fn looks_like_call(s: &str) -> bool {
 
 /// Parses `States.X(args...)`.
 pub fn parse(src: &str) -> Result<Call, String> {
-    let mut p = P {
+    let mut p = CallParser {
         s: src,
         b: src.as_bytes(),
         i: 0,
@@ -70,14 +70,14 @@ pub fn parse(src: &str) -> Result<Call, String> {
     Ok(c)
 }
 
-struct P<'a> {
+struct CallParser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
     depth: usize,
 }
 
-impl P<'_> {
+impl CallParser<'_> {
     fn ws(&mut self) {
         while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;

@@ -2,7 +2,7 @@
 //! templates and Assign.
 
 use super::load::Loader;
-use super::{Assign, JTemplate, Num, PathOrNull, Template};
+use super::{Assign, JsonataTemplate, PathOrNull, Template, ValueSource};
 use crate::intrinsics;
 use crate::jsonata;
 use crate::jsonpath::JsonPath;
@@ -58,25 +58,27 @@ impl Loader {
     }
 
     /// A value given literally (`key`) or by a path (`key_path`), or by JSONata.
-    pub(super) fn num(
+    pub(super) fn value_source(
         &mut self,
         o: &Map<String, Value>,
         key: &str,
         key_path: &str,
         loc: &str,
         jsonpath: bool,
-    ) -> Option<Num> {
+    ) -> Option<ValueSource> {
         if let Some(v) = o.get(key) {
             if !jsonpath {
-                return Some(Num::Expr(self.jtemplate(v, &format!("{loc}/{key}"))));
+                return Some(ValueSource::Expr(
+                    self.jtemplate(v, &format!("{loc}/{key}")),
+                ));
             }
-            return Some(Num::Lit(v.clone()));
+            return Some(ValueSource::Lit(v.clone()));
         }
         let v = o.get(key_path)?;
         let l = format!("{loc}/{key_path}");
         if let Some(src) = v.as_str().filter(|s| intrinsics::looks_like_call(s)) {
             return match intrinsics::parse(src) {
-                Ok(c) => Some(Num::Ref(
+                Ok(c) => Some(ValueSource::Ref(
                     Template::Call(Box::new(c), src.to_string()),
                     src.to_string(),
                 )),
@@ -87,11 +89,11 @@ impl Loader {
             };
         }
         match v.as_str().map(intrinsics::parse_reference) {
-            Some(Ok(intrinsics::Arg::Path(p))) => Some(Num::Ref(
+            Some(Ok(intrinsics::Arg::Path(p))) => Some(ValueSource::Ref(
                 Template::Path(p),
                 v.as_str().unwrap_or_default().to_string(),
             )),
-            Some(Ok(intrinsics::Arg::Var(n, p))) => Some(Num::Ref(
+            Some(Ok(intrinsics::Arg::Var(n, p))) => Some(ValueSource::Ref(
                 Template::Var(n, p),
                 v.as_str().unwrap_or_default().to_string(),
             )),
@@ -156,35 +158,35 @@ impl Loader {
         }
     }
 
-    pub(crate) fn jtemplate(&mut self, v: &Value, loc: &str) -> JTemplate {
+    pub(crate) fn jtemplate(&mut self, v: &Value, loc: &str) -> JsonataTemplate {
         match v {
             Value::String(s) => {
                 let t = s.trim();
                 if s.starts_with("{%") && s.ends_with("%}") && t.len() >= 4 {
                     let inner = &t[2..t.len() - 2];
                     match jsonata::Expr::parse(inner) {
-                        Ok(e) => JTemplate::Expr(Box::new(e), inner.trim().to_string()),
+                        Ok(e) => JsonataTemplate::Expr(Box::new(e), inner.trim().to_string()),
                         Err(e) => {
                             self.err(loc, format!("The JSONata expression is invalid: {e}"));
-                            JTemplate::Lit(Value::Null)
+                            JsonataTemplate::Lit(Value::Null)
                         }
                     }
                 } else {
-                    JTemplate::Lit(v.clone())
+                    JsonataTemplate::Lit(v.clone())
                 }
             }
-            Value::Object(m) => JTemplate::Object(
+            Value::Object(m) => JsonataTemplate::Object(
                 m.iter()
                     .map(|(k, x)| (k.clone(), self.jtemplate(x, &format!("{loc}/{k}"))))
                     .collect(),
             ),
-            Value::Array(a) => JTemplate::Array(
+            Value::Array(a) => JsonataTemplate::Array(
                 a.iter()
                     .enumerate()
                     .map(|(i, x)| self.jtemplate(x, &format!("{loc}/{i}")))
                     .collect(),
             ),
-            other => JTemplate::Lit(other.clone()),
+            other => JsonataTemplate::Lit(other.clone()),
         }
     }
 
@@ -194,7 +196,7 @@ impl Loader {
         o: &Map<String, Value>,
         loc: &str,
         jsonpath: bool,
-    ) -> (Option<Assign>, Option<JTemplate>) {
+    ) -> (Option<Assign>, Option<JsonataTemplate>) {
         let assign = o
             .get("Assign")
             .map(|v| self.assign(v, &format!("{loc}/Assign"), jsonpath));

@@ -1,6 +1,6 @@
 //! Reading machines and states, with the fields each state type allows.
 
-use super::{ItemBatcher, Kind, MapSpec, Num, QueryLanguage, State, StateMachine};
+use super::{ItemBatcher, Kind, MapSpec, QueryLanguage, State, StateMachine, ValueSource};
 use crate::diagnostics::Diagnostic;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -235,8 +235,8 @@ impl Loader {
             "Wait" => self.wait_kind(o, loc, jsonpath),
             "Succeed" => Kind::Succeed,
             "Fail" => Kind::Fail {
-                error: self.num(o, "Error", "ErrorPath", loc, jsonpath),
-                cause: self.num(o, "Cause", "CausePath", loc, jsonpath),
+                error: self.value_source(o, "Error", "ErrorPath", loc, jsonpath),
+                cause: self.value_source(o, "Cause", "CausePath", loc, jsonpath),
             },
             "Parallel" => self.parallel_kind(o, loc, ql),
             "Map" => self.map_kind(o, loc, ql),
@@ -253,7 +253,7 @@ impl Loader {
             exited_event: format!("{ty}StateExited"),
             type_name: ty,
             kind,
-            ql,
+            query_language: ql,
             next,
             end,
             input_path,
@@ -286,13 +286,14 @@ impl Loader {
                 String::new()
             }
         };
-        let timeout = self.num(o, "TimeoutSeconds", "TimeoutSecondsPath", loc, jsonpath);
-        let heartbeat = self.num(o, "HeartbeatSeconds", "HeartbeatSecondsPath", loc, jsonpath);
+        let timeout = self.value_source(o, "TimeoutSeconds", "TimeoutSecondsPath", loc, jsonpath);
+        let heartbeat =
+            self.value_source(o, "HeartbeatSeconds", "HeartbeatSecondsPath", loc, jsonpath);
         for (key, n) in [
             ("TimeoutSeconds", &timeout),
             ("HeartbeatSeconds", &heartbeat),
         ] {
-            if let Some(Num::Lit(v)) = n
+            if let Some(ValueSource::Lit(v)) = n
                 && v.as_u64().is_none_or(|x| x == 0)
             {
                 self.err(
@@ -301,7 +302,7 @@ impl Loader {
                 );
             }
         }
-        if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
+        if let (Some(ValueSource::Lit(t)), Some(ValueSource::Lit(h))) = (&timeout, &heartbeat)
             && let (Some(t), Some(h)) = (t.as_u64(), h.as_u64())
             && h >= t
         {
@@ -338,8 +339,8 @@ impl Loader {
 
     /// Wait: exactly one of the four ways to say how long.
     fn wait_kind(&mut self, o: &Map<String, Value>, loc: &str, jsonpath: bool) -> Kind {
-        let seconds = self.num(o, "Seconds", "SecondsPath", loc, jsonpath);
-        let timestamp = self.num(o, "Timestamp", "TimestampPath", loc, jsonpath);
+        let seconds = self.value_source(o, "Seconds", "SecondsPath", loc, jsonpath);
+        let timestamp = self.value_source(o, "Timestamp", "TimestampPath", loc, jsonpath);
         let n = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
             .iter()
             .filter(|k| o.contains_key(**k))
@@ -426,22 +427,28 @@ impl Loader {
             } else {
                 None
             },
-            item_selector_j: if jsonpath {
+            item_selector_jsonata: if jsonpath {
                 None
             } else {
                 item_selector_src.map(|v| self.jtemplate(v, &format!("{loc}/ItemSelector")))
             },
             processor,
             distributed,
-            max_concurrency: self.num(o, "MaxConcurrency", "MaxConcurrencyPath", loc, jsonpath),
-            tolerated_count: self.num(
+            max_concurrency: self.value_source(
+                o,
+                "MaxConcurrency",
+                "MaxConcurrencyPath",
+                loc,
+                jsonpath,
+            ),
+            tolerated_count: self.value_source(
                 o,
                 "ToleratedFailureCount",
                 "ToleratedFailureCountPath",
                 loc,
                 jsonpath,
             ),
-            tolerated_percentage: self.num(
+            tolerated_percentage: self.value_source(
                 o,
                 "ToleratedFailurePercentage",
                 "ToleratedFailurePercentagePath",

@@ -58,13 +58,16 @@ pub enum Template {
     Array(Vec<Template>),
 }
 
+/// The former name of [`JsonataTemplate`], kept for code written against it.
+pub type JTemplate = JsonataTemplate;
+
 /// A payload template in JSONata mode: any string `{% expr %}` is an expression.
 #[derive(Debug, Clone)]
-pub enum JTemplate {
+pub enum JsonataTemplate {
     Lit(Value),
     Expr(Box<jsonata::Expr>, String),
-    Object(Vec<(String, JTemplate)>),
-    Array(Vec<JTemplate>),
+    Object(Vec<(String, JsonataTemplate)>),
+    Array(Vec<JsonataTemplate>),
 }
 
 /// `InputPath`/`OutputPath`: a path, or `null` (meaning `{}`).
@@ -92,23 +95,24 @@ pub struct Catcher {
     pub next: String,
     pub result_path: Option<PathOrNull>,
     pub assign: Option<Assign>,
-    pub output: Option<JTemplate>,
+    pub output: Option<JsonataTemplate>,
 }
 
 /// `Assign` in either language.
 #[derive(Debug, Clone)]
 pub enum Assign {
     Path(Template),
-    Jsonata(JTemplate),
+    Jsonata(JsonataTemplate),
 }
 
-/// A number given literally, by a reference path, or by a JSONata expression.
+/// A field value given literally (`Seconds`, `Error`), by a reference path or intrinsic
+/// (`SecondsPath`, `ErrorPath`), or by a JSONata expression.
 #[derive(Debug, Clone)]
-pub enum Num {
+pub enum ValueSource {
     Lit(Value),
     /// A reference path (or variable) and its source text.
     Ref(Template, String),
-    Expr(JTemplate),
+    Expr(JsonataTemplate),
 }
 
 #[derive(Debug, Clone)]
@@ -122,7 +126,7 @@ pub enum ChoiceRule {
         op: String,
         operand: CmpOperand,
     },
-    Condition(JTemplate),
+    Condition(JsonataTemplate),
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +140,7 @@ pub struct Choice {
     pub rule: ChoiceRule,
     pub next: String,
     pub assign: Option<Assign>,
-    pub output: Option<JTemplate>,
+    pub output: Option<JsonataTemplate>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,21 +150,21 @@ pub enum Kind {
     },
     Task {
         resource: String,
-        timeout: Option<Num>,
-        heartbeat: Option<Num>,
+        timeout: Option<ValueSource>,
+        heartbeat: Option<ValueSource>,
     },
     Choice {
         choices: Vec<Choice>,
         default: Option<String>,
     },
     Wait {
-        seconds: Option<Num>,
-        timestamp: Option<Num>,
+        seconds: Option<ValueSource>,
+        timestamp: Option<ValueSource>,
     },
     Succeed,
     Fail {
-        error: Option<Num>,
-        cause: Option<Num>,
+        error: Option<ValueSource>,
+        cause: Option<ValueSource>,
     },
     Parallel {
         branches: Vec<StateMachine>,
@@ -171,14 +175,14 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct MapSpec {
     pub items_path: Option<PathOrNull>,
-    pub items: Option<JTemplate>,
+    pub items: Option<JsonataTemplate>,
     pub item_selector: Option<Template>,
-    pub item_selector_j: Option<JTemplate>,
+    pub item_selector_jsonata: Option<JsonataTemplate>,
     pub processor: StateMachine,
     pub distributed: bool,
-    pub max_concurrency: Option<Num>,
-    pub tolerated_count: Option<Num>,
-    pub tolerated_percentage: Option<Num>,
+    pub max_concurrency: Option<ValueSource>,
+    pub tolerated_count: Option<ValueSource>,
+    pub tolerated_percentage: Option<ValueSource>,
     pub label: Option<String>,
     pub item_batcher: Option<ItemBatcher>,
 }
@@ -199,7 +203,7 @@ pub struct State {
     pub entered_event: String,
     pub exited_event: String,
     pub kind: Kind,
-    pub ql: QueryLanguage,
+    pub query_language: QueryLanguage,
     pub next: Option<String>,
     pub end: bool,
     pub input_path: Option<PathOrNull>,
@@ -208,8 +212,8 @@ pub struct State {
     pub result_selector: Option<Template>,
     pub result_path: Option<PathOrNull>,
     pub assign: Option<Assign>,
-    pub arguments: Option<JTemplate>,
-    pub output: Option<JTemplate>,
+    pub arguments: Option<JsonataTemplate>,
+    pub output: Option<JsonataTemplate>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
 }
@@ -221,21 +225,21 @@ impl State {
     }
 
     /// What a JSONata-mode state evaluates at its end: `Assign`, then `Output`.
-    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JsonataTemplate>) {
         (self.assign.as_ref(), self.output.as_ref())
     }
 }
 
 impl Choice {
     /// What a matched JSONata choice rule evaluates: `Assign`, then `Output`.
-    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JsonataTemplate>) {
         (self.assign.as_ref(), self.output.as_ref())
     }
 }
 
 impl Catcher {
     /// What a JSONata catcher evaluates when it takes an error: `Assign`, then `Output`.
-    pub fn ending(&self) -> (Option<&Assign>, Option<&JTemplate>) {
+    pub fn ending(&self) -> (Option<&Assign>, Option<&JsonataTemplate>) {
         (self.assign.as_ref(), self.output.as_ref())
     }
 }

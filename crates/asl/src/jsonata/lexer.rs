@@ -4,7 +4,7 @@ use super::{JsonataError, jerr};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {
-    Num(f64),
+    ValueSource(f64),
     Str(String),
     Name(String),
     Var(String),
@@ -15,7 +15,7 @@ pub(super) enum Tok {
 impl Tok {
     pub(super) fn text(&self) -> String {
         match self {
-            Tok::Num(n) => n.to_string(),
+            Tok::ValueSource(n) => n.to_string(),
             Tok::Str(s) => format!("\"{s}\""),
             Tok::Name(s) => s.clone(),
             Tok::Var(s) => format!("${s}"),
@@ -127,7 +127,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<Tok>, JsonataError> {
                 }
             }
             let t: String = cs[i..j].iter().collect();
-            out.push(Tok::Num(t.parse().map_err(|_| {
+            out.push(Tok::ValueSource(t.parse().map_err(|_| {
                 jerr("S0102", format!("Number out of range: {t}"))
             })?));
             i = j;

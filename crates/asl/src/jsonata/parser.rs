@@ -216,7 +216,7 @@ impl Parser {
             .ok_or_else(|| jerr("S0207", "Unexpected end of expression"))?;
         self.i += 1;
         Ok(match t {
-            Tok::Num(n) => Node::Lit(num(n)),
+            Tok::ValueSource(n) => Node::Lit(num(n)),
             Tok::Str(s) => Node::Lit(Value::String(s)),
             Tok::Regex(p, flags) => {
                 let mut pat = String::new();

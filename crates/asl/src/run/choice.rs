@@ -33,7 +33,7 @@ impl Flow<'_> {
                 ));
             }
         };
-        let out = if state.ql == QueryLanguage::JsonPath {
+        let out = if state.query_language == QueryLanguage::JsonPath {
             let values = self.eval_assign(ending.0, ctx, &input, &states)?;
             let out = self.output_path(state, ctx, input)?;
             self.commit_assign(values, assigned);

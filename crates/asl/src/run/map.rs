@@ -4,7 +4,9 @@
 use super::pipeline::plain_text;
 use super::{Branch, Flow, StateCtx, StateFailure};
 use crate::clock::BoxFuture;
-use crate::definition::{ItemBatcher, JTemplate, MapSpec, Num, PathOrNull, QueryLanguage, State};
+use crate::definition::{
+    ItemBatcher, JsonataTemplate, MapSpec, PathOrNull, QueryLanguage, State, ValueSource,
+};
 use crate::history::{History, Thread};
 use crate::intrinsics;
 use crate::jsonata::JValue;
@@ -69,7 +71,7 @@ impl Flow<'_> {
             };
             let v = if let Some(t) = &spec.item_selector {
                 self.template(t, &item_ctx, &input, "ItemSelector")?
-            } else if let Some(t) = &spec.item_selector_j {
+            } else if let Some(t) = &spec.item_selector_jsonata {
                 let item_states = self.states_var(&item_ctx, raw, &[]);
                 self.eval_jsonata(t, &item_ctx, &item_states, "ItemSelector")?
             } else {
@@ -143,7 +145,7 @@ impl Flow<'_> {
         input: &Value,
         states: &Value,
     ) -> Result<Vec<Value>, StateFailure> {
-        let jsonpath_mode = state.ql == QueryLanguage::JsonPath;
+        let jsonpath_mode = state.query_language == QueryLanguage::JsonPath;
         let items = if jsonpath_mode {
             match &spec.items_path {
                 Some(PathOrNull::Path(p)) => self.invalid_path(p, ctx, input)?,
@@ -178,12 +180,12 @@ impl Flow<'_> {
     /// `Items` in JSONata mode: an array or a sequence.
     fn jsonata_items(
         &mut self,
-        t: &JTemplate,
+        t: &JsonataTemplate,
         ctx: &StateCtx<'_>,
         states: &Value,
     ) -> Result<Value, StateFailure> {
         let src = match t {
-            JTemplate::Expr(_, s) => s.clone(),
+            JsonataTemplate::Expr(_, s) => s.clone(),
             _ => String::new(),
         };
         Ok(match self.eval_jsonata_raw(t, ctx, states, "Items")? {
@@ -208,10 +210,10 @@ impl Flow<'_> {
         let Some(n) = &spec.max_concurrency else {
             return Ok(0);
         };
-        let v = numeric_string(self.num_value(n, ctx, input, states, "MaxConcurrencyPath")?);
+        let v = numeric_string(self.value_of(n, ctx, input, states, "MaxConcurrencyPath")?);
         match (&v, n) {
             (Value::Number(x), _) if x.as_u64().is_some() => Ok(x.as_u64().unwrap_or(0) as usize),
-            (_, Num::Ref(_, src)) => Err(ctx.runtime(&format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
+            (_, ValueSource::Ref(_, src)) => Err(ctx.runtime(&format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
             _ => Err(ctx.runtime(&format!("The MaxConcurrency field must be a non-negative integer: {}", to_json(&v)))),
         }
     }
@@ -224,8 +226,8 @@ impl Flow<'_> {
         input: &Value,
         states: &Value,
     ) -> Result<Tolerance, StateFailure> {
-        let value = |n: &Num, field: &str| {
-            self.num_value(n, ctx, input, states, field)
+        let value = |n: &ValueSource, field: &str| {
+            self.value_of(n, ctx, input, states, field)
                 .map(numeric_string)
         };
         let count = match &spec.tolerated_count {
@@ -235,7 +237,7 @@ impl Flow<'_> {
                 match (&v, n) {
                     (Value::Number(x), _) if x.as_i64().is_some_and(|c| c < 0) => return Err(ctx.runtime("ToleratedFailureCount cannot be negative.")),
                     (Value::Number(x), _) if x.as_i64().is_some() => x.as_i64().map(|c| c as usize),
-                    (_, Num::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
+                    (_, ValueSource::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
                     _ => return Err(ctx.runtime("ToleratedFailureCount must be a non-negative integer.")),
                 }
             }
@@ -252,7 +254,7 @@ impl Flow<'_> {
                         }
                         Some(p)
                     }
-                    (_, Num::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {src}", plain_text(&v)))),
+                    (_, ValueSource::Ref(_, src)) => return Err(ctx.runtime(&format!("The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {src}", plain_text(&v)))),
                     _ => return Err(ctx.runtime("ToleratedFailurePercentage must be between 0 and 100.")),
                 }
             }

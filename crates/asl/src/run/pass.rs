@@ -13,7 +13,7 @@ impl Flow<'_> {
         result: Option<&Value>,
         assigned: &mut Option<Map<String, Value>>,
     ) -> Result<Step, StateFailure> {
-        if state.ql == QueryLanguage::Jsonata {
+        if state.query_language == QueryLanguage::Jsonata {
             let states = self.states_var(ctx, &raw, &[]);
             let out = self.end_jsonata(ctx, state.ending(), &states, raw, assigned)?;
             return Ok(Self::next_step(state, out));

@@ -2,7 +2,9 @@
 //! state's fields, InputPath/ResultPath/OutputPath, and `Assign` with the end of a state.
 
 use super::{Flow, StateCtx, StateFailure};
-use crate::definition::{Assign, JTemplate, Num, PathOrNull, QueryLanguage, State, Template};
+use crate::definition::{
+    Assign, JsonataTemplate, PathOrNull, QueryLanguage, State, Template, ValueSource,
+};
 use crate::intrinsics::{self, Arg, ArgEnv};
 use crate::jsonata::{self, JValue};
 use crate::jsonpath::JsonPath;
@@ -176,7 +178,7 @@ impl Flow<'_> {
     /// Evaluates a JSONata template; `loc` names the field for messages (`Output/result`).
     pub(super) fn eval_jsonata(
         &self,
-        t: &JTemplate,
+        t: &JsonataTemplate,
         ctx: &StateCtx<'_>,
         states: &Value,
         loc: &str,
@@ -191,14 +193,14 @@ impl Flow<'_> {
 
     pub(super) fn eval_jsonata_raw(
         &self,
-        t: &JTemplate,
+        t: &JsonataTemplate,
         ctx: &StateCtx<'_>,
         states: &Value,
         loc: &str,
     ) -> Result<JValue, StateFailure> {
         Ok(match t {
-            JTemplate::Lit(v) => JValue::Value(v.clone()),
-            JTemplate::Expr(e, src) => {
+            JsonataTemplate::Lit(v) => JValue::Value(v.clone()),
+            JsonataTemplate::Expr(e, src) => {
                 let vars = |n: &str| self.vars.get(n);
                 let env = jsonata::Env {
                     vars: &vars,
@@ -217,7 +219,7 @@ impl Flow<'_> {
                     }
                 }
             }
-            JTemplate::Object(fields) => {
+            JsonataTemplate::Object(fields) => {
                 let mut m = Map::with_capacity(fields.len());
                 for (k, t) in fields {
                     let v = self.eval_jsonata(t, ctx, states, &format!("{loc}/{k}"))?;
@@ -225,7 +227,7 @@ impl Flow<'_> {
                 }
                 JValue::Value(Value::Object(m))
             }
-            JTemplate::Array(items) => {
+            JsonataTemplate::Array(items) => {
                 let mut out = Vec::new();
                 for (i, t) in items.iter().enumerate() {
                     out.push(self.eval_jsonata(t, ctx, states, &format!("{loc}/{i}"))?);
@@ -243,7 +245,7 @@ impl Flow<'_> {
         ctx: &StateCtx<'_>,
         raw: &Value,
     ) -> Result<(Value, Value), StateFailure> {
-        if state.ql == QueryLanguage::JsonPath {
+        if state.query_language == QueryLanguage::JsonPath {
             Ok((self.input_path(state, ctx, raw)?, Value::Null))
         } else {
             Ok((raw.clone(), self.states_var(ctx, raw, &[])))
@@ -260,10 +262,10 @@ impl Flow<'_> {
         states: &Value,
     ) -> Result<Value, StateFailure> {
         match (&state.parameters, &state.arguments) {
-            (Some(p), _) if state.ql == QueryLanguage::JsonPath => {
+            (Some(p), _) if state.query_language == QueryLanguage::JsonPath => {
                 self.template(p, ctx, &input, "Parameters")
             }
-            (_, Some(a)) if state.ql == QueryLanguage::Jsonata => {
+            (_, Some(a)) if state.query_language == QueryLanguage::Jsonata => {
                 self.eval_jsonata(a, ctx, states, "Arguments")
             }
             _ => Ok(input),
@@ -312,7 +314,7 @@ impl Flow<'_> {
     pub(super) fn end_jsonata(
         &mut self,
         ctx: &StateCtx<'_>,
-        (assign, output): (Option<&Assign>, Option<&JTemplate>),
+        (assign, output): (Option<&Assign>, Option<&JsonataTemplate>),
         states: &Value,
         default: Value,
         assigned: &mut Option<Map<String, Value>>,
@@ -396,18 +398,18 @@ impl Flow<'_> {
         }
     }
 
-    pub(super) fn num_value(
+    pub(super) fn value_of(
         &self,
-        n: &Num,
+        n: &ValueSource,
         ctx: &StateCtx<'_>,
         input: &Value,
         states: &Value,
         field: &str,
     ) -> Result<Value, StateFailure> {
         match n {
-            Num::Lit(v) => Ok(v.clone()),
-            Num::Ref(t, _) => self.template(t, ctx, input, field),
-            Num::Expr(t) => self.eval_jsonata(t, ctx, states, field),
+            ValueSource::Lit(v) => Ok(v.clone()),
+            ValueSource::Ref(t, _) => self.template(t, ctx, input, field),
+            ValueSource::Expr(t) => self.eval_jsonata(t, ctx, states, field),
         }
     }
 }

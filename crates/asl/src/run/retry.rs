@@ -83,7 +83,7 @@ impl Flow<'_> {
         result: Value,
         assigned: &mut Option<Map<String, Value>>,
     ) -> Result<Value, StateFailure> {
-        if state.ql == QueryLanguage::Jsonata {
+        if state.query_language == QueryLanguage::Jsonata {
             let states = self.states_var(ctx, &raw, &[("result", &result)]);
             return self.end_jsonata(ctx, state.ending(), &states, result, assigned);
         }
@@ -136,7 +136,7 @@ impl Flow<'_> {
         assigned: &mut Option<Map<String, Value>>,
     ) -> Result<Value, StateFailure> {
         let error_output = json!({"Error": err.error, "Cause": err.cause.unwrap_or_default()});
-        if state.ql == QueryLanguage::Jsonata {
+        if state.query_language == QueryLanguage::Jsonata {
             let states = self.states_var(ctx, &raw, &[("errorOutput", &error_output)]);
             return self.end_jsonata(ctx, c.ending(), &states, error_output, assigned);
         }

@@ -2,7 +2,7 @@
 
 use super::{Flow, Race, StateCtx, StateFailure, race};
 use crate::clock::Clock;
-use crate::definition::{Num, State};
+use crate::definition::{State, ValueSource};
 use crate::history::Thread;
 use crate::intrinsics;
 use crate::invoker::{Heartbeat, Submitted, TaskRequest, TaskStyle};
@@ -39,7 +39,7 @@ impl Flow<'_> {
         ctx: &StateCtx<'_>,
         raw: &Value,
         resource: &str,
-        (timeout, heartbeat): (&Option<Num>, &Option<Num>),
+        (timeout, heartbeat): (&Option<ValueSource>, &Option<ValueSource>),
     ) -> Result<Value, StateFailure> {
         // Callback integrations get a token in `$$.Task.Token`.
         let token = resource.ends_with(".waitForTaskToken").then(|| {
@@ -53,18 +53,20 @@ impl Flow<'_> {
         let ctx = &task_ctx;
         let (input, states) = self.state_input(state, ctx, raw)?;
         let params = self.parameters(state, ctx, input.clone(), &states)?;
-        let secs =
-            |this: &Self, n: &Option<Num>, field: &str| -> Result<Option<u64>, StateFailure> {
-                let Some(n) = n else { return Ok(None) };
-                let v = this.num_value(n, ctx, &input, &states, field)?;
-                match v.as_u64() {
-                    Some(x) if x > 0 => Ok(Some(x)),
-                    _ => Err(ctx.runtime(&format!(
-                        "The {field} field must be a positive integer: {}",
-                        to_json(&v)
-                    ))),
-                }
-            };
+        let secs = |this: &Self,
+                    n: &Option<ValueSource>,
+                    field: &str|
+         -> Result<Option<u64>, StateFailure> {
+            let Some(n) = n else { return Ok(None) };
+            let v = this.value_of(n, ctx, &input, &states, field)?;
+            match v.as_u64() {
+                Some(x) if x > 0 => Ok(Some(x)),
+                _ => Err(ctx.runtime(&format!(
+                    "The {field} field must be a positive integer: {}",
+                    to_json(&v)
+                ))),
+            }
+        };
         let timeout = secs(self, timeout, "TimeoutSeconds")?;
         let heartbeat = secs(self, heartbeat, "HeartbeatSeconds")?;
         self.task(resource, params, ctx, timeout, heartbeat).await

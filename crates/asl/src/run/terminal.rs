@@ -2,7 +2,7 @@
 
 use super::pipeline::plain_text;
 use super::{Flow, StateCtx, StateFailure, Step};
-use crate::definition::{Num, QueryLanguage, State};
+use crate::definition::{QueryLanguage, State, ValueSource};
 use serde_json::Value;
 
 impl Flow<'_> {
@@ -12,7 +12,7 @@ impl Flow<'_> {
         ctx: &StateCtx<'_>,
         raw: Value,
     ) -> Result<Step, StateFailure> {
-        if state.ql == QueryLanguage::JsonPath {
+        if state.query_language == QueryLanguage::JsonPath {
             let v = self.input_path(state, ctx, &raw)?;
             return self.output_path(state, ctx, v).map(Step::End);
         }
@@ -28,14 +28,14 @@ impl Flow<'_> {
         &mut self,
         ctx: &StateCtx<'_>,
         raw: &Value,
-        error: &Option<Num>,
-        cause: &Option<Num>,
+        error: &Option<ValueSource>,
+        cause: &Option<ValueSource>,
     ) -> StateFailure {
         let states = self.states_var(ctx, raw, &[]);
-        let text = |this: &Self, n: &Option<Num>, field: &str| {
+        let text = |this: &Self, n: &Option<ValueSource>, field: &str| {
             n.as_ref()
                 .map(|n| {
-                    this.num_value(n, ctx, raw, &states, field)
+                    this.value_of(n, ctx, raw, &states, field)
                         .map(|v| plain_text(&v))
                 })
                 .transpose()

@@ -2,7 +2,7 @@
 
 use super::pipeline::plain_text;
 use super::{Flow, StateCtx, StateFailure, Step};
-use crate::definition::{Num, QueryLanguage, State};
+use crate::definition::{QueryLanguage, State, ValueSource};
 use crate::values::{parse_iso, to_json};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -13,7 +13,7 @@ impl Flow<'_> {
         state: &State,
         ctx: &StateCtx<'_>,
         raw: Value,
-        (seconds, timestamp): (&Option<Num>, &Option<Num>),
+        (seconds, timestamp): (&Option<ValueSource>, &Option<ValueSource>),
         assigned: &mut Option<Map<String, Value>>,
     ) -> Result<Step, StateFailure> {
         let (input, states) = self.state_input(state, ctx, &raw)?;
@@ -25,7 +25,7 @@ impl Flow<'_> {
         } else {
             now
         };
-        let out = if state.ql == QueryLanguage::JsonPath {
+        let out = if state.query_language == QueryLanguage::JsonPath {
             let values = self.eval_assign(state.assign.as_ref(), ctx, &input, &states)?;
             let out = self.output_path(state, ctx, input)?;
             self.commit_assign(values, assigned);
@@ -46,13 +46,13 @@ impl Flow<'_> {
     /// `Seconds`/`SecondsPath`: a non-negative whole number of seconds.
     fn wait_seconds(
         &self,
-        seconds: &Num,
+        seconds: &ValueSource,
         ctx: &StateCtx<'_>,
         input: &Value,
         states: &Value,
     ) -> Result<i64, StateFailure> {
-        let Num::Ref(t, src) = seconds else {
-            let v = self.num_value(seconds, ctx, input, states, "Seconds")?;
+        let ValueSource::Ref(t, src) = seconds else {
+            let v = self.value_of(seconds, ctx, input, states, "Seconds")?;
             let shown = match &v {
                 Value::Number(n) => match n.as_i64() {
                     Some(x) if x >= 0 => return Ok(x),
@@ -91,12 +91,12 @@ impl Flow<'_> {
     fn wait_timestamp(
         &self,
         state: &State,
-        timestamp: &Num,
+        timestamp: &ValueSource,
         ctx: &StateCtx<'_>,
         input: &Value,
         states: &Value,
     ) -> Result<i64, StateFailure> {
-        if let Num::Ref(t, src) = timestamp {
+        if let ValueSource::Ref(t, src) = timestamp {
             let v = self.template(t, ctx, input, "TimestampPath").map_err(|_| {
                 ctx.runtime(&format!(
                     "The TimestampPath parameter does not reference an input value: {src}"
@@ -105,11 +105,11 @@ impl Flow<'_> {
             let s = plain_text(&v);
             return parse_iso(&s).ok_or_else(|| ctx.runtime(&format!("The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {src} == {s}")));
         }
-        let v = self.num_value(timestamp, ctx, input, states, "Timestamp")?;
+        let v = self.value_of(timestamp, ctx, input, states, "Timestamp")?;
         let s = plain_text(&v);
         match parse_iso(&s) {
             Some(ms) => Ok(ms),
-            None if state.ql == QueryLanguage::JsonPath => Err(ctx.runtime(&format!("The Timestamp parameter is not a valid ISO-8601 extended offset date-time format string: {s}"))),
+            None if state.query_language == QueryLanguage::JsonPath => Err(ctx.runtime(&format!("The Timestamp parameter is not a valid ISO-8601 extended offset date-time format string: {s}"))),
             None => Err(ctx.query_error("Timestamp", &format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {s}"))),
         }
     }
