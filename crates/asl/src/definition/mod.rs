@@ -1,7 +1,7 @@
 //! Load phase: turns the JSON text of a definition into typed states, collecting
 //! diagnostics (never panicking) for anything AWS would reject.
 //!
-//! This module holds the typed definition; [`load`] reads the JSON (machines and states),
+//! This module holds the typed definition; `load` reads the JSON (machines and states),
 //! with the field readers in `fields`, Retry/Catch in `handlers` and Choice rules in
 //! `choice_rules`.
 

@@ -5,8 +5,8 @@
 //! (`T1006: Attempted to invoke a non-function`), since AWS quotes them in causes.
 
 //!
-//! Layout: [`lexer`] turns the source into tokens, [`parser`] builds the syntax tree with
-//! operator precedence, [`eval`] walks it, and [`functions`] is the `$function` library.
+//! Layout: `lexer` turns the source into tokens, `parser` builds the syntax tree with
+//! operator precedence, `eval` walks it, and `functions` is the `$function` library.
 
 mod eval;
 mod functions;

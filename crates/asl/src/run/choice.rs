@@ -1,5 +1,6 @@
 //! The Choice state: rules, comparison operators and `StringMatches` globs.
 
+use super::pipeline::Sources;
 use super::{Flow, StateCtx, StateFailure, Step};
 use crate::definition::{Choice, ChoiceRule, CmpOperand, QueryLanguage, State};
 use crate::values::{parse_iso, to_json};
@@ -17,8 +18,13 @@ impl Flow<'_> {
     ) -> Result<Step, StateFailure> {
         let (input, states) = self.state_input(state, ctx, &raw)?;
         let mut matched = None;
+        let src = Sources {
+            ctx,
+            input: &input,
+            states: &states,
+        };
         for c in choices {
-            if self.rule(&c.rule, ctx, &input, &states)? {
+            if self.rule(&c.rule, src)? {
                 matched = Some(c);
                 break;
             }
@@ -44,17 +50,12 @@ impl Flow<'_> {
         Ok(Step::Next(next.to_string(), out))
     }
 
-    pub(super) fn rule(
-        &self,
-        r: &ChoiceRule,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
-    ) -> Result<bool, StateFailure> {
+    fn rule(&self, r: &ChoiceRule, src: Sources<'_>) -> Result<bool, StateFailure> {
+        let Sources { ctx, input, states } = src;
         Ok(match r {
             ChoiceRule::And(rs) => {
                 for x in rs {
-                    if !self.rule(x, ctx, input, states)? {
+                    if !self.rule(x, src)? {
                         return Ok(false);
                     }
                 }
@@ -62,13 +63,13 @@ impl Flow<'_> {
             }
             ChoiceRule::Or(rs) => {
                 for x in rs {
-                    if self.rule(x, ctx, input, states)? {
+                    if self.rule(x, src)? {
                         return Ok(true);
                     }
                 }
                 false
             }
-            ChoiceRule::Not(x) => !self.rule(x, ctx, input, states)?,
+            ChoiceRule::Not(x) => !self.rule(x, src)?,
             ChoiceRule::Condition(t) => match self.eval_jsonata(t, ctx, states, "Condition")? {
                 Value::Bool(b) => b,
                 other => {

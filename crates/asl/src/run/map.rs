@@ -1,7 +1,7 @@
 //! The Map state, inline and Distributed: item selection, batching, concurrency limits and
 //! tolerated failures.
 
-use super::pipeline::plain_text;
+use super::pipeline::{Sources, plain_text};
 use super::{Branch, Flow, StateCtx, StateFailure};
 use crate::clock::BoxFuture;
 use crate::definition::{
@@ -50,8 +50,13 @@ impl Flow<'_> {
         spec: &MapSpec,
     ) -> Result<Value, StateFailure> {
         let (input, states) = self.state_input(state, ctx, raw)?;
-        let items = self.map_items(state, spec, ctx, &input, &states)?;
-        let max_concurrency = self.max_concurrency(spec, ctx, &input, &states)?;
+        let src = Sources {
+            ctx,
+            input: &input,
+            states: &states,
+        };
+        let items = self.map_items(state, spec, src)?;
+        let max_concurrency = self.max_concurrency(spec, src)?;
         self.event(
             "MapStateStarted",
             Some((
@@ -60,7 +65,7 @@ impl Flow<'_> {
             )),
             true,
         );
-        let tolerance = self.tolerance(spec, ctx, &input, &states)?;
+        let tolerance = self.tolerance(spec, src)?;
         // Item selection happens per item, with `$$.Map.Item` bound.
         let mut inputs = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
@@ -141,10 +146,9 @@ impl Flow<'_> {
         &mut self,
         state: &State,
         spec: &MapSpec,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
+        src: Sources<'_>,
     ) -> Result<Vec<Value>, StateFailure> {
+        let Sources { ctx, input, states } = src;
         let jsonpath_mode = state.query_language == QueryLanguage::JsonPath;
         let items = if jsonpath_mode {
             match &spec.items_path {
@@ -200,17 +204,12 @@ impl Flow<'_> {
     }
 
     /// `MaxConcurrency(Path)`; 0 means no limit.
-    fn max_concurrency(
-        &self,
-        spec: &MapSpec,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
-    ) -> Result<usize, StateFailure> {
+    fn max_concurrency(&self, spec: &MapSpec, src: Sources<'_>) -> Result<usize, StateFailure> {
+        let ctx = src.ctx;
         let Some(n) = &spec.max_concurrency else {
             return Ok(0);
         };
-        let v = numeric_string(self.value_of(n, ctx, input, states, "MaxConcurrencyPath")?);
+        let v = numeric_string(self.value_of(n, src, "MaxConcurrencyPath")?);
         match (&v, n) {
             (Value::Number(x), _) if x.as_u64().is_some() => Ok(x.as_u64().unwrap_or(0) as usize),
             (_, ValueSource::Ref(_, src)) => Err(ctx.runtime(&format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {src}", plain_text(&v)))),
@@ -219,17 +218,9 @@ impl Flow<'_> {
     }
 
     /// `ToleratedFailureCount(Path)` and `ToleratedFailurePercentage(Path)`.
-    fn tolerance(
-        &self,
-        spec: &MapSpec,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
-    ) -> Result<Tolerance, StateFailure> {
-        let value = |n: &ValueSource, field: &str| {
-            self.value_of(n, ctx, input, states, field)
-                .map(numeric_string)
-        };
+    fn tolerance(&self, spec: &MapSpec, src: Sources<'_>) -> Result<Tolerance, StateFailure> {
+        let ctx = src.ctx;
+        let value = |n: &ValueSource, field: &str| self.value_of(n, src, field).map(numeric_string);
         let count = match &spec.tolerated_count {
             None => None,
             Some(n) => {

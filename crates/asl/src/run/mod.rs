@@ -4,8 +4,8 @@
 //! `MaxConcurrency`), and waits go through the injected clock.
 //!
 //! This module holds the execution loop (a state's entered/exited events and the transition
-//! to the next); [`pipeline`] the input/output/assign processing every state shares; one
-//! module per state type the rest; [`retry`] the Retry/Catch loop around Task, Parallel and
+//! to the next); `pipeline` the input/output/assign processing every state shares; one
+//! module per state type the rest; `retry` the Retry/Catch loop around Task, Parallel and
 //! Map.
 
 mod choice;
@@ -248,21 +248,15 @@ pub async fn execute(
         }
         Race::Left(Race::Left((Err(f), th))) => {
             t = th;
-            let mut d = Map::new();
-            if let Some(c) = &f.cause {
-                d.insert("cause".into(), Value::String(c.clone()));
-            }
-            if !f.error.is_empty() {
-                d.insert("error".into(), Value::String(f.error.clone()));
-            }
+            let error = Some(f.error).filter(|e| !e.is_empty());
+            let d = error_details(error.as_deref(), f.cause.as_deref());
             history.add(
                 &mut t,
                 now,
                 "ExecutionFailed",
-                Some(("executionFailedEventDetails", Value::Object(d))),
+                Some(("executionFailedEventDetails", d)),
                 true,
             );
-            let error = Some(f.error).filter(|e| !e.is_empty());
             (Status::Failed, None, error, f.cause)
         }
         Race::Left(Race::Right(())) => {
@@ -287,19 +281,15 @@ pub async fn execute(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            let mut d = Map::new();
-            if let Some(c) = &c {
-                d.insert("cause".into(), Value::String(c.clone()));
-            }
-            if let Some(e) = &e {
-                d.insert("error".into(), Value::String(e.clone()));
-            }
             t.source = 0;
             history.add(
                 &mut t,
                 now,
                 "ExecutionAborted",
-                Some(("executionAbortedEventDetails", Value::Object(d))),
+                Some((
+                    "executionAbortedEventDetails",
+                    error_details(e.as_deref(), c.as_deref()),
+                )),
                 true,
             );
             (Status::Aborted, None, e, c)
@@ -312,6 +302,18 @@ pub async fn execute(
         cause,
         history: history.take(),
     }
+}
+
+/// `{cause, error}` of an execution's end, each only when there is one.
+fn error_details(error: Option<&str>, cause: Option<&str>) -> Value {
+    let mut d = Map::new();
+    if let Some(c) = cause {
+        d.insert("cause".into(), Value::from(c));
+    }
+    if let Some(e) = error {
+        d.insert("error".into(), Value::from(e));
+    }
+    Value::Object(d)
 }
 
 /// History details carry JSON text; parse-able input stays as given.

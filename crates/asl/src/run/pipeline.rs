@@ -398,20 +398,29 @@ impl Flow<'_> {
         }
     }
 
+    /// A field given literally, by path (over `src.input`) or by JSONata (over `$states`).
     pub(super) fn value_of(
         &self,
         n: &ValueSource,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
+        src: Sources<'_>,
         field: &str,
     ) -> Result<Value, StateFailure> {
+        let Sources { ctx, input, states } = src;
         match n {
             ValueSource::Lit(v) => Ok(v.clone()),
             ValueSource::Ref(t, _) => self.template(t, ctx, input, field),
             ValueSource::Expr(t) => self.eval_jsonata(t, ctx, states, field),
         }
     }
+}
+
+/// What a state's fields are evaluated against: JSONPath fields read `input` (the state's
+/// effective input), JSONata fields read `$states`.
+#[derive(Clone, Copy)]
+pub(super) struct Sources<'a> {
+    pub(super) ctx: &'a StateCtx<'a>,
+    pub(super) input: &'a Value,
+    pub(super) states: &'a Value,
 }
 
 /// A value as text: strings as they are, anything else as JSON.

@@ -1,5 +1,6 @@
 //! The Task state: scheduling events, the invoker call, timeouts and heartbeats.
 
+use super::pipeline::Sources;
 use super::{Flow, Race, StateCtx, StateFailure, race};
 use crate::clock::Clock;
 use crate::definition::{State, ValueSource};
@@ -53,12 +54,17 @@ impl Flow<'_> {
         let ctx = &task_ctx;
         let (input, states) = self.state_input(state, ctx, raw)?;
         let params = self.parameters(state, ctx, input.clone(), &states)?;
+        let src = Sources {
+            ctx,
+            input: &input,
+            states: &states,
+        };
         let secs = |this: &Self,
                     n: &Option<ValueSource>,
                     field: &str|
          -> Result<Option<u64>, StateFailure> {
             let Some(n) = n else { return Ok(None) };
-            let v = this.value_of(n, ctx, &input, &states, field)?;
+            let v = this.value_of(n, src, field)?;
             match v.as_u64() {
                 Some(x) if x > 0 => Ok(Some(x)),
                 _ => Err(ctx.runtime(&format!(

@@ -1,6 +1,6 @@
 //! The Succeed and Fail states.
 
-use super::pipeline::plain_text;
+use super::pipeline::{Sources, plain_text};
 use super::{Flow, StateCtx, StateFailure, Step};
 use crate::definition::{QueryLanguage, State, ValueSource};
 use serde_json::Value;
@@ -35,8 +35,16 @@ impl Flow<'_> {
         let text = |this: &Self, n: &Option<ValueSource>, field: &str| {
             n.as_ref()
                 .map(|n| {
-                    this.value_of(n, ctx, raw, &states, field)
-                        .map(|v| plain_text(&v))
+                    this.value_of(
+                        n,
+                        Sources {
+                            ctx,
+                            input: raw,
+                            states: &states,
+                        },
+                        field,
+                    )
+                    .map(|v| plain_text(&v))
                 })
                 .transpose()
         };

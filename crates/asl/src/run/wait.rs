@@ -1,6 +1,6 @@
 //! The Wait state.
 
-use super::pipeline::plain_text;
+use super::pipeline::{Sources, plain_text};
 use super::{Flow, StateCtx, StateFailure, Step};
 use crate::definition::{QueryLanguage, State, ValueSource};
 use crate::values::{parse_iso, to_json};
@@ -18,10 +18,15 @@ impl Flow<'_> {
     ) -> Result<Step, StateFailure> {
         let (input, states) = self.state_input(state, ctx, &raw)?;
         let now = self.now();
+        let src = Sources {
+            ctx,
+            input: &input,
+            states: &states,
+        };
         let until = if let Some(s) = seconds {
-            now + self.wait_seconds(s, ctx, &input, &states)? * 1000
+            now + self.wait_seconds(s, src)? * 1000
         } else if let Some(t) = timestamp {
-            self.wait_timestamp(state, t, ctx, &input, &states)?
+            self.wait_timestamp(state, t, src)?
         } else {
             now
         };
@@ -44,15 +49,10 @@ impl Flow<'_> {
     }
 
     /// `Seconds`/`SecondsPath`: a non-negative whole number of seconds.
-    fn wait_seconds(
-        &self,
-        seconds: &ValueSource,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
-    ) -> Result<i64, StateFailure> {
+    fn wait_seconds(&self, seconds: &ValueSource, src: Sources<'_>) -> Result<i64, StateFailure> {
+        let Sources { ctx, input, .. } = src;
         let ValueSource::Ref(t, src) = seconds else {
-            let v = self.value_of(seconds, ctx, input, states, "Seconds")?;
+            let v = self.value_of(seconds, src, "Seconds")?;
             let shown = match &v {
                 Value::Number(n) => match n.as_i64() {
                     Some(x) if x >= 0 => return Ok(x),
@@ -92,10 +92,9 @@ impl Flow<'_> {
         &self,
         state: &State,
         timestamp: &ValueSource,
-        ctx: &StateCtx<'_>,
-        input: &Value,
-        states: &Value,
+        src: Sources<'_>,
     ) -> Result<i64, StateFailure> {
+        let Sources { ctx, input, .. } = src;
         if let ValueSource::Ref(t, src) = timestamp {
             let v = self.template(t, ctx, input, "TimestampPath").map_err(|_| {
                 ctx.runtime(&format!(
@@ -105,7 +104,7 @@ impl Flow<'_> {
             let s = plain_text(&v);
             return parse_iso(&s).ok_or_else(|| ctx.runtime(&format!("The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {src} == {s}")));
         }
-        let v = self.value_of(timestamp, ctx, input, states, "Timestamp")?;
+        let v = self.value_of(timestamp, src, "Timestamp")?;
         let s = plain_text(&v);
         match parse_iso(&s) {
             Some(ms) => Ok(ms),
