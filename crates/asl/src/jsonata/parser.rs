@@ -65,7 +65,8 @@ struct Parser {
 /// Nesting limit that keeps hostile expressions from exhausting the stack.
 const MAX_PARSE_DEPTH: usize = 60;
 
-fn bp(op: &str) -> u8 {
+/// How tightly an infix operator binds (0: not an infix operator).
+fn binding_power(op: &str) -> u8 {
     match op {
         ":=" => 10,
         "?" => 20,
@@ -149,7 +150,7 @@ impl Parser {
         }
         let mut left = self.prefix()?;
         while let Some(op) = self.peek_op() {
-            let b = bp(&op);
+            let b = binding_power(&op);
             if b <= rbp {
                 break;
             }

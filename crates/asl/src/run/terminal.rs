@@ -17,10 +17,9 @@ impl Flow<'_> {
             return self.output_path(state, ctx, v).map(Step::End);
         }
         let states = self.states_var(ctx, &raw, &[]);
-        match &state.output {
-            Some(o) => self.eval_jsonata(o, ctx, &states, "Output").map(Step::End),
-            None => Ok(Step::End(raw)),
-        }
+        // Succeed allows no Assign, so its exit event never lists assigned variables.
+        self.end_jsonata(ctx, state.ending(), &states, raw, &mut None)
+            .map(Step::End)
     }
 
     /// The failure a Fail state ends with; a field that cannot be evaluated fails instead.
