@@ -124,7 +124,7 @@ impl Flow<'_> {
             self.event("MapRunSucceeded", None, true);
             let run_started = base.source;
             self.event("MapStateSucceeded", None, false);
-            if !self.ex.cfg.legacy_map_run_links {
+            if !self.execution.config.legacy_map_run_links {
                 self.thread.source = run_started;
             }
         } else {
@@ -255,15 +255,15 @@ impl Flow<'_> {
 
     /// `MapRunStarted` with the run's ARN (the label, or a random name, and a random id).
     fn map_run_started(&mut self, spec: &MapSpec) {
-        let random = &self.ex.svc.random;
+        let random = &self.execution.services.random;
         let label = spec
             .label
             .clone()
             .unwrap_or_else(|| intrinsics::uuid_v4(random.next_u64(), random.next_u64()));
         let arn = format!(
             "{}/{label}:{}",
-            self.ex
-                .cfg
+            self.execution
+                .config
                 .state_machine_arn
                 .replace(":stateMachine:", ":mapRun:"),
             intrinsics::uuid_v4(random.next_u64(), random.next_u64())
@@ -292,7 +292,7 @@ impl Flow<'_> {
             first_failure: None,
         };
         let vars = self.vars.child();
-        let ex = self.ex;
+        let execution = self.execution;
         let distributed = spec.distributed;
         let mut pending = inputs.into_iter().enumerate();
         let mut futs: FuturesUnordered<Branch<'_>> = FuturesUnordered::new();
@@ -308,7 +308,7 @@ impl Flow<'_> {
                 parent_history.clone()
             };
             let mut f = Flow {
-                ex,
+                execution,
                 history,
                 thread: start,
                 vars: vars.clone(),

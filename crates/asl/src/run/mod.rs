@@ -181,36 +181,36 @@ async fn race<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> R
 /// Runs one execution to its end. The returned future is `Send`; drive it on any executor.
 pub async fn execute(
     machine: Arc<StateMachine>,
-    cfg: ExecutionConfig,
+    config: ExecutionConfig,
     services: Services,
     abort: AbortHandle,
 ) -> Outcome {
     let history = History::new(services.observer.clone());
     let start = services.clock.now_millis();
-    let input: Value = serde_json::from_str(&cfg.input_text).unwrap_or(Value::Null);
+    let input: Value = serde_json::from_str(&config.input_text).unwrap_or(Value::Null);
     let mut main = Thread::default();
-    let input_detail = json_detail(&cfg.input_text);
+    let input_detail = json_detail(&config.input_text);
     history.add(
         &mut main,
         start,
         "ExecutionStarted",
         Some((
             "executionStartedEventDetails",
-            json!({"input": input_detail, "inputDetails": {"truncated": false}, "roleArn": cfg.role_arn}),
+            json!({"input": input_detail, "inputDetails": {"truncated": false}, "roleArn": config.role_arn}),
         )),
         false,
     );
-    let ex = Exec {
-        svc: services.clone(),
+    let execution = Execution {
+        services: services.clone(),
         history: history.clone(),
-        cfg: cfg.clone(),
+        config: config.clone(),
         input: input.clone(),
         start,
     };
     let run = async {
         let mut flow = Flow {
-            ex: &ex,
-            history: ex.history.clone(),
+            execution: &execution,
+            history: execution.history.clone(),
             thread: Thread::default(),
             vars: Vars::default(),
         };
@@ -226,7 +226,7 @@ pub async fn execute(
         }
     };
     let outcome = race(race(run, timer), abort.wait()).await;
-    let now = ex.svc.clock.now_millis();
+    let now = execution.services.clock.now_millis();
     let mut t = Thread {
         source: history.last_id(),
     };
@@ -324,10 +324,10 @@ fn json_detail(text: &str) -> Value {
 /// A running branch or iteration: its index, result and where its thread ended.
 type Branch<'a> = BoxFuture<'a, (usize, Result<Value, StateFailure>, Thread)>;
 
-struct Exec {
-    svc: Services,
+struct Execution {
+    services: Services,
     history: History,
-    cfg: ExecutionConfig,
+    config: ExecutionConfig,
     input: Value,
     start: i64,
 }
@@ -449,7 +449,7 @@ impl StateCtx<'_> {
 }
 
 struct Flow<'e> {
-    ex: &'e Exec,
+    execution: &'e Execution,
     /// Where events go: the execution's history, or a Distributed Map child's own.
     history: History,
     thread: Thread,
@@ -463,7 +463,7 @@ enum Step {
 
 impl<'e> Flow<'e> {
     fn now(&self) -> i64 {
-        self.ex.svc.clock.now_millis()
+        self.execution.services.clock.now_millis()
     }
 
     fn event(&mut self, ty: &str, details: Option<(&'static str, Value)>, advance: bool) -> u64 {
@@ -495,12 +495,12 @@ impl<'e> Flow<'e> {
             let mut name = m.start_at.clone();
             let mut input = input;
             loop {
-                if self.history.last_id() >= self.ex.cfg.max_history_events {
+                if self.history.last_id() >= self.execution.config.max_history_events {
                     return Err(StateFailure::plain(
                         "States.Runtime",
                         Some(format!(
                             "The execution reached the maximum number of history events ({}).",
-                            self.ex.cfg.max_history_events
+                            self.execution.config.max_history_events
                         )),
                     ));
                 }

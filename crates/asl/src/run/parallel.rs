@@ -19,7 +19,7 @@ impl Flow<'_> {
         self.event("ParallelStateStarted", None, true);
         let vars = self.vars.child();
         let start = self.thread;
-        let ex = self.ex;
+        let execution = self.execution;
         let mut futs: FuturesUnordered<Branch<'_>> = FuturesUnordered::new();
         for (i, b) in branches.iter().enumerate() {
             let history = self.history.clone();
@@ -27,7 +27,7 @@ impl Flow<'_> {
             let vars = vars.clone();
             futs.push(Box::pin(async move {
                 let mut f = Flow {
-                    ex,
+                    execution,
                     history,
                     thread: start,
                     vars,

@@ -27,16 +27,16 @@ impl ArgEnv for IntrinsicScope<'_, '_> {
         }
     }
     fn random_unit(&self) -> f64 {
-        self.flow.ex.svc.random.next_f64()
+        self.flow.execution.services.random.next_f64()
     }
     fn random_u64(&self) -> u64 {
-        self.flow.ex.svc.random.next_u64()
+        self.flow.execution.services.random.next_u64()
     }
 }
 
 impl Flow<'_> {
     pub(super) fn context(&self, ctx: &StateCtx<'_>) -> Value {
-        let c = &self.ex.cfg;
+        let c = &self.execution.config;
         let mut state = Map::new();
         state.insert("Name".into(), Value::String(ctx.state.name.clone()));
         state.insert(
@@ -51,8 +51,8 @@ impl Flow<'_> {
             "Execution".into(),
             json!({
                 "Id": c.execution_arn,
-                "Input": self.ex.input,
-                "StartTime": iso_millis(self.ex.start),
+                "Input": self.execution.input,
+                "StartTime": iso_millis(self.execution.start),
                 "Name": c.execution_name,
                 "RoleArn": c.role_arn,
                 "RedriveCount": 0,
@@ -206,7 +206,7 @@ impl Flow<'_> {
                     vars: &vars,
                     states: states.clone(),
                     now_millis: self.now(),
-                    random: &*self.ex.svc.random,
+                    random: &*self.execution.services.random,
                 };
                 let input = states.get("input").cloned().unwrap_or(Value::Null);
                 match e.eval(&input, &env) {

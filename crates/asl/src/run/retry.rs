@@ -27,7 +27,7 @@ impl Flow<'_> {
             }
             if let Some(delay) = self.retry_delay(&state.retry, &mut counters, &err.error) {
                 ctx.retry_count = Some(ctx.retry_count.unwrap_or(0) + 1);
-                self.ex.svc.clock.sleep(delay).await;
+                self.execution.services.clock.sleep(delay).await;
                 continue;
             }
             if let Some(ev) = err.state_failed {
@@ -118,7 +118,7 @@ impl Flow<'_> {
             delay = delay.min(m);
         }
         if r.jitter_full {
-            delay *= self.ex.svc.random.next_f64();
+            delay *= self.execution.services.random.next_f64();
         }
         counters[i] += 1;
         Some(Duration::from_millis((delay * 1000.0) as u64))

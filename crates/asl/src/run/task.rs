@@ -44,7 +44,10 @@ impl Flow<'_> {
     ) -> Result<Value, StateFailure> {
         // Callback integrations get a token in `$$.Task.Token`.
         let token = resource.ends_with(".waitForTaskToken").then(|| {
-            intrinsics::uuid_v4(self.ex.svc.random.next_u64(), self.ex.svc.random.next_u64())
+            intrinsics::uuid_v4(
+                self.execution.services.random.next_u64(),
+                self.execution.services.random.next_u64(),
+            )
         });
         let task_ctx = StateCtx {
             task_token: token,
@@ -89,7 +92,7 @@ impl Flow<'_> {
         let (service, name) = service_parts(arn);
         let resource = Resource {
             arn,
-            style: self.ex.svc.invoker.style(arn),
+            style: self.execution.services.invoker.style(arn),
             service,
             name,
         };
@@ -107,8 +110,13 @@ impl Flow<'_> {
             heartbeat: hb.clone(),
             task_token: ctx.task_token.clone(),
         };
-        let call = self.ex.svc.invoker.invoke(req);
-        let timer = task_deadline(self.ex.svc.clock.clone(), timeout, heartbeat, hb);
+        let call = self.execution.services.invoker.invoke(req);
+        let timer = task_deadline(
+            self.execution.services.clock.clone(),
+            timeout,
+            heartbeat,
+            hb,
+        );
         let raced = race(call, timer).await;
         let submitted_at = submitted_id.load(Ordering::SeqCst);
         if submitted_at != 0 {
@@ -172,7 +180,7 @@ impl Flow<'_> {
             TaskStyle::Service => (
                 "TaskScheduled",
                 "taskScheduledEventDetails",
-                json!({"resourceType": resource.service, "resource": resource.name, "region": self.ex.cfg.region, "parameters": params_text}),
+                json!({"resourceType": resource.service, "resource": resource.name, "region": self.execution.config.region, "parameters": params_text}),
             ),
             TaskStyle::Lambda => (
                 "LambdaFunctionScheduled",
@@ -204,7 +212,7 @@ impl Flow<'_> {
         if resource.style != TaskStyle::Service {
             return Submitted::default();
         }
-        let (history, clock) = (self.history.clone(), self.ex.svc.clock.clone());
+        let (history, clock) = (self.history.clone(), self.execution.services.clock.clone());
         let (from, service, name) = (
             self.thread.source,
             resource.service.clone(),

@@ -39,8 +39,8 @@ impl Flow<'_> {
             self.end_jsonata(ctx, state.ending(), &states, raw, assigned)?
         };
         if until > now {
-            self.ex
-                .svc
+            self.execution
+                .services
                 .clock
                 .sleep(Duration::from_millis((until - now) as u64))
                 .await;
