@@ -369,7 +369,7 @@ impl Flow<'_> {
     }
 
     /// `ItemBatcher`: groups the selected items into `{"Items": [...], ...BatchInput}`.
-    pub(super) fn batch(
+    fn batch(
         &self,
         b: &ItemBatcher,
         ctx: &StateCtx<'_>,
@@ -399,7 +399,10 @@ impl Flow<'_> {
             .collect())
     }
 
-    pub(super) fn map_eval_fail(&mut self, ctx: &StateCtx<'_>, msg: &str) -> StateFailure {
+    /// A JSONata failure of the Map's `Items`: `EvaluationFailed` and `MapStateFailed` are
+    /// recorded at once, and the failure returned has no evaluation location left, so
+    /// `run_state` does not record it twice.
+    fn map_eval_fail(&mut self, ctx: &StateCtx<'_>, msg: &str) -> StateFailure {
         let loc = if msg.starts_with("Map state input") {
             ""
         } else {
@@ -414,6 +417,7 @@ impl Flow<'_> {
         }
     }
 }
+
 /// Path-given counts may be numeric strings (`"1"`).
 fn numeric_string(v: Value) -> Value {
     match &v {

@@ -486,6 +486,8 @@ impl<'e> Flow<'e> {
             .add(&mut self.thread, now, ty, Some(d), advance)
     }
 
+    /// Runs a machine (the execution's, a branch or an iteration) from `StartAt` to its end,
+    /// recording each state's entered and exited events.
     fn run_machine<'a>(
         &'a mut self,
         m: &'a StateMachine,
@@ -596,6 +598,8 @@ impl<'e> Flow<'e> {
         }
     }
 
+    /// Runs one state by its type; a JSONata evaluation error gets its `EvaluationFailed`
+    /// event here.
     async fn run_state(
         &mut self,
         state: &State,

@@ -11,6 +11,8 @@ use crate::jsonpath::JsonPath;
 use crate::values::{iso_millis, to_json};
 use serde_json::{Map, Value, json};
 
+/// The intrinsics' view of the running state: path and variable arguments resolve against
+/// the state's input and context, randomness comes from the execution.
 struct IntrinsicScope<'a, 'e> {
     flow: &'a Flow<'e>,
     ctx: &'a StateCtx<'a>,
@@ -35,6 +37,7 @@ impl ArgEnv for IntrinsicScope<'_, '_> {
 }
 
 impl Flow<'_> {
+    /// `$$`: the context object of the running state.
     pub(super) fn context(&self, ctx: &StateCtx<'_>) -> Value {
         let c = &self.execution.config;
         let mut state = Map::new();
@@ -72,6 +75,7 @@ impl Flow<'_> {
         Value::Object(m)
     }
 
+    /// A path over the input (or over `$$` for `$$.` paths); `Err` is AWS's cause text.
     pub(super) fn select_path(
         &self,
         p: &JsonPath,
@@ -97,6 +101,7 @@ impl Flow<'_> {
         })
     }
 
+    /// `$name`, with an optional path into the variable; `Err` is AWS's cause text.
     pub(super) fn select_var(
         &self,
         name: &str,
@@ -120,6 +125,8 @@ impl Flow<'_> {
         }
     }
 
+    /// Evaluates a JSONPath-mode payload template (`Parameters`, `ResultSelector`, ...);
+    /// `field` names it in messages.
     pub(super) fn template(
         &self,
         t: &Template,
@@ -160,6 +167,8 @@ impl Flow<'_> {
         })
     }
 
+    /// `$states`: the input, the context object and `extra` members (`result`,
+    /// `errorOutput`).
     pub(super) fn states_var(
         &self,
         ctx: &StateCtx<'_>,
@@ -191,6 +200,8 @@ impl Flow<'_> {
         }
     }
 
+    /// Like [`Self::eval_jsonata`], but functions and sequences come back as JSONata returned
+    /// them (Map's `Items` tells them apart).
     pub(super) fn eval_jsonata_raw(
         &self,
         t: &JsonataTemplate,
@@ -329,6 +340,7 @@ impl Flow<'_> {
         Ok(out)
     }
 
+    /// `InputPath`: a path, a variable, or `null` for `{}`.
     pub(super) fn input_path(
         &self,
         state: &State,
@@ -345,6 +357,8 @@ impl Flow<'_> {
         }
     }
 
+    /// A path that must match (`InputPath`, `OutputPath`, `ItemsPath`): `Invalid path`
+    /// otherwise.
     pub(super) fn invalid_path(
         &self,
         p: &JsonPath,
@@ -365,6 +379,7 @@ impl Flow<'_> {
         })
     }
 
+    /// `OutputPath`: a path, a variable, or `null` for `{}`.
     pub(super) fn output_path(
         &self,
         state: &State,
@@ -381,6 +396,7 @@ impl Flow<'_> {
         }
     }
 
+    /// `ResultPath`: where the result goes in the raw input (`null` keeps the input).
     pub(super) fn result_path(
         &self,
         rp: &Option<PathOrNull>,

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 
 impl Flow<'_> {
+    /// The state's body with Retry and Catch around it; retries count in `$$.State.RetryCount`.
     pub(super) async fn execution_state(
         &mut self,
         state: &State,
@@ -49,6 +50,7 @@ impl Flow<'_> {
         }
     }
 
+    /// One attempt of the state's own work.
     async fn body(
         &mut self,
         state: &State,
