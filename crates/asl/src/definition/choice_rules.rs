@@ -22,7 +22,9 @@ impl Loader {
             self.rule(o, loc, true)?
         } else {
             match o.get("Condition") {
-                Some(c) => ChoiceRule::Condition(self.jtemplate(c, &format!("{loc}/Condition"))),
+                Some(c) => {
+                    ChoiceRule::Condition(self.jsonata_template(c, &format!("{loc}/Condition")))
+                }
                 None => {
                     self.err(loc, "A JSONata choice rule needs a 'Condition'".into());
                     return None;

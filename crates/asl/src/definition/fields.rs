@@ -69,7 +69,7 @@ impl Loader {
         if let Some(v) = o.get(key) {
             if !jsonpath {
                 return Some(ValueSource::Expr(
-                    self.jtemplate(v, &format!("{loc}/{key}")),
+                    self.jsonata_template(v, &format!("{loc}/{key}")),
                 ));
             }
             return Some(ValueSource::Lit(v.clone()));
@@ -158,7 +158,7 @@ impl Loader {
         }
     }
 
-    pub(crate) fn jtemplate(&mut self, v: &Value, loc: &str) -> JsonataTemplate {
+    pub(crate) fn jsonata_template(&mut self, v: &Value, loc: &str) -> JsonataTemplate {
         match v {
             Value::String(s) => {
                 let t = s.trim();
@@ -177,13 +177,13 @@ impl Loader {
             }
             Value::Object(m) => JsonataTemplate::Object(
                 m.iter()
-                    .map(|(k, x)| (k.clone(), self.jtemplate(x, &format!("{loc}/{k}"))))
+                    .map(|(k, x)| (k.clone(), self.jsonata_template(x, &format!("{loc}/{k}"))))
                     .collect(),
             ),
             Value::Array(a) => JsonataTemplate::Array(
                 a.iter()
                     .enumerate()
-                    .map(|(i, x)| self.jtemplate(x, &format!("{loc}/{i}")))
+                    .map(|(i, x)| self.jsonata_template(x, &format!("{loc}/{i}")))
                     .collect(),
             ),
             other => JsonataTemplate::Lit(other.clone()),
@@ -203,7 +203,7 @@ impl Loader {
         let output = o
             .get("Output")
             .filter(|_| !jsonpath)
-            .map(|v| self.jtemplate(v, &format!("{loc}/Output")));
+            .map(|v| self.jsonata_template(v, &format!("{loc}/Output")));
         (assign, output)
     }
 
@@ -214,7 +214,7 @@ impl Loader {
         if jsonpath {
             Assign::Path(self.template(v, loc))
         } else {
-            Assign::Jsonata(self.jtemplate(v, loc))
+            Assign::Jsonata(self.jsonata_template(v, loc))
         }
     }
 }

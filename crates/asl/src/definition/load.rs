@@ -219,11 +219,11 @@ impl Loader {
         let arguments = o
             .get("Arguments")
             .filter(|_| !jsonpath)
-            .map(|v| self.jtemplate(v, &format!("{loc}/Arguments")));
+            .map(|v| self.jsonata_template(v, &format!("{loc}/Arguments")));
         let output = o
             .get("Output")
             .filter(|_| !jsonpath)
-            .map(|v| self.jtemplate(v, &format!("{loc}/Output")));
+            .map(|v| self.jsonata_template(v, &format!("{loc}/Output")));
         let retry = self.retriers(o.get("Retry"), &format!("{loc}/Retry"));
         let catch = self.catchers(o.get("Catch"), &format!("{loc}/Catch"), jsonpath);
         let kind = match ty.as_str() {
@@ -420,7 +420,7 @@ impl Loader {
                 None
             } else {
                 o.get("Items")
-                    .map(|v| self.jtemplate(v, &format!("{loc}/Items")))
+                    .map(|v| self.jsonata_template(v, &format!("{loc}/Items")))
             },
             item_selector: if jsonpath {
                 item_selector_src.map(|v| self.template(v, &format!("{loc}/ItemSelector")))
@@ -430,7 +430,7 @@ impl Loader {
             item_selector_jsonata: if jsonpath {
                 None
             } else {
-                item_selector_src.map(|v| self.jtemplate(v, &format!("{loc}/ItemSelector")))
+                item_selector_src.map(|v| self.jsonata_template(v, &format!("{loc}/ItemSelector")))
             },
             processor,
             distributed,
