@@ -8,7 +8,7 @@
 mod choice_rules;
 mod fields;
 mod handlers;
-pub(crate) mod load;
+mod load;
 
 use crate::intrinsics::Call;
 use crate::jsonata;
