@@ -7,10 +7,7 @@ use serde_json::{Map, Value};
 
 impl Loader {
     pub(super) fn choice(&mut self, v: &Value, loc: &str, jsonpath: bool) -> Option<Choice> {
-        let Some(o) = v.as_object() else {
-            self.err(loc, "A choice rule must be an object".into());
-            return None;
-        };
+        let o = self.object(v, loc, "A choice rule must be an object")?;
         let next = match o.get("Next").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => {
@@ -47,13 +44,8 @@ impl Loader {
         top: bool,
     ) -> Option<ChoiceRule> {
         let sub = |this: &mut Self, v: &Value, l: &str| -> Option<ChoiceRule> {
-            match v.as_object() {
-                Some(m) => this.rule(m, l, false),
-                None => {
-                    this.err(l, "A choice rule must be an object".into());
-                    None
-                }
-            }
+            let m = this.object(v, l, "A choice rule must be an object")?;
+            this.rule(m, l, false)
         };
         for k in o.keys() {
             let ok = matches!(k.as_str(), "Variable" | "And" | "Or" | "Not" | "Comment")

@@ -107,6 +107,19 @@ impl Loader {
         }
     }
 
+    /// Reads each item of an array with `read`, at `loc/<index>`.
+    fn items<T>(
+        &mut self,
+        a: &[Value],
+        loc: &str,
+        read: fn(&mut Self, &Value, &str) -> T,
+    ) -> Vec<T> {
+        a.iter()
+            .enumerate()
+            .map(|(i, x)| read(self, x, &format!("{loc}/{i}")))
+            .collect()
+    }
+
     pub(crate) fn template(&mut self, v: &Value, loc: &str) -> Template {
         match v {
             Value::Object(m) => {
@@ -148,12 +161,7 @@ impl Loader {
                 }
                 Template::Object(out)
             }
-            Value::Array(a) => Template::Array(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, x)| self.template(x, &format!("{loc}/{i}")))
-                    .collect(),
-            ),
+            Value::Array(a) => Template::Array(self.items(a, loc, Self::template)),
             other => Template::Lit(other.clone()),
         }
     }
@@ -180,12 +188,7 @@ impl Loader {
                     .map(|(k, x)| (k.clone(), self.jsonata_template(x, &format!("{loc}/{k}"))))
                     .collect(),
             ),
-            Value::Array(a) => JsonataTemplate::Array(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, x)| self.jsonata_template(x, &format!("{loc}/{i}")))
-                    .collect(),
-            ),
+            Value::Array(a) => JsonataTemplate::Array(self.items(a, loc, Self::jsonata_template)),
             other => JsonataTemplate::Lit(other.clone()),
         }
     }

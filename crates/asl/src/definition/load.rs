@@ -25,6 +25,20 @@ impl Loader {
             .push(Diagnostic::warning(code, Some(loc.to_string()), msg));
     }
 
+    /// `v` as an object; `msg` is the error otherwise.
+    pub(super) fn object<'v>(
+        &mut self,
+        v: &'v Value,
+        loc: &str,
+        msg: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        let o = v.as_object();
+        if o.is_none() {
+            self.err(loc, msg.into());
+        }
+        o
+    }
+
     /// An error for each key of `o` not in `allowed`; `what` ends the message (` in a Pass
     /// state`, or nothing).
     pub(super) fn only_fields(
@@ -72,10 +86,7 @@ impl Loader {
         parent_ql: QueryLanguage,
         top: bool,
     ) -> Option<StateMachine> {
-        let Some(obj) = v.as_object() else {
-            self.err(loc, "Expected an object".into());
-            return None;
-        };
+        let obj = self.object(v, loc, "Expected an object")?;
         let mut allowed = vec!["Comment", "StartAt", "States", "QueryLanguage"];
         if top {
             allowed.extend(["TimeoutSeconds", "Version"]);
@@ -154,10 +165,7 @@ impl Loader {
         loc: &str,
         parent_ql: QueryLanguage,
     ) -> Option<State> {
-        let Some(o) = v.as_object() else {
-            self.err(loc, "A state must be an object".into());
-            return None;
-        };
+        let o = self.object(v, loc, "A state must be an object")?;
         let ty = match o.get("Type").and_then(Value::as_str) {
             Some(t) => t.to_string(),
             None => {
