@@ -1,7 +1,7 @@
 //! Errors of the crate: definitions that cannot be loaded, and the `{error, cause}` pair a
 //! workflow sees when something fails.
 
-use crate::validate::Diagnostic;
+use crate::diagnostics::Diagnostic;
 
 /// A definition that cannot run, with every diagnostic found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -52,7 +52,7 @@ pub fn looks_like_call(s: &str) -> bool {
 
 /// Parses `States.X(args...)`.
 pub fn parse(src: &str) -> Result<Call, String> {
-    let mut p = P {
+    let mut p = CallParser {
         s: src,
         b: src.as_bytes(),
         i: 0,
@@ -70,14 +70,14 @@ pub fn parse(src: &str) -> Result<Call, String> {
     Ok(c)
 }
 
-struct P<'a> {
+struct CallParser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
     depth: usize,
 }
 
-impl P<'_> {
+impl CallParser<'_> {
     fn ws(&mut self) {
         while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
@@ -224,48 +224,96 @@ pub trait ArgEnv {
 
 /// Evaluates a call. `Err` is the cause of a `States.Runtime` failure.
 pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
-    let mut args = Vec::with_capacity(call.args.len());
+    let mut values = Vec::with_capacity(call.args.len());
     for a in &call.args {
-        args.push(match a {
+        values.push(match a {
             Arg::Lit(v) => v.clone(),
             Arg::Call(c) => eval(c, env)?,
             other => env.resolve(other)?,
         });
     }
-    let name = call.name.as_str();
-    let arity = |lo: usize, hi: usize| -> Result<(), String> {
-        if args.len() < lo || args.len() > hi {
+    let args = Args {
+        name: call.name.as_str(),
+        values,
+    };
+    match args.name {
+        n if n.starts_with("States.Array") => arrays(args),
+        "States.Base64Encode" | "States.Base64Decode" | "States.Hash" => encodings(args),
+        "States.JsonMerge" | "States.MathRandom" | "States.MathAdd" | "States.UUID" => {
+            math_and_json(args, env)
+        }
+        _ => strings(args),
+    }
+}
+
+/// The evaluated arguments of one call, with the checks and messages the functions share.
+struct Args<'a> {
+    name: &'a str,
+    values: Vec<Value>,
+}
+
+impl Args<'_> {
+    /// Between `lo` and `hi` arguments.
+    fn arity(&self, lo: usize, hi: usize) -> Result<(), String> {
+        if self.values.len() < lo || self.values.len() > hi {
             Err(format!(
-                "Function {name} takes {} argument(s) but {} were given",
+                "Function {} takes {} argument(s) but {} were given",
+                self.name,
                 if lo == hi {
                     lo.to_string()
                 } else {
                     format!("{lo} to {hi}")
                 },
-                args.len()
+                self.values.len()
             ))
         } else {
             Ok(())
         }
-    };
-    let bad = |what: &str| -> String { format!("Invalid arguments in {name}: {what}") };
-    match name {
+    }
+
+    /// Argument `i`, which must be a string.
+    fn str(&self, i: usize) -> Result<&str, String> {
+        self.values[i]
+            .as_str()
+            .ok_or_else(|| self.bad("expected a string"))
+    }
+
+    /// Argument `i`, which must be an array.
+    fn array(&self, i: usize) -> Result<&Vec<Value>, String> {
+        self.values[i]
+            .as_array()
+            .ok_or_else(|| self.bad("expected an array"))
+    }
+
+    fn bad(&self, what: &str) -> String {
+        format!("Invalid arguments in {}: {what}", self.name)
+    }
+
+    fn unknown(&self) -> String {
+        format!("unknown intrinsic function '{}'", self.name)
+    }
+}
+
+/// `States.Format`, the JSON/string conversions and `States.StringSplit`.
+fn strings(call: Args<'_>) -> Result<Value, String> {
+    match call.name {
         "States.Format" => {
-            if args.is_empty() {
-                return Err(bad("a format string is required"));
+            if call.values.is_empty() {
+                return Err(call.bad("a format string is required"));
             }
-            let fmt = args[0]
+            let fmt = call.values[0]
                 .as_str()
-                .ok_or_else(|| bad("format must be a string"))?;
+                .ok_or_else(|| call.bad("format must be a string"))?;
             let mut out = String::new();
             let mut n = 1;
             let mut chars = fmt.chars().peekable();
             while let Some(c) = chars.next() {
                 if c == '{' && chars.peek() == Some(&'}') {
                     chars.next();
-                    let v = args
+                    let v = call
+                        .values
                         .get(n)
-                        .ok_or_else(|| bad("not enough arguments for the format string"))?;
+                        .ok_or_else(|| call.bad("not enough arguments for the format string"))?;
                     n += 1;
                     out.push_str(&java_string(v));
                 } else {
@@ -275,26 +323,46 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             Ok(Value::String(out))
         }
         "States.StringToJson" => {
-            arity(1, 1)?;
-            let s = args[0].as_str().ok_or_else(|| bad("expected a string"))?;
+            call.arity(1, 1)?;
+            let s = call.str(0)?;
             if s.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            serde_json::from_str(s).map_err(|e| bad(&format!("not valid JSON: {e}")))
+            serde_json::from_str(s).map_err(|e| call.bad(&format!("not valid JSON: {e}")))
         }
         "States.JsonToString" => {
-            arity(1, 1)?;
+            call.arity(1, 1)?;
             Ok(Value::String(
-                serde_json::to_string(&args[0]).map_err(|e| e.to_string())?,
+                serde_json::to_string(&call.values[0]).map_err(|e| e.to_string())?,
             ))
         }
-        "States.Array" => Ok(Value::Array(args)),
+        "States.StringSplit" => {
+            call.arity(2, 2)?;
+            let (Some(s), Some(d)) = (call.values[0].as_str(), call.values[1].as_str()) else {
+                return Err(call.bad("arguments must be strings"));
+            };
+            let parts: Vec<Value> = s
+                .split(|c: char| d.contains(c))
+                .filter(|p| !p.is_empty())
+                .map(|p| Value::String(p.to_string()))
+                .collect();
+            Ok(Value::Array(parts))
+        }
+        _ => Err(call.unknown()),
+    }
+}
+
+/// The `States.Array*` functions.
+fn arrays(call: Args<'_>) -> Result<Value, String> {
+    match call.name {
+        "States.Array" => Ok(Value::Array(call.values)),
         "States.ArrayPartition" => {
-            arity(2, 2)?;
-            let a = args[0].as_array().ok_or_else(|| bad("expected an array"))?;
-            let n = int_arg(&args[1]).ok_or_else(|| bad("chunk size must be an integer"))?;
+            call.arity(2, 2)?;
+            let a = call.array(0)?;
+            let n = int_arg(&call.values[1])
+                .ok_or_else(|| call.bad("chunk size must be an integer"))?;
             if n <= 0 {
-                return Err(bad("chunk size must be greater than 0"));
+                return Err(call.bad("chunk size must be greater than 0"));
             }
             Ok(Value::Array(
                 a.chunks(n as usize)
@@ -303,48 +371,50 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             ))
         }
         "States.ArrayContains" => {
-            arity(2, 2)?;
-            let a = args[0].as_array().ok_or_else(|| bad("expected an array"))?;
-            Ok(Value::Bool(a.iter().any(|x| json_eq(x, &args[1]))))
+            call.arity(2, 2)?;
+            let a = call.array(0)?;
+            Ok(Value::Bool(a.iter().any(|x| json_eq(x, &call.values[1]))))
         }
         "States.ArrayRange" => {
-            arity(3, 3)?;
-            let (Some(a), Some(b), Some(s)) =
-                (int_arg(&args[0]), int_arg(&args[1]), int_arg(&args[2]))
-            else {
-                return Err(bad("arguments must be integers"));
+            call.arity(3, 3)?;
+            let (Some(a), Some(b), Some(s)) = (
+                int_arg(&call.values[0]),
+                int_arg(&call.values[1]),
+                int_arg(&call.values[2]),
+            ) else {
+                return Err(call.bad("arguments must be integers"));
             };
             if s == 0 {
-                return Err(bad("step must not be 0"));
+                return Err(call.bad("step must not be 0"));
             }
             let mut out = Vec::new();
             let mut i = a;
             while (s > 0 && i <= b) || (s < 0 && i >= b) {
                 out.push(Value::from(i));
                 if out.len() > 1000 {
-                    return Err(bad("the range exceeds 1000 items"));
+                    return Err(call.bad("the range exceeds 1000 items"));
                 }
                 i += s;
             }
             Ok(Value::Array(out))
         }
         "States.ArrayGetItem" => {
-            arity(2, 2)?;
-            let a = args[0].as_array().ok_or_else(|| bad("expected an array"))?;
-            let i = int_arg(&args[1]).ok_or_else(|| bad("index must be an integer"))?;
+            call.arity(2, 2)?;
+            let a = call.array(0)?;
+            let i = int_arg(&call.values[1]).ok_or_else(|| call.bad("index must be an integer"))?;
             if i < 0 || i as usize >= a.len() {
-                return Err(bad("index out of bounds"));
+                return Err(call.bad("index out of bounds"));
             }
             Ok(a[i as usize].clone())
         }
         "States.ArrayLength" => {
-            arity(1, 1)?;
-            let a = args[0].as_array().ok_or_else(|| bad("expected an array"))?;
+            call.arity(1, 1)?;
+            let a = call.array(0)?;
             Ok(Value::from(a.len()))
         }
         "States.ArrayUnique" => {
-            arity(1, 1)?;
-            let a = args[0].as_array().ok_or_else(|| bad("expected an array"))?;
+            call.arity(1, 1)?;
+            let a = call.array(0)?;
             let mut out: Vec<Value> = Vec::new();
             for x in a {
                 if !out.iter().any(|y| json_eq(x, y)) {
@@ -353,43 +423,58 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             }
             Ok(Value::Array(out))
         }
+        _ => Err(call.unknown()),
+    }
+}
+
+/// Base64 and hashing.
+fn encodings(call: Args<'_>) -> Result<Value, String> {
+    match call.name {
         "States.Base64Encode" => {
-            arity(1, 1)?;
-            let s = args[0].as_str().ok_or_else(|| bad("expected a string"))?;
+            call.arity(1, 1)?;
+            let s = call.str(0)?;
             Ok(Value::String(
                 base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
             ))
         }
         "States.Base64Decode" => {
-            arity(1, 1)?;
-            let s = args[0].as_str().ok_or_else(|| bad("expected a string"))?;
+            call.arity(1, 1)?;
+            let s = call.str(0)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())
-                .map_err(|e| bad(&format!("not valid base64: {e}")))?;
+                .map_err(|e| call.bad(&format!("not valid base64: {e}")))?;
             Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         }
         "States.Hash" => {
-            arity(2, 2)?;
-            let data = args[0]
+            call.arity(2, 2)?;
+            let data = call.values[0]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| serde_json::to_string(&args[0]).unwrap_or_default());
-            let alg = args[1]
+                .unwrap_or_else(|| serde_json::to_string(&call.values[0]).unwrap_or_default());
+            let alg = call.values[1]
                 .as_str()
-                .ok_or_else(|| bad("algorithm must be a string"))?;
+                .ok_or_else(|| call.bad("algorithm must be a string"))?;
             hash(alg, data.as_bytes()).ok_or_else(|| {
-                bad(&format!(
+                call.bad(&format!(
                     "unsupported algorithm '{alg}' (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
                 ))
             })
         }
+        _ => Err(call.unknown()),
+    }
+}
+
+/// `States.JsonMerge`, the math functions and `States.UUID` (the randomness comes from `env`).
+fn math_and_json(call: Args<'_>, env: &dyn ArgEnv) -> Result<Value, String> {
+    match call.name {
         "States.JsonMerge" => {
-            arity(3, 3)?;
-            let (Some(a), Some(b)) = (args[0].as_object(), args[1].as_object()) else {
-                return Err(bad("the first two arguments must be objects"));
+            call.arity(3, 3)?;
+            let (Some(a), Some(b)) = (call.values[0].as_object(), call.values[1].as_object())
+            else {
+                return Err(call.bad("the first two arguments must be objects"));
             };
-            if args[2] != Value::Bool(false) {
-                return Err(bad("only shallow merges (false) are supported"));
+            if call.values[2] != Value::Bool(false) {
+                return Err(call.bad("only shallow merges (false) are supported"));
             }
             let mut out: Map<String, Value> = a.clone();
             for (k, v) in b {
@@ -398,18 +483,18 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             Ok(Value::Object(out))
         }
         "States.MathRandom" => {
-            arity(2, 3)?;
+            call.arity(2, 3)?;
             let (Some(lo), Some(hi)) = (
-                args[0].as_f64().map(|f| f as i64),
-                args[1].as_f64().map(|f| f as i64),
+                call.values[0].as_f64().map(|f| f as i64),
+                call.values[1].as_f64().map(|f| f as i64),
             ) else {
-                return Err(bad("bounds must be numbers"));
+                return Err(call.bad("bounds must be numbers"));
             };
             if hi <= lo {
-                return Err(bad("the end must be greater than the start"));
+                return Err(call.bad("the end must be greater than the start"));
             }
-            let r = if let Some(seed) = args.get(2) {
-                let seed = int_arg(seed).ok_or_else(|| bad("seed must be an integer"))?;
+            let r = if let Some(seed) = call.values.get(2) {
+                let seed = int_arg(seed).ok_or_else(|| call.bad("seed must be an integer"))?;
                 let mut x = seed as u64 ^ 0x9E37_79B9_7F4A_7C15;
                 x = splitmix(&mut x);
                 (x >> 11) as f64 / (1u64 << 53) as f64
@@ -419,37 +504,23 @@ pub fn eval(call: &Call, env: &dyn ArgEnv) -> Result<Value, String> {
             Ok(Value::from(lo + (r * (hi - lo) as f64) as i64))
         }
         "States.MathAdd" => {
-            arity(2, 2)?;
-            let (Some(a), Some(b)) = (args[0].as_f64(), args[1].as_f64()) else {
-                return Err(bad("arguments must be numbers"));
+            call.arity(2, 2)?;
+            let (Some(a), Some(b)) = (call.values[0].as_f64(), call.values[1].as_f64()) else {
+                return Err(call.bad("arguments must be numbers"));
             };
             // AWS computes with Java ints: operands and sum stay within 32 bits.
             let (a, b) = (math_round(a), math_round(b));
             let in_range = |x: i64| i32::try_from(x).is_ok();
             if !in_range(a) || !in_range(b) || !in_range(a + b) {
-                return Err(bad(
-                    "values must be integers between -2147483648 and 2147483647",
-                ));
+                return Err(call.bad("values must be integers between -2147483648 and 2147483647"));
             }
             Ok(Value::from(a + b))
         }
-        "States.StringSplit" => {
-            arity(2, 2)?;
-            let (Some(s), Some(d)) = (args[0].as_str(), args[1].as_str()) else {
-                return Err(bad("arguments must be strings"));
-            };
-            let parts: Vec<Value> = s
-                .split(|c: char| d.contains(c))
-                .filter(|p| !p.is_empty())
-                .map(|p| Value::String(p.to_string()))
-                .collect();
-            Ok(Value::Array(parts))
-        }
         "States.UUID" => {
-            arity(0, 0)?;
+            call.arity(0, 0)?;
             Ok(Value::String(uuid_v4(env.random_u64(), env.random_u64())))
         }
-        _ => Err(format!("unknown intrinsic function '{name}'")),
+        _ => Err(call.unknown()),
     }
 }
 
@@ -472,17 +543,23 @@ fn int_arg(v: &Value) -> Option<i64> {
 
 /// Equality that treats 1 and 1.0 alike.
 pub fn json_eq(a: &Value, b: &Value) -> bool {
+    json_eq_with(a, b, &|a, b| a == b)
+}
+
+/// Structural equality where numbers compare by value (1 and 1.0 alike) and `leaf` decides
+/// every other pair that is not two arrays or two objects.
+pub fn json_eq_with(a: &Value, b: &Value, leaf: &dyn Fn(&Value, &Value) -> bool) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq_with(p, q, leaf))
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
                 && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq_with(v, w, leaf)))
         }
-        _ => a == b,
+        _ => leaf(a, b),
     }
 }
 

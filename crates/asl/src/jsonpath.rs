@@ -260,12 +260,9 @@ fn select_definite(segs: &[Seg], node: &Value, root: &Value) -> Option<Value> {
     let mut cur = node;
     for (n, s) in segs.iter().enumerate() {
         match s {
-            Seg::Key(k) => cur = cur.as_object()?.get(k)?,
-            Seg::Index(i) => cur = index(cur.as_array()?, *i)?,
-            Seg::Union(v) if v.len() == 1 => match &v[0] {
-                Sel::Key(k) => cur = cur.as_object()?.get(k)?,
-                Sel::Index(i) => cur = index(cur.as_array()?, *i)?,
-            },
+            Seg::Key(k) => cur = member(cur, k)?,
+            Seg::Index(i) => cur = element(cur, *i)?,
+            Seg::Union(v) if v.len() == 1 => cur = v[0].pick(cur)?,
             Seg::Length => {
                 return match cur {
                     Value::Array(a) if n + 1 == segs.len() => Some(Value::from(a.len())),
@@ -282,6 +279,26 @@ fn select_definite(segs: &[Seg], node: &Value, root: &Value) -> Option<Value> {
         }
     }
     Some(cur.clone())
+}
+
+/// `node.k`, when `node` is an object that has it.
+fn member<'v>(node: &'v Value, k: &str) -> Option<&'v Value> {
+    node.as_object()?.get(k)
+}
+
+/// `node[i]` (negative from the end), when `node` is an array that long.
+fn element(node: &Value, i: i64) -> Option<&Value> {
+    index(node.as_array()?, i)
+}
+
+impl Sel {
+    /// The member or element this selector names in `node`.
+    fn pick<'v>(&self, node: &'v Value) -> Option<&'v Value> {
+        match self {
+            Sel::Key(k) => member(node, k),
+            Sel::Index(i) => element(node, *i),
+        }
+    }
 }
 
 fn index(a: &[Value], i: i64) -> Option<&Value> {
@@ -303,16 +320,8 @@ fn collect(segs: &[Seg], node: &Value, root: &Value, out: &mut Vec<Value>) {
 
 fn apply_seg(seg: &Seg, node: &Value, root: &Value, f: &mut dyn FnMut(&Value)) {
     match seg {
-        Seg::Key(k) => {
-            if let Some(v) = node.as_object().and_then(|o| o.get(k)) {
-                f(v)
-            }
-        }
-        Seg::Index(i) => {
-            if let Some(v) = node.as_array().and_then(|a| index(a, *i)) {
-                f(v)
-            }
-        }
+        Seg::Key(k) => member(node, k).into_iter().for_each(f),
+        Seg::Index(i) => element(node, *i).into_iter().for_each(f),
         Seg::Wildcard => match node {
             Value::Array(a) => a.iter().for_each(f),
             Value::Object(o) => o.values().for_each(f),
@@ -332,22 +341,7 @@ fn apply_seg(seg: &Seg, node: &Value, root: &Value, f: &mut dyn FnMut(&Value)) {
                 }
             }
         }
-        Seg::Union(sels) => {
-            for s in sels {
-                match s {
-                    Sel::Key(k) => {
-                        if let Some(v) = node.as_object().and_then(|o| o.get(k)) {
-                            f(v)
-                        }
-                    }
-                    Sel::Index(i) => {
-                        if let Some(v) = node.as_array().and_then(|a| index(a, *i)) {
-                            f(v)
-                        }
-                    }
-                }
-            }
-        }
+        Seg::Union(sels) => sels.iter().filter_map(|s| s.pick(node)).for_each(f),
         Seg::Filter(flt) => {
             let items: Vec<&Value> = match node {
                 Value::Array(a) => a.iter().collect(),
@@ -623,27 +617,27 @@ impl Parser<'_> {
     }
 
     fn filter_or(&mut self) -> Result<Filter, String> {
-        let mut l = self.filter_and()?;
-        loop {
-            self.skip_ws();
-            if self.s[self.i..].starts_with(b"||") {
-                self.i += 2;
-                let r = self.filter_and()?;
-                l = Filter::Or(Box::new(l), Box::new(r));
-            } else {
-                return Ok(l);
-            }
-        }
+        self.filter_chain(b"||", Self::filter_and, Filter::Or)
     }
 
     fn filter_and(&mut self) -> Result<Filter, String> {
-        let mut l = self.filter_atom()?;
+        self.filter_chain(b"&&", Self::filter_atom, Filter::And)
+    }
+
+    /// Operands from `operand` joined left to right by the operator `op`.
+    fn filter_chain(
+        &mut self,
+        op: &[u8],
+        operand: fn(&mut Self) -> Result<Filter, String>,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Result<Filter, String> {
+        let mut l = operand(self)?;
         loop {
             self.skip_ws();
-            if self.s[self.i..].starts_with(b"&&") {
-                self.i += 2;
-                let r = self.filter_atom()?;
-                l = Filter::And(Box::new(l), Box::new(r));
+            if self.s[self.i..].starts_with(op) {
+                self.i += op.len();
+                let r = operand(self)?;
+                l = join(Box::new(l), Box::new(r));
             } else {
                 return Ok(l);
             }

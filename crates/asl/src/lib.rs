@@ -47,12 +47,21 @@
 //!
 //! # Layout
 //!
-//! - [`definition`]: load phase, typed states from JSON.
-//! - [`mod@validate`]: diagnostics with AWS codes and locations; graph checks.
-//! - [`run`]: the interpreter (states, Retry/Catch, Map/Parallel concurrency, history).
+//! - [`definition`]: load phase, typed states from JSON: the types in `definition`, the
+//!   reading in `definition::load` (machines and states), with field readers, Retry/Catch
+//!   and Choice rules in their own private modules.
+//! - [`diagnostics`]: AWS-shaped findings (severity, code, message, location), reported by
+//!   both loading and validation.
+//! - [`mod@validate`]: graph checks (transition targets, reachability, a terminal state).
+//! - [`run`]: the interpreter. `run` itself holds the execution loop and history events;
+//!   `run::pipeline` the input/output/assign processing every state shares (including the
+//!   single end of a JSONata state: `Assign`, then `Output`); one module per state type
+//!   (`pass`, `terminal` for Succeed and Fail, `choice`, `wait`, `task`, `parallel`, `map`);
+//!   `run::retry` the Retry/Catch loop around Task, Parallel and Map.
 //! - [`jsonpath`]: JSONPath selection and reference paths.
 //! - [`intrinsics`]: the 18 `States.*` intrinsic functions.
-//! - [`jsonata`]: the JSONata evaluator with AWS's additional functions.
+//! - [`jsonata`]: the JSONata evaluator with AWS's additional functions: lexer, parser,
+//!   evaluator and function library in their own modules.
 //! - [`values`]: JSON helpers (Java-style strings, ISO-8601, size quota).
 //! - [`history`]: events and the observer trait for streaming them.
 //! - [`clock`]: the `Clock` and `Random` ports, a virtual clock and a seeded generator.
@@ -118,6 +127,7 @@
 
 pub mod clock;
 pub mod definition;
+pub mod diagnostics;
 pub mod error;
 pub mod history;
 pub mod intrinsics;

@@ -1,45 +1,12 @@
-//! Validate phase: diagnostics shaped like AWS `ValidateStateMachineDefinition` (a code, a
-//! message and a location such as `/States/Foo/Next`), and the graph checks that need the
-//! whole definition (transition targets, reachability, a terminal state).
+//! Validate phase: the graph checks that need the whole definition (transition targets,
+//! reachability, a terminal state), on top of what loading reports. The diagnostics are
+//! AWS-shaped (see [`crate::diagnostics`]).
 
-use crate::definition::{Kind, Loader, QueryLanguage, StateMachine};
+pub use crate::diagnostics::{Diagnostic, Severity};
+
+use crate::definition::{Kind, Loader, QueryLanguage, State, StateMachine};
 use serde_json::Value;
 use std::collections::HashSet;
-
-/// ERROR makes a definition unusable; WARNING is advice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-/// One finding, with AWS's code names (`SCHEMA_VALIDATION_FAILED`, `MISSING_TRANSITION_TARGET`,
-/// `MISSING_END_STATE`, `INVALID_JSON_DESCRIPTION`, `MISSING_DESCRIPTION`, `INVALID_RESOURCE`,
-/// `INVALID_STATE_NAME`, and the warning `NO_DOLLAR`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub code: String,
-    pub message: String,
-    pub location: Option<String>,
-}
-
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} at {}: {}",
-            if self.severity == Severity::Error {
-                "ERROR"
-            } else {
-                "WARNING"
-            },
-            self.code,
-            self.location.as_deref().unwrap_or("/"),
-            self.message
-        )
-    }
-}
 
 /// Validates definition text; returns every diagnostic (empty means OK).
 pub fn validate(text: &str) -> Vec<Diagnostic> {
@@ -49,28 +16,22 @@ pub fn validate(text: &str) -> Vec<Diagnostic> {
 /// Parses and validates; the machine is returned when there is no ERROR diagnostic.
 pub fn load_with_diagnostics(text: &str) -> (Option<StateMachine>, Vec<Diagnostic>) {
     if text.trim().is_empty() {
-        return (
+        let d = Diagnostic::error(
+            "MISSING_DESCRIPTION",
             None,
-            vec![Diagnostic {
-                severity: Severity::Error,
-                code: "MISSING_DESCRIPTION".into(),
-                message: "The definition is empty".into(),
-                location: None,
-            }],
+            "The definition is empty".into(),
         );
+        return (None, vec![d]);
     }
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            return (
+            let d = Diagnostic::error(
+                "INVALID_JSON_DESCRIPTION",
                 None,
-                vec![Diagnostic {
-                    severity: Severity::Error,
-                    code: "INVALID_JSON_DESCRIPTION".into(),
-                    message: format!("The definition is not valid JSON: {e}"),
-                    location: None,
-                }],
+                format!("The definition is not valid JSON: {e}"),
             );
+            return (None, vec![d]);
         }
     };
     load_value(&v)
@@ -89,12 +50,28 @@ pub fn load_value(v: &Value) -> (Option<StateMachine>, Vec<Diagnostic>) {
 }
 
 fn push(diags: &mut Vec<Diagnostic>, code: &str, loc: String, msg: String) {
-    diags.push(Diagnostic {
-        severity: Severity::Error,
-        code: code.into(),
-        message: msg,
-        location: Some(loc),
-    });
+    diags.push(Diagnostic::error(code, Some(loc), msg));
+}
+
+/// Every state `s` can go to, with the location of the field that names it (`sl` is the
+/// state's own location).
+fn transitions<'m>(s: &'m State, sl: &str) -> Vec<(String, &'m str)> {
+    let mut targets: Vec<(String, &str)> = Vec::new();
+    if let Some(n) = &s.next {
+        targets.push((format!("{sl}/Next"), n));
+    }
+    for (i, c) in s.catch.iter().enumerate() {
+        targets.push((format!("{sl}/Catch/{i}/Next"), &c.next));
+    }
+    if let Kind::Choice { choices, default } = &s.kind {
+        for (i, c) in choices.iter().enumerate() {
+            targets.push((format!("{sl}/Choices/{i}/Next"), &c.next));
+        }
+        if let Some(d) = default {
+            targets.push((format!("{sl}/Default"), d));
+        }
+    }
+    targets
 }
 
 fn check_graph(m: &StateMachine, loc: &str, diags: &mut Vec<Diagnostic>) {
@@ -112,22 +89,7 @@ fn check_graph(m: &StateMachine, loc: &str, diags: &mut Vec<Diagnostic>) {
     let mut terminal = false;
     for s in &m.states {
         let sl = format!("{loc}/States/{}", s.name);
-        let mut targets: Vec<(String, &str)> = Vec::new();
-        if let Some(n) = &s.next {
-            targets.push((format!("{sl}/Next"), n));
-        }
-        for (i, c) in s.catch.iter().enumerate() {
-            targets.push((format!("{sl}/Catch/{i}/Next"), &c.next));
-        }
         match &s.kind {
-            Kind::Choice { choices, default } => {
-                for (i, c) in choices.iter().enumerate() {
-                    targets.push((format!("{sl}/Choices/{i}/Next"), &c.next));
-                }
-                if let Some(d) = default {
-                    targets.push((format!("{sl}/Default"), d));
-                }
-            }
             Kind::Succeed | Kind::Fail { .. } => terminal = true,
             Kind::Parallel { branches } => {
                 for (i, b) in branches.iter().enumerate() {
@@ -140,7 +102,7 @@ fn check_graph(m: &StateMachine, loc: &str, diags: &mut Vec<Diagnostic>) {
         if s.end {
             terminal = true;
         }
-        for (l, t) in targets {
+        for (l, t) in transitions(s, &sl) {
             if m.get(t).is_none() {
                 push(
                     diags,
@@ -168,22 +130,8 @@ fn check_graph(m: &StateMachine, loc: &str, diags: &mut Vec<Diagnostic>) {
     let mut stack = vec![m.start_at.as_str()];
     while let Some(n) = stack.pop() {
         let Some(s) = m.get(n) else { continue };
-        if !seen.insert(s.name.as_str()) {
-            continue;
-        }
-        if let Some(x) = &s.next {
-            stack.push(x);
-        }
-        for c in &s.catch {
-            stack.push(&c.next);
-        }
-        if let Kind::Choice { choices, default } = &s.kind {
-            for c in choices {
-                stack.push(&c.next);
-            }
-            if let Some(d) = default {
-                stack.push(d);
-            }
+        if seen.insert(s.name.as_str()) {
+            stack.extend(transitions(s, "").into_iter().map(|(_, t)| t));
         }
     }
     for s in &m.states {
