@@ -394,7 +394,11 @@ fn arrays(call: Args<'_>) -> Result<Value, String> {
                 if out.len() > 1000 {
                     return Err(call.bad("the range exceeds 1000 items"));
                 }
-                i += s;
+                // Past the largest (or smallest) integer the range has certainly ended.
+                match i.checked_add(s) {
+                    Some(next) => i = next,
+                    None => break,
+                }
             }
             Ok(Value::Array(out))
         }
@@ -501,7 +505,10 @@ fn math_and_json(call: Args<'_>, env: &dyn ArgEnv) -> Result<Value, String> {
             } else {
                 env.random_unit()
             };
-            Ok(Value::from(lo + (r * (hi - lo) as f64) as i64))
+            // In 128 bits: the span of two 64-bit bounds does not fit in 64.
+            let span = (i128::from(hi) - i128::from(lo)) as f64;
+            let drawn = i128::from(lo) + (r * span) as i128;
+            Ok(Value::from(drawn.clamp(i128::from(lo), i128::from(hi) - 1) as i64))
         }
         "States.MathAdd" => {
             call.arity(2, 2)?;
