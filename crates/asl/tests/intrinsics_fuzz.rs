@@ -80,7 +80,8 @@ impl Gen {
         ];
         let mut s = String::new();
         for _ in 0..self.below(4) {
-            s.push_str(self.pick(&pieces[..]));
+            let piece: &str = self.pick(&pieces);
+            s.push_str(piece);
         }
         if self.below(20) == 0 {
             s.push_str(&"x".repeat(self.below(5000)));
@@ -157,7 +158,8 @@ impl Gen {
         ];
         let mut s = String::new();
         for _ in 0..self.below(12) {
-            s.push_str(self.pick(&pieces[..]));
+            let piece: &str = self.pick(&pieces);
+            s.push_str(piece);
         }
         s
     }
