@@ -80,7 +80,7 @@ impl Gen {
         ];
         let mut s = String::new();
         for _ in 0..self.below(4) {
-            let piece: &str = self.pick(&pieces);
+            let piece: &&str = self.pick(&pieces);
             s.push_str(piece);
         }
         if self.below(20) == 0 {
@@ -158,7 +158,7 @@ impl Gen {
         ];
         let mut s = String::new();
         for _ in 0..self.below(12) {
-            let piece: &str = self.pick(&pieces);
+            let piece: &&str = self.pick(&pieces);
             s.push_str(piece);
         }
         s
