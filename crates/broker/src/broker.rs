@@ -44,6 +44,10 @@ pub struct Grant {
     pub expires_at: i64,
     pub remaining: u32,
     pub budget: u32,
+    /// True when this call moved the expiry of a lease the id already held (an expired lease
+    /// renewed in place). A re-acquire of a live lease returns it with its expiry unchanged
+    /// (false), and so does a new grant.
+    pub extended: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,12 +167,12 @@ impl Broker {
                 GrantAttempt::Granted(record) => {
                     info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted");
                     self.gauge(&pool, record).await;
-                    return Ok(grant(lease, record));
+                    return Ok(grant(lease, record, false));
                 }
                 GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
                     let record = self.pool_or_missing(&pool).await?;
                     info!(pool = %pool, lease = %id, "lease already held; returned as is");
-                    return Ok(grant(existing, record));
+                    return Ok(grant(existing, record, false));
                 }
                 GrantAttempt::LeaseExists(expired) => {
                     // The holder came back after its lease expired but before anyone reclaimed
@@ -177,7 +181,7 @@ impl Broker {
                     if self.store.renew(&expired, lease.expires_at).await? {
                         let record = self.pool_or_missing(&pool).await?;
                         info!(pool = %pool, lease = %id, "expired lease renewed");
-                        return Ok(grant(lease, record));
+                        return Ok(grant(lease, record, true));
                     }
                 }
                 GrantAttempt::PoolMissing => {
@@ -343,8 +347,9 @@ impl Broker {
     }
 }
 
-fn grant(lease: Lease, record: PoolRecord) -> Grant {
+fn grant(lease: Lease, record: PoolRecord, extended: bool) -> Grant {
     Grant {
+        extended,
         pool: lease.pool,
         lease_id: lease.id,
         expires_at: lease.expires_at,

@@ -3,7 +3,8 @@
 //! # Item layout (one table, partition key `pk`, sort key `sk`, both strings)
 //! - pool record: `pk = <pool>`, `sk = "#POOL"`, `budget` (N), `inUse` (N), `counterVersion`
 //!   (N, incremented by every change of `inUse`; absent on records of older versions, read as
-//!   0), `updatedAt` (N).
+//!   0), `updatedAt` (N), `closing` (BOOL, set while the pool is being deleted: no grant
+//!   commits on a closing pool).
 //! - lease: `pk = <pool>`, `sk = "LEASE#<leaseId>"`, `leaseId` (S), `grantedAt` (N),
 //!   `expiresAt` (N, epoch seconds).
 //!
@@ -137,6 +138,36 @@ impl DynamoStore {
         })
     }
 
+    /// Removes a lease record whose slot cannot be uncounted (the pool is gone, or its counter
+    /// is already 0 after drift or a repair), so that it can never be counted again. With
+    /// `expires_at`, only if the record still expires then (it was not renewed meanwhile).
+    async fn remove_uncounted(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        tracing::warn!(pool = %pool, lease = %id, "lease without a counted slot; removing record");
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(pool, id)));
+        let request = match expires_at {
+            Some(at) => request
+                .condition_expression("expiresAt = :expected")
+                .expression_attribute_values(":expected", n(at)),
+            None => request,
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(s)) if s.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::service("DeleteItem", e)),
+        }
+    }
+
     async fn read_pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
         let out = self
             .client
@@ -200,8 +231,29 @@ impl LeaseStore for DynamoStore {
 
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
         let existed = self.read_pool(pool).await?.is_some();
-        // Leases first, so that a crash half way leaves a pool record (retried by the next
-        // Delete) rather than orphaned leases without one.
+        // Close the pool first: a grant's condition requires it open, so no lease can commit
+        // after this point, and every lease that committed before it is found by the sweep
+        // below (a consistent query). Without it, a grant landing between the sweep and the
+        // deletion of the pool record would leave a lease record without its pool.
+        if existed {
+            let closed = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::pool_key(pool)))
+                .update_expression("SET closing = :yes")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match closed {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(StoreError::service("UpdateItem(close)", e)),
+            }
+        }
+        // Leases next, so that a crash half way leaves a (closed) pool record, retried by the
+        // next Delete, rather than orphaned leases without one.
         for lease in self.leases(pool).await? {
             self.client
                 .delete_item()
@@ -234,16 +286,19 @@ impl LeaseStore for DynamoStore {
             .build()
             .expect("table and item are set");
         let items = vec![
-            self.counter_update(&lease.pool, 1, "attribute_exists(pk) AND inUse < budget"),
+            self.counter_update(
+                &lease.pool,
+                1,
+                "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)",
+            ),
             TransactWriteItem::builder().put(put).build(),
         ];
         match self.transact("TransactWriteItems(grant)", items).await? {
-            None => {
-                let record = self.read_pool(&lease.pool).await?.ok_or_else(|| {
-                    StoreError::Malformed(format!("pool {} vanished after a grant", lease.pool))
-                })?;
-                Ok(GrantAttempt::Granted(record))
-            }
+            // The pool was deleted right after the grant: its deletion sweeps this lease too.
+            None => Ok(match self.read_pool(&lease.pool).await? {
+                Some(record) => GrantAttempt::Granted(record),
+                None => GrantAttempt::PoolMissing,
+            }),
             Some(cancelled) if cancelled.failed(1) => match cancelled.item(1) {
                 Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(
                     &lease.pool,
@@ -254,6 +309,7 @@ impl LeaseStore for DynamoStore {
                 )),
             },
             Some(cancelled) => match cancelled.item(0) {
+                Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
                 Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
                 None => Ok(GrantAttempt::PoolMissing),
             },
@@ -294,19 +350,7 @@ impl LeaseStore for DynamoStore {
         let released = match self.transact("TransactWriteItems(release)", items).await? {
             None => true,
             Some(cancelled) if cancelled.failed(0) => false,
-            Some(_) => {
-                // The lease exists but the counter cannot go down (pool deleted, or counter
-                // already at zero after drift): drop the record so it cannot be counted again.
-                tracing::warn!(pool = %pool, lease = %id, "lease without a counted slot; removing record");
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::lease_key(pool, id)))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::service("DeleteItem", e))?;
-                true
-            }
+            Some(_) => self.remove_uncounted(pool, id, None).await?,
         };
         Ok(ReleaseAttempt {
             released,
@@ -352,10 +396,15 @@ impl LeaseStore for DynamoStore {
             TransactWriteItem::builder().delete(delete).build(),
             self.counter_update(&lease.pool, -1, "attribute_exists(pk) AND inUse > :zero"),
         ];
-        Ok(self
-            .transact("TransactWriteItems(reclaim)", items)
-            .await?
-            .is_none())
+        match self.transact("TransactWriteItems(reclaim)", items).await? {
+            None => Ok(true),
+            // Gone or renewed meanwhile: not ours to reclaim.
+            Some(cancelled) if cancelled.failed(0) => Ok(false),
+            Some(_) => {
+                self.remove_uncounted(&lease.pool, &lease.id, Some(lease.expires_at))
+                    .await
+            }
+        }
     }
 
     async fn set_in_use(

@@ -1,7 +1,7 @@
 //! The acquire function: grants a connection lease from a pool's budget.
 //!
 //! Input `{"pool", "leaseId", "ttlSeconds"?}`; output `{"pool", "leaseId", "expiresAt",
-//! "remaining", "budget"}`. Errors (`errorType`): `ConnectionsExhausted`, `PoolNotFound`,
+//! "remaining", "budget", "extended"}`. Errors (`errorType`): `ConnectionsExhausted`, `PoolNotFound`,
 //! `InvalidInput`, `DependencyFailure`.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
