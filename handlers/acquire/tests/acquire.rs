@@ -44,8 +44,16 @@ async fn grants_with_the_documented_shape_then_refuses_by_name() {
     keys.sort();
     assert_eq!(
         keys,
-        ["budget", "expiresAt", "leaseId", "pool", "remaining"]
+        [
+            "budget",
+            "expiresAt",
+            "extended",
+            "leaseId",
+            "pool",
+            "remaining"
+        ]
     );
+    assert_eq!(grant["extended"], json!(false));
     assert_eq!(
         (grant["remaining"].as_u64(), grant["budget"].as_u64()),
         (Some(0), Some(1))
