@@ -1,10 +1,13 @@
 //! EventBridge, as far as the template uses it: rules with an event pattern receive the events
 //! the local services emit (Step Functions execution status changes), and scheduled rules fire
 //! at their rate; targets are local functions (invoked asynchronously) or state machines.
+//!
+//! The bus depends on Step Functions, never the reverse: it subscribes to the executions'
+//! status changes ([`StatusListener`]) and keeps a `Weak` handle to start state machine targets.
 
 use crate::lambda::LambdaService;
 use crate::rng::Rng;
-use crate::sfn::StepFunctions;
+use crate::sfn::{Execution, StatusListener, StepFunctions};
 use crate::template::{RuleSpec, Trigger};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +91,7 @@ pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), String> {
 }
 
 impl EventBus {
+    /// Checks the rules, and subscribes the bus to `sfn`'s execution status changes.
     pub fn new(
         rules: Vec<RuleSpec>,
         lambda: Arc<LambdaService>,
@@ -107,7 +111,7 @@ impl EventBus {
                 ));
             }
         }
-        Ok(Arc::new(EventBus {
+        let bus = Arc::new(EventBus {
             rules,
             lambda,
             sfn: Arc::downgrade(sfn),
@@ -115,7 +119,9 @@ impl EventBus {
             account: sfn.account.clone(),
             rng: Rng::new(seed ^ 0xe7e7),
             delivered: AtomicU64::new(0),
-        }))
+        });
+        sfn.subscribe(bus.clone());
+        Ok(bus)
     }
 
     /// Events delivered to targets so far.
@@ -195,6 +201,34 @@ impl EventBus {
                 }
             });
         }
+    }
+}
+
+/// "Step Functions Execution Status Change", as the rules of the template see it.
+impl StatusListener for EventBus {
+    fn status_changed(&self, execution: &Execution) {
+        let d = execution.describe();
+        let included = json!({"included": true});
+        let detail = json!({
+            "executionArn": d.arn,
+            "stateMachineArn": d.machine_arn,
+            "name": d.name,
+            "status": d.status,
+            "startDate": d.start_ms,
+            "stopDate": d.stop_ms,
+            "input": d.input,
+            "output": d.output,
+            "inputDetails": included,
+            "outputDetails": if d.output.is_some() { included.clone() } else { Value::Null },
+            "error": d.error,
+            "cause": d.cause,
+        });
+        self.publish(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            vec![d.arn.clone()],
+            detail,
+        );
     }
 }
 

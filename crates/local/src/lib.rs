@@ -9,13 +9,18 @@
 //! moto and MySQL from MariaDB (`scripts/dev-env.sh`). Everything binds 127.0.0.1.
 //!
 //! # Layout
-//! - [`template`]: reading the template, resolving intrinsic functions to local values.
+//! - [`template`]: reading the template (`template/intrinsics`: intrinsic functions and
+//!   substitutions; `template/resources`: each resource type the stack runs).
 //! - [`lambda`]: containers, the Runtime API, concurrency, timeouts, fault injection, logs.
 //! - [`metrics`]: Embedded Metric Format lines to CloudWatch metrics.
 //! - [`sfn`]: state machines, executions and the Step Functions JSON 1.0 API.
 //! - [`integrations`]: the Task resources (`lambda:invoke`, `states:startExecution(.sync:2)`,
 //!   `dynamodb:*Item`).
 //! - [`events`]: EventBridge rules (status change events, schedules).
+//!
+//! Dependencies run one way: [`sfn`] knows no other service; [`integrations`] (its Task
+//! invoker, given when it is built) and [`events`] (a listener of its status changes) depend on
+//! it, and hold `Weak` handles to it.
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
 //! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.

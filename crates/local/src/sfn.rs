@@ -1,8 +1,17 @@
 //! Step Functions: state machines and executions in memory, run by the `leasehold-asl`
 //! interpreter in real time, behind the AWS JSON 1.0 API (`X-Amz-Target: AWSStepFunctions.*`)
 //! that the `aws` CLI and the SDKs speak.
+//!
+//! This module depends on no other service of the stack. Its two outward connections are
+//! ports it defines itself:
+//! - [`Tasks`]: what runs Task states, given when the service is built. The invoker usually
+//!   starts child executions, so it needs a handle back to the service; [`StepFunctions::with_tasks`]
+//!   builds both at once (`Arc::new_cyclic`) and hands the invoker a `Weak` handle, so the
+//!   service owns its invoker and the invoker never keeps the service alive.
+//! - [`StatusListener`]: who hears about execution status changes (EventBridge rules). A
+//!   listener subscribes with [`StepFunctions::subscribe`] and holds the service's handle
+//!   itself; the service only knows the trait, and calls listeners synchronously, in order.
 
-use crate::events::EventBus;
 use crate::rng::Rng;
 use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
@@ -12,7 +21,7 @@ use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::info;
@@ -161,6 +170,28 @@ impl Execution {
 /// Tells whether a Task resource can run here.
 pub type ResourceCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// What runs the Task states of every execution.
+pub struct Tasks {
+    pub invoker: Arc<dyn TaskInvoker>,
+    /// Resources a Task may name; anything else is refused when a machine is checked.
+    pub supports: ResourceCheck,
+}
+
+impl Tasks {
+    /// No Task resource at all (machines of Pass, Choice, Wait, ... states only).
+    pub fn none() -> Tasks {
+        Tasks {
+            invoker: Arc::new(leasehold_asl::invoker::NoTasks),
+            supports: Box::new(|_| false),
+        }
+    }
+}
+
+/// Hears every status change of a STANDARD execution (started, then ended).
+pub trait StatusListener: Send + Sync {
+    fn status_changed(&self, execution: &Execution);
+}
+
 pub struct StepFunctions {
     pub region: String,
     pub account: String,
@@ -168,11 +199,9 @@ pub struct StepFunctions {
     executions: RwLock<HashMap<String, Arc<Execution>>>,
     /// Execution ARNs per machine, oldest first.
     by_machine: Mutex<HashMap<String, Vec<String>>>,
-    invoker: OnceLock<Arc<dyn TaskInvoker>>,
-    events: OnceLock<Arc<EventBus>>,
+    tasks: Tasks,
+    listeners: RwLock<Vec<Arc<dyn StatusListener>>>,
     random: Arc<Rng>,
-    /// Resources a Task may name; anything else fails the task with a clear cause.
-    supported: OnceLock<ResourceCheck>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -187,31 +216,37 @@ fn now_ms() -> i64 {
 }
 
 impl StepFunctions {
+    /// A service without Task resources.
     pub fn new(region: &str, account: &str, seed: u64) -> Arc<Self> {
-        Arc::new(StepFunctions {
+        Self::with_tasks(region, account, seed, |_| Tasks::none())
+    }
+
+    /// A service whose Task states run on what `tasks` builds; `tasks` receives the service's
+    /// own (not yet usable) handle for invokers that start child executions.
+    pub fn with_tasks(
+        region: &str,
+        account: &str,
+        seed: u64,
+        tasks: impl FnOnce(&Weak<StepFunctions>) -> Tasks,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| StepFunctions {
             region: region.to_owned(),
             account: account.to_owned(),
             machines: RwLock::default(),
             executions: RwLock::default(),
             by_machine: Mutex::default(),
-            invoker: OnceLock::new(),
-            events: OnceLock::new(),
+            tasks: tasks(me),
+            listeners: RwLock::default(),
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
-            supported: OnceLock::new(),
         })
     }
 
-    pub fn set_invoker(
-        &self,
-        invoker: Arc<dyn TaskInvoker>,
-        supported: Box<dyn Fn(&str) -> bool + Send + Sync>,
-    ) {
-        let _ = self.invoker.set(invoker);
-        let _ = self.supported.set(supported);
-    }
-
-    pub fn set_events(&self, events: Arc<EventBus>) {
-        let _ = self.events.set(events);
+    /// Adds a listener of execution status changes.
+    pub fn subscribe(&self, listener: Arc<dyn StatusListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
     }
 
     fn machine_arn(&self, name: &str) -> String {
@@ -531,11 +566,7 @@ impl StepFunctions {
         let services = Services {
             clock: Arc::new(TokioClock),
             random: self.random.clone(),
-            invoker: self
-                .invoker
-                .get()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(leasehold_asl::invoker::NoTasks)),
+            invoker: self.tasks.invoker.clone(),
             observer: Some(Arc::new(Recorder(Arc::downgrade(&execution)))),
         };
         self.publish_status(&execution);
@@ -568,36 +599,21 @@ impl StepFunctions {
         Ok(execution)
     }
 
-    /// "Step Functions Execution Status Change" for the rules of the template.
+    /// Tells the listeners about a status change (STANDARD executions only: Express workflows
+    /// emit no status change events).
     fn publish_status(&self, execution: &Execution) {
-        let Some(events) = self.events.get() else {
-            return;
-        };
         if execution.express {
-            return; // Express workflows emit no status change events.
+            return;
         }
-        let d = execution.describe();
-        let included = json!({"included": true});
-        let detail = json!({
-            "executionArn": d.arn,
-            "stateMachineArn": d.machine_arn,
-            "name": d.name,
-            "status": d.status,
-            "startDate": d.start_ms,
-            "stopDate": d.stop_ms,
-            "input": d.input,
-            "output": d.output,
-            "inputDetails": included,
-            "outputDetails": if d.output.is_some() { included.clone() } else { Value::Null },
-            "error": d.error,
-            "cause": d.cause,
-        });
-        events.publish(
-            "aws.states",
-            "Step Functions Execution Status Change",
-            vec![d.arn.clone()],
-            detail,
-        );
+        // A listener may start executions, which publish in turn: no lock is held meanwhile.
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for listener in listeners {
+            listener.status_changed(execution);
+        }
     }
 
     /// Every execution that is still running (for shutdown).
@@ -613,7 +629,7 @@ impl StepFunctions {
 
     /// Whether the local stack can run a Task resource.
     pub fn supports(&self, resource: &str) -> bool {
-        self.supported.get().is_some_and(|f| f(resource))
+        (self.tasks.supports)(resource)
     }
 }
 

@@ -147,7 +147,6 @@ impl Stack {
             metrics.clone(),
         )?;
 
-        let sfn = StepFunctions::new(&region, LOCAL_ACCOUNT, options.seed);
         let dynamodb = env
             .get("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| env.get("AWS_ENDPOINT_URL"))
@@ -157,12 +156,9 @@ impl Stack {
                 access_key: env_or(env, "AWS_ACCESS_KEY_ID", "testing").to_owned(),
                 secret_key: env_or(env, "AWS_SECRET_ACCESS_KEY", "testing").to_owned(),
             });
-        let integrations = Integrations::new(lambda.clone(), &sfn, dynamodb);
-        let checker = lambda.clone();
-        sfn.set_invoker(
-            integrations,
-            Box::new(move |resource| Integrations::supports(&checker, resource)),
-        );
+        let sfn = StepFunctions::with_tasks(&region, LOCAL_ACCOUNT, options.seed, |sfn| {
+            Integrations::new(lambda.clone(), sfn.clone(), dynamodb).tasks()
+        });
         for machine in &model.state_machines {
             for resource in StepFunctions::task_resources(&machine.definition) {
                 if !sfn.supports(&resource) {
@@ -180,7 +176,6 @@ impl Stack {
                 .map_err(|e| format!("state machine {}: {e}", machine.logical_id))?;
         }
         let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
-        sfn.set_events(events.clone());
         events.start_schedules();
 
         let cfn = Arc::new(CfnResponses::default());
