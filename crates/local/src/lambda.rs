@@ -509,6 +509,45 @@ impl LambdaService {
         }
     }
 
+    /// The function's process as Lambda's `provided.al2023` runtime starts it: a clean
+    /// environment with the Runtime API address and the function's settings.
+    fn command(&self, spec: &FunctionSpec, runtime_api: &str, stream: &str) -> Command {
+        let mut command = Command::new(self.config.binaries.join(&spec.binary));
+        command.env_clear();
+        for key in ["PATH", "LANG", "TZ"] {
+            if let Ok(value) = std::env::var(key) {
+                command.env(key, value);
+            }
+        }
+        command.envs(&self.config.base_env);
+        command.envs(&spec.environment);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("_HANDLER", "bootstrap")
+            .env("LAMBDA_TASK_ROOT", "/var/task")
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if spec.json_logs {
+            command.env("AWS_LAMBDA_LOG_FORMAT", "JSON");
+        }
+        command
+    }
+
     fn start_container(
         self: &Arc<Self>,
         function: &Arc<Function>,
@@ -534,39 +573,7 @@ impl LambdaService {
             .open(log_dir.join(format!("{ordinal:05}.log")))
             .ok();
 
-        let mut command = Command::new(self.config.binaries.join(&spec.binary));
-        command.env_clear();
-        for key in ["PATH", "LANG", "TZ"] {
-            if let Ok(value) = std::env::var(key) {
-                command.env(key, value);
-            }
-        }
-        command.envs(&self.config.base_env);
-        command.envs(&spec.environment);
-        command
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.name),
-            )
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", &stream)
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("_HANDLER", "bootstrap")
-            .env("LAMBDA_TASK_ROOT", "/var/task")
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if spec.json_logs {
-            command.env("AWS_LAMBDA_LOG_FORMAT", "JSON");
-        }
+        let mut command = self.command(spec, &address.to_string(), &stream);
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", spec.binary))?;

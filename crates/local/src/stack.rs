@@ -89,24 +89,12 @@ impl Stack {
             ));
         }
         let url = format!("http://{address}");
-        let database = match (
-            env.get("DB_HOST"),
-            env.get("DB_PORT"),
-            env.get("DB_SECRET_ARN"),
-        ) {
-            (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
-                host: host.clone(),
-                port: port.clone(),
-                secret_arn: secret.clone(),
-            }),
-            _ => None,
-        };
         let context = LocalContext {
             stack_name: options.stack_name.clone(),
             region: region.clone(),
             account: LOCAL_ACCOUNT.to_owned(),
             parameters: options.parameters.clone(),
-            database,
+            database: local_database(env),
         };
         let model = template::load(&options.template, &context).map_err(|e| e.to_string())?;
 
@@ -120,24 +108,11 @@ impl Stack {
             MetricsForwarder::disabled()
         };
 
-        let base_env: BTreeMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "AWS_REGION"
-                        | "AWS_DEFAULT_REGION"
-                        | "AWS_ACCESS_KEY_ID"
-                        | "AWS_SECRET_ACCESS_KEY"
-                ) || k.starts_with("AWS_ENDPOINT_URL")
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let lambda = LambdaService::new(
             &model.functions,
             LambdaConfig {
                 binaries: options.binaries.clone(),
-                base_env,
+                base_env: aws_env(env),
                 default_concurrency: options.concurrency,
                 idle_timeout: options.idle_timeout,
                 logs_dir: options.state_dir.join("logs"),
@@ -159,22 +134,7 @@ impl Stack {
         let sfn = StepFunctions::with_tasks(&region, LOCAL_ACCOUNT, options.seed, |sfn| {
             Integrations::new(lambda.clone(), sfn.clone(), dynamodb).tasks()
         });
-        for machine in &model.state_machines {
-            for resource in StepFunctions::task_resources(&machine.definition) {
-                if !sfn.supports(&resource) {
-                    return Err(format!(
-                        "state machine {}: the Task resource {resource} is not supported by the local stack",
-                        machine.logical_id
-                    ));
-                }
-            }
-            let role = format!(
-                "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}-{}Role",
-                options.stack_name, machine.logical_id
-            );
-            sfn.create_machine(&machine.name, &machine.definition, &role, &machine.kind)
-                .map_err(|e| format!("state machine {}: {e}", machine.logical_id))?;
-        }
+        register_machines(&sfn, &model, &options.stack_name)?;
         let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
         events.start_schedules();
 
@@ -368,6 +328,60 @@ impl Stack {
         self.lambda.shutdown().await;
         self.server.abort();
     }
+}
+
+/// The local MariaDB standing in for the template's database, when `.local/env` names it.
+fn local_database(env: &BTreeMap<String, String>) -> Option<LocalDatabase> {
+    match (
+        env.get("DB_HOST"),
+        env.get("DB_PORT"),
+        env.get("DB_SECRET_ARN"),
+    ) {
+        (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
+            host: host.clone(),
+            port: port.clone(),
+            secret_arn: secret.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What the functions' processes inherit from `.local/env`: region, credentials, endpoints.
+fn aws_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "AWS_REGION" | "AWS_DEFAULT_REGION" | "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY"
+            ) || k.starts_with("AWS_ENDPOINT_URL")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Creates the template's state machines, after checking that every Task resource runs here.
+fn register_machines(
+    sfn: &StepFunctions,
+    model: &StackModel,
+    stack_name: &str,
+) -> Result<(), String> {
+    for machine in &model.state_machines {
+        for resource in StepFunctions::task_resources(&machine.definition) {
+            if !sfn.supports(&resource) {
+                return Err(format!(
+                    "state machine {}: the Task resource {resource} is not supported by the local stack",
+                    machine.logical_id
+                ));
+            }
+        }
+        let role = format!(
+            "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}-{}Role",
+            stack_name, machine.logical_id
+        );
+        sfn.create_machine(&machine.name, &machine.definition, &role, &machine.kind)
+            .map_err(|e| format!("state machine {}: {e}", machine.logical_id))?;
+    }
+    Ok(())
 }
 
 /// `ConnectionStateMachine` → `CONNECTION_STATE_MACHINE`.

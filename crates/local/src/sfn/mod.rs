@@ -1,6 +1,6 @@
 //! Step Functions: state machines and executions in memory, run by the `leasehold-asl`
 //! interpreter in real time, behind the AWS JSON 1.0 API (`X-Amz-Target: AWSStepFunctions.*`)
-//! that the `aws` CLI and the SDKs speak.
+//! that the `aws` CLI and the SDKs speak (`api`: one function per operation).
 //!
 //! This module depends on no other service of the stack. Its two outward connections are
 //! ports it defines itself:
@@ -12,14 +12,17 @@
 //!   listener subscribes with [`StepFunctions::subscribe`] and holds the service's handle
 //!   itself; the service only knows the trait, and calls listeners synchronously, in order.
 
+mod api;
+
 use crate::rng::Rng;
+pub use api::dispatch;
 use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
 use leasehold_asl::history::{HistoryEvent, HistoryObserver};
 use leasehold_asl::invoker::TaskInvoker;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -211,6 +214,26 @@ fn valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c))
 }
 
+/// An entry of a registry by ARN: `InvalidArn` unless the ARN is a Step Functions one of the
+/// right type (`right_type`), else `missing` (error type, noun) when there is no such entry.
+fn registered<T>(
+    arn: &str,
+    right_type: bool,
+    entry: impl FnOnce() -> Option<T>,
+    missing: (&'static str, &str),
+) -> Result<T, ApiError> {
+    if !arn.starts_with("arn:aws:states:") || !right_type {
+        return Err(ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+        ));
+    }
+    entry().ok_or_else(|| {
+        let (kind, noun) = missing;
+        ApiError::new(kind, format!("{noun} Does Not Exist: '{arn}'"))
+    })
+}
+
 fn now_ms() -> i64 {
     crate::lambda::epoch_ms() as i64
 }
@@ -354,23 +377,18 @@ impl StepFunctions {
     }
 
     pub fn machine(&self, arn: &str) -> Result<Arc<Machine>, ApiError> {
-        if !arn.starts_with("arn:aws:states:") || !arn.contains(":stateMachine:") {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
-            ));
-        }
-        self.machines
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    "StateMachineDoesNotExist",
-                    format!("State Machine Does Not Exist: '{arn}'"),
-                )
-            })
+        registered(
+            arn,
+            arn.contains(":stateMachine:"),
+            || {
+                self.machines
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(arn)
+                    .cloned()
+            },
+            ("StateMachineDoesNotExist", "State Machine"),
+        )
     }
 
     pub fn machines(&self) -> Vec<Arc<Machine>> {
@@ -425,23 +443,18 @@ impl StepFunctions {
     }
 
     pub fn execution(&self, arn: &str) -> Result<Arc<Execution>, ApiError> {
-        if !arn.starts_with("arn:aws:states:") {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
-            ));
-        }
-        self.executions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    "ExecutionDoesNotExist",
-                    format!("Execution Does Not Exist: '{arn}'"),
-                )
-            })
+        registered(
+            arn,
+            true,
+            || {
+                self.executions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(arn)
+                    .cloned()
+            },
+            ("ExecutionDoesNotExist", "Execution"),
+        )
     }
 
     /// Executions of a machine, newest first.
@@ -633,328 +646,6 @@ impl StepFunctions {
     }
 }
 
-// ---------------------------------------------------------------------------- JSON 1.0 API
-
-fn seconds(ms: i64) -> Value {
-    json!(ms as f64 / 1000.0)
-}
-
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::new(
-            "ValidationException",
-            format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
-        )
-    })
-}
-
-fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
-    let max = match body.get("maxResults").and_then(Value::as_u64) {
-        None | Some(0) => default,
-        Some(n) if n > 1000 => {
-            return Err(ApiError::new(
-                "ValidationException",
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
-            ));
-        }
-        Some(n) => n as usize,
-    };
-    let start = match body.get("nextToken").and_then(Value::as_str) {
-        None => 0,
-        Some(token) => token
-            .strip_prefix("page-")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
-    };
-    Ok((start, max))
-}
-
-fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
-    let end = (start + max).min(items.len());
-    let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
-    let next = (end < items.len()).then(|| format!("page-{end}"));
-    (slice, next)
-}
-
-fn describe_json(d: &Described) -> Value {
-    let mut m = Map::new();
-    m.insert("executionArn".into(), json!(d.arn));
-    m.insert("stateMachineArn".into(), json!(d.machine_arn));
-    m.insert("name".into(), json!(d.name));
-    m.insert("status".into(), json!(d.status));
-    m.insert("startDate".into(), seconds(d.start_ms));
-    if let Some(stop) = d.stop_ms {
-        m.insert("stopDate".into(), seconds(stop));
-    }
-    m.insert("input".into(), json!(d.input));
-    m.insert("inputDetails".into(), json!({"included": true}));
-    if let Some(output) = &d.output {
-        m.insert("output".into(), json!(output));
-        m.insert("outputDetails".into(), json!({"included": true}));
-    }
-    if let Some(error) = &d.error {
-        m.insert("error".into(), json!(error));
-    }
-    if let Some(cause) = &d.cause {
-        m.insert("cause".into(), json!(cause));
-    }
-    Value::Object(m)
-}
-
-fn event_json(event: &HistoryEvent) -> Value {
-    let mut v = event.to_json();
-    v["timestamp"] = seconds(event.timestamp_millis);
-    v
-}
-
-fn machine_json(m: &Machine) -> Value {
-    let mut v = json!({
-        "stateMachineArn": m.arn,
-        "name": m.name,
-        "status": "ACTIVE",
-        "definition": m.definition,
-        "roleArn": m.role_arn,
-        "type": m.kind,
-        "creationDate": seconds(m.created_ms),
-        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
-        "tracingConfiguration": {"enabled": false},
-    });
-    if let Some(updated) = *m.updated_ms.lock().unwrap_or_else(|e| e.into_inner()) {
-        v["updateDate"] = seconds(updated);
-    }
-    v
-}
-
-/// Runs one API operation (`target` without the `AWSStepFunctions.` prefix).
-pub async fn dispatch(
-    sfn: &Arc<StepFunctions>,
-    target: &str,
-    body: &Value,
-) -> Result<Value, ApiError> {
-    match target {
-        "CreateStateMachine" => {
-            let kind = body
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("STANDARD");
-            let machine = sfn.create_machine(
-                field(body, "name")?,
-                field(body, "definition")?,
-                field(body, "roleArn")?,
-                kind,
-            )?;
-            Ok(json!({"stateMachineArn": machine.arn, "creationDate": seconds(machine.created_ms)}))
-        }
-        "DescribeStateMachine" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            Ok(machine_json(&machine))
-        }
-        "DescribeStateMachineForExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            let machine = sfn.machine(&execution.machine_arn)?;
-            let mut v = machine_json(&machine);
-            if let Value::Object(m) = &mut v {
-                m.remove("status");
-                m.remove("creationDate");
-                m.insert("updateDate".into(), seconds(execution.start_ms));
-            }
-            Ok(v)
-        }
-        "UpdateStateMachine" => {
-            let updated = sfn.update_machine(
-                field(body, "stateMachineArn")?,
-                body.get("definition").and_then(Value::as_str),
-                body.get("roleArn").and_then(Value::as_str),
-            )?;
-            Ok(json!({"updateDate": seconds(updated)}))
-        }
-        "DeleteStateMachine" => {
-            sfn.delete_machine(field(body, "stateMachineArn")?)?;
-            Ok(json!({}))
-        }
-        "ListStateMachines" => {
-            let (start, max) = page(body, 100)?;
-            let all: Vec<Value> = sfn
-                .machines()
-                .iter()
-                .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
-                .collect();
-            let (items, next) = paged(&all, start, max);
-            let mut out = json!({"stateMachines": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        "ValidateStateMachineDefinition" => {
-            let definition = field(body, "definition")?;
-            let (_, diagnostics) = load_with_diagnostics(definition);
-            let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
-            let list: Vec<Value> = diagnostics
-                .iter()
-                .map(|d| {
-                    let mut v = json!({
-                        "severity": if d.severity == Severity::Error { "ERROR" } else { "WARNING" },
-                        "code": d.code,
-                        "message": d.message,
-                    });
-                    if let Some(location) = &d.location {
-                        v["location"] = json!(location);
-                    }
-                    v
-                })
-                .collect();
-            Ok(
-                json!({"result": if errors { "FAIL" } else { "OK" }, "diagnostics": list, "truncated": false}),
-            )
-        }
-        "StartExecution" => {
-            let execution = sfn.start(
-                field(body, "stateMachineArn")?,
-                body.get("name").and_then(Value::as_str),
-                body.get("input").and_then(Value::as_str),
-            )?;
-            Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
-        }
-        "StartSyncExecution" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            if machine.kind != "EXPRESS" {
-                return Err(ApiError::new(
-                    "StateMachineTypeNotSupported",
-                    "This operation is not supported by this type of state machine",
-                ));
-            }
-            let execution = sfn.start(
-                &machine.arn,
-                body.get("name").and_then(Value::as_str),
-                body.get("input").and_then(Value::as_str),
-            )?;
-            let d = execution.finished().await;
-            let mut v = describe_json(&d);
-            let billed = ((d.stop_ms.unwrap_or(d.start_ms) - d.start_ms).max(1) + 99) / 100 * 100;
-            v["billingDetails"] =
-                json!({"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": billed});
-            Ok(v)
-        }
-        "DescribeExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            if execution.express {
-                return Err(ApiError::new(
-                    "ExecutionDoesNotExist",
-                    format!("Execution Does Not Exist: '{}'", execution.arn),
-                ));
-            }
-            let mut v = describe_json(&execution.describe());
-            v["redriveCount"] = json!(0);
-            v["redriveStatus"] = json!("NOT_REDRIVABLE");
-            Ok(v)
-        }
-        "StopExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            execution.stop(
-                body.get("error").and_then(Value::as_str).map(str::to_owned),
-                body.get("cause").and_then(Value::as_str).map(str::to_owned),
-            );
-            let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
-                .await
-                .unwrap_or_else(|_| execution.describe());
-            Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(now_ms))}))
-        }
-        "GetExecutionHistory" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            let (start, max) = page(body, 100)?;
-            let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
-            if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
-                events.reverse();
-            }
-            if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
-                for e in &mut events {
-                    strip_data(e);
-                }
-            }
-            let (items, next) = paged(&events, start, max);
-            let mut out = json!({"events": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        "ListExecutions" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            if machine.kind == "EXPRESS" {
-                return Err(ApiError::new(
-                    "StateMachineTypeNotSupported",
-                    "This operation is not supported by this type of state machine",
-                ));
-            }
-            let filter = body.get("statusFilter").and_then(Value::as_str);
-            if let Some(f) = filter
-                && ![
-                    "RUNNING",
-                    "SUCCEEDED",
-                    "FAILED",
-                    "TIMED_OUT",
-                    "ABORTED",
-                    "PENDING_REDRIVE",
-                ]
-                .contains(&f)
-            {
-                return Err(ApiError::new(
-                    "ValidationException",
-                    format!(
-                        "1 validation error detected: Value '{f}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, TIMED_OUT, PENDING_REDRIVE, ABORTED, FAILED, RUNNING]"
-                    ),
-                ));
-            }
-            let (start, max) = page(body, 100)?;
-            let all: Vec<Value> = sfn
-                .executions_of(&machine.arn)
-                .iter()
-                .map(|e| e.describe())
-                .filter(|d| filter.is_none_or(|f| d.status == f))
-                .map(|d| {
-                    let mut v = json!({
-                        "executionArn": d.arn,
-                        "stateMachineArn": d.machine_arn,
-                        "name": d.name,
-                        "status": d.status,
-                        "startDate": seconds(d.start_ms),
-                    });
-                    if let Some(stop) = d.stop_ms {
-                        v["stopDate"] = seconds(stop);
-                    }
-                    v
-                })
-                .collect();
-            let (items, next) = paged(&all, start, max);
-            let mut out = json!({"executions": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        other => Err(ApiError::new(
-            "UnknownOperationException",
-            format!("The operation {other} is not supported by the local stack"),
-        )),
-    }
-}
-
-/// `includeExecutionData: false`: inputs, outputs and parameters are left out.
-fn strip_data(event: &mut Value) {
-    if let Value::Object(m) = event {
-        for (key, details) in m.iter_mut() {
-            if key.ends_with("EventDetails")
-                && let Value::Object(d) = details
-            {
-                for field in ["input", "output", "parameters"] {
-                    d.remove(field);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,16 +656,6 @@ mod tests {
         for bad in ["", "has space", "a:b", "a/b", "x*", &"n".repeat(81)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn pages_carry_a_token_until_the_end() {
-        let items: Vec<u32> = (0..5).collect();
-        let (first, next) = paged(&items, 0, 2);
-        assert_eq!((first, next.as_deref()), (vec![0, 1], Some("page-2")));
-        let (last, next) = paged(&items, 4, 2);
-        assert_eq!((last, next), (vec![4], None));
-        assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
     }
 
     #[test]
