@@ -5,6 +5,7 @@
 //! The bus depends on Step Functions, never the reverse: it subscribes to the executions'
 //! status changes ([`StatusListener`]) and keeps a `Weak` handle to start state machine targets.
 
+use crate::error::StackError;
 use crate::lambda::LambdaService;
 use crate::rng::Rng;
 use crate::sfn::{Execution, StatusListener, StepFunctions};
@@ -66,8 +67,8 @@ fn operator(op: &serde_json::Map<String, Value>, actual: Option<&Value>) -> bool
 }
 
 /// Rejects patterns using operators this bus does not evaluate (at start-up, naming the rule).
-pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), String> {
-    fn walk(rule: &str, v: &Value) -> Result<(), String> {
+pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), StackError> {
+    fn walk(rule: &str, v: &Value) -> Result<(), StackError> {
         match v {
             Value::Object(fields) => fields.values().try_for_each(|f| walk(rule, f)),
             Value::Array(options) => options.iter().try_for_each(|o| match o {
@@ -75,16 +76,17 @@ pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), String> {
                     if ["prefix", "exists", "anything-but"].contains(&k.as_str()) {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "rule {rule}: the pattern operator {k:?} is not supported locally"
-                        ))
+                        Err(StackError::PatternOperator {
+                            rule: rule.to_owned(),
+                            operator: k.clone(),
+                        })
                     }
                 }),
                 _ => Ok(()),
             }),
-            _ => Err(format!(
-                "rule {rule}: pattern values must be lists or objects"
-            )),
+            _ => Err(StackError::PatternShape {
+                rule: rule.to_owned(),
+            }),
         }
     }
     walk(rule, pattern)
@@ -97,7 +99,7 @@ impl EventBus {
         lambda: Arc<LambdaService>,
         sfn: &Arc<StepFunctions>,
         seed: u64,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StackError> {
         for rule in &rules {
             if let Trigger::Pattern(p) = &rule.trigger {
                 check_pattern(&rule.name, p)?;
@@ -105,10 +107,10 @@ impl EventBus {
             let local =
                 lambda.resolve(&rule.target).is_some() || rule.target.contains(":stateMachine:");
             if !local {
-                return Err(format!(
-                    "rule {}: target {} is neither a function nor a state machine of the template",
-                    rule.name, rule.target
-                ));
+                return Err(StackError::RuleTarget {
+                    rule: rule.name.clone(),
+                    target: rule.target.clone(),
+                });
             }
         }
         let bus = Arc::new(EventBus {

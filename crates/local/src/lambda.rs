@@ -9,6 +9,7 @@
 //! with Lambda's `START`/`END`/`REPORT` lines; Embedded Metric Format lines in it are turned into
 //! CloudWatch metrics (see [`crate::metrics`]).
 
+use crate::error::StackError;
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::template::FunctionSpec;
@@ -203,17 +204,16 @@ impl LambdaService {
         specs: &[FunctionSpec],
         config: LambdaConfig,
         metrics: MetricsForwarder,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StackError> {
         let mut functions = HashMap::new();
         let mut aliases = HashMap::new();
         for spec in specs {
             let binary = config.binaries.join(&spec.binary);
             if !binary.is_file() {
-                return Err(format!(
-                    "function {}: no binary at {} (build the handlers first: cargo build --bins)",
-                    spec.logical_id,
-                    binary.display()
-                ));
+                return Err(StackError::MissingBinary {
+                    function: spec.logical_id.clone(),
+                    path: binary,
+                });
             }
             let kill_probability = config
                 .kill
@@ -240,11 +240,13 @@ impl LambdaService {
         }
         for key in config.kill.keys() {
             if !functions.contains_key(key) && !aliases.contains_key(key) {
-                return Err(format!("--kill names no function of the template: {key}"));
+                return Err(StackError::KillTarget(key.clone()));
             }
         }
-        std::fs::create_dir_all(&config.logs_dir)
-            .map_err(|e| format!("cannot create {}: {e}", config.logs_dir.display()))?;
+        std::fs::create_dir_all(&config.logs_dir).map_err(|source| StackError::Folder {
+            path: config.logs_dir.clone(),
+            source,
+        })?;
         let rng = Rng::new(config.seed);
         let service = Arc::new(LambdaService {
             functions,

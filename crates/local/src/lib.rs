@@ -24,9 +24,11 @@
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
 //! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.
+//! - [`error`]: [`StackError`], why the stack could not start.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
 
+pub mod error;
 pub mod events;
 pub mod integrations;
 pub mod lambda;
@@ -38,14 +40,17 @@ pub mod stack;
 pub mod template;
 pub mod trace;
 
+pub use error::StackError;
 pub use stack::{Stack, StackOptions};
 
 /// Reads a `KEY=VALUE` file (`.local/env`): blank lines and `#` comments are skipped.
 pub fn read_env_file(
     path: &std::path::Path,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+) -> Result<std::collections::BTreeMap<String, String>, StackError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StackError::EnvFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(str::trim)
