@@ -25,11 +25,13 @@
 //! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.
 //! - [`error`]: [`StackError`], why the stack could not start.
+//! - [`facts`]: `leasehold-local template-facts`, what the template reader knows, as JSON.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod events;
+pub mod facts;
 pub mod integrations;
 pub mod lambda;
 pub mod metrics;

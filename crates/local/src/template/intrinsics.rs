@@ -4,7 +4,7 @@
 use super::{NO_VALUE, Resolver, TemplateError, get, str_of, unsupported};
 use serde_json::{Map, Value, json};
 use serde_yaml::Value as Yaml;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Resolver<'_> {
     pub(super) fn reference(&self, name: &str, construct: &str) -> Result<Value, TemplateError> {
@@ -414,11 +414,56 @@ pub(super) fn stringify(value: Value) -> Value {
     }
 }
 
+/// The `${Name}`s of a definition, as [`substitute_definition`] replaces them.
+pub fn placeholders(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        names.insert(after[..end].to_owned());
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// A template value as JSON, with short-form intrinsics (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`)
+/// in their long form (`{"Ref": "X"}`, `{"Fn::GetAtt": ["X", "Arn"]}`, `{"Fn::Sub": ...}`),
+/// nothing resolved: what the template says, for tools that read it as CloudFormation does.
+pub fn long_form(value: &Yaml) -> Value {
+    match value {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => json!(b),
+        Yaml::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+        Yaml::String(s) => json!(s),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(long_form).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| Some((str_of(k)?, long_form(v))))
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => {
+            let name = match intrinsic(value) {
+                Some((known, _)) if known != "Fn::Unknown" => known.to_owned(),
+                _ => format!("Fn::{}", tagged.tag.to_string().trim_start_matches('!')),
+            };
+            let argument = match (name.as_str(), &tagged.value) {
+                ("Fn::GetAtt", Yaml::String(dotted)) => match dotted.split_once('.') {
+                    Some((id, attribute)) => json!([id, attribute]),
+                    None => json!([dotted]),
+                },
+                _ => long_form(&tagged.value),
+            };
+            json!({ name: argument })
+        }
+    }
+}
+
 /// Replaces `${Name}` in a definition the way SAM's `DefinitionSubstitutions` does; the name
 /// of a missing substitution is the error.
 pub fn substitute_definition(
     text: &str,
-    values: &HashMap<String, String>,
+    values: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

@@ -12,10 +12,10 @@
 mod intrinsics;
 mod resources;
 
-pub use intrinsics::substitute_definition;
+pub use intrinsics::{long_form, placeholders, substitute_definition};
 use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -86,6 +86,10 @@ pub struct StateMachineSpec {
     pub kind: String,
     /// The definition after `DefinitionSubstitutions`.
     pub definition: String,
+    /// The `${...}` names the definition uses (every one is in `substitutions`).
+    pub placeholders: BTreeSet<String>,
+    /// `DefinitionSubstitutions`, resolved.
+    pub substitutions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,6 +420,20 @@ Resources:
                 .to_string()
                 .contains("Nope")
         );
+    }
+
+    #[test]
+    fn long_form_spells_short_tags_out_and_placeholders_are_listed() {
+        let doc: Yaml =
+            serde_yaml::from_str("a: !GetAtt Fn.Arn\nb: !Ref T\nc: [!Sub 'x-${T}', 3]").unwrap();
+        assert_eq!(
+            long_form(&doc),
+            json!({"a": {"Fn::GetAtt": ["Fn", "Arn"]}, "b": {"Ref": "T"}, "c": [{"Fn::Sub": "x-${T}"}, 3]})
+        );
+        let names: Vec<String> = placeholders("${A} and ${B.Arn} then ${A}")
+            .into_iter()
+            .collect();
+        assert_eq!(names, ["A", "B.Arn"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The resources the local stack runs: functions, state machines, tables, custom resources
 //! and event rules, read from their properties.
 
-use super::intrinsics::{stringify, substitute_definition};
+use super::intrinsics::{placeholders, stringify, substitute_definition};
 use super::*;
 use serde_json::json;
 
@@ -126,7 +126,7 @@ impl<'a> Resolver<'a> {
                 ));
             }
         };
-        let mut substitutions = HashMap::new();
+        let mut substitutions = BTreeMap::new();
         if let Some(map) = props
             .and_then(|p| get(p, "DefinitionSubstitutions"))
             .and_then(Yaml::as_mapping)
@@ -137,6 +137,7 @@ impl<'a> Resolver<'a> {
                 substitutions.insert(key, value);
             }
         }
+        let placeholders = placeholders(&definition);
         let definition = substitute_definition(&definition, &substitutions)
             .map_err(|missing| unsupported(&construct, format!("the definition uses ${{{missing}}}, which DefinitionSubstitutions does not give")))?;
         let kind = match props.and_then(|p| get(p, "Type")) {
@@ -150,6 +151,8 @@ impl<'a> Resolver<'a> {
             name,
             kind,
             definition,
+            placeholders,
+            substitutions,
         })
     }
 
