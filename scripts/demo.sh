@@ -28,7 +28,6 @@ cd "$ROOT"
 STATE="$ROOT/.local/demo"
 STACK_STATE="$STATE/stack"
 STACK_ENV="$STATE/stack.env"
-PID_FILE="$STACK_STATE/pid"
 STARTED_DEV_ENV="$STATE/started-dev-env"
 SAVED_MAX="$STATE/max-connections-before"
 STACK_NAME=leasehold-demo
@@ -78,7 +77,7 @@ load_dev_env() {
 # --- stopping ---------------------------------------------------------------------------------
 
 stop_stack() {
-  stack_stop "the demo stack" "$PID_FILE" "$STACK_ENV"
+  stack_stop "the demo stack" "$STACK_STATE" "$STACK_ENV"
 }
 
 restore_services() {
@@ -177,7 +176,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 is required"
 
 mkdir -p "$STATE"
 # A stack kept by an earlier demo is ours: start afresh with this run's options.
-if pid_alive "$(read_pid "$PID_FILE")"; then
+if pid_alive "$(stack_pid "$STACK_STATE")"; then
   log "stopping the demo stack kept by an earlier run"
   stop_stack
 fi
@@ -227,7 +226,7 @@ if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$KILL"
     stack_args+=(--kill "$fn=$KILL")
   done
 fi
-stack_start "$STACK_STATE" "$STACK_ENV" "$PID_FILE" "${stack_args[@]}"
+stack_start "$STACK_STATE" "$STACK_ENV" "${stack_args[@]}"
 log "stack up after ${SECONDS}s (log in .local/demo/stack/stack.log)"
 
 # --- run --------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STATE="$ROOT/.local/stack"
-PID_FILE="$STATE/pid"
 STACK_ENV="$ROOT/.local/stack.env"
 STARTED_DEV_ENV="$STATE/started-dev-env"
 
@@ -34,7 +33,7 @@ die() { printf 'local-stack: error: %s\n' "$*" >&2; exit 1; }
 
 cmd_up() {
   local pid
-  pid=$(read_pid "$PID_FILE")
+  pid=$(stack_pid "$STATE")
   if pid_alive "$pid"; then
     log "already running (pid $pid); endpoints in .local/stack.env"
     cat "$STACK_ENV"
@@ -44,19 +43,19 @@ cmd_up() {
   services_up "$STARTED_DEV_ENV" || true
   log "building the handlers and the stack (debug)"
   stack_build
-  stack_start "$STATE" "$STACK_ENV" "$PID_FILE" "$@"
-  log "up (pid $(read_pid "$PID_FILE")); log in .local/stack/stack.log, function logs in .local/stack/logs/"
+  stack_start "$STATE" "$STACK_ENV" "$@"
+  log "up (pid $(stack_pid "$STATE")); log in .local/stack/stack.log, function logs in .local/stack/logs/"
   grep -v '^#' "$STACK_ENV"
 }
 
 cmd_down() {
-  stack_stop "the stack" "$PID_FILE" "$STACK_ENV"
+  stack_stop "the stack" "$STATE" "$STACK_ENV"
   services_down "$STARTED_DEV_ENV" || true
 }
 
 cmd_status() {
   local pid
-  pid=$(read_pid "$PID_FILE")
+  pid=$(stack_pid "$STATE")
   if pid_alive "$pid" && [ -s "$STACK_ENV" ]; then
     echo "local stack: running (pid $pid)"
     grep '^LOCAL_STACK_URL=' "$STACK_ENV"

@@ -13,13 +13,16 @@ stack_target_dir() {
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
-# stack_start STATE_DIR STACK_ENV PID_FILE [OPTIONS...]: starts the stack of template.yaml
-# against .local/env in the background (state, function logs, stdout and stack.log in
-# STATE_DIR), records its pid in PID_FILE and waits up to 120 s for it to write STACK_ENV.
-# OPTIONS go to the stack binary. Dies with the log's last lines when the stack does not come up.
+# stack_pid STATE_DIR: the pid of the stack started with that state directory, or nothing.
+stack_pid() { read_pid "$1/pid"; }
+
+# stack_start STATE_DIR STACK_ENV [OPTIONS...]: starts the stack of template.yaml against
+# .local/env in the background (state, function logs, stdout, stack.log and its pid in
+# STATE_DIR) and waits up to 120 s for it to write STACK_ENV. OPTIONS go to the stack binary.
+# Dies with the log's last lines when the stack does not come up.
 stack_start() {
-  local state=$1 stack_env=$2 pid_file=$3 target pid
-  shift 3
+  local state=$1 stack_env=$2 pid_file=$1/pid target pid
+  shift 2
   target=$(stack_target_dir)
   mkdir -p "$state"
   rm -f "$stack_env"
@@ -41,9 +44,9 @@ stack_start() {
   die "the stack did not become ready within 120 s (see ${state#"$PWD"/}/stack.log)"
 }
 
-# stack_stop NAME PID_FILE STACK_ENV: stops the stack started with stack_start, by its pid.
+# stack_stop NAME STATE_DIR STACK_ENV: stops the stack started with stack_start, by its pid.
 stack_stop() {
-  stop_pid "$1" "$2"
+  stop_pid "$1" "$2/pid"
   rm -f "$3"
 }
 
