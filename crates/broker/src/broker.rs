@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore};
+use crate::store::{GrantAttempt, LeaseStore, Recount};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,7 +281,16 @@ impl Broker {
         };
         if repair
             && !report.consistent
-            && self.store.set_in_use(&name, record.in_use, records).await?
+            && self
+                .store
+                .set_in_use(
+                    &name,
+                    Recount {
+                        expected: record.in_use,
+                        actual: records,
+                    },
+                )
+                .await?
         {
             warn!(pool = %name, was = record.in_use, now = records, "in-use counter repaired");
             report.in_use = records;

@@ -14,7 +14,7 @@
 
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+use crate::store::{GrantAttempt, LeaseStore, Recount, ReleaseAttempt};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -355,12 +355,7 @@ impl LeaseStore for DynamoStore {
             .is_none())
     }
 
-    async fn set_in_use(
-        &self,
-        pool: &PoolName,
-        expected: u32,
-        actual: u32,
-    ) -> Result<bool, StoreError> {
+    async fn set_in_use(&self, pool: &PoolName, recount: Recount) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -368,8 +363,8 @@ impl LeaseStore for DynamoStore {
             .set_key(Some(Self::pool_key(pool)))
             .update_expression("SET inUse = :actual")
             .condition_expression("inUse = :expected")
-            .expression_attribute_values(":actual", n(i64::from(actual)))
-            .expression_attribute_values(":expected", n(i64::from(expected)))
+            .expression_attribute_values(":actual", n(i64::from(recount.actual)))
+            .expression_attribute_values(":expected", n(i64::from(recount.expected)))
             .send()
             .await;
         match result {

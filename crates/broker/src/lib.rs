@@ -61,4 +61,4 @@ pub use error::{BrokerError, StoreError};
 pub use memory::MemoryStore;
 pub use metrics::{CloudWatchSink, EmfSink, Metric, MetricsSink, NullSink};
 pub use model::{Lease, LeaseId, PoolName, PoolRecord};
-pub use store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+pub use store::{GrantAttempt, LeaseStore, Recount, ReleaseAttempt};

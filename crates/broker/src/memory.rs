@@ -3,7 +3,7 @@
 
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+use crate::store::{GrantAttempt, LeaseStore, Recount, ReleaseAttempt};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -117,15 +117,10 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn set_in_use(
-        &self,
-        pool: &PoolName,
-        expected: u32,
-        actual: u32,
-    ) -> Result<bool, StoreError> {
+    async fn set_in_use(&self, pool: &PoolName, recount: Recount) -> Result<bool, StoreError> {
         Ok(self.with(|p| match p.get_mut(pool) {
-            Some((record, _)) if record.in_use == expected => {
-                record.in_use = actual;
+            Some((record, _)) if record.in_use == recount.expected => {
+                record.in_use = recount.actual;
                 true
             }
             _ => false,

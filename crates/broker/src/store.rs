@@ -30,6 +30,14 @@ pub struct ReleaseAttempt {
     pub pool: Option<PoolRecord>,
 }
 
+/// An audit's correction of a pool's in-use count: from the count it read to the number of
+/// lease records it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recount {
+    pub expected: u32,
+    pub actual: u32,
+}
+
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Reads a pool record.
@@ -48,11 +56,7 @@ pub trait LeaseStore: Send + Sync {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time).
     async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError>;
-    /// Sets the in-use count, only if it still equals `expected` (audit repair).
-    async fn set_in_use(
-        &self,
-        pool: &PoolName,
-        expected: u32,
-        actual: u32,
-    ) -> Result<bool, StoreError>;
+    /// Sets the in-use count to `recount.actual`, only if it still equals `recount.expected`
+    /// (audit repair).
+    async fn set_in_use(&self, pool: &PoolName, recount: Recount) -> Result<bool, StoreError>;
 }
