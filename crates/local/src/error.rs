@@ -1,8 +1,8 @@
-//! [`StackError`]: why the local stack could not start, each with what it was doing and the
-//! underlying error as its source.
+//! The crate's errors: [`StackError`], why the local stack could not start (each with what it
+//! was doing and the underlying error as its source), and the errors the emulated APIs answer
+//! with ([`ApiError`] for Step Functions, [`InvokeError`] for Lambda). They live here, apart
+//! from the services, so that every module can name them without depending on another service.
 
-use crate::lambda::InvokeError;
-use crate::sfn::ApiError;
 use crate::template::TemplateError;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
@@ -88,4 +88,43 @@ pub enum StackError {
         request_type: String,
         reason: String,
     },
+}
+
+/// An error in the shape of the AWS API (`__type` and `message`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ApiError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// An invocation Lambda itself refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    #[error("Rate Exceeded. Concurrency limit of {limit} reached for function {function}")]
+    Throttled { function: String, limit: usize },
+    #[error("{0}")]
+    Service(String),
+}
+
+impl InvokeError {
+    /// Lambda's exception name (`Lambda.<name>` in Step Functions).
+    pub fn exception(&self) -> &'static str {
+        match self {
+            InvokeError::NotFound(_) => "ResourceNotFoundException",
+            InvokeError::Throttled { .. } => "TooManyRequestsException",
+            InvokeError::Service(_) => "ServiceException",
+        }
+    }
 }

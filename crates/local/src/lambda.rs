@@ -9,6 +9,7 @@
 //! with Lambda's `START`/`END`/`REPORT` lines; Embedded Metric Format lines in it are turned into
 //! CloudWatch metrics (see [`crate::metrics`]).
 
+pub use crate::error::InvokeError;
 use crate::error::StackError;
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
@@ -68,28 +69,6 @@ pub enum Outcome {
         message: String,
         payload: Vec<u8>,
     },
-}
-
-/// An invocation Lambda itself refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InvokeError {
-    #[error("Function not found: {0}")]
-    NotFound(String),
-    #[error("Rate Exceeded. Concurrency limit of {limit} reached for function {function}")]
-    Throttled { function: String, limit: usize },
-    #[error("{0}")]
-    Service(String),
-}
-
-impl InvokeError {
-    /// Lambda's exception name (`Lambda.<name>` in Step Functions).
-    pub fn exception(&self) -> &'static str {
-        match self {
-            InvokeError::NotFound(_) => "ResourceNotFoundException",
-            InvokeError::Throttled { .. } => "TooManyRequestsException",
-            InvokeError::Service(_) => "ServiceException",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
 //! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.
-//! - [`error`]: [`StackError`], why the stack could not start.
+//! - [`error`]: [`StackError`] (why the stack could not start) and the APIs' error types.
 //! - [`facts`]: `leasehold-local template-facts`, what the template reader knows, as JSON.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]

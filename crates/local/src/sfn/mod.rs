@@ -14,6 +14,7 @@
 
 mod api;
 
+pub use crate::error::ApiError;
 use crate::rng::Rng;
 pub use api::dispatch;
 use leasehold_asl::clock::{BoxFuture, Clock};
@@ -31,23 +32,6 @@ use tracing::info;
 
 /// Step Functions' input and output limit.
 const MAX_PAYLOAD: usize = 256 * 1024;
-
-/// An error in the shape of the AWS API (`__type` and `message`).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ApiError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
 
 /// Real time for the interpreter, on the tokio runtime.
 pub struct TokioClock;
