@@ -3,6 +3,11 @@
 //! Input `{"query", "params"?, "holdMs"?}`; output `{"query", "rows", "rowCount"}`.
 //! Errors (`errorType`): `UnknownQuery`, `InvalidInput`, `DatabaseBusy` (MySQL 1040),
 //! `DatabaseUnavailable`, `QueryFailed`.
+//!
+//! # Layout
+//! - `lib.rs`: [`QueryEvent`], [`QueryOutput`], [`handle`], and [`QueryError`] with its
+//!   `Diagnostic` (the database's error names).
+//! - `main.rs`: the runtime loop, with the database settings read once per container.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_db::{Database, DbError, NamedQuery};

@@ -9,6 +9,15 @@
 //!
 //! `PhysicalResourceId` is `LeasePool-<pool>`: stable across updates of the budget, new when
 //! the pool name changes (CloudFormation then deletes the old pool).
+//!
+//! Errors of the function itself (`errorType`): `InvalidInput` (a request without a
+//! `ResponseURL` to answer) and `ResponseNotDelivered`.
+//!
+//! # Layout
+//! - `lib.rs`: the request, [`PoolSpec`], [`handle`] (process, answer, deliver), and
+//!   [`SeedError`] with its `Diagnostic`.
+//! - `main.rs`: the runtime loop, with the broker, the database and the HTTP client built once
+//!   per container.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::{BrokerError, BudgetPolicy};
