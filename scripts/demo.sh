@@ -28,7 +28,6 @@ cd "$ROOT"
 STATE="$ROOT/.local/demo"
 STACK_STATE="$STATE/stack"
 STACK_ENV="$STATE/stack.env"
-PID_FILE="$STACK_STATE/pid"
 STARTED_DEV_ENV="$STATE/started-dev-env"
 SAVED_MAX="$STATE/max-connections-before"
 STACK_NAME=leasehold-demo
@@ -46,6 +45,8 @@ bad() {
 
 # shellcheck source=scripts/lib/proc.bash
 . "$ROOT/scripts/lib/proc.bash"
+# shellcheck source=scripts/lib/stack.bash
+. "$ROOT/scripts/lib/stack.bash"
 
 # A whole number between two bounds, or exit 2 naming the option.
 whole() {
@@ -76,14 +77,12 @@ load_dev_env() {
 # --- stopping ---------------------------------------------------------------------------------
 
 stop_stack() {
-  stop_pid "the demo stack" "$PID_FILE"
-  rm -f "$STACK_ENV"
+  stack_stop "the demo stack" "$STACK_STATE" "$STACK_ENV"
 }
 
 restore_services() {
-  if [ -f "$STARTED_DEV_ENV" ]; then
-    rm -f "$STARTED_DEV_ENV" "$SAVED_MAX"
-    scripts/dev-env.sh down
+  if services_down "$STARTED_DEV_ENV"; then
+    rm -f "$SAVED_MAX"
     return
   fi
   if [ -f "$SAVED_MAX" ]; then
@@ -177,16 +176,16 @@ command -v python3 >/dev/null 2>&1 || die "python3 is required"
 
 mkdir -p "$STATE"
 # A stack kept by an earlier demo is ours: start afresh with this run's options.
-if pid_alive "$(read_pid "$PID_FILE")"; then
+if pid_alive "$(stack_pid "$STACK_STATE")"; then
   log "stopping the demo stack kept by an earlier run"
   stop_stack
 fi
 
 SECONDS=0
-if [ -f "$STARTED_DEV_ENV" ] || ! scripts/dev-env.sh status >/dev/null 2>&1; then
-  [ -f "$STARTED_DEV_ENV" ] || log "starting the local services (MariaDB with max_connections $MAX_CONNECTIONS, moto)"
-  LEASEHOLD_DB_MAX_CONNECTIONS=$MAX_CONNECTIONS scripts/dev-env.sh up
-  touch "$STARTED_DEV_ENV"
+if [ ! -f "$STARTED_DEV_ENV" ] && ! scripts/dev-env.sh status >/dev/null 2>&1; then
+  log "starting the local services (MariaDB with max_connections $MAX_CONNECTIONS, moto)"
+fi
+if LEASEHOLD_DB_MAX_CONNECTIONS=$MAX_CONNECTIONS services_up "$STARTED_DEV_ENV"; then
   load_dev_env
 else
   # Someone else's services: lower the limit for the demo and put it back afterwards.
@@ -216,11 +215,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building the handlers, the stack and the demo (debug; the first build takes a few minutes)"
-cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
-TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+stack_build
+TARGET=$(stack_target_dir)
 
-stack_args=(--template template.yaml --env-file .local/env --binaries "$TARGET/debug"
-  --state-dir "$STACK_STATE" --stack-name "$STACK_NAME" --write-env "$STACK_ENV" --seed "$SEED"
+stack_args=(--stack-name "$STACK_NAME" --seed "$SEED"
   --parameter "PoolBudget=${BUDGET:-0}" --parameter "PoolBudgetPercent=$BUDGET_PERCENT"
   --parameter "PoolReserve=$RESERVE")
 if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$KILL"; then
@@ -228,16 +226,7 @@ if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$KILL"
     stack_args+=(--kill "$fn=$KILL")
   done
 fi
-mkdir -p "$STACK_STATE"
-rm -f "$STACK_ENV"
-"$TARGET/debug/leasehold-local" "${stack_args[@]}" >"$STACK_STATE/stdout" 2>"$STACK_STATE/stack.log" &
-echo $! >"$PID_FILE"
-for _ in $(seq 1 600); do
-  [ -s "$STACK_ENV" ] && break
-  pid_alive "$(read_pid "$PID_FILE")" || { tail -n 5 "$STACK_STATE/stack.log" >&2; die "the stack did not start"; }
-  sleep 0.2
-done
-[ -s "$STACK_ENV" ] || die "the stack did not become ready within 120 s (see .local/demo/stack/stack.log)"
+stack_start "$STACK_STATE" "$STACK_ENV" "${stack_args[@]}"
 log "stack up after ${SECONDS}s (log in .local/demo/stack/stack.log)"
 
 # --- run --------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STATE="$ROOT/.local/stack"
-PID_FILE="$STATE/pid"
-LOG="$STATE/stack.log"
 STACK_ENV="$ROOT/.local/stack.env"
 STARTED_DEV_ENV="$STATE/started-dev-env"
 
@@ -30,60 +28,34 @@ die() { printf 'local-stack: error: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=scripts/lib/proc.bash
 . "$ROOT/scripts/lib/proc.bash"
+# shellcheck source=scripts/lib/stack.bash
+. "$ROOT/scripts/lib/stack.bash"
 
 cmd_up() {
   local pid
-  pid=$(read_pid "$PID_FILE")
+  pid=$(stack_pid "$STATE")
   if pid_alive "$pid"; then
     log "already running (pid $pid); endpoints in .local/stack.env"
     cat "$STACK_ENV"
     return
   fi
   mkdir -p "$STATE"
-  if ! scripts/dev-env.sh status >/dev/null 2>&1; then
-    scripts/dev-env.sh up
-    touch "$STARTED_DEV_ENV"
-  fi
+  services_up "$STARTED_DEV_ENV" || true
   log "building the handlers and the stack (debug)"
-  cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
-  rm -f "$STACK_ENV"
-  local target_dir
-  target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  "$target_dir/debug/leasehold-local" --template template.yaml --env-file .local/env \
-    --binaries "$target_dir/debug" --state-dir "$STATE" --write-env "$STACK_ENV" "$@" \
-    >"$STATE/stdout" 2>"$LOG" &
-  pid=$!
-  echo "$pid" >"$PID_FILE"
-  local i
-  for i in $(seq 1 600); do
-    if [ -s "$STACK_ENV" ]; then
-      log "up (pid $pid); log in .local/stack/stack.log, function logs in .local/stack/logs/"
-      grep -v '^#' "$STACK_ENV"
-      return
-    fi
-    if ! pid_alive "$pid"; then
-      rm -f "$PID_FILE"
-      tail -n 5 "$LOG" >&2 || true
-      die "the stack did not start"
-    fi
-    sleep 0.2
-  done
-  kill "$pid" 2>/dev/null || true
-  die "the stack did not become ready within 120 s (see .local/stack/stack.log)"
+  stack_build
+  stack_start "$STATE" "$STACK_ENV" "$@"
+  log "up (pid $(stack_pid "$STATE")); log in .local/stack/stack.log, function logs in .local/stack/logs/"
+  grep -v '^#' "$STACK_ENV"
 }
 
 cmd_down() {
-  stop_pid "the stack" "$PID_FILE"
-  rm -f "$STACK_ENV"
-  if [ -f "$STARTED_DEV_ENV" ]; then
-    rm -f "$STARTED_DEV_ENV"
-    scripts/dev-env.sh down
-  fi
+  stack_stop "the stack" "$STATE" "$STACK_ENV"
+  services_down "$STARTED_DEV_ENV" || true
 }
 
 cmd_status() {
   local pid
-  pid=$(read_pid "$PID_FILE")
+  pid=$(stack_pid "$STATE")
   if pid_alive "$pid" && [ -s "$STACK_ENV" ]; then
     echo "local stack: running (pid $pid)"
     grep '^LOCAL_STACK_URL=' "$STACK_ENV"

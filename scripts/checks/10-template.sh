@@ -7,7 +7,9 @@
 #   4. checkov                  security scan; findings fixed or suppressed in the template with
 #                               a written reason, and no stale suppressions
 #   5. template_check.py        substitutions, IAM grants for every workflow call, retry
-#                               contract, workflow input samples (see its docstring)
+#                               contract, workflow input samples (see its docstring); reads
+#                               the template through `leasehold-local template-facts`, built
+#                               first (checkov_report.py reads it that way too)
 #   6. load_run_test.py         scripts/load-run.sh against a stub Step Functions endpoint
 #
 # Tools install themselves when missing, at the versions pinned in scripts/checks/pinned-tools.bash
@@ -19,6 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 
 # shellcheck source=scripts/checks/pinned-tools.bash
 . scripts/checks/pinned-tools.bash
+# shellcheck source=scripts/lib/stack.bash
+. scripts/lib/stack.bash
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -38,6 +42,13 @@ verdict() {
     failed+=("$name")
   fi
 }
+
+step "leasehold-local (the template reader of template_check.py and checkov_report.py)"
+if cargo build --quiet --locked -p leasehold-local --bin leasehold-local; then
+  LEASEHOLD_LOCAL="$(stack_target_dir)/debug/leasehold-local"
+  export LEASEHOLD_LOCAL
+  echo "built $LEASEHOLD_LOCAL"
+fi
 
 step "cfn-lint $CFN_LINT_VERSION template.yaml (errors, warnings and informational findings all fail)"
 if lint="$(cfn_lint_bin)"; then

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from template_check import load_template  # noqa: E402  (shares the CloudFormation YAML loader)
+from template_check import load_template  # noqa: E402  (shares the template reader)
 
 
 def main(report_path: str) -> int:

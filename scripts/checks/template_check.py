@@ -2,7 +2,9 @@
 """Consistency checks between template.yaml, statemachines/*.asl.json, events/ and docs/.
 
 Run from the repository root (scripts/checks/10-template.sh does). Each section prints what it
-checks; the script exits 1 when any check fails. Needs only PyYAML (it comes with cfn-lint).
+checks; the script exits 1 when any check fails. The template is read by the local stack's own
+reader, `leasehold-local template-facts` (short-form tags, DefinitionSubstitutions, event
+patterns), from $LEASEHOLD_LOCAL or target/debug/leasehold-local; 10-template.sh builds it.
 
 Sections:
   functions      the four handlers follow the build contract (CodeUri, BuildMethod, binary
@@ -23,11 +25,11 @@ Sections:
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
-
-import yaml
 
 TEMPLATE = Path("template.yaml")
 FAILURES: list[str] = []
@@ -42,32 +44,30 @@ def ok(message: str) -> None:
     print(f"  ok   {message}")
 
 
-# ------------------------------------------------------------------ template loading
+# ------------------------------------------------------------------ template facts
 
 
-class CfnLoader(yaml.SafeLoader):
-    """A YAML loader that turns CloudFormation short-form tags into their long form."""
-
-
-def _construct_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node):
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_tag)
+def load_facts() -> dict:
+    """What the local stack's template reader knows (see crates/local/src/facts.rs)."""
+    binary = os.environ.get("LEASEHOLD_LOCAL", "target/debug/leasehold-local")
+    try:
+        done = subprocess.run(
+            [binary, "template-facts", "--template", str(TEMPLATE), "--events", "events"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as error:
+        raise SystemExit(f"template_check: cannot run {binary} (cargo build -p leasehold-local): {error}")
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        raise SystemExit(f"template_check: {binary} template-facts failed")
+    return json.loads(done.stdout)
 
 
 def load_template() -> dict:
-    with TEMPLATE.open() as handle:
-        return yaml.load(handle, Loader=CfnLoader)
+    """The template as written, short-form tags in their long form."""
+    return load_facts()["template"]
 
 
 def resources_of_type(template: dict, kind: str) -> dict:
@@ -129,10 +129,6 @@ def walk_states(states: dict, prefix: str = ""):
             yield from walk_states(processor["States"], f"{prefix}{name}/")
         for index, branch in enumerate(state.get("Branches", [])):
             yield from walk_states(branch["States"], f"{prefix}{name}[{index}]/")
-
-
-def placeholders(text: str) -> set[str]:
-    return set(re.findall(r"\$\{([^}]+)\}", text))
 
 
 # ------------------------------------------------------------------ sections
@@ -215,12 +211,14 @@ def state_machines(template: dict):
         yield logical_id, props, path
 
 
-def check_substitutions(template: dict) -> None:
+def check_substitutions(template: dict, facts: dict) -> None:
+    # The template reader refuses a definition using a ${...} it is not given, so only unused
+    # substitutions can show here.
     print("substitutions: every ${...} of each definition comes from its DefinitionSubstitutions")
     for logical_id, props, path in state_machines(template):
-        text = path.read_text()
-        used = placeholders(text)
-        provided = set(props.get("DefinitionSubstitutions", {}))
+        machine = facts["stateMachines"][logical_id]
+        used = set(machine["placeholders"])
+        provided = set(machine["substitutions"])
         for name in sorted(used - provided):
             fail(f"{path}: ${{{name}}} is not in {logical_id}.DefinitionSubstitutions")
         for name in sorted(provided - used):
@@ -238,11 +236,11 @@ def check_grants(template: dict) -> None:
         statements = policy_statements(machines[logical_id])
 
         def target_of(value: str, where: str) -> str | None:
-            names = placeholders(value) if isinstance(value, str) else set()
-            if len(names) != 1 or value != f"${{{next(iter(names))}}}":
+            single = re.fullmatch(r"\$\{([^}]+)\}", value) if isinstance(value, str) else None
+            if single is None:
                 fail(f"{path} {where}: {value!r} is not a single ${{...}} substitution")
                 return None
-            name = next(iter(names))
+            name = single.group(1)
             target = ref_target(substitutions.get(name))
             if target is None:
                 fail(f"{path} {where}: ${{{name}}} does not name a resource of the template")
@@ -478,16 +476,7 @@ def check_request_fields(name: str, event: dict, pool: str) -> list[str]:
     return problems
 
 
-def matches_pattern(event, pattern) -> bool:
-    """EventBridge matching for exact-value lists and nested objects."""
-    if isinstance(pattern, dict):
-        return isinstance(event, dict) and all(
-            key in event and matches_pattern(event[key], value) for key, value in pattern.items()
-        )
-    return event in pattern
-
-
-def check_events(template: dict) -> None:
+def check_events(template: dict, facts: dict) -> None:
     print("events: samples parse; workflow inputs carry what the workflows read")
     pool = template["Parameters"]["PoolName"]["Default"]
     events = sorted(Path("events").glob("*.json"))
@@ -526,17 +515,14 @@ def check_events(template: dict) -> None:
         if count == 0:
             fail(f"no events/{prefix}*.json sample for {contracts[prefix]}")
 
-    release = template["Resources"]["ReleaseFunction"]["Properties"]
-    pattern = dict(release["Events"]["Cleanup"]["Properties"]["Pattern"])
-    detail = dict(pattern["detail"])
-    # The state machine ARN is only known once deployed; the sample must name the workflow.
-    detail.pop("stateMachineArn")
-    pattern["detail"] = detail
+    # Matched by the local stack's EventBridge rules, for a stack named leasehold in us-east-1
+    # under the local account: the identity the samples use.
+    matched = facts["eventMatches"]
     cleanup = [p for p in parsed if p.name.startswith("cleanup-")]
     for path in cleanup:
         event = parsed[path]
         problems = []
-        if not matches_pattern(event, pattern):
+        if "ReleaseFunction.Cleanup" not in matched.get(str(path), []):
             problems.append("does not match the Cleanup rule's pattern")
         machine = event.get("detail", {}).get("stateMachineArn", "")
         if not re.fullmatch(r"arn:aws:states:[a-z0-9-]+:\d{12}:stateMachine:.+-connection", machine):
@@ -557,14 +543,15 @@ def check_events(template: dict) -> None:
 
 
 def main() -> int:
-    template = load_template()
+    facts = load_facts()
+    template = facts["template"]
     check_functions(template)
     check_seed_properties(template)
-    check_substitutions(template)
+    check_substitutions(template, facts)
     check_grants(template)
     check_iam(template)
     check_retries()
-    check_events(template)
+    check_events(template, facts)
     if FAILURES:
         print(f"template_check: {len(FAILURES)} problem(s)")
         return 1

@@ -17,6 +17,27 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The sort key of a pool's record.
+const POOL_SK: &str = "#POOL";
+
+/// The change of a pool's `inUse` counter inside a transaction, as the adapter writes it
+/// (`:z` is zero, for conditions that need it).
+fn counter(table: &str, pool: &str, delta: i64, condition: &str) -> TransactWriteItem {
+    let mut update = Update::builder()
+        .table_name(table)
+        .key("pk", s(pool))
+        .key("sk", s(POOL_SK))
+        .update_expression("SET inUse = inUse + :d")
+        .condition_expression(condition)
+        .expression_attribute_values(":d", n(delta));
+    if condition.contains(":z") {
+        update = update.expression_attribute_values(":z", n(0));
+    }
+    TransactWriteItem::builder()
+        .update(update.build().unwrap())
+        .build()
+}
+
 struct Samples(Vec<Duration>);
 
 impl Samples {
@@ -89,46 +110,27 @@ async fn main() {
         cycle.push(t2 - t0);
 
         // The same requests the adapter sends, issued directly.
-        let pool_key = [("pk", s(&raw_pool)), ("sk", s("#POOL"))];
         let lease_sk = format!("LEASE#{id}");
         let t0 = Instant::now();
+        let lease = Put::builder()
+            .table_name(&table)
+            .item("pk", s(&raw_pool))
+            .item("sk", s(&lease_sk))
+            .item("leaseId", s(&id))
+            .item("grantedAt", n(0))
+            .item("expiresAt", n(i64::MAX / 2))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .unwrap();
         client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&table)
-                            .set_key(Some(
-                                pool_key
-                                    .iter()
-                                    .map(|(k, v)| (k.to_string(), v.clone()))
-                                    .collect(),
-                            ))
-                            .update_expression("SET inUse = inUse + :d")
-                            .condition_expression("attribute_exists(pk) AND inUse < budget")
-                            .expression_attribute_values(":d", n(1))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&table)
-                            .item("pk", s(&raw_pool))
-                            .item("sk", s(&lease_sk))
-                            .item("leaseId", s(&id))
-                            .item("grantedAt", n(0))
-                            .item("expiresAt", n(i64::MAX / 2))
-                            .condition_expression("attribute_not_exists(pk)")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .transact_items(counter(
+                &table,
+                &raw_pool,
+                1,
+                "attribute_exists(pk) AND inUse < budget",
+            ))
+            .transact_items(TransactWriteItem::builder().put(lease).build())
             .send()
             .await
             .unwrap();
@@ -136,52 +138,24 @@ async fn main() {
         client
             .get_item()
             .table_name(&table)
-            .set_key(Some(
-                pool_key
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
-                    .collect(),
-            ))
+            .key("pk", s(&raw_pool))
+            .key("sk", s(POOL_SK))
             .consistent_read(true)
             .send()
             .await
             .unwrap();
         let t2 = Instant::now();
+        let lease = Delete::builder()
+            .table_name(&table)
+            .key("pk", s(&raw_pool))
+            .key("sk", s(&lease_sk))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .unwrap();
         client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&table)
-                            .key("pk", s(&raw_pool))
-                            .key("sk", s(&lease_sk))
-                            .condition_expression("attribute_exists(pk)")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&table)
-                            .set_key(Some(
-                                pool_key
-                                    .iter()
-                                    .map(|(k, v)| (k.to_string(), v.clone()))
-                                    .collect(),
-                            ))
-                            .update_expression("SET inUse = inUse + :d")
-                            .condition_expression("inUse > :z")
-                            .expression_attribute_values(":d", n(-1))
-                            .expression_attribute_values(":z", n(0))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().delete(lease).build())
+            .transact_items(counter(&table, &raw_pool, -1, "inUse > :z"))
             .send()
             .await
             .unwrap();

@@ -64,6 +64,13 @@ impl BrokerConfig {
     }
 
     /// A broker over DynamoDB with the configured sink and the system clock.
+    /// The broker of a handler: this configuration and the SDK's, both from the environment.
+    pub async fn broker_from_env() -> Result<Broker, BrokerError> {
+        let config = Self::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Ok(config.broker(&sdk))
+    }
+
     pub fn broker(&self, sdk: &aws_config::SdkConfig) -> Broker {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.lease_table);
         Broker::new(

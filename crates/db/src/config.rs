@@ -17,17 +17,17 @@ impl DbConfig {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, DbError> {
-        let required = |key: &str| {
+        let required = |key: &'static str| {
             lookup(key)
                 .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| DbError::Config(format!("{key} is not set")))
+                .ok_or(DbError::MissingSetting(key))
         };
         let port = match lookup("DB_PORT").filter(|v| !v.trim().is_empty()) {
             None => 3306,
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|_| DbError::Config(format!("DB_PORT is not a port number: {raw:?}")))?,
+            Some(raw) => raw.trim().parse().map_err(|source| DbError::BadPort {
+                raw: raw.clone(),
+                source,
+            })?,
         };
         Ok(DbConfig {
             host: required("DB_HOST")?,

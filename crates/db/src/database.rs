@@ -52,19 +52,14 @@ impl SecretSource {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| {
-                DbError::Unavailable(format!(
-                    "cannot read the database secret: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                ))
-            })?;
-        let text = out.secret_string().ok_or_else(|| {
-            DbError::Unavailable("the database secret has no SecretString".into())
-        })?;
-        // The parse error is not shown: it could quote part of the secret.
+            .map_err(|e| DbError::SecretUnreadable(Box::new(e)))?;
+        let text = out.secret_string().ok_or(DbError::SecretMalformed(
+            "the database secret has no SecretString",
+        ))?;
+        // The parse error is not kept: it could quote part of the secret.
         serde_json::from_str(text).map_err(|_| {
-            DbError::Unavailable(
-                "the database secret is not JSON with string fields username and password".into(),
+            DbError::SecretMalformed(
+                "the database secret is not JSON with string fields username and password",
             )
         })
     }
@@ -113,12 +108,11 @@ impl Database {
         match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(DbError::from_connect(e)),
-            Err(_) => Err(DbError::Unavailable(format!(
-                "no connection to {}:{} within {}s",
-                self.config.host,
-                self.config.port,
-                CONNECT_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(DbError::ConnectTimeout {
+                host: self.config.host.clone(),
+                port: self.config.port,
+                seconds: CONNECT_TIMEOUT.as_secs(),
+            }),
         }
     }
 
@@ -175,7 +169,7 @@ async fn prepare_on(conn: &mut Conn, seed: bool) -> Result<u64, DbError> {
         .query_first("SELECT @@max_connections")
         .await
         .map_err(DbError::from_query)?;
-    max.ok_or_else(|| DbError::Query("SELECT @@max_connections returned nothing".into()))
+    max.ok_or(DbError::NoRow("SELECT @@max_connections"))
 }
 
 /// Closes the connection, keeping the operation's own result; a failed close is only logged

@@ -1,5 +1,8 @@
-//! Database errors, named the way a workflow's `ErrorEquals` sees them.
+//! Database errors, named the way a workflow's `ErrorEquals` sees them ([`DbError::name`]);
+//! each keeps the driver's or the SDK's error as its source.
 
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use thiserror::Error;
 
 /// MySQL `ER_CON_COUNT_ERROR`: the server is at `max_connections`.
@@ -10,23 +13,54 @@ pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
 #[derive(Debug, Error)]
 pub enum DbError {
     /// The server refused the connection because it has no connection left (1040, 1203).
-    #[error("database has no free connection: {0}")]
-    Busy(String),
-    /// The server could not be reached, or refused the credentials.
+    #[error("database has no free connection: {}", .0.message)]
+    Busy(#[source] mysql_async::ServerError),
+    /// The server could not be reached, refused the credentials, or dropped the connection.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] mysql_async::Error),
+    /// The server did not accept a connection in time.
+    #[error("database unavailable: no connection to {host}:{port} within {seconds}s")]
+    ConnectTimeout {
+        host: String,
+        port: u16,
+        seconds: u64,
+    },
+    /// Secrets Manager did not hand out the database secret.
+    #[error("database unavailable: cannot read the database secret: {}", DisplayErrorContext(.0.as_ref()))]
+    SecretUnreadable(#[source] Box<SdkError<GetSecretValueError>>),
+    /// The secret is not `{"username","password"}` (what is wrong is not shown: it could
+    /// quote part of the secret).
+    #[error("database unavailable: {0}")]
+    SecretMalformed(&'static str),
     /// The query itself failed on the server.
-    #[error("query failed: {0}")]
-    Query(String),
+    #[error("query failed: {} ({})", .0.message, .0.code)]
+    Query(#[source] mysql_async::ServerError),
+    /// The server answered a query with nothing where a row was due.
+    #[error("query failed: {0} returned nothing")]
+    NoRow(&'static str),
     /// The request names a query that is not on the allow-list.
-    #[error("unknown query {0:?}; known queries: {1}")]
-    UnknownQuery(String, String),
+    #[error("unknown query {name:?}; known queries: {known}")]
+    UnknownQuery { name: String, known: String },
     /// The request or its parameters are malformed; the database was not touched.
     #[error("{0}")]
     InvalidInput(String),
-    /// The handler's own configuration is missing or wrong.
-    #[error("configuration error: {0}")]
-    Config(String),
+    /// The event is not the JSON the handler takes; the database was not touched.
+    #[error("malformed {what} event: {source}")]
+    MalformedEvent {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A required setting of the handler is missing.
+    #[error("configuration error: {0} is not set")]
+    MissingSetting(&'static str),
+    /// `DB_PORT` is not a port number.
+    #[error("configuration error: DB_PORT is not a port number: {raw:?}")]
+    BadPort {
+        raw: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
 }
 
 impl DbError {
@@ -34,31 +68,34 @@ impl DbError {
     pub fn name(&self) -> &'static str {
         match self {
             DbError::Busy(_) => "DatabaseBusy",
-            DbError::Unavailable(_) => "DatabaseUnavailable",
-            DbError::Query(_) => "QueryFailed",
-            DbError::UnknownQuery(..) => "UnknownQuery",
-            DbError::InvalidInput(_) => "InvalidInput",
-            DbError::Config(_) => "ConfigurationError",
+            DbError::Unavailable(_)
+            | DbError::ConnectTimeout { .. }
+            | DbError::SecretUnreadable(_)
+            | DbError::SecretMalformed(_) => "DatabaseUnavailable",
+            DbError::Query(_) | DbError::NoRow(_) => "QueryFailed",
+            DbError::UnknownQuery { .. } => "UnknownQuery",
+            DbError::InvalidInput(_) | DbError::MalformedEvent { .. } => "InvalidInput",
+            DbError::MissingSetting(_) | DbError::BadPort { .. } => "ConfigurationError",
         }
     }
 
     /// Classifies a driver error raised while connecting.
     pub fn from_connect(error: mysql_async::Error) -> Self {
         match error {
-            mysql_async::Error::Server(ref e)
+            mysql_async::Error::Server(e)
                 if e.code == ER_CON_COUNT_ERROR || e.code == ER_TOO_MANY_USER_CONNECTIONS =>
             {
-                DbError::Busy(e.message.clone())
+                DbError::Busy(e)
             }
-            other => DbError::Unavailable(other.to_string()),
+            other => DbError::Unavailable(other),
         }
     }
 
     /// Classifies a driver error raised on an open connection.
     pub fn from_query(error: mysql_async::Error) -> Self {
         match error {
-            mysql_async::Error::Server(e) => DbError::Query(format!("{} ({})", e.message, e.code)),
-            other => DbError::Unavailable(other.to_string()),
+            mysql_async::Error::Server(e) => DbError::Query(e),
+            other => DbError::Unavailable(other),
         }
     }
 }

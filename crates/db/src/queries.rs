@@ -45,10 +45,10 @@ impl NamedQuery {
                 NamedQuery::GetEmployee { id }
             }
             other => {
-                return Err(DbError::UnknownQuery(
-                    other.to_owned(),
-                    QUERY_NAMES.join(", "),
-                ));
+                return Err(DbError::UnknownQuery {
+                    name: other.to_owned(),
+                    known: QUERY_NAMES.join(", "),
+                });
             }
         };
         Ok(query)

@@ -1,10 +1,14 @@
 //! EventBridge, as far as the template uses it: rules with an event pattern receive the events
 //! the local services emit (Step Functions execution status changes), and scheduled rules fire
 //! at their rate; targets are local functions (invoked asynchronously) or state machines.
+//!
+//! The bus depends on Step Functions, never the reverse: it subscribes to the executions'
+//! status changes ([`StatusListener`]) and keeps a `Weak` handle to start state machine targets.
 
+use crate::error::StackError;
 use crate::lambda::LambdaService;
 use crate::rng::Rng;
-use crate::sfn::StepFunctions;
+use crate::sfn::{Execution, StatusListener, StepFunctions};
 use crate::template::{RuleSpec, Trigger};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,8 +67,8 @@ fn operator(op: &serde_json::Map<String, Value>, actual: Option<&Value>) -> bool
 }
 
 /// Rejects patterns using operators this bus does not evaluate (at start-up, naming the rule).
-pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), String> {
-    fn walk(rule: &str, v: &Value) -> Result<(), String> {
+pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), StackError> {
+    fn walk(rule: &str, v: &Value) -> Result<(), StackError> {
         match v {
             Value::Object(fields) => fields.values().try_for_each(|f| walk(rule, f)),
             Value::Array(options) => options.iter().try_for_each(|o| match o {
@@ -72,28 +76,30 @@ pub fn check_pattern(rule: &str, pattern: &Value) -> Result<(), String> {
                     if ["prefix", "exists", "anything-but"].contains(&k.as_str()) {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "rule {rule}: the pattern operator {k:?} is not supported locally"
-                        ))
+                        Err(StackError::PatternOperator {
+                            rule: rule.to_owned(),
+                            operator: k.clone(),
+                        })
                     }
                 }),
                 _ => Ok(()),
             }),
-            _ => Err(format!(
-                "rule {rule}: pattern values must be lists or objects"
-            )),
+            _ => Err(StackError::PatternShape {
+                rule: rule.to_owned(),
+            }),
         }
     }
     walk(rule, pattern)
 }
 
 impl EventBus {
+    /// Checks the rules, and subscribes the bus to `sfn`'s execution status changes.
     pub fn new(
         rules: Vec<RuleSpec>,
         lambda: Arc<LambdaService>,
         sfn: &Arc<StepFunctions>,
         seed: u64,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StackError> {
         for rule in &rules {
             if let Trigger::Pattern(p) = &rule.trigger {
                 check_pattern(&rule.name, p)?;
@@ -101,13 +107,13 @@ impl EventBus {
             let local =
                 lambda.resolve(&rule.target).is_some() || rule.target.contains(":stateMachine:");
             if !local {
-                return Err(format!(
-                    "rule {}: target {} is neither a function nor a state machine of the template",
-                    rule.name, rule.target
-                ));
+                return Err(StackError::RuleTarget {
+                    rule: rule.name.clone(),
+                    target: rule.target.clone(),
+                });
             }
         }
-        Ok(Arc::new(EventBus {
+        let bus = Arc::new(EventBus {
             rules,
             lambda,
             sfn: Arc::downgrade(sfn),
@@ -115,7 +121,9 @@ impl EventBus {
             account: sfn.account.clone(),
             rng: Rng::new(seed ^ 0xe7e7),
             delivered: AtomicU64::new(0),
-        }))
+        });
+        sfn.subscribe(bus.clone());
+        Ok(bus)
     }
 
     /// Events delivered to targets so far.
@@ -195,6 +203,34 @@ impl EventBus {
                 }
             });
         }
+    }
+}
+
+/// "Step Functions Execution Status Change", as the rules of the template see it.
+impl StatusListener for EventBus {
+    fn status_changed(&self, execution: &Execution) {
+        let d = execution.describe();
+        let included = json!({"included": true});
+        let detail = json!({
+            "executionArn": d.arn,
+            "stateMachineArn": d.machine_arn,
+            "name": d.name,
+            "status": d.status,
+            "startDate": d.start_ms,
+            "stopDate": d.stop_ms,
+            "input": d.input,
+            "output": d.output,
+            "inputDetails": included,
+            "outputDetails": if d.output.is_some() { included.clone() } else { Value::Null },
+            "error": d.error,
+            "cause": d.cause,
+        });
+        self.publish(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            vec![d.arn.clone()],
+            detail,
+        );
     }
 }
 

@@ -5,9 +5,13 @@
 //! - `arn:aws:states:::states:startExecution`, `.sync` and `.sync:2`;
 //! - `arn:aws:states:::dynamodb:getItem|putItem|updateItem|deleteItem`, whose parameters are
 //!   passed verbatim to DynamoDB's API (signed with SigV4) at the configured endpoint.
+//!
+//! [`Integrations`] depends on Step Functions, never the reverse: the service is built with
+//! its invoker ([`StepFunctions::with_tasks`]) and hands it a `Weak` handle for child
+//! executions. The invoker is a cheap clone of handles, so each task's future owns one.
 
 use crate::lambda::{InvokeError, LambdaService, Outcome};
-use crate::sfn::{Described, StepFunctions};
+use crate::sfn::{Described, StepFunctions, Tasks};
 use leasehold_asl::clock::BoxFuture;
 use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest};
 use serde_json::{Value, json};
@@ -27,13 +31,12 @@ pub struct DynamoTarget {
     pub secret_key: String,
 }
 
+#[derive(Clone)]
 pub struct Integrations {
     lambda: Arc<LambdaService>,
     sfn: Weak<StepFunctions>,
-    dynamodb: Option<DynamoTarget>,
+    dynamodb: Option<Arc<DynamoTarget>>,
     http: reqwest::Client,
-    /// Itself, so that `invoke(&self)` can hand an owned handle to the task's future.
-    me: Weak<Integrations>,
 }
 
 fn failed(error: impl Into<String>, cause: impl Into<String>) -> TaskError {
@@ -57,16 +60,24 @@ fn dynamodb_operation(resource: &str) -> Option<&'static str> {
 impl Integrations {
     pub fn new(
         lambda: Arc<LambdaService>,
-        sfn: &Arc<StepFunctions>,
+        sfn: Weak<StepFunctions>,
         dynamodb: Option<DynamoTarget>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| Integrations {
+    ) -> Self {
+        Integrations {
             lambda,
-            sfn: Arc::downgrade(sfn),
-            dynamodb,
+            sfn,
+            dynamodb: dynamodb.map(Arc::new),
             http: reqwest::Client::new(),
-            me: me.clone(),
-        })
+        }
+    }
+
+    /// The Task wiring of a Step Functions service: this invoker, and [`Self::supports`].
+    pub fn tasks(self) -> Tasks {
+        let lambda = self.lambda.clone();
+        Tasks {
+            invoker: Arc::new(self),
+            supports: Box::new(move |resource| Self::supports(&lambda, resource)),
+        }
     }
 
     /// Whether a Task resource can run here.
@@ -79,7 +90,7 @@ impl Integrations {
             || dynamodb_operation(resource).is_some()
     }
 
-    async fn run(self: Arc<Self>, request: TaskRequest) -> Result<Value, TaskError> {
+    async fn run(self, request: TaskRequest) -> Result<Value, TaskError> {
         let resource = request.resource.as_str();
         if resource == LAMBDA_INVOKE {
             let function = request.parameters["FunctionName"].as_str().ok_or_else(|| {
@@ -340,15 +351,7 @@ fn sign(request: &mut http::Request<String>, target: &DynamoTarget) -> Result<()
 
 impl TaskInvoker for Integrations {
     fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>> {
-        match self.me.upgrade() {
-            Some(this) => Box::pin(this.run(request)),
-            None => Box::pin(async {
-                Err(failed(
-                    "States.TaskFailed",
-                    "the local stack is shutting down",
-                ))
-            }),
-        }
+        Box::pin(self.clone().run(request))
     }
 }
 

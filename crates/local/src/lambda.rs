@@ -9,6 +9,8 @@
 //! with Lambda's `START`/`END`/`REPORT` lines; Embedded Metric Format lines in it are turned into
 //! CloudWatch metrics (see [`crate::metrics`]).
 
+pub use crate::error::InvokeError;
+use crate::error::StackError;
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::template::FunctionSpec;
@@ -67,28 +69,6 @@ pub enum Outcome {
         message: String,
         payload: Vec<u8>,
     },
-}
-
-/// An invocation Lambda itself refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InvokeError {
-    #[error("Function not found: {0}")]
-    NotFound(String),
-    #[error("Rate Exceeded. Concurrency limit of {limit} reached for function {function}")]
-    Throttled { function: String, limit: usize },
-    #[error("{0}")]
-    Service(String),
-}
-
-impl InvokeError {
-    /// Lambda's exception name (`Lambda.<name>` in Step Functions).
-    pub fn exception(&self) -> &'static str {
-        match self {
-            InvokeError::NotFound(_) => "ResourceNotFoundException",
-            InvokeError::Throttled { .. } => "TooManyRequestsException",
-            InvokeError::Service(_) => "ServiceException",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,17 +183,16 @@ impl LambdaService {
         specs: &[FunctionSpec],
         config: LambdaConfig,
         metrics: MetricsForwarder,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StackError> {
         let mut functions = HashMap::new();
         let mut aliases = HashMap::new();
         for spec in specs {
             let binary = config.binaries.join(&spec.binary);
             if !binary.is_file() {
-                return Err(format!(
-                    "function {}: no binary at {} (build the handlers first: cargo build --bins)",
-                    spec.logical_id,
-                    binary.display()
-                ));
+                return Err(StackError::MissingBinary {
+                    function: spec.logical_id.clone(),
+                    path: binary,
+                });
             }
             let kill_probability = config
                 .kill
@@ -240,11 +219,13 @@ impl LambdaService {
         }
         for key in config.kill.keys() {
             if !functions.contains_key(key) && !aliases.contains_key(key) {
-                return Err(format!("--kill names no function of the template: {key}"));
+                return Err(StackError::KillTarget(key.clone()));
             }
         }
-        std::fs::create_dir_all(&config.logs_dir)
-            .map_err(|e| format!("cannot create {}: {e}", config.logs_dir.display()))?;
+        std::fs::create_dir_all(&config.logs_dir).map_err(|source| StackError::Folder {
+            path: config.logs_dir.clone(),
+            source,
+        })?;
         let rng = Rng::new(config.seed);
         let service = Arc::new(LambdaService {
             functions,
@@ -509,6 +490,45 @@ impl LambdaService {
         }
     }
 
+    /// The function's process as Lambda's `provided.al2023` runtime starts it: a clean
+    /// environment with the Runtime API address and the function's settings.
+    fn command(&self, spec: &FunctionSpec, runtime_api: &str, stream: &str) -> Command {
+        let mut command = Command::new(self.config.binaries.join(&spec.binary));
+        command.env_clear();
+        for key in ["PATH", "LANG", "TZ"] {
+            if let Ok(value) = std::env::var(key) {
+                command.env(key, value);
+            }
+        }
+        command.envs(&self.config.base_env);
+        command.envs(&spec.environment);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("_HANDLER", "bootstrap")
+            .env("LAMBDA_TASK_ROOT", "/var/task")
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if spec.json_logs {
+            command.env("AWS_LAMBDA_LOG_FORMAT", "JSON");
+        }
+        command
+    }
+
     fn start_container(
         self: &Arc<Self>,
         function: &Arc<Function>,
@@ -534,39 +554,7 @@ impl LambdaService {
             .open(log_dir.join(format!("{ordinal:05}.log")))
             .ok();
 
-        let mut command = Command::new(self.config.binaries.join(&spec.binary));
-        command.env_clear();
-        for key in ["PATH", "LANG", "TZ"] {
-            if let Ok(value) = std::env::var(key) {
-                command.env(key, value);
-            }
-        }
-        command.envs(&self.config.base_env);
-        command.envs(&spec.environment);
-        command
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.name),
-            )
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", &stream)
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("_HANDLER", "bootstrap")
-            .env("LAMBDA_TASK_ROOT", "/var/task")
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if spec.json_logs {
-            command.env("AWS_LAMBDA_LOG_FORMAT", "JSON");
-        }
+        let mut command = self.command(spec, &address.to_string(), &stream);
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", spec.binary))?;

@@ -9,20 +9,29 @@
 //! moto and MySQL from MariaDB (`scripts/dev-env.sh`). Everything binds 127.0.0.1.
 //!
 //! # Layout
-//! - [`template`]: reading the template, resolving intrinsic functions to local values.
+//! - [`template`]: reading the template (`template/intrinsics`: intrinsic functions and
+//!   substitutions; `template/resources`: each resource type the stack runs).
 //! - [`lambda`]: containers, the Runtime API, concurrency, timeouts, fault injection, logs.
 //! - [`metrics`]: Embedded Metric Format lines to CloudWatch metrics.
 //! - [`sfn`]: state machines, executions and the Step Functions JSON 1.0 API.
 //! - [`integrations`]: the Task resources (`lambda:invoke`, `states:startExecution(.sync:2)`,
 //!   `dynamodb:*Item`).
 //! - [`events`]: EventBridge rules (status change events, schedules).
+//!
+//! Dependencies run one way: [`sfn`] knows no other service; [`integrations`] (its Task
+//! invoker, given when it is built) and [`events`] (a listener of its status changes) depend on
+//! it, and hold `Weak` handles to it.
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
 //! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
 //! - [`stack`]: wiring it all from a template.
+//! - [`error`]: [`StackError`] (why the stack could not start) and the APIs' error types.
+//! - [`facts`]: `leasehold-local template-facts`, what the template reader knows, as JSON.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
 
+pub mod error;
 pub mod events;
+pub mod facts;
 pub mod integrations;
 pub mod lambda;
 pub mod metrics;
@@ -33,14 +42,17 @@ pub mod stack;
 pub mod template;
 pub mod trace;
 
+pub use error::StackError;
 pub use stack::{Stack, StackOptions};
 
 /// Reads a `KEY=VALUE` file (`.local/env`): blank lines and `#` comments are skipped.
 pub fn read_env_file(
     path: &std::path::Path,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+) -> Result<std::collections::BTreeMap<String, String>, StackError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StackError::EnvFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -1,5 +1,8 @@
 //! `leasehold-local`: runs the stack of a SAM template on 127.0.0.1 until interrupted.
 //! `scripts/local-stack.sh up` is the usual way to start it.
+//!
+//! `leasehold-local template-facts` prints what the template reader knows as JSON instead
+//! (see [`leasehold_local::facts`]); `scripts/checks/template_check.py` reads it.
 
 use leasehold_local::{Stack, StackOptions, read_env_file};
 use std::collections::HashMap;
@@ -7,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "usage: leasehold-local [options]
+       leasehold-local template-facts [--template PATH] [--events DIR]
   --template PATH         SAM template (default template.yaml)
   --env-file PATH         local services' environment (default .local/env)
   --port N                port on 127.0.0.1 (default 0: any free port)
@@ -18,7 +22,29 @@ const USAGE: &str = "usage: leasehold-local [options]
   --seed N                seed of fault injection and ids (default 1)
   --concurrency N         containers per function without ReservedConcurrentExecutions (default 64)
   --idle-seconds N        stop containers idle this long (default 60)
-  --write-env PATH        write the stack's endpoints and ARNs as KEY=VALUE lines";
+  --write-env PATH        write the stack's endpoints and ARNs as KEY=VALUE lines
+template-facts prints the template's facts as JSON (with --events, the rules each sample
+event in DIR matches) and exits.";
+
+/// `template-facts [--template PATH] [--events DIR]`.
+fn template_facts(mut args: impl Iterator<Item = String>) -> Result<(), String> {
+    let mut template = PathBuf::from("template.yaml");
+    let mut events = None;
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--template" => template = value.into(),
+            "--events" => events = Some(PathBuf::from(value)),
+            other => return Err(format!("template-facts: unknown option {other}\n{USAGE}")),
+        }
+    }
+    let facts = leasehold_local::facts::template_facts(&template, events.as_deref())
+        .map_err(|e| e.to_string())?;
+    println!("{facts:#}");
+    Ok(())
+}
 
 struct Args {
     options: StackOptions,
@@ -121,6 +147,13 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args().nth(1).as_deref() == Some("template-facts") {
+        if let Err(e) = template_facts(std::env::args().skip(2)) {
+            eprintln!("leasehold-local: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

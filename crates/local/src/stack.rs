@@ -3,6 +3,7 @@
 //! the custom resources' Create against their function exactly as CloudFormation would (a
 //! pre-signed-style `ResponseURL` on this server, SUCCESS or FAILED awaited).
 
+use crate::error::StackError;
 use crate::events::EventBus;
 use crate::integrations::{DynamoTarget, Integrations};
 use crate::lambda::{LambdaConfig, LambdaService};
@@ -79,36 +80,22 @@ impl Stack {
     pub async fn start(
         options: StackOptions,
         listener: tokio::net::TcpListener,
-    ) -> Result<Stack, String> {
+    ) -> Result<Stack, StackError> {
         let env = &options.env;
         let region = env_or(env, "AWS_REGION", "us-east-1").to_owned();
-        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let address = listener.local_addr().map_err(StackError::Listener)?;
         if !address.ip().is_loopback() {
-            return Err(format!(
-                "the local stack binds 127.0.0.1 only, not {address}"
-            ));
+            return Err(StackError::NotLoopback(address));
         }
         let url = format!("http://{address}");
-        let database = match (
-            env.get("DB_HOST"),
-            env.get("DB_PORT"),
-            env.get("DB_SECRET_ARN"),
-        ) {
-            (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
-                host: host.clone(),
-                port: port.clone(),
-                secret_arn: secret.clone(),
-            }),
-            _ => None,
-        };
         let context = LocalContext {
             stack_name: options.stack_name.clone(),
             region: region.clone(),
             account: LOCAL_ACCOUNT.to_owned(),
             parameters: options.parameters.clone(),
-            database,
+            database: local_database(env),
         };
-        let model = template::load(&options.template, &context).map_err(|e| e.to_string())?;
+        let model = template::load(&options.template, &context)?;
 
         let sdk = sdk_config(env).await;
         create_tables(&sdk, &model).await?;
@@ -120,24 +107,11 @@ impl Stack {
             MetricsForwarder::disabled()
         };
 
-        let base_env: BTreeMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "AWS_REGION"
-                        | "AWS_DEFAULT_REGION"
-                        | "AWS_ACCESS_KEY_ID"
-                        | "AWS_SECRET_ACCESS_KEY"
-                ) || k.starts_with("AWS_ENDPOINT_URL")
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let lambda = LambdaService::new(
             &model.functions,
             LambdaConfig {
                 binaries: options.binaries.clone(),
-                base_env,
+                base_env: aws_env(env),
                 default_concurrency: options.concurrency,
                 idle_timeout: options.idle_timeout,
                 logs_dir: options.state_dir.join("logs"),
@@ -147,7 +121,6 @@ impl Stack {
             metrics.clone(),
         )?;
 
-        let sfn = StepFunctions::new(&region, LOCAL_ACCOUNT, options.seed);
         let dynamodb = env
             .get("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| env.get("AWS_ENDPOINT_URL"))
@@ -157,30 +130,11 @@ impl Stack {
                 access_key: env_or(env, "AWS_ACCESS_KEY_ID", "testing").to_owned(),
                 secret_key: env_or(env, "AWS_SECRET_ACCESS_KEY", "testing").to_owned(),
             });
-        let integrations = Integrations::new(lambda.clone(), &sfn, dynamodb);
-        let checker = lambda.clone();
-        sfn.set_invoker(
-            integrations,
-            Box::new(move |resource| Integrations::supports(&checker, resource)),
-        );
-        for machine in &model.state_machines {
-            for resource in StepFunctions::task_resources(&machine.definition) {
-                if !sfn.supports(&resource) {
-                    return Err(format!(
-                        "state machine {}: the Task resource {resource} is not supported by the local stack",
-                        machine.logical_id
-                    ));
-                }
-            }
-            let role = format!(
-                "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}-{}Role",
-                options.stack_name, machine.logical_id
-            );
-            sfn.create_machine(&machine.name, &machine.definition, &role, &machine.kind)
-                .map_err(|e| format!("state machine {}: {e}", machine.logical_id))?;
-        }
+        let sfn = StepFunctions::with_tasks(&region, LOCAL_ACCOUNT, options.seed, |sfn| {
+            Integrations::new(lambda.clone(), sfn.clone(), dynamodb).tasks()
+        });
+        register_machines(&sfn, &model, &options.stack_name)?;
         let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
-        sfn.set_events(events.clone());
         events.start_schedules();
 
         let cfn = Arc::new(CfnResponses::default());
@@ -246,15 +200,13 @@ impl Stack {
         spec: &CustomResourceSpec,
         request_type: &str,
         physical_id: Option<&str>,
-    ) -> Result<String, String> {
+    ) -> Result<String, StackError> {
         let function = self
             .lambda
             .resolve(&spec.service_token)
-            .ok_or_else(|| {
-                format!(
-                    "custom resource {}: ServiceToken {} is not a function of the template",
-                    spec.logical_id, spec.service_token
-                )
+            .ok_or_else(|| StackError::ServiceToken {
+                resource: spec.logical_id.clone(),
+                token: spec.service_token.clone(),
             })?
             .clone();
         let token = format!("{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64());
@@ -276,22 +228,20 @@ impl Stack {
         // CloudFormation invokes custom resource functions asynchronously.
         self.lambda
             .invoke_async(&function.arn, request.to_string().into_bytes())
-            .map_err(|e| format!("custom resource {}: {e}", spec.logical_id))?;
+            .map_err(|source| StackError::CustomResourceInvoke {
+                resource: spec.logical_id.clone(),
+                source,
+            })?;
         let wait = Duration::from_secs(function.timeout_seconds * 3 + 30);
         let answer = tokio::time::timeout(wait, response)
             .await
-            .map_err(|_| {
-                format!(
-                    "custom resource {}: no response to {request_type} within {}s",
-                    spec.logical_id,
-                    wait.as_secs()
-                )
+            .map_err(|_| StackError::CustomResourceTimeout {
+                resource: spec.logical_id.clone(),
+                request_type: request_type.to_owned(),
+                seconds: wait.as_secs(),
             })?
-            .map_err(|_| {
-                format!(
-                    "custom resource {}: the response channel closed",
-                    spec.logical_id
-                )
+            .map_err(|_| StackError::CustomResourceChannel {
+                resource: spec.logical_id.clone(),
             })?;
         if answer["Status"] == "SUCCESS" {
             let id = answer["PhysicalResourceId"]
@@ -301,11 +251,14 @@ impl Stack {
             info!(resource = %spec.logical_id, request_type, physical_id = %id, data = %answer["Data"], "custom resource succeeded");
             Ok(id)
         } else {
-            Err(format!(
-                "custom resource {} ({request_type}) failed: {}",
-                spec.logical_id,
-                answer["Reason"].as_str().unwrap_or("no reason given")
-            ))
+            Err(StackError::CustomResourceFailed {
+                resource: spec.logical_id.clone(),
+                request_type: request_type.to_owned(),
+                reason: answer["Reason"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            })
         }
     }
 
@@ -375,6 +328,63 @@ impl Stack {
     }
 }
 
+/// The local MariaDB standing in for the template's database, when `.local/env` names it.
+fn local_database(env: &BTreeMap<String, String>) -> Option<LocalDatabase> {
+    match (
+        env.get("DB_HOST"),
+        env.get("DB_PORT"),
+        env.get("DB_SECRET_ARN"),
+    ) {
+        (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
+            host: host.clone(),
+            port: port.clone(),
+            secret_arn: secret.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What the functions' processes inherit from `.local/env`: region, credentials, endpoints.
+fn aws_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "AWS_REGION" | "AWS_DEFAULT_REGION" | "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY"
+            ) || k.starts_with("AWS_ENDPOINT_URL")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Creates the template's state machines, after checking that every Task resource runs here.
+fn register_machines(
+    sfn: &StepFunctions,
+    model: &StackModel,
+    stack_name: &str,
+) -> Result<(), StackError> {
+    for machine in &model.state_machines {
+        for resource in StepFunctions::task_resources(&machine.definition) {
+            if !sfn.supports(&resource) {
+                return Err(StackError::UnsupportedTask {
+                    machine: machine.logical_id.clone(),
+                    resource,
+                });
+            }
+        }
+        let role = format!(
+            "arn:aws:iam::{LOCAL_ACCOUNT}:role/{}-{}Role",
+            stack_name, machine.logical_id
+        );
+        sfn.create_machine(&machine.name, &machine.definition, &role, &machine.kind)
+            .map_err(|source| StackError::StateMachine {
+                machine: machine.logical_id.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// `ConnectionStateMachine` → `CONNECTION_STATE_MACHINE`.
 pub fn screaming(id: &str) -> String {
     let mut out = String::new();
@@ -387,7 +397,7 @@ pub fn screaming(id: &str) -> String {
     out
 }
 
-async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Result<(), String> {
+async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Result<(), StackError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -396,6 +406,10 @@ async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Resul
     }
     let client = aws_sdk_dynamodb::Client::new(sdk);
     for table in &model.tables {
+        let schema_error = |source| StackError::TableSchema {
+            table: table.logical_id.clone(),
+            source,
+        };
         let mut request = client
             .create_table()
             .table_name(&table.name)
@@ -407,14 +421,14 @@ async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Resul
                         .attribute_name(name)
                         .key_type(KeyType::from(kind.as_str()))
                         .build()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(schema_error)?,
                 )
                 .attribute_definitions(
                     AttributeDefinition::builder()
                         .attribute_name(name)
                         .attribute_type(ScalarAttributeType::from(ty.as_str()))
                         .build()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(schema_error)?,
                 );
         }
         match request.send().await {
@@ -424,11 +438,10 @@ async fn create_tables(sdk: &aws_config::SdkConfig, model: &StackModel) -> Resul
                     .as_service_error()
                     .is_some_and(|s| s.is_resource_in_use_exception());
                 if !exists {
-                    return Err(format!(
-                        "table {}: cannot create it in the local DynamoDB: {}",
-                        table.logical_id,
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                    ));
+                    return Err(StackError::Table {
+                        table: table.logical_id.clone(),
+                        source: Box::new(e),
+                    });
                 }
             }
         }

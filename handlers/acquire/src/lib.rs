@@ -3,6 +3,12 @@
 //! Input `{"pool", "leaseId", "ttlSeconds"?}`; output `{"pool", "leaseId", "expiresAt",
 //! "remaining", "budget", "extended"}`. Errors (`errorType`): `ConnectionsExhausted`, `PoolNotFound`,
 //! `InvalidInput`, `DependencyFailure`.
+//!
+//! # Layout
+//! - `lib.rs`: [`AcquireEvent`], [`handle`], and [`AcquireError`] with its `Diagnostic`
+//!   (the broker's error names).
+//! - `main.rs`: the runtime loop, with the broker built once per container from the
+//!   environment.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::broker::DEFAULT_TTL_SECONDS;

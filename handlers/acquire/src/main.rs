@@ -1,12 +1,9 @@
-use acquire_handler::handle;
 use lambda_runtime::{Error, run, service_fn, tracing};
 use leasehold_broker::BrokerConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = BrokerConfig::from_env()?;
-    let sdk = aws_config::load_from_env().await;
-    let broker = config.broker(&sdk);
-    run(service_fn(|event| handle(&broker, event))).await
+    let broker = BrokerConfig::broker_from_env().await?;
+    run(service_fn(|event| acquire_handler::handle(&broker, event))).await
 }

@@ -1,22 +1,13 @@
 //! The acquire function's contract, end to end against the local DynamoDB.
 
 use acquire_handler::{AcquireEvent, handle};
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use leasehold_broker::{Broker, BrokerConfig};
-use leasehold_testkit::{sdk_config, unique};
+use lambda_runtime::Diagnostic;
+use leasehold_broker::Broker;
+use leasehold_testkit::{broker, invoke, unique};
 use serde_json::{Value, json};
 
-async fn broker() -> Broker {
-    BrokerConfig::from_env()
-        .unwrap()
-        .broker(&sdk_config().await)
-}
-
 async fn call(broker: &Broker, payload: Value) -> Result<Value, Diagnostic> {
-    handle(broker, LambdaEvent::new(payload, Context::default()))
-        .await
-        .map(|grant| serde_json::to_value(grant).unwrap())
-        .map_err(Diagnostic::from)
+    invoke(|event| handle(broker, event), payload).await
 }
 
 #[test]

@@ -3,6 +3,11 @@
 //! Input `{"query", "params"?, "holdMs"?}`; output `{"query", "rows", "rowCount"}`.
 //! Errors (`errorType`): `UnknownQuery`, `InvalidInput`, `DatabaseBusy` (MySQL 1040),
 //! `DatabaseUnavailable`, `QueryFailed`.
+//!
+//! # Layout
+//! - `lib.rs`: [`QueryEvent`], [`QueryOutput`], [`handle`], and [`QueryError`] with its
+//!   `Diagnostic` (the database's error names).
+//! - `main.rs`: the runtime loop, with the database settings read once per container.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_db::{Database, DbError, NamedQuery};
@@ -42,8 +47,11 @@ impl From<QueryError> for Diagnostic {
 }
 
 pub async fn handle(db: &Database, event: LambdaEvent<Value>) -> Result<QueryOutput, QueryError> {
-    let input: QueryEvent = serde_json::from_value(event.payload)
-        .map_err(|e| DbError::InvalidInput(format!("malformed query event: {e}")))?;
+    let input: QueryEvent =
+        serde_json::from_value(event.payload).map_err(|source| DbError::MalformedEvent {
+            what: "query",
+            source,
+        })?;
     // Everything about the request is checked before a connection is opened.
     let query = NamedQuery::parse(&input.query, input.params.as_ref())?;
     let rows = db.run(query, input.hold_ms.unwrap_or(0)).await?;

@@ -1,10 +1,10 @@
 //! The query function against the local MariaDB. Tests that watch the server's connection
 //! counters take one lock, so they do not see each other's connections.
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use lambda_runtime::Diagnostic;
 use leasehold_db::{Database, DbConfig};
 use leasehold_testkit::mysql::{admin, connections_of, status};
-use leasehold_testkit::{require_env, sdk_config};
+use leasehold_testkit::{invoke, require_env, sdk_config};
 use mysql_async::prelude::Queryable;
 use query_handler::{QueryEvent, handle};
 use serde_json::{Value, json};
@@ -21,10 +21,7 @@ async fn database() -> Database {
 }
 
 async fn call(db: &Database, payload: Value) -> Result<Value, Diagnostic> {
-    handle(db, LambdaEvent::new(payload, Context::default()))
-        .await
-        .map(|out| serde_json::to_value(out).unwrap())
-        .map_err(Diagnostic::from)
+    invoke(|event| handle(db, event), payload).await
 }
 
 /// Waits until the server has let go of every application connection.

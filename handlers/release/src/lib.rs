@@ -11,6 +11,12 @@
 //!   is read from the execution's input (`detail.input`).
 //!
 //! Errors (`errorType`): `PoolNotFound`, `InvalidInput`, `DependencyFailure`.
+//!
+//! # Layout
+//! - `lib.rs`: [`ReleaseEvent`], [`StatusChangeEvent`], [`handle`], and [`ReleaseError`] with
+//!   its `Diagnostic` (the broker's error names).
+//! - `main.rs`: the runtime loop, with the broker built once per container from the
+//!   environment.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::{Broker, BrokerError};

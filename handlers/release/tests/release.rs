@@ -1,21 +1,13 @@
 //! The release function's contract: release, reclaim, audit and the cleanup event.
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use leasehold_broker::{AcquireRequest, Broker, BrokerConfig};
-use leasehold_testkit::{sdk_config, unique};
+use lambda_runtime::Diagnostic;
+use leasehold_broker::{AcquireRequest, Broker};
+use leasehold_testkit::{broker, invoke, unique};
 use release_handler::{ReleaseEvent, StatusChangeEvent, handle};
 use serde_json::{Value, json};
 
-async fn broker() -> Broker {
-    BrokerConfig::from_env()
-        .unwrap()
-        .broker(&sdk_config().await)
-}
-
 async fn call(broker: &Broker, payload: Value) -> Result<Value, Diagnostic> {
-    handle(broker, LambdaEvent::new(payload, Context::default()))
-        .await
-        .map_err(Diagnostic::from)
+    invoke(|event| handle(broker, event), payload).await
 }
 
 #[test]

@@ -9,6 +9,15 @@
 //!
 //! `PhysicalResourceId` is `LeasePool-<pool>`: stable across updates of the budget, new when
 //! the pool name changes (CloudFormation then deletes the old pool).
+//!
+//! Errors of the function itself (`errorType`): `InvalidInput` (a request without a
+//! `ResponseURL` to answer) and `ResponseNotDelivered`.
+//!
+//! # Layout
+//! - `lib.rs`: the request, [`PoolSpec`], [`handle`] (process, answer, deliver), and
+//!   [`SeedError`] with its `Diagnostic`.
+//! - `main.rs`: the runtime loop, with the broker, the database and the HTTP client built once
+//!   per container.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::{BrokerError, BudgetPolicy};
@@ -158,16 +167,22 @@ enum Failure {
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("malformed custom resource request: {0}")]
-    InvalidInput(String),
+    InvalidInput(#[source] serde_json::Error),
+    /// The response URL answered with an error status (the last one, after retries).
+    #[error("the response could not be delivered to ResponseURL: HTTP {0}")]
+    ResponseRefused(reqwest::StatusCode),
+    /// The PUT did not get an answer (the last failure, after retries).
     #[error("the response could not be delivered to ResponseURL: {0}")]
-    ResponseNotDelivered(String),
+    ResponseNotDelivered(#[source] reqwest::Error),
 }
 
 impl From<SeedError> for Diagnostic {
     fn from(error: SeedError) -> Self {
         let error_type = match error {
             SeedError::InvalidInput(_) => "InvalidInput",
-            SeedError::ResponseNotDelivered(_) => "ResponseNotDelivered",
+            SeedError::ResponseRefused(_) | SeedError::ResponseNotDelivered(_) => {
+                "ResponseNotDelivered"
+            }
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -331,7 +346,7 @@ async fn answer_malformed(
     };
     let url = field("ResponseURL");
     if url.is_empty() {
-        return Err(SeedError::InvalidInput(problem.to_string()));
+        return Err(SeedError::InvalidInput(problem));
     }
     let request = CustomResourceRequest {
         request_type: field("RequestType"),
@@ -360,11 +375,8 @@ async fn answer_malformed(
 /// PUTs the response to the pre-signed URL, retrying transient failures.
 async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), SeedError> {
     let text = body.to_string();
-    let mut last = String::new();
-    for attempt in 0..PUT_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
+    let mut attempt = 0;
+    loop {
         // The pre-signed URL was signed without a content type, so none may be sent.
         let result = http
             .put(url)
@@ -372,23 +384,24 @@ async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), 
             .body(text.clone())
             .send()
             .await;
-        match result {
+        let failure = match result {
             Ok(r) if r.status().is_success() => {
                 info!(status = %body["Status"], "response delivered");
                 return Ok(());
             }
             Ok(r) if r.status().is_client_error() => {
-                return Err(SeedError::ResponseNotDelivered(format!(
-                    "HTTP {}",
-                    r.status()
-                )));
+                return Err(SeedError::ResponseRefused(r.status()));
             }
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            Ok(r) => SeedError::ResponseRefused(r.status()),
+            Err(e) => SeedError::ResponseNotDelivered(e),
+        };
+        warn!(attempt, error = %failure, "response delivery failed");
+        attempt += 1;
+        if attempt == PUT_ATTEMPTS {
+            return Err(failure);
         }
-        warn!(attempt, error = %last, "response delivery failed");
+        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
     }
-    Err(SeedError::ResponseNotDelivered(last))
 }
 
 /// Time left for the work, keeping a margin to deliver a FAILED answer before the deadline.

@@ -1,41 +1,37 @@
 //! Step Functions: state machines and executions in memory, run by the `leasehold-asl`
 //! interpreter in real time, behind the AWS JSON 1.0 API (`X-Amz-Target: AWSStepFunctions.*`)
-//! that the `aws` CLI and the SDKs speak.
+//! that the `aws` CLI and the SDKs speak (`api`: one function per operation).
+//!
+//! This module depends on no other service of the stack. Its two outward connections are
+//! ports it defines itself:
+//! - [`Tasks`]: what runs Task states, given when the service is built. The invoker usually
+//!   starts child executions, so it needs a handle back to the service; [`StepFunctions::with_tasks`]
+//!   builds both at once (`Arc::new_cyclic`) and hands the invoker a `Weak` handle, so the
+//!   service owns its invoker and the invoker never keeps the service alive.
+//! - [`StatusListener`]: who hears about execution status changes (EventBridge rules). A
+//!   listener subscribes with [`StepFunctions::subscribe`] and holds the service's handle
+//!   itself; the service only knows the trait, and calls listeners synchronously, in order.
 
-use crate::events::EventBus;
+mod api;
+
+pub use crate::error::ApiError;
 use crate::rng::Rng;
+pub use api::dispatch;
 use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
 use leasehold_asl::history::{HistoryEvent, HistoryObserver};
 use leasehold_asl::invoker::TaskInvoker;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::info;
 
 /// Step Functions' input and output limit.
 const MAX_PAYLOAD: usize = 256 * 1024;
-
-/// An error in the shape of the AWS API (`__type` and `message`).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ApiError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
 
 /// Real time for the interpreter, on the tokio runtime.
 pub struct TokioClock;
@@ -161,6 +157,28 @@ impl Execution {
 /// Tells whether a Task resource can run here.
 pub type ResourceCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// What runs the Task states of every execution.
+pub struct Tasks {
+    pub invoker: Arc<dyn TaskInvoker>,
+    /// Resources a Task may name; anything else is refused when a machine is checked.
+    pub supports: ResourceCheck,
+}
+
+impl Tasks {
+    /// No Task resource at all (machines of Pass, Choice, Wait, ... states only).
+    pub fn none() -> Tasks {
+        Tasks {
+            invoker: Arc::new(leasehold_asl::invoker::NoTasks),
+            supports: Box::new(|_| false),
+        }
+    }
+}
+
+/// Hears every status change of a STANDARD execution (started, then ended).
+pub trait StatusListener: Send + Sync {
+    fn status_changed(&self, execution: &Execution);
+}
+
 pub struct StepFunctions {
     pub region: String,
     pub account: String,
@@ -168,11 +186,9 @@ pub struct StepFunctions {
     executions: RwLock<HashMap<String, Arc<Execution>>>,
     /// Execution ARNs per machine, oldest first.
     by_machine: Mutex<HashMap<String, Vec<String>>>,
-    invoker: OnceLock<Arc<dyn TaskInvoker>>,
-    events: OnceLock<Arc<EventBus>>,
+    tasks: Tasks,
+    listeners: RwLock<Vec<Arc<dyn StatusListener>>>,
     random: Arc<Rng>,
-    /// Resources a Task may name; anything else fails the task with a clear cause.
-    supported: OnceLock<ResourceCheck>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -182,36 +198,62 @@ fn valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c))
 }
 
+/// An entry of a registry by ARN: `InvalidArn` unless the ARN is a Step Functions one of the
+/// right type (`right_type`), else `missing` (error type, noun) when there is no such entry.
+fn registered<T>(
+    arn: &str,
+    right_type: bool,
+    entry: impl FnOnce() -> Option<T>,
+    missing: (&'static str, &str),
+) -> Result<T, ApiError> {
+    if !arn.starts_with("arn:aws:states:") || !right_type {
+        return Err(ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+        ));
+    }
+    entry().ok_or_else(|| {
+        let (kind, noun) = missing;
+        ApiError::new(kind, format!("{noun} Does Not Exist: '{arn}'"))
+    })
+}
+
 fn now_ms() -> i64 {
     crate::lambda::epoch_ms() as i64
 }
 
 impl StepFunctions {
+    /// A service without Task resources.
     pub fn new(region: &str, account: &str, seed: u64) -> Arc<Self> {
-        Arc::new(StepFunctions {
+        Self::with_tasks(region, account, seed, |_| Tasks::none())
+    }
+
+    /// A service whose Task states run on what `tasks` builds; `tasks` receives the service's
+    /// own (not yet usable) handle for invokers that start child executions.
+    pub fn with_tasks(
+        region: &str,
+        account: &str,
+        seed: u64,
+        tasks: impl FnOnce(&Weak<StepFunctions>) -> Tasks,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| StepFunctions {
             region: region.to_owned(),
             account: account.to_owned(),
             machines: RwLock::default(),
             executions: RwLock::default(),
             by_machine: Mutex::default(),
-            invoker: OnceLock::new(),
-            events: OnceLock::new(),
+            tasks: tasks(me),
+            listeners: RwLock::default(),
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
-            supported: OnceLock::new(),
         })
     }
 
-    pub fn set_invoker(
-        &self,
-        invoker: Arc<dyn TaskInvoker>,
-        supported: Box<dyn Fn(&str) -> bool + Send + Sync>,
-    ) {
-        let _ = self.invoker.set(invoker);
-        let _ = self.supported.set(supported);
-    }
-
-    pub fn set_events(&self, events: Arc<EventBus>) {
-        let _ = self.events.set(events);
+    /// Adds a listener of execution status changes.
+    pub fn subscribe(&self, listener: Arc<dyn StatusListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
     }
 
     fn machine_arn(&self, name: &str) -> String {
@@ -319,23 +361,18 @@ impl StepFunctions {
     }
 
     pub fn machine(&self, arn: &str) -> Result<Arc<Machine>, ApiError> {
-        if !arn.starts_with("arn:aws:states:") || !arn.contains(":stateMachine:") {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
-            ));
-        }
-        self.machines
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    "StateMachineDoesNotExist",
-                    format!("State Machine Does Not Exist: '{arn}'"),
-                )
-            })
+        registered(
+            arn,
+            arn.contains(":stateMachine:"),
+            || {
+                self.machines
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(arn)
+                    .cloned()
+            },
+            ("StateMachineDoesNotExist", "State Machine"),
+        )
     }
 
     pub fn machines(&self) -> Vec<Arc<Machine>> {
@@ -390,23 +427,18 @@ impl StepFunctions {
     }
 
     pub fn execution(&self, arn: &str) -> Result<Arc<Execution>, ApiError> {
-        if !arn.starts_with("arn:aws:states:") {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
-            ));
-        }
-        self.executions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    "ExecutionDoesNotExist",
-                    format!("Execution Does Not Exist: '{arn}'"),
-                )
-            })
+        registered(
+            arn,
+            true,
+            || {
+                self.executions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(arn)
+                    .cloned()
+            },
+            ("ExecutionDoesNotExist", "Execution"),
+        )
     }
 
     /// Executions of a machine, newest first.
@@ -531,11 +563,7 @@ impl StepFunctions {
         let services = Services {
             clock: Arc::new(TokioClock),
             random: self.random.clone(),
-            invoker: self
-                .invoker
-                .get()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(leasehold_asl::invoker::NoTasks)),
+            invoker: self.tasks.invoker.clone(),
             observer: Some(Arc::new(Recorder(Arc::downgrade(&execution)))),
         };
         self.publish_status(&execution);
@@ -568,36 +596,21 @@ impl StepFunctions {
         Ok(execution)
     }
 
-    /// "Step Functions Execution Status Change" for the rules of the template.
+    /// Tells the listeners about a status change (STANDARD executions only: Express workflows
+    /// emit no status change events).
     fn publish_status(&self, execution: &Execution) {
-        let Some(events) = self.events.get() else {
-            return;
-        };
         if execution.express {
-            return; // Express workflows emit no status change events.
+            return;
         }
-        let d = execution.describe();
-        let included = json!({"included": true});
-        let detail = json!({
-            "executionArn": d.arn,
-            "stateMachineArn": d.machine_arn,
-            "name": d.name,
-            "status": d.status,
-            "startDate": d.start_ms,
-            "stopDate": d.stop_ms,
-            "input": d.input,
-            "output": d.output,
-            "inputDetails": included,
-            "outputDetails": if d.output.is_some() { included.clone() } else { Value::Null },
-            "error": d.error,
-            "cause": d.cause,
-        });
-        events.publish(
-            "aws.states",
-            "Step Functions Execution Status Change",
-            vec![d.arn.clone()],
-            detail,
-        );
+        // A listener may start executions, which publish in turn: no lock is held meanwhile.
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for listener in listeners {
+            listener.status_changed(execution);
+        }
     }
 
     /// Every execution that is still running (for shutdown).
@@ -613,329 +626,7 @@ impl StepFunctions {
 
     /// Whether the local stack can run a Task resource.
     pub fn supports(&self, resource: &str) -> bool {
-        self.supported.get().is_some_and(|f| f(resource))
-    }
-}
-
-// ---------------------------------------------------------------------------- JSON 1.0 API
-
-fn seconds(ms: i64) -> Value {
-    json!(ms as f64 / 1000.0)
-}
-
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::new(
-            "ValidationException",
-            format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
-        )
-    })
-}
-
-fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
-    let max = match body.get("maxResults").and_then(Value::as_u64) {
-        None | Some(0) => default,
-        Some(n) if n > 1000 => {
-            return Err(ApiError::new(
-                "ValidationException",
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
-            ));
-        }
-        Some(n) => n as usize,
-    };
-    let start = match body.get("nextToken").and_then(Value::as_str) {
-        None => 0,
-        Some(token) => token
-            .strip_prefix("page-")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
-    };
-    Ok((start, max))
-}
-
-fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
-    let end = (start + max).min(items.len());
-    let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
-    let next = (end < items.len()).then(|| format!("page-{end}"));
-    (slice, next)
-}
-
-fn describe_json(d: &Described) -> Value {
-    let mut m = Map::new();
-    m.insert("executionArn".into(), json!(d.arn));
-    m.insert("stateMachineArn".into(), json!(d.machine_arn));
-    m.insert("name".into(), json!(d.name));
-    m.insert("status".into(), json!(d.status));
-    m.insert("startDate".into(), seconds(d.start_ms));
-    if let Some(stop) = d.stop_ms {
-        m.insert("stopDate".into(), seconds(stop));
-    }
-    m.insert("input".into(), json!(d.input));
-    m.insert("inputDetails".into(), json!({"included": true}));
-    if let Some(output) = &d.output {
-        m.insert("output".into(), json!(output));
-        m.insert("outputDetails".into(), json!({"included": true}));
-    }
-    if let Some(error) = &d.error {
-        m.insert("error".into(), json!(error));
-    }
-    if let Some(cause) = &d.cause {
-        m.insert("cause".into(), json!(cause));
-    }
-    Value::Object(m)
-}
-
-fn event_json(event: &HistoryEvent) -> Value {
-    let mut v = event.to_json();
-    v["timestamp"] = seconds(event.timestamp_millis);
-    v
-}
-
-fn machine_json(m: &Machine) -> Value {
-    let mut v = json!({
-        "stateMachineArn": m.arn,
-        "name": m.name,
-        "status": "ACTIVE",
-        "definition": m.definition,
-        "roleArn": m.role_arn,
-        "type": m.kind,
-        "creationDate": seconds(m.created_ms),
-        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
-        "tracingConfiguration": {"enabled": false},
-    });
-    if let Some(updated) = *m.updated_ms.lock().unwrap_or_else(|e| e.into_inner()) {
-        v["updateDate"] = seconds(updated);
-    }
-    v
-}
-
-/// Runs one API operation (`target` without the `AWSStepFunctions.` prefix).
-pub async fn dispatch(
-    sfn: &Arc<StepFunctions>,
-    target: &str,
-    body: &Value,
-) -> Result<Value, ApiError> {
-    match target {
-        "CreateStateMachine" => {
-            let kind = body
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("STANDARD");
-            let machine = sfn.create_machine(
-                field(body, "name")?,
-                field(body, "definition")?,
-                field(body, "roleArn")?,
-                kind,
-            )?;
-            Ok(json!({"stateMachineArn": machine.arn, "creationDate": seconds(machine.created_ms)}))
-        }
-        "DescribeStateMachine" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            Ok(machine_json(&machine))
-        }
-        "DescribeStateMachineForExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            let machine = sfn.machine(&execution.machine_arn)?;
-            let mut v = machine_json(&machine);
-            if let Value::Object(m) = &mut v {
-                m.remove("status");
-                m.remove("creationDate");
-                m.insert("updateDate".into(), seconds(execution.start_ms));
-            }
-            Ok(v)
-        }
-        "UpdateStateMachine" => {
-            let updated = sfn.update_machine(
-                field(body, "stateMachineArn")?,
-                body.get("definition").and_then(Value::as_str),
-                body.get("roleArn").and_then(Value::as_str),
-            )?;
-            Ok(json!({"updateDate": seconds(updated)}))
-        }
-        "DeleteStateMachine" => {
-            sfn.delete_machine(field(body, "stateMachineArn")?)?;
-            Ok(json!({}))
-        }
-        "ListStateMachines" => {
-            let (start, max) = page(body, 100)?;
-            let all: Vec<Value> = sfn
-                .machines()
-                .iter()
-                .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
-                .collect();
-            let (items, next) = paged(&all, start, max);
-            let mut out = json!({"stateMachines": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        "ValidateStateMachineDefinition" => {
-            let definition = field(body, "definition")?;
-            let (_, diagnostics) = load_with_diagnostics(definition);
-            let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
-            let list: Vec<Value> = diagnostics
-                .iter()
-                .map(|d| {
-                    let mut v = json!({
-                        "severity": if d.severity == Severity::Error { "ERROR" } else { "WARNING" },
-                        "code": d.code,
-                        "message": d.message,
-                    });
-                    if let Some(location) = &d.location {
-                        v["location"] = json!(location);
-                    }
-                    v
-                })
-                .collect();
-            Ok(
-                json!({"result": if errors { "FAIL" } else { "OK" }, "diagnostics": list, "truncated": false}),
-            )
-        }
-        "StartExecution" => {
-            let execution = sfn.start(
-                field(body, "stateMachineArn")?,
-                body.get("name").and_then(Value::as_str),
-                body.get("input").and_then(Value::as_str),
-            )?;
-            Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
-        }
-        "StartSyncExecution" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            if machine.kind != "EXPRESS" {
-                return Err(ApiError::new(
-                    "StateMachineTypeNotSupported",
-                    "This operation is not supported by this type of state machine",
-                ));
-            }
-            let execution = sfn.start(
-                &machine.arn,
-                body.get("name").and_then(Value::as_str),
-                body.get("input").and_then(Value::as_str),
-            )?;
-            let d = execution.finished().await;
-            let mut v = describe_json(&d);
-            let billed = ((d.stop_ms.unwrap_or(d.start_ms) - d.start_ms).max(1) + 99) / 100 * 100;
-            v["billingDetails"] =
-                json!({"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": billed});
-            Ok(v)
-        }
-        "DescribeExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            if execution.express {
-                return Err(ApiError::new(
-                    "ExecutionDoesNotExist",
-                    format!("Execution Does Not Exist: '{}'", execution.arn),
-                ));
-            }
-            let mut v = describe_json(&execution.describe());
-            v["redriveCount"] = json!(0);
-            v["redriveStatus"] = json!("NOT_REDRIVABLE");
-            Ok(v)
-        }
-        "StopExecution" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            execution.stop(
-                body.get("error").and_then(Value::as_str).map(str::to_owned),
-                body.get("cause").and_then(Value::as_str).map(str::to_owned),
-            );
-            let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
-                .await
-                .unwrap_or_else(|_| execution.describe());
-            Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(now_ms))}))
-        }
-        "GetExecutionHistory" => {
-            let execution = sfn.execution(field(body, "executionArn")?)?;
-            let (start, max) = page(body, 100)?;
-            let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
-            if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
-                events.reverse();
-            }
-            if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
-                for e in &mut events {
-                    strip_data(e);
-                }
-            }
-            let (items, next) = paged(&events, start, max);
-            let mut out = json!({"events": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        "ListExecutions" => {
-            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
-            if machine.kind == "EXPRESS" {
-                return Err(ApiError::new(
-                    "StateMachineTypeNotSupported",
-                    "This operation is not supported by this type of state machine",
-                ));
-            }
-            let filter = body.get("statusFilter").and_then(Value::as_str);
-            if let Some(f) = filter
-                && ![
-                    "RUNNING",
-                    "SUCCEEDED",
-                    "FAILED",
-                    "TIMED_OUT",
-                    "ABORTED",
-                    "PENDING_REDRIVE",
-                ]
-                .contains(&f)
-            {
-                return Err(ApiError::new(
-                    "ValidationException",
-                    format!(
-                        "1 validation error detected: Value '{f}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, TIMED_OUT, PENDING_REDRIVE, ABORTED, FAILED, RUNNING]"
-                    ),
-                ));
-            }
-            let (start, max) = page(body, 100)?;
-            let all: Vec<Value> = sfn
-                .executions_of(&machine.arn)
-                .iter()
-                .map(|e| e.describe())
-                .filter(|d| filter.is_none_or(|f| d.status == f))
-                .map(|d| {
-                    let mut v = json!({
-                        "executionArn": d.arn,
-                        "stateMachineArn": d.machine_arn,
-                        "name": d.name,
-                        "status": d.status,
-                        "startDate": seconds(d.start_ms),
-                    });
-                    if let Some(stop) = d.stop_ms {
-                        v["stopDate"] = seconds(stop);
-                    }
-                    v
-                })
-                .collect();
-            let (items, next) = paged(&all, start, max);
-            let mut out = json!({"executions": items});
-            if let Some(next) = next {
-                out["nextToken"] = json!(next);
-            }
-            Ok(out)
-        }
-        other => Err(ApiError::new(
-            "UnknownOperationException",
-            format!("The operation {other} is not supported by the local stack"),
-        )),
-    }
-}
-
-/// `includeExecutionData: false`: inputs, outputs and parameters are left out.
-fn strip_data(event: &mut Value) {
-    if let Value::Object(m) = event {
-        for (key, details) in m.iter_mut() {
-            if key.ends_with("EventDetails")
-                && let Value::Object(d) = details
-            {
-                for field in ["input", "output", "parameters"] {
-                    d.remove(field);
-                }
-            }
-        }
+        (self.tasks.supports)(resource)
     }
 }
 
@@ -949,16 +640,6 @@ mod tests {
         for bad in ["", "has space", "a:b", "a/b", "x*", &"n".repeat(81)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn pages_carry_a_token_until_the_end() {
-        let items: Vec<u32> = (0..5).collect();
-        let (first, next) = paged(&items, 0, 2);
-        assert_eq!((first, next.as_deref()), (vec![0, 1], Some("page-2")));
-        let (last, next) = paged(&items, 4, 2);
-        assert_eq!((last, next), (vec![4], None));
-        assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
     }
 
     #[test]

@@ -1,0 +1,365 @@
+//! The Step Functions JSON 1.0 API: one function per operation, chosen by [`dispatch`].
+
+use super::{ApiError, Described, Machine, StepFunctions, now_ms};
+use leasehold_asl::history::HistoryEvent;
+use leasehold_asl::validate::{Severity, load_with_diagnostics};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs one API operation (`target` without the `AWSStepFunctions.` prefix).
+pub async fn dispatch(
+    sfn: &Arc<StepFunctions>,
+    target: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    match target {
+        "CreateStateMachine" => create_state_machine(sfn, body),
+        "DescribeStateMachine" => {
+            let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+            Ok(machine_json(&machine))
+        }
+        "DescribeStateMachineForExecution" => describe_state_machine_for_execution(sfn, body),
+        "UpdateStateMachine" => update_state_machine(sfn, body),
+        "DeleteStateMachine" => {
+            sfn.delete_machine(field(body, "stateMachineArn")?)?;
+            Ok(json!({}))
+        }
+        "ListStateMachines" => list_state_machines(sfn, body),
+        "ValidateStateMachineDefinition" => validate_state_machine_definition(body),
+        "StartExecution" => start_execution(sfn, body),
+        "StartSyncExecution" => start_sync_execution(sfn, body).await,
+        "DescribeExecution" => describe_execution(sfn, body),
+        "StopExecution" => stop_execution(sfn, body).await,
+        "GetExecutionHistory" => get_execution_history(sfn, body),
+        "ListExecutions" => list_executions(sfn, body),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("The operation {other} is not supported by the local stack"),
+        )),
+    }
+}
+
+fn not_supported_for_type() -> ApiError {
+    ApiError::new(
+        "StateMachineTypeNotSupported",
+        "This operation is not supported by this type of state machine",
+    )
+}
+
+fn create_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let kind = body
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("STANDARD");
+    let machine = sfn.create_machine(
+        field(body, "name")?,
+        field(body, "definition")?,
+        field(body, "roleArn")?,
+        kind,
+    )?;
+    Ok(json!({"stateMachineArn": machine.arn, "creationDate": seconds(machine.created_ms)}))
+}
+
+fn describe_state_machine_for_execution(
+    sfn: &StepFunctions,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let execution = sfn.execution(field(body, "executionArn")?)?;
+    let machine = sfn.machine(&execution.machine_arn)?;
+    let mut v = machine_json(&machine);
+    if let Value::Object(m) = &mut v {
+        m.remove("status");
+        m.remove("creationDate");
+        m.insert("updateDate".into(), seconds(execution.start_ms));
+    }
+    Ok(v)
+}
+
+fn update_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let updated = sfn.update_machine(
+        field(body, "stateMachineArn")?,
+        body.get("definition").and_then(Value::as_str),
+        body.get("roleArn").and_then(Value::as_str),
+    )?;
+    Ok(json!({"updateDate": seconds(updated)}))
+}
+
+fn list_state_machines(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let (start, max) = page(body, 100)?;
+    let all: Vec<Value> = sfn
+        .machines()
+        .iter()
+        .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
+        .collect();
+    Ok(one_page("stateMachines", &all, start, max))
+}
+
+fn validate_state_machine_definition(body: &Value) -> Result<Value, ApiError> {
+    let definition = field(body, "definition")?;
+    let (_, diagnostics) = load_with_diagnostics(definition);
+    let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    let list: Vec<Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "severity": if d.severity == Severity::Error { "ERROR" } else { "WARNING" },
+                "code": d.code,
+                "message": d.message,
+            });
+            if let Some(location) = &d.location {
+                v["location"] = json!(location);
+            }
+            v
+        })
+        .collect();
+    Ok(
+        json!({"result": if errors { "FAIL" } else { "OK" }, "diagnostics": list, "truncated": false}),
+    )
+}
+
+fn start_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<Value, ApiError> {
+    let execution = sfn.start(
+        field(body, "stateMachineArn")?,
+        body.get("name").and_then(Value::as_str),
+        body.get("input").and_then(Value::as_str),
+    )?;
+    Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
+}
+
+async fn start_sync_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<Value, ApiError> {
+    let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+    if machine.kind != "EXPRESS" {
+        return Err(not_supported_for_type());
+    }
+    let execution = sfn.start(
+        &machine.arn,
+        body.get("name").and_then(Value::as_str),
+        body.get("input").and_then(Value::as_str),
+    )?;
+    let d = execution.finished().await;
+    let mut v = describe_json(&d);
+    let billed = ((d.stop_ms.unwrap_or(d.start_ms) - d.start_ms).max(1) + 99) / 100 * 100;
+    v["billingDetails"] =
+        json!({"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": billed});
+    Ok(v)
+}
+
+fn describe_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let execution = sfn.execution(field(body, "executionArn")?)?;
+    if execution.express {
+        return Err(ApiError::new(
+            "ExecutionDoesNotExist",
+            format!("Execution Does Not Exist: '{}'", execution.arn),
+        ));
+    }
+    let mut v = describe_json(&execution.describe());
+    v["redriveCount"] = json!(0);
+    v["redriveStatus"] = json!("NOT_REDRIVABLE");
+    Ok(v)
+}
+
+async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let execution = sfn.execution(field(body, "executionArn")?)?;
+    execution.stop(
+        body.get("error").and_then(Value::as_str).map(str::to_owned),
+        body.get("cause").and_then(Value::as_str).map(str::to_owned),
+    );
+    let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
+        .await
+        .unwrap_or_else(|_| execution.describe());
+    Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(now_ms))}))
+}
+
+fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let execution = sfn.execution(field(body, "executionArn")?)?;
+    let (start, max) = page(body, 100)?;
+    let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
+    if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
+        events.reverse();
+    }
+    if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
+        for e in &mut events {
+            strip_data(e);
+        }
+    }
+    Ok(one_page("events", &events, start, max))
+}
+
+const STATUSES: [&str; 6] = [
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "ABORTED",
+    "PENDING_REDRIVE",
+];
+
+fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let machine = sfn.machine(field(body, "stateMachineArn")?)?;
+    if machine.kind == "EXPRESS" {
+        return Err(not_supported_for_type());
+    }
+    let filter = body.get("statusFilter").and_then(Value::as_str);
+    if let Some(f) = filter
+        && !STATUSES.contains(&f)
+    {
+        return Err(ApiError::new(
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value '{f}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, TIMED_OUT, PENDING_REDRIVE, ABORTED, FAILED, RUNNING]"
+            ),
+        ));
+    }
+    let (start, max) = page(body, 100)?;
+    let all: Vec<Value> = sfn
+        .executions_of(&machine.arn)
+        .iter()
+        .map(|e| e.describe())
+        .filter(|d| filter.is_none_or(|f| d.status == f))
+        .map(|d| {
+            let mut v = json!({
+                "executionArn": d.arn,
+                "stateMachineArn": d.machine_arn,
+                "name": d.name,
+                "status": d.status,
+                "startDate": seconds(d.start_ms),
+            });
+            if let Some(stop) = d.stop_ms {
+                v["stopDate"] = seconds(stop);
+            }
+            v
+        })
+        .collect();
+    Ok(one_page("executions", &all, start, max))
+}
+
+/// One page of a list under `key`, with a `nextToken` while more follow.
+fn one_page(key: &str, all: &[Value], start: usize, max: usize) -> Value {
+    let (items, next) = paged(all, start, max);
+    let mut out = json!({ key: items });
+    if let Some(next) = next {
+        out["nextToken"] = json!(next);
+    }
+    out
+}
+
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+        )
+    })
+}
+
+fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
+    let max = match body.get("maxResults").and_then(Value::as_u64) {
+        None | Some(0) => default,
+        Some(n) if n > 1000 => {
+            return Err(ApiError::new(
+                "ValidationException",
+                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+            ));
+        }
+        Some(n) => n as usize,
+    };
+    let start = match body.get("nextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(token) => token
+            .strip_prefix("page-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
+    };
+    Ok((start, max))
+}
+
+fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
+    let end = (start + max).min(items.len());
+    let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
+    let next = (end < items.len()).then(|| format!("page-{end}"));
+    (slice, next)
+}
+
+fn describe_json(d: &Described) -> Value {
+    let mut m = Map::new();
+    m.insert("executionArn".into(), json!(d.arn));
+    m.insert("stateMachineArn".into(), json!(d.machine_arn));
+    m.insert("name".into(), json!(d.name));
+    m.insert("status".into(), json!(d.status));
+    m.insert("startDate".into(), seconds(d.start_ms));
+    if let Some(stop) = d.stop_ms {
+        m.insert("stopDate".into(), seconds(stop));
+    }
+    m.insert("input".into(), json!(d.input));
+    m.insert("inputDetails".into(), json!({"included": true}));
+    if let Some(output) = &d.output {
+        m.insert("output".into(), json!(output));
+        m.insert("outputDetails".into(), json!({"included": true}));
+    }
+    if let Some(error) = &d.error {
+        m.insert("error".into(), json!(error));
+    }
+    if let Some(cause) = &d.cause {
+        m.insert("cause".into(), json!(cause));
+    }
+    Value::Object(m)
+}
+
+fn event_json(event: &HistoryEvent) -> Value {
+    let mut v = event.to_json();
+    v["timestamp"] = seconds(event.timestamp_millis);
+    v
+}
+
+fn machine_json(m: &Machine) -> Value {
+    let mut v = json!({
+        "stateMachineArn": m.arn,
+        "name": m.name,
+        "status": "ACTIVE",
+        "definition": m.definition,
+        "roleArn": m.role_arn,
+        "type": m.kind,
+        "creationDate": seconds(m.created_ms),
+        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+        "tracingConfiguration": {"enabled": false},
+    });
+    if let Some(updated) = *m.updated_ms.lock().unwrap_or_else(|e| e.into_inner()) {
+        v["updateDate"] = seconds(updated);
+    }
+    v
+}
+
+/// `includeExecutionData: false`: inputs, outputs and parameters are left out.
+fn strip_data(event: &mut Value) {
+    if let Value::Object(m) = event {
+        for (key, details) in m.iter_mut() {
+            if key.ends_with("EventDetails")
+                && let Value::Object(d) = details
+            {
+                for field in ["input", "output", "parameters"] {
+                    d.remove(field);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_carry_a_token_until_the_end() {
+        let items: Vec<u32> = (0..5).collect();
+        let (first, next) = paged(&items, 0, 2);
+        assert_eq!((first, next.as_deref()), (vec![0, 1], Some("page-2")));
+        let (last, next) = paged(&items, 4, 2);
+        assert_eq!((last, next), (vec![4], None));
+        assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
+    }
+}
