@@ -216,7 +216,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building the handlers, the stack and the demo (debug; the first build takes a few minutes)"
-cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
+cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local -p leasehold-demo
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 stack_args=(--template template.yaml --env-file .local/env --binaries "$TARGET/debug"

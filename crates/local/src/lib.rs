@@ -17,7 +17,7 @@
 //!   `dynamodb:*Item`).
 //! - [`events`]: EventBridge rules (status change events, schedules).
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
-//! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
+//! - [`trace_view`]: the stack as the trace page (`leasehold-trace`) reads it.
 //! - [`stack`]: wiring it all from a template.
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
@@ -31,7 +31,7 @@ pub mod server;
 pub mod sfn;
 pub mod stack;
 pub mod template;
-pub mod trace;
+pub mod trace_view;
 
 pub use stack::{Stack, StackOptions};
 

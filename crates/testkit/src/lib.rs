@@ -6,12 +6,14 @@
 //! - [`names`]: unique pool and lease names, so tests can share one table.
 //! - [`mysql`]: an administrator connection for observing and bending the database.
 //! - [`catcher`]: an HTTP server on 127.0.0.1 that stands in for a CloudFormation `ResponseURL`.
+//! - [`router`]: calling an axum router without a socket.
 #![forbid(unsafe_code)]
 
 pub mod catcher;
 pub mod env;
 pub mod mysql;
 pub mod names;
+pub mod router;
 
 pub use catcher::ResponseCatcher;
 pub use env::{require_env, sdk_config};

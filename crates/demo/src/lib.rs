@@ -3,7 +3,7 @@
 //! function without leases (ungoverned: the original problem), with live progress; then a
 //! report from the real sources, as JSON and as a self-contained HTML page.
 //!
-//! The script starts the services and the stack and exports their endpoints; this module only
+//! The script starts the services and the stack and exports their endpoints; this crate only
 //! runs and measures. Every figure is read back from where it lives: MariaDB's own counters and
 //! a sampler of `Threads_connected`, the children's execution histories, the lease table, the
 //! stack's `/stats` and the CloudWatch metrics the handlers emitted.
@@ -19,6 +19,7 @@
 //! - [`report`]: the JSON report and its text rendering.
 //! - [`html`]: the HTML page with its charts.
 //! - [`error`]: the demo's errors.
+#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod error;

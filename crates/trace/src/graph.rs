@@ -946,7 +946,7 @@ mod tests {
 
     #[test]
     fn the_connection_workflow_has_every_state_and_no_overlaps() {
-        let text = include_str!("../../../../statemachines/connection.asl.json");
+        let text = include_str!("../../../statemachines/connection.asl.json");
         let g = graph(text);
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         for name in v["States"].as_object().unwrap().keys() {

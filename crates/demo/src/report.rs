@@ -4,8 +4,11 @@
 use super::history::Outcome;
 use super::run::RunData;
 use super::sampler::OWN_CONNECTIONS;
+use super::sources::StackStats;
 use super::stats::{Spread, mean, round1, round2};
-use serde::Serialize;
+use leasehold_local::lambda::FunctionStats;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -43,18 +46,6 @@ pub struct Load {
 pub struct Runs {
     pub governed: RunReport,
     pub ungoverned: RunReport,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionCounts {
-    pub invocations: u64,
-    pub cold_starts: u64,
-    pub errors: u64,
-    pub throttles: u64,
-    pub timeouts: u64,
-    pub kills: u64,
-    pub crashes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +120,9 @@ pub struct RunReport {
     pub physical_limit_per_second: Option<f64>,
     pub ratio_to_physical_limit: Option<f64>,
     pub container_kills: u64,
-    pub functions: BTreeMap<String, FunctionCounts>,
+    /// The stack's own counters per function; the gauges are left out (see [`counters_only`]).
+    #[serde(serialize_with = "counters_only")]
+    pub functions: BTreeMap<String, FunctionStats>,
     pub samples: Samples,
     pub series: Series,
 }
@@ -168,32 +161,43 @@ fn counter(map: &BTreeMap<String, i64>, name: &str) -> i64 {
         .map_or(0, |(_, v)| *v)
 }
 
+/// The stack's gauges (containers live now, their peak since it started): they say nothing
+/// about one run, so the report has the counters only.
+const GAUGES: [&str; 2] = ["containersLive", "peakContainers"];
+
+fn counters_only<S: Serializer>(
+    functions: &BTreeMap<String, FunctionStats>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(functions.len()))?;
+    for (name, stats) in functions {
+        let mut counters = serde_json::to_value(stats).map_err(S::Error::custom)?;
+        if let Some(fields) = counters.as_object_mut() {
+            for gauge in GAUGES {
+                fields.shift_remove(gauge);
+            }
+        }
+        map.serialize_entry(name, &counters)?;
+    }
+    map.end()
+}
+
 /// Per-function counters of `/stats`, after minus before, for functions that ran.
-pub fn function_deltas(before: &Value, after: &Value) -> BTreeMap<String, FunctionCounts> {
+pub fn function_deltas(before: &StackStats, after: &StackStats) -> BTreeMap<String, FunctionStats> {
     let mut out = BTreeMap::new();
-    let Some(functions) = after.get("functions").and_then(Value::as_object) else {
-        return out;
-    };
-    for (name, now) in functions {
-        let then = before.pointer(&format!("/functions/{name}"));
-        let delta = |field: &str| {
-            let a = now.get(field).and_then(Value::as_u64).unwrap_or(0);
-            let b = then
-                .and_then(|t| t.get(field))
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            a.saturating_sub(b)
+    for (name, now) in &after.functions {
+        let then = before.functions.get(name).cloned().unwrap_or_default();
+        let counts = FunctionStats {
+            invocations: now.invocations.saturating_sub(then.invocations),
+            cold_starts: now.cold_starts.saturating_sub(then.cold_starts),
+            errors: now.errors.saturating_sub(then.errors),
+            throttles: now.throttles.saturating_sub(then.throttles),
+            timeouts: now.timeouts.saturating_sub(then.timeouts),
+            kills: now.kills.saturating_sub(then.kills),
+            crashes: now.crashes.saturating_sub(then.crashes),
+            ..FunctionStats::default()
         };
-        let counts = FunctionCounts {
-            invocations: delta("invocations"),
-            cold_starts: delta("coldStarts"),
-            errors: delta("errors"),
-            throttles: delta("throttles"),
-            timeouts: delta("timeouts"),
-            kills: delta("kills"),
-            crashes: delta("crashes"),
-        };
-        if counts != FunctionCounts::default() {
+        if counts != FunctionStats::default() {
             // `leasehold-demo-QueryFunction` → `QueryFunction`: the template's logical id.
             let short = name.rsplit('-').next().unwrap_or(name).to_owned();
             out.insert(short, counts);
@@ -543,11 +547,36 @@ mod tests {
             "s-SeedFunction": {"invocations": 1}
         }});
         let before_seed = json!({"functions": {"s-SeedFunction": {"invocations": 1}, "s-QueryFunction": {"invocations": 5, "kills": 1}}});
+        let stats = |v: serde_json::Value| -> StackStats { serde_json::from_value(v).unwrap() };
+        let (before, after, before_seed) = (stats(before), stats(after), stats(before_seed));
         let d = function_deltas(&before, &after);
         assert_eq!(d["QueryFunction"].invocations, 20);
         assert_eq!(d["QueryFunction"].kills, 2);
         assert_eq!(d["QueryFunction"].cold_starts, 2);
         // A function that did nothing in the run is left out.
         assert!(!function_deltas(&before_seed, &after).contains_key("SeedFunction"));
+        // The report has the counters, not the gauges, in their order.
+        let report = serde_json::to_value(RunFunctions { functions: d }).unwrap();
+        let keys: Vec<&String> = report["functions"]["QueryFunction"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        let expected = [
+            "invocations",
+            "coldStarts",
+            "errors",
+            "throttles",
+            "timeouts",
+            "kills",
+            "crashes",
+        ];
+        assert_eq!(keys, expected);
+    }
+
+    #[derive(Serialize)]
+    struct RunFunctions {
+        #[serde(serialize_with = "counters_only")]
+        functions: BTreeMap<String, FunctionStats>,
     }
 }
