@@ -7,20 +7,26 @@ use leasehold_asl::history::HistoryEvent;
 use leasehold_trace::{
     DEFAULT_NAMESPACE, ExecutionView, MachineView, StackView, TraceError, TraceState,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The trace page's state for a stack: the namespace is the one the template gives its
-/// functions.
+/// functions, and the metrics are read back from where the forwarder sends them (the local
+/// CloudWatch, when the environment names an endpoint).
 pub fn trace_state(
     sfn: &Arc<StepFunctions>,
     lambda: &LambdaService,
-    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    env: &BTreeMap<String, String>,
+    sdk: &aws_config::SdkConfig,
 ) -> Arc<TraceState> {
     let namespace = lambda
         .specs()
         .iter()
         .find_map(|f| f.environment.get("METRICS_NAMESPACE").cloned())
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let cloudwatch = (env.contains_key("AWS_ENDPOINT_URL")
+        || env.contains_key("AWS_ENDPOINT_URL_CLOUDWATCH"))
+    .then(|| aws_sdk_cloudwatch::Client::new(sdk));
     Arc::new(TraceState {
         view: sfn.clone(),
         cloudwatch,
@@ -48,14 +54,14 @@ fn machine_view(m: &Machine) -> MachineView {
 fn execution_view(e: &Execution) -> ExecutionView {
     let d = e.describe();
     ExecutionView {
-        arn: d.arn,
-        name: d.name,
         machine_arn: d.machine_arn,
         machine_name: e.machine_name.clone(),
+        arn: d.arn,
+        name: d.name,
+        input: d.input,
         status: d.status,
         start_ms: d.start_ms,
         stop_ms: d.stop_ms,
-        input: d.input,
         output: d.output,
         error: d.error,
         cause: d.cause,

@@ -47,6 +47,6 @@ impl IntoResponse for TraceError {
             }
             other => other.to_string(),
         };
-        crate::routes::json_response(status, json!({ "message": message }))
+        crate::json::json_response(status, json!({ "message": message }))
     }
 }

@@ -21,14 +21,18 @@
 //! # Layout
 //! - [`view`]: the read-only view of a stack the page needs (machines, executions, histories).
 //! - [`routes`]: the page and its JSON endpoints.
-//! - [`graph`]: the layered layout of a definition (states, transitions, nested groups).
+//! - [`graph`]: the graph of a definition (states, transitions, nested groups) and its layout.
+//! - `layers`: the layered layout of a graph of boxes the graph module uses.
 //! - [`path`]: the path an execution took, read from its history.
 //! - [`metrics`]: reading the pool's metrics from CloudWatch.
 //! - [`error`]: the endpoints' errors.
+//! - `json`: the endpoints' JSON answers (never cached).
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod graph;
+mod json;
+mod layers;
 pub mod metrics;
 pub mod path;
 pub mod routes;

@@ -1,9 +1,9 @@
 //! The page and its JSON endpoints (see the table in the crate's documentation).
 
 use crate::error::TraceError;
+use crate::json::json_response;
 use crate::view::{ExecutionView, StackView};
 use crate::{graph, metrics, path};
-use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -54,11 +54,6 @@ pub fn app(state: Arc<TraceState>) -> Router {
         .with_state(state)
 }
 
-/// The stack's JSON answer, never cached: the page polls for fresh state.
-pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
-    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
-    (status, no_store, Json(body)).into_response()
-}
 async fn page() -> Response {
     let mut response = PAGE.into_response();
     let headers = response.headers_mut();

@@ -17,18 +17,19 @@ pub struct MachineView {
     pub definition: Arc<StateMachine>,
 }
 
-/// A snapshot of an execution, as DescribeExecution reports it.
+/// A snapshot of an execution: what the page lists and draws of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionView {
-    pub arn: String,
-    pub name: String,
     pub machine_arn: String,
     pub machine_name: String,
+    pub arn: String,
+    pub name: String,
+    pub input: String,
     /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
     pub status: &'static str,
     pub start_ms: i64,
+    /// How it ended; all `None` while it runs.
     pub stop_ms: Option<i64>,
-    pub input: String,
     pub output: Option<String>,
     pub error: Option<String>,
     pub cause: Option<String>,
