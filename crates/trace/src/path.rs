@@ -528,8 +528,9 @@ mod tests {
         }
     }
 
-    fn run(definition: &str, input: Value, script: Arc<Script>) -> (Path, &'static str) {
-        let machine = leasehold_asl::load(definition).expect("valid definition");
+    /// The whole run of `definition` on a virtual clock: its outcome and history.
+    fn execution(definition: &str, input: &Value, script: Arc<Script>) -> leasehold_asl::Outcome {
+        let machine = Arc::new(leasehold_asl::load(definition).expect("valid definition"));
         let clock = VirtualClock::new(1_000);
         let services = Services {
             clock: Arc::new(clock.clone()),
@@ -538,16 +539,28 @@ mod tests {
             observer: None,
         };
         let cfg = ExecutionConfig::new("us-east-1", "123456789012", "m", "e", &input.to_string());
-        let outcome = clock
-            .block_on(execute(
-                Arc::new(machine),
-                cfg,
-                services,
-                AbortHandle::new(),
-            ))
-            .expect("runs on the virtual clock");
+        let run = execute(machine, cfg, services, AbortHandle::new());
+        clock.block_on(run).expect("runs on the virtual clock")
+    }
+
+    fn run(definition: &str, input: Value, script: Arc<Script>) -> (Path, &'static str) {
+        let outcome = execution(definition, &input, script);
         let status = outcome.status.as_str();
         (analyse(&outcome.history, status), status)
+    }
+
+    /// Whether the path followed `from` → `to` in that way.
+    fn followed(path: &Path, from: &str, to: &str, how: &'static str) -> bool {
+        path.transitions
+            .contains_key(&(from.to_owned(), to.to_owned(), how))
+    }
+
+    /// A text field of every iteration, `""` where it has none.
+    fn per_iteration(path: &Path, field: fn(&Iteration) -> Option<&str>) -> Vec<&str> {
+        path.iterations
+            .iter()
+            .map(|i| field(i).unwrap_or(""))
+            .collect()
     }
 
     const TASKS: &str = r#"{"StartAt":"Acquire","States":{
@@ -603,14 +616,8 @@ mod tests {
         assert_eq!(status(&path, "Fallback"), SUCCEEDED);
         assert_eq!(status(&path, "Shed"), FAILED);
         assert_eq!(status(&path, "Query"), NOT_REACHED);
-        assert!(
-            path.transitions
-                .contains_key(&("Acquire".into(), "Fallback".into(), "catch"))
-        );
-        assert!(
-            path.transitions
-                .contains_key(&("Shed".into(), END.into(), "fail"))
-        );
+        assert!(followed(&path, "Acquire", "Fallback", "catch"));
+        assert!(followed(&path, "Shed", END, "fail"));
     }
 
     #[test]
@@ -630,18 +637,10 @@ mod tests {
         let labels: Vec<&str> = path.iterations.iter().map(|i| i.label.as_str()).collect();
         assert_eq!(labels, ["Run[0]", "Run[1]", "Run[2]"]);
         assert!(path.iterations.iter().all(|i| i.status == SUCCEEDED));
-        let children: Vec<&str> = path
-            .iterations
-            .iter()
-            .map(|i| i.child.as_deref().unwrap_or(""))
-            .collect();
+        let children = per_iteration(&path, |i| i.child.as_deref());
         assert!(children.iter().all(|c| c.contains(":execution:child:")));
         // The iteration's result is the output of its last state: the caught one went on.
-        let outputs: Vec<&str> = path
-            .iterations
-            .iter()
-            .map(|i| i.output.as_deref().unwrap_or(""))
-            .collect();
+        let outputs = per_iteration(&path, |i| i.output.as_deref());
         assert!(outputs[0].contains("\"ExecutionArn\""), "{outputs:?}");
         assert!(
             outputs[1].contains("\"Error\":\"States.TaskFailed\""),
@@ -655,10 +654,7 @@ mod tests {
         assert_eq!(status(&path, "Run"), SUCCEEDED);
         assert_eq!(status(&path, "Tally"), SUCCEEDED);
         // The Map's own exit and the state after it belong to no iteration.
-        assert!(
-            path.transitions
-                .contains_key(&("Run".into(), "Tally".into(), "next"))
-        );
+        assert!(followed(&path, "Run", "Tally", "next"));
         assert!(
             !path
                 .transitions
@@ -688,14 +684,8 @@ mod tests {
         for s in ["P", "A", "B", "C", "After"] {
             assert_eq!(status(&path, s), SUCCEEDED, "{s}");
         }
-        assert!(
-            path.transitions
-                .contains_key(&("B".into(), "C".into(), "next"))
-        );
-        assert!(
-            path.transitions
-                .contains_key(&("P".into(), "After".into(), "next"))
-        );
+        assert!(followed(&path, "B", "C", "next"));
+        assert!(followed(&path, "P", "After", "next"));
         // A branch's first state is entered from its container, not from a sibling.
         assert!(
             !path
@@ -709,23 +699,7 @@ mod tests {
     fn an_unfinished_history_shows_the_running_state() {
         let (full, _) = run(TASKS, json!({}), Script::new(vec![]));
         // Rebuild the history up to Query's TaskStarted from a fresh run.
-        let machine = leasehold_asl::load(TASKS).unwrap();
-        let clock = VirtualClock::new(0);
-        let services = Services {
-            clock: Arc::new(clock.clone()),
-            random: Arc::new(SeededRandom::new(3)),
-            invoker: Script::new(vec![]),
-            observer: None,
-        };
-        let cfg = ExecutionConfig::new("us-east-1", "123456789012", "m", "e", "{}");
-        let outcome = clock
-            .block_on(execute(
-                Arc::new(machine),
-                cfg,
-                services,
-                AbortHandle::new(),
-            ))
-            .unwrap();
+        let outcome = execution(TASKS, &json!({}), Script::new(vec![]));
         let cut = outcome
             .history
             .iter()
