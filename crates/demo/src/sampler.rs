@@ -35,64 +35,75 @@ pub struct Latest {
 
 pub struct Sampler {
     stop: watch::Sender<bool>,
-    db: JoinHandle<(Vec<(i64, i64)>, u64)>,
-    leases: JoinHandle<(Vec<(i64, i64)>, u64)>,
+    db: JoinHandle<Sampled>,
+    leases: JoinHandle<Sampled>,
     pub latest: Arc<Latest>,
+}
+
+/// Points of one sampled value and how many samples could not be taken.
+type Sampled = (Vec<(i64, i64)>, u64);
+
+/// Takes `read` every `every` until `stopped` changes; each value is also stored in `latest`.
+fn sample<F, Fut>(
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+    latest: Arc<Latest>,
+    store: fn(&Latest) -> &AtomicI64,
+    mut read: F,
+) -> JoinHandle<Sampled>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Option<i64>> + Send,
+{
+    tokio::spawn(async move {
+        let (mut points, mut missed) = (Vec::new(), 0);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            match read().await {
+                Some(n) => {
+                    store(&latest).store(n, Ordering::Relaxed);
+                    points.push((now_ms(), n));
+                }
+                None => missed += 1,
+            }
+        }
+        (points, missed)
+    })
 }
 
 impl Sampler {
     pub fn start(sources: Arc<Sources>, admin: Arc<Mutex<Conn>>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let latest = Arc::new(Latest::default());
-        let db = {
-            let (latest, mut stopped) = (latest.clone(), stopped.clone());
-            tokio::spawn(async move {
-                let (mut points, mut missed) = (Vec::new(), 0);
-                let mut tick = tokio::time::interval(DB_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stopped.changed() => break,
-                    }
-                    let value = {
-                        let mut conn = admin.lock().await;
-                        threads_connected(&mut conn).await
-                    };
-                    match value {
-                        Ok(n) => {
-                            let n = (n - OWN_CONNECTIONS).max(0);
-                            latest.connections.store(n, Ordering::Relaxed);
-                            points.push((now_ms(), n));
-                        }
-                        Err(_) => missed += 1,
-                    }
+        let db = sample(
+            DB_EVERY,
+            stopped.clone(),
+            latest.clone(),
+            |l| &l.connections,
+            move || {
+                let admin = admin.clone();
+                async move {
+                    let mut conn = admin.lock().await;
+                    let n = threads_connected(&mut conn).await.ok()?;
+                    Some((n - OWN_CONNECTIONS).max(0))
                 }
-                (points, missed)
-            })
-        };
-        let leases = {
-            let (latest, mut stopped) = (latest.clone(), stopped);
-            tokio::spawn(async move {
-                let (mut points, mut missed) = (Vec::new(), 0);
-                let mut tick = tokio::time::interval(LEASES_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stopped.changed() => break,
-                    }
-                    match sources.pool_record().await {
-                        Ok((_, in_use)) => {
-                            latest.leases_in_use.store(in_use, Ordering::Relaxed);
-                            points.push((now_ms(), in_use));
-                        }
-                        Err(_) => missed += 1,
-                    }
-                }
-                (points, missed)
-            })
-        };
+            },
+        );
+        let leases = sample(
+            LEASES_EVERY,
+            stopped,
+            latest.clone(),
+            |l| &l.leases_in_use,
+            move || {
+                let sources = sources.clone();
+                async move { sources.pool_record().await.ok().map(|(_, in_use)| in_use) }
+            },
+        );
         Sampler {
             stop,
             db,

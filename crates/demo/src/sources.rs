@@ -103,6 +103,19 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Every item of a paginated Step Functions request, 1,000 a page.
+macro_rules! all_items {
+    ($request:expr) => {
+        $request
+            .into_paginator()
+            .page_size(1000)
+            .items()
+            .send()
+            .try_collect()
+            .await
+    };
+}
+
 /// One child execution as `ListExecutions` shows it.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -239,50 +252,25 @@ impl Sources {
 
     /// Every execution of a state machine (all pages).
     pub async fn list_executions(&self, machine: &str) -> Result<Vec<Listed>, DemoError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .sfn
-                .list_executions()
-                .state_machine_arn(machine)
-                .max_results(1000)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| DemoError::service("listing executions", e))?;
-            out.extend(page.executions().iter().map(|e| Listed {
+        let request = self.sfn.list_executions().state_machine_arn(machine);
+        let executions =
+            all_items!(request).map_err(|e| DemoError::service("listing executions", e))?;
+        Ok(executions
+            .iter()
+            .map(|e| Listed {
                 arn: e.execution_arn().to_owned(),
                 status: e.status().as_str().to_owned(),
                 start_ms: millis(e.start_date()),
-            }));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+            })
+            .collect())
     }
 
     /// An execution's whole history, oldest event first.
     pub async fn history(&self, execution: &str) -> Result<Vec<Event>, DemoError> {
-        let mut events = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .sfn
-                .get_execution_history()
-                .execution_arn(execution)
-                .max_results(1000)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| DemoError::service(format!("history of {execution}"), e))?;
-            events.extend(page.events().iter().map(event_of));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(events),
-            }
-        }
+        let request = self.sfn.get_execution_history().execution_arn(execution);
+        let events = all_items!(request)
+            .map_err(|e| DemoError::service(format!("history of {execution}"), e))?;
+        Ok(events.iter().map(event_of).collect())
     }
 
     // ------------------------------------------------------------------ CloudWatch (moto)
