@@ -120,7 +120,7 @@ pub struct RunReport {
     pub physical_limit_per_second: Option<f64>,
     pub ratio_to_physical_limit: Option<f64>,
     pub container_kills: u64,
-    /// The stack's own counters per function; the gauges are left out (see [`counters_only`]).
+    /// The stack's own counters per function, without its gauges (`counters_only`).
     #[serde(serialize_with = "counters_only")]
     pub functions: BTreeMap<String, FunctionStats>,
     pub samples: Samples,
