@@ -215,7 +215,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building the handlers, the stack and the demo (debug; the first build takes a few minutes)"
-stack_build
+stack_build -p leasehold-demo
 TARGET=$(stack_target_dir)
 
 stack_args=(--stack-name "$STACK_NAME" --seed "$SEED"

@@ -6,13 +6,13 @@
 #
 # MariaDB's max_connections is lowered to 10 for the runs and put back afterwards by the demo
 # itself. Runs alone too: scripts/demo.sh starts the local services when they are not running.
-# Installs chromium with apt-get and playwright-core with npm ci when missing.
+# Installs chromium with apt-get and playwright-core with npm ci when missing
+# (scripts/lib/browser.bash).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 OUT="$ROOT/target/demo-check"
-CHROMIUM=/usr/bin/chromium
 # Small, and far above the budget: max_connections 10 leaves a budget of 3 (80 % minus the
 # reserve of 5) for 20 concurrent executions.
 LOAD=(--executions 40 --concurrency 20 --hold-ms 500 --max-connections 10)
@@ -45,21 +45,9 @@ bad_option "--report: needs a file path" --report ""
 log "bad options: exit 2 with a plain message"
 
 # --- what the browser check needs ------------------------------------------------------------
-command -v node >/dev/null 2>&1 || die "node is missing (install Node.js 20 or newer)"
-if [ ! -x "$CHROMIUM" ]; then
-  [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install Debian's chromium package as root"
-  log "installing chromium (Debian package)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
-    die "apt-get could not install chromium"
-fi
-wanted=$(node -p 'require("./package-lock.json").packages["node_modules/playwright-core"].version') ||
-  die "package-lock.json does not pin playwright-core"
-installed=$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null || true)
-if [ "$installed" != "$wanted" ]; then
-  log "installing playwright-core@$wanted from package-lock.json (npm ci)"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
-fi
+# shellcheck source=scripts/lib/browser.bash
+. "$ROOT/scripts/lib/browser.bash"
+browser_ready
 
 # --- a small demo, then one with kills ---------------------------------------------------------
 run_demo() {
@@ -81,5 +69,5 @@ python3 scripts/demo/check_report.py "$OUT/plain/report.json"
 run_demo kills --kill-probability 0.05 --seed 7
 python3 scripts/demo/check_report.py "$OUT/kills/report.json" --kills
 
-CHROMIUM="$CHROMIUM" node scripts/demo/report-page.mjs "$OUT/plain/report.html" "$OUT/report.png"
+node scripts/demo/report-page.mjs "$OUT/plain/report.html" "$OUT/report.png"
 log "all demo checks passed"

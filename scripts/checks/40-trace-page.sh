@@ -9,13 +9,12 @@
 #
 # Needs the local services' variables (scripts/test.sh exports .local/env; run alone, this
 # reads .local/env). Installs chromium with apt-get and playwright-core with npm ci when
-# missing; never downloads a browser of its own.
+# missing (scripts/lib/browser.bash); never downloads a browser of its own.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 OUT="$ROOT/target/trace-check"
-CHROMIUM=/usr/bin/chromium
 
 log() { printf 'trace-page: %s\n' "$*" >&2; }
 die() { printf 'trace-page: error: %s\n' "$*" >&2; exit 1; }
@@ -30,25 +29,9 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
 fi
 [ -f .local/env ] || die ".local/env is missing: scripts/dev-env.sh up"
 command -v aws >/dev/null 2>&1 || die "the aws CLI is missing (scripts/test.sh installs it: pip install awscli)"
-command -v node >/dev/null 2>&1 || die "node is missing (install Node.js 20 or newer)"
-command -v npm >/dev/null 2>&1 || die "npm is missing"
-
-if [ ! -x "$CHROMIUM" ]; then
-  [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install Debian's chromium package (apt-get install chromium) as root"
-  log "installing chromium (Debian package)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
-    die "apt-get could not install chromium"
-  [ -x "$CHROMIUM" ] || die "the chromium package did not provide $CHROMIUM"
-fi
-
-wanted=$(node -p 'require("./package-lock.json").packages["node_modules/playwright-core"].version') ||
-  die "package-lock.json does not pin playwright-core"
-installed=$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null || true)
-if [ "$installed" != "$wanted" ]; then
-  log "installing playwright-core@$wanted from package-lock.json (npm ci)"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
-fi
+# shellcheck source=scripts/lib/browser.bash
+. "$ROOT/scripts/lib/browser.bash"
+browser_ready
 
 log "building the handlers and the stack"
 cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
@@ -103,8 +86,8 @@ caught_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" "{\"pool\": \"$pool\", \"quer
 harness_arn=$(start "$HARNESS_STATE_MACHINE_ARN" \
   "{\"iterations\": 3, \"concurrency\": 2, \"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 300}")
 
-log "browser test (chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2}'), playwright-core $wanted)"
-TRACE_URL="$LOCAL_STACK_URL" TRACE_POOL="$pool" TRACE_OUT="$OUT" CHROMIUM="$CHROMIUM" \
+log "browser test (chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2}'), playwright-core $PLAYWRIGHT_VERSION)"
+TRACE_URL="$LOCAL_STACK_URL" TRACE_POOL="$pool" TRACE_OUT="$OUT" \
   CONNECTION_MACHINE_ARN="$CONNECTION_STATE_MACHINE_ARN" CONNECTION_ARN="$connection_arn" \
   FAILED_ARN="$failed_arn" CAUGHT_ARN="$caught_arn" HARNESS_ARN="$harness_arn" \
   node scripts/checks/trace-page.mjs

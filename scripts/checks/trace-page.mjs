@@ -1,11 +1,10 @@
 // The trace page in headless chromium (run by scripts/checks/40-trace-page.sh, which starts the
 // stack and the executions and passes them in the environment). Exits non-zero on the first
 // failed expectation, with what the page showed.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
+import { openBrowser } from "../lib/browser.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -27,22 +26,7 @@ const connectionStates = Object.keys(
 const began = Date.now();
 const step = (text) => console.log(`trace-page: ${((Date.now() - began) / 1000).toFixed(1)}s ${text}`);
 
-const profile = mkdtempSync(path.join(tmpdir(), "trace-page-profile-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: env("CHROMIUM"),
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  viewport: { width: 1400, height: 1000 },
-});
-const page = context.pages()[0] || (await context.newPage());
-const problems = [];
-const requests = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
-page.on("request", (r) => requests.push(r.url()));
+const { page, problems, requests, close } = await openBrowser("trace-page", { width: 1400, height: 1000 });
 
 async function statusOf(state) {
   return page.getAttribute(`#graph g.node[data-state="${state}"]`, "data-status");
@@ -199,6 +183,5 @@ try {
   if (problems.length) console.error(problems.join("\n"));
   process.exitCode = 1;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -3,12 +3,11 @@
 // Checks that the page loads nothing from the network, runs its script without errors, shows
 // the figures of the JSON beside it, draws every chart from the JSON's series, and that the
 // hover read-out reports values. Exits non-zero on the first failed expectation.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { openBrowser } from "../lib/browser.mjs";
 
 const [htmlPath, screenshot] = process.argv.slice(2);
 if (!htmlPath || !screenshot) {
@@ -18,21 +17,8 @@ if (!htmlPath || !screenshot) {
 const report = JSON.parse(readFileSync(htmlPath.replace(/\.html$/, ".json"), "utf8"));
 const say = (text) => console.log(`report-page: ${text}`);
 
-const profile = mkdtempSync(path.join(tmpdir(), "demo-report-profile-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  viewport: { width: 1300, height: 1000 },
-});
+const { page, problems, requests, close } = await openBrowser("demo-report", { width: 1300, height: 1000 });
 try {
-  const page = context.pages()[0] || (await context.newPage());
-  const problems = [];
-  const requests = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
-  page.on("request", (r) => requests.push(r.url()));
   const url = pathToFileURL(path.resolve(htmlPath)).href;
   await page.goto(url, { waitUntil: "load" });
 
@@ -111,6 +97,5 @@ try {
   await page.screenshot({ path: screenshot, fullPage: true });
   say(`screenshot: ${screenshot}`);
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

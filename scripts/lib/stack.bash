@@ -2,9 +2,10 @@
 # down in the background. Source it after scripts/lib/proc.bash, from the repository root; the
 # caller defines `log` and `die`.
 
-# stack_build: builds the handler binaries and the stack (debug).
+# stack_build [-p PACKAGE...]: builds the handler binaries and the stack (debug), and the
+# binaries of any further packages named.
 stack_build() {
-  cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
+  cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local "$@"
 }
 
 # stack_target_dir: cargo's target directory.

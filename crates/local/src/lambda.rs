@@ -80,8 +80,8 @@ pub struct Invoked {
 }
 
 /// Counters per function, for reports and tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct FunctionStats {
     pub invocations: u64,
     pub cold_starts: u64,

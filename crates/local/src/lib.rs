@@ -22,7 +22,7 @@
 //! invoker, given when it is built) and [`events`] (a listener of its status changes) depend on
 //! it, and hold `Weak` handles to it.
 //! - [`server`]: the HTTP endpoint (Step Functions, Lambda, custom resource responses).
-//! - [`trace`]: the trace page (graph, path, history, Map iterations, pool metrics).
+//! - [`trace_view`]: the stack as the trace page (`leasehold-trace`) reads it.
 //! - [`stack`]: wiring it all from a template.
 //! - [`error`]: [`StackError`] (why the stack could not start) and the APIs' error types.
 //! - [`facts`]: `leasehold-local template-facts`, what the template reader knows, as JSON.
@@ -40,7 +40,7 @@ pub mod server;
 pub mod sfn;
 pub mod stack;
 pub mod template;
-pub mod trace;
+pub mod trace_view;
 
 pub use error::StackError;
 pub use stack::{Stack, StackOptions};

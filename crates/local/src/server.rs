@@ -1,7 +1,7 @@
 //! The stack's HTTP endpoint on 127.0.0.1: the Step Functions JSON 1.0 API (`POST /` with
 //! `X-Amz-Target`), the Lambda API (`/2015-03-31/functions/...`), the URL custom resources PUT
 //! their CloudFormation responses to, `/stats`, and the trace page (`/trace`, see
-//! [`crate::trace`]).
+//! [`leasehold_trace`]).
 
 use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{self, StepFunctions};
@@ -39,8 +39,8 @@ pub struct AppState {
     pub lambda: Arc<LambdaService>,
     pub cfn: Arc<CfnResponses>,
     pub stats: Arc<dyn Fn() -> Value + Send + Sync>,
-    /// The local CloudWatch, read back by the trace page; `None` when the stack has none.
-    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    /// What the trace page reads (see [`crate::trace_view`]).
+    pub trace: Arc<leasehold_trace::TraceState>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -54,7 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
         .with_state(state.clone())
-        .merge(crate::trace::routes(&state))
+        .merge(leasehold_trace::app(state.trace))
 }
 
 pub(crate) fn json_response(

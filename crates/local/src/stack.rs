@@ -155,10 +155,7 @@ impl Stack {
             lambda: lambda.clone(),
             cfn: cfn.clone(),
             stats,
-            // The trace page reads the metrics back from where the forwarder sends them.
-            cloudwatch: (env.contains_key("AWS_ENDPOINT_URL")
-                || env.contains_key("AWS_ENDPOINT_URL_CLOUDWATCH"))
-            .then(|| aws_sdk_cloudwatch::Client::new(&sdk)),
+            trace: crate::trace_view::trace_state(&sfn, &lambda, env, &sdk),
         };
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app(state)).await {

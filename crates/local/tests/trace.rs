@@ -1,50 +1,27 @@
-//! The trace page's routes: called with `oneshot` (no socket) on a real local stack's Step
-//! Functions and the local CloudWatch (moto), plus one request over the stack's real socket.
-//! The page itself is tested in a browser by scripts/checks/40-trace-page.sh.
+//! The trace page's routes on a real local stack: called with `oneshot` (no socket) on the
+//! stack's view of its Step Functions, plus one request over the stack's real socket. The
+//! routes alone are tested in `crates/trace`, the page in a browser by
+//! scripts/checks/40-trace-page.sh.
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{Setup, start};
-use leasehold_local::sfn::StepFunctions;
-use leasehold_local::trace::{DEFAULT_NAMESPACE, TraceState, app};
+use leasehold_testkit::router::get;
+use leasehold_trace::{DEFAULT_NAMESPACE, TraceState, app};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
 
 const LIST: &str = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
 
-async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&leasehold_testkit::sdk_config().await)
-}
-
-fn trace_app(
-    t: &common::TestStack,
-    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
-) -> axum::Router {
-    app(TraceState {
-        sfn: t.stack().sfn.clone(),
-        cloudwatch,
+fn trace_app(t: &common::TestStack) -> axum::Router {
+    app(Arc::new(TraceState {
+        view: t.stack().sfn.clone(),
+        cloudwatch: None,
         namespace: DEFAULT_NAMESPACE.to_owned(),
-    })
-}
-
-/// GET through the router without a socket: status and JSON body.
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .expect("the router answers");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
-        .await
-        .expect("body");
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
+    }))
 }
 
 fn q(v: &str) -> String {
@@ -91,7 +68,7 @@ async fn an_execution_is_traced_with_its_path_history_and_list() {
         "SUCCEEDED"
     );
     t.finished(&invalid, Duration::from_secs(60)).await;
-    let app = trace_app(&t, None);
+    let app = trace_app(&t);
 
     // WHEN the page asks for the served execution
     let (status, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&served))).await;
@@ -259,7 +236,7 @@ async fn map_iterations_link_to_the_child_executions_they_started() {
     let harness = t.start_execution("LoadHarnessStateMachine", input).await;
     let d = t.finished(&harness, Duration::from_secs(90)).await;
     assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
-    let app = trace_app(&t, None);
+    let app = trace_app(&t);
 
     // WHEN the page asks for it
     let (_, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&harness))).await;
@@ -325,93 +302,4 @@ async fn map_iterations_link_to_the_child_executions_they_started() {
         }
     }
     t.shutdown().await;
-}
-
-#[tokio::test]
-async fn the_pools_metrics_are_read_back_from_cloudwatch() {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
-    // GIVEN data points of a pool of its own in the local CloudWatch
-    let client = cloudwatch().await;
-    let pool = leasehold_testkit::unique("trace-pool");
-    let now = leasehold_local::lambda::epoch_ms() as i64;
-    let datum = |name: &str, value: f64, ago_ms: i64| {
-        MetricDatum::builder()
-            .metric_name(name)
-            .value(value)
-            .dimensions(Dimension::builder().name("DBName").value(&pool).build())
-            .timestamp(DateTime::from_millis(now - ago_ms))
-            .build()
-    };
-    client
-        .put_metric_data()
-        .namespace(DEFAULT_NAMESPACE)
-        .metric_data(datum("RemainingConnections", 3.0, 20_000))
-        .metric_data(datum("RemainingConnections", 1.0, 10_000))
-        .metric_data(datum("RemainingConnections", 0.0, 10_000))
-        .metric_data(datum("NoConnectionsLeftError", 1.0, 10_000))
-        .metric_data(datum("NoConnectionsLeftError", 1.0, 10_000))
-        .send()
-        .await
-        .expect("PutMetricData");
-    let app = app(TraceState {
-        sfn: StepFunctions::new("us-east-1", "123456789012", 1),
-        cloudwatch: Some(client),
-        namespace: DEFAULT_NAMESPACE.to_owned(),
-    });
-
-    // WHEN the page asks for the last five minutes of that pool
-    let (status, m) = get(&app, &format!("/trace/api/metrics?pool={pool}&minutes=5")).await;
-
-    // THEN each period has its minimum, average, maximum and sum, oldest first
-    assert_eq!(status, StatusCode::OK, "{m}");
-    assert_eq!(m["periodSeconds"], 1);
-    let series = |metric: &str| -> Vec<Vec<f64>> {
-        m["series"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["metric"] == metric)
-            .unwrap()["points"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                p.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect()
-            })
-            .collect()
-    };
-    let remaining = series("RemainingConnections");
-    assert_eq!(remaining.len(), 2, "{remaining:?}");
-    assert!(remaining[0][0] < remaining[1][0]);
-    assert_eq!(remaining[0][1..4], [3.0, 3.0, 3.0]);
-    assert_eq!(remaining[1][1..4], [0.0, 0.5, 1.0]);
-    let refused = series("NoConnectionsLeftError");
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0][4], 2.0);
-    assert!(
-        m["pools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p == &json!(pool))
-    );
-
-    // AND a window around an execution that ended before the data finds nothing
-    let (_, before) = get(
-        &app,
-        &format!(
-            "/trace/api/metrics?pool={pool}&startMs={}&endMs={}",
-            now - 600_000,
-            now - 500_000
-        ),
-    )
-    .await;
-    assert_eq!(before["series"][0]["points"], json!([]));
-    let (status, _) = get(&app, "/trace/api/metrics?pool=").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -7,6 +7,7 @@
 //! - [`mysql`]: an administrator connection for observing and bending the database.
 //! - [`catcher`]: an HTTP server on 127.0.0.1 that stands in for a CloudFormation `ResponseURL`.
 //! - [`handler`]: calling a handler as the Lambda runtime does; the lease handlers' broker.
+//! - [`router`]: calling an axum router without a socket.
 #![forbid(unsafe_code)]
 
 pub mod catcher;
@@ -14,6 +15,7 @@ pub mod env;
 pub mod handler;
 pub mod mysql;
 pub mod names;
+pub mod router;
 
 pub use catcher::ResponseCatcher;
 pub use env::{require_env, sdk_config};

@@ -4,7 +4,7 @@
 use super::error::DemoError;
 use super::history::{Facts, Outcome, analyze, outcome_of_output};
 use super::sampler::{Sampler, Series};
-use super::sources::{Sources, flush_status, global_status, millis, now_ms};
+use super::sources::{Sources, StackStats, flush_status, global_status, millis, now_ms};
 use mysql_async::Conn;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -52,8 +52,8 @@ pub struct RunData {
     pub metrics: BTreeMap<String, Vec<(i64, f64)>>,
     pub counters_before: BTreeMap<String, i64>,
     pub counters_after: BTreeMap<String, i64>,
-    pub stats_before: Value,
-    pub stats_after: Value,
+    pub stats_before: StackStats,
+    pub stats_after: StackStats,
     pub leases_at_end: i64,
     pub lease_records_at_end: i64,
     pub connections_at_end: i64,
@@ -297,12 +297,12 @@ async fn update_tally(
 
 /// The stack turns log lines into metrics as they come; waits until the count stops growing
 /// (at most 5 s) and returns the last `/stats`.
-async fn wait_for_metrics(sources: &Sources) -> Result<Value, DemoError> {
+async fn wait_for_metrics(sources: &Sources) -> Result<StackStats, DemoError> {
     let mut last = sources.stack_stats().await?;
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = sources.stack_stats().await?;
-        let same = now.get("metricsPublished") == last.get("metricsPublished");
+        let same = now.metrics_published == last.metrics_published;
         last = now;
         if same {
             break;

@@ -22,7 +22,7 @@ pub fn ungoverned_child(
     if query.get("ResultPath").and_then(Value::as_str) != Some("$.result") {
         return Err(DemoError::Setup(
             "connection.asl.json: the Query state no longer writes its rows to $.result; \
-             update crates/local/src/demo/workflows.rs"
+             update crates/demo/src/workflows.rs"
                 .into(),
         ));
     }
@@ -94,8 +94,8 @@ pub fn substitute(text: &str, values: &[(&str, &str)]) -> Result<String, DemoErr
 mod tests {
     use super::*;
 
-    const CONNECTION: &str = include_str!("../../../../statemachines/connection.asl.json");
-    const HARNESS: &str = include_str!("../../../../statemachines/load-harness.asl.json");
+    const CONNECTION: &str = include_str!("../../../statemachines/connection.asl.json");
+    const HARNESS: &str = include_str!("../../../statemachines/load-harness.asl.json");
 
     #[test]
     fn the_ungoverned_child_is_the_connection_query_without_leases() {

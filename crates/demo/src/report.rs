@@ -4,8 +4,11 @@
 use super::history::Outcome;
 use super::run::RunData;
 use super::sampler::OWN_CONNECTIONS;
+use super::sources::StackStats;
 use super::stats::{Spread, mean, round1, round2};
-use serde::Serialize;
+use leasehold_local::lambda::FunctionStats;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -43,18 +46,6 @@ pub struct Load {
 pub struct Runs {
     pub governed: RunReport,
     pub ungoverned: RunReport,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionCounts {
-    pub invocations: u64,
-    pub cold_starts: u64,
-    pub errors: u64,
-    pub throttles: u64,
-    pub timeouts: u64,
-    pub kills: u64,
-    pub crashes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +120,9 @@ pub struct RunReport {
     pub physical_limit_per_second: Option<f64>,
     pub ratio_to_physical_limit: Option<f64>,
     pub container_kills: u64,
-    pub functions: BTreeMap<String, FunctionCounts>,
+    /// The stack's own counters per function, without its gauges (`counters_only`).
+    #[serde(serialize_with = "counters_only")]
+    pub functions: BTreeMap<String, FunctionStats>,
     pub samples: Samples,
     pub series: Series,
 }
@@ -168,32 +161,43 @@ fn counter(map: &BTreeMap<String, i64>, name: &str) -> i64 {
         .map_or(0, |(_, v)| *v)
 }
 
+/// The stack's gauges (containers live now, their peak since it started): they say nothing
+/// about one run, so the report has the counters only.
+const GAUGES: [&str; 2] = ["containersLive", "peakContainers"];
+
+fn counters_only<S: Serializer>(
+    functions: &BTreeMap<String, FunctionStats>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(functions.len()))?;
+    for (name, stats) in functions {
+        let mut counters = serde_json::to_value(stats).map_err(S::Error::custom)?;
+        if let Some(fields) = counters.as_object_mut() {
+            for gauge in GAUGES {
+                fields.shift_remove(gauge);
+            }
+        }
+        map.serialize_entry(name, &counters)?;
+    }
+    map.end()
+}
+
 /// Per-function counters of `/stats`, after minus before, for functions that ran.
-pub fn function_deltas(before: &Value, after: &Value) -> BTreeMap<String, FunctionCounts> {
+pub fn function_deltas(before: &StackStats, after: &StackStats) -> BTreeMap<String, FunctionStats> {
     let mut out = BTreeMap::new();
-    let Some(functions) = after.get("functions").and_then(Value::as_object) else {
-        return out;
-    };
-    for (name, now) in functions {
-        let then = before.pointer(&format!("/functions/{name}"));
-        let delta = |field: &str| {
-            let a = now.get(field).and_then(Value::as_u64).unwrap_or(0);
-            let b = then
-                .and_then(|t| t.get(field))
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            a.saturating_sub(b)
+    for (name, now) in &after.functions {
+        let then = before.functions.get(name).cloned().unwrap_or_default();
+        let counts = FunctionStats {
+            invocations: now.invocations.saturating_sub(then.invocations),
+            cold_starts: now.cold_starts.saturating_sub(then.cold_starts),
+            errors: now.errors.saturating_sub(then.errors),
+            throttles: now.throttles.saturating_sub(then.throttles),
+            timeouts: now.timeouts.saturating_sub(then.timeouts),
+            kills: now.kills.saturating_sub(then.kills),
+            crashes: now.crashes.saturating_sub(then.crashes),
+            ..FunctionStats::default()
         };
-        let counts = FunctionCounts {
-            invocations: delta("invocations"),
-            cold_starts: delta("coldStarts"),
-            errors: delta("errors"),
-            throttles: delta("throttles"),
-            timeouts: delta("timeouts"),
-            kills: delta("kills"),
-            crashes: delta("crashes"),
-        };
-        if counts != FunctionCounts::default() {
+        if counts != FunctionStats::default() {
             // `leasehold-demo-QueryFunction` → `QueryFunction`: the template's logical id.
             let short = name.rsplit('-').next().unwrap_or(name).to_owned();
             out.insert(short, counts);
@@ -345,117 +349,177 @@ pub fn checks(budget: i64, reserve: i64, governed: &RunReport, ungoverned: &RunR
     }
 }
 
-fn opt(v: Option<i64>) -> String {
-    v.map_or_else(|| "-".into(), |v| v.to_string())
+/// Where a rendering goes: the terminal writes plain ASCII where the page writes typography.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    Terminal,
+    Page,
 }
 
-fn optf(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v}"))
+impl Medium {
+    fn pick(self, terminal: &'static str, page: &'static str) -> &'static str {
+        match self {
+            Medium::Terminal => terminal,
+            Medium::Page => page,
+        }
+    }
+
+    /// What stands for a missing figure.
+    fn dash(self) -> &'static str {
+        self.pick("-", "–")
+    }
+}
+
+/// The figures of both runs side by side: (label, governed, ungoverned).
+pub fn figures(report: &Report, medium: Medium) -> Vec<(&'static str, String, String)> {
+    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
+    let dash = medium.dash();
+    let o = |v: Option<i64>| v.map_or_else(|| dash.to_owned(), |v| v.to_string());
+    let of = |v: Option<f64>| v.map_or_else(|| dash.to_owned(), |v| format!("{v}"));
+    let spread = |p50, p95, p99| format!("{} / {} / {}", o(p50), o(p95), o(p99));
+    let wait = |r: &RunReport| {
+        r.acquire_wait
+            .as_ref()
+            .map_or_else(|| dash.to_owned(), |w| spread(w.p50_ms, w.p95_ms, w.p99_ms))
+    };
+    let limit = |r: &RunReport| {
+        let per_second = of(r.physical_limit_per_second);
+        match medium {
+            Medium::Terminal => format!("{per_second} ({} conn.)", r.connection_limit),
+            Medium::Page => format!("{per_second} ({})", r.connection_limit),
+        }
+    };
+    let both = |f: &dyn Fn(&RunReport) -> String| (f(g), f(u));
+    let rows: [(&'static str, (String, String)); 19] = [
+        ("executions", both(&|r| r.executions.to_string())),
+        ("served", both(&|r| r.served.to_string())),
+        (
+            "fallback (from cache / shed)",
+            both(&|r| format!("{} ({} / {})", r.fallback, r.from_cache, r.shed)),
+        ),
+        ("failed", both(&|r| r.failed.to_string())),
+        (
+            "DatabaseBusy errors (MySQL 1040)",
+            both(&|r| r.database_busy_errors.to_string()),
+        ),
+        (
+            medium.pick(
+                "connections refused (server count)",
+                "connections refused (server: Aborted_connects)",
+            ),
+            both(&|r| r.refused_connections.to_string()),
+        ),
+        (
+            medium.pick(
+                "peak DB connections (sampled)",
+                "peak connections (sampled)",
+            ),
+            both(&|r| format!("{} ({})", r.peak_connections, r.peak_sampled_connections)),
+        ),
+        (
+            medium.pick(
+                "Max_used_connections (with sampler)",
+                "Max_used_connections (incl. sampler)",
+            ),
+            both(&|r| r.max_used_connections.to_string()),
+        ),
+        (
+            "peak leases in use",
+            (g.peak_leases_in_use.to_string(), dash.to_owned()),
+        ),
+        (
+            medium.pick("leases held at end", "leases held at the end"),
+            both(&|r| r.leases_held_at_end.to_string()),
+        ),
+        (
+            medium.pick(
+                "latency p50 / p95 / p99 ms",
+                "end-to-end p50 / p95 / p99 ms",
+            ),
+            both(&|r| spread(r.p50_ms, r.p95_ms, r.p99_ms)),
+        ),
+        ("acquire wait p50 / p95 / p99 ms", both(&wait)),
+        (
+            "ConnectionsExhausted retries",
+            (g.connections_exhausted_retries.to_string(), dash.to_owned()),
+        ),
+        ("mean connection hold ms", both(&|r| of(r.mean_hold_ms))),
+        (
+            "served per second",
+            both(&|r| r.served_per_second.to_string()),
+        ),
+        (
+            medium.pick(
+                "physical limit per second",
+                "physical limit per second (connections)",
+            ),
+            both(&limit),
+        ),
+        (
+            "ratio to the physical limit",
+            both(&|r| of(r.ratio_to_physical_limit)),
+        ),
+        ("container kills", both(&|r| r.container_kills.to_string())),
+        (
+            "duration s",
+            both(&|r| format!("{:.1}", r.duration_ms as f64 / 1000.0)),
+        ),
+    ];
+    rows.into_iter()
+        .map(|(label, (a, b))| (label, a, b))
+        .collect()
+}
+
+/// The checks as sentences, in order: (passed, sentence). The last one, the ungoverned run
+/// showing the problem, is what the load showed rather than a promise.
+pub fn check_lines(report: &Report, medium: Medium) -> [(bool, String); 5] {
+    let c = &report.checks;
+    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
+    [
+        (
+            c.governed_no_database_busy,
+            format!(
+                "governed: no DatabaseBusy error ({})",
+                g.database_busy_errors
+            ),
+        ),
+        (
+            c.governed_peak_within_budget_plus_reserve,
+            format!(
+                "governed: peak connections {} {} budget {} + admin reserve {}",
+                g.peak_connections,
+                medium.pick("<=", "≤"),
+                report.budget,
+                report.admin_reserve
+            ),
+        ),
+        (
+            c.governed_leases_never_above_budget,
+            format!(
+                "governed: leases in use never above the budget (peak {})",
+                g.peak_leases_in_use
+            ),
+        ),
+        (
+            c.governed_no_leases_held_at_end,
+            format!(
+                "governed: no lease held at the end ({} in use, {} records)",
+                g.leases_held_at_end, g.lease_records_at_end
+            ),
+        ),
+        (
+            c.ungoverned_shows_database_busy,
+            format!(
+                "ungoverned: {} DatabaseBusy errors (MySQL 1040); {} executions failed",
+                u.database_busy_errors, u.failed
+            ),
+        ),
+    ]
 }
 
 /// The side-by-side table printed at the end of a demo.
 pub fn text(report: &Report) -> String {
-    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
-    let mut rows: Vec<(String, String, String)> = Vec::new();
-    let mut row = |label: &str, a: String, b: String| rows.push((label.to_owned(), a, b));
-    row(
-        "executions",
-        g.executions.to_string(),
-        u.executions.to_string(),
-    );
-    row("served", g.served.to_string(), u.served.to_string());
-    row(
-        "fallback (from cache / shed)",
-        format!("{} ({} / {})", g.fallback, g.from_cache, g.shed),
-        format!("{} ({} / {})", u.fallback, u.from_cache, u.shed),
-    );
-    row("failed", g.failed.to_string(), u.failed.to_string());
-    row(
-        "DatabaseBusy errors (MySQL 1040)",
-        g.database_busy_errors.to_string(),
-        u.database_busy_errors.to_string(),
-    );
-    row(
-        "connections refused (server count)",
-        g.refused_connections.to_string(),
-        u.refused_connections.to_string(),
-    );
-    row(
-        "peak DB connections (sampled)",
-        format!("{} ({})", g.peak_connections, g.peak_sampled_connections),
-        format!("{} ({})", u.peak_connections, u.peak_sampled_connections),
-    );
-    row(
-        "Max_used_connections (with sampler)",
-        g.max_used_connections.to_string(),
-        u.max_used_connections.to_string(),
-    );
-    row(
-        "peak leases in use",
-        g.peak_leases_in_use.to_string(),
-        "-".into(),
-    );
-    row(
-        "leases held at end",
-        g.leases_held_at_end.to_string(),
-        u.leases_held_at_end.to_string(),
-    );
-    row(
-        "latency p50 / p95 / p99 ms",
-        format!("{} / {} / {}", opt(g.p50_ms), opt(g.p95_ms), opt(g.p99_ms)),
-        format!("{} / {} / {}", opt(u.p50_ms), opt(u.p95_ms), opt(u.p99_ms)),
-    );
-    let wait = |r: &RunReport| {
-        r.acquire_wait.as_ref().map_or_else(
-            || "-".to_owned(),
-            |w| format!("{} / {} / {}", opt(w.p50_ms), opt(w.p95_ms), opt(w.p99_ms)),
-        )
-    };
-    row("acquire wait p50 / p95 / p99 ms", wait(g), wait(u));
-    row(
-        "ConnectionsExhausted retries",
-        g.connections_exhausted_retries.to_string(),
-        "-".into(),
-    );
-    row(
-        "mean connection hold ms",
-        optf(g.mean_hold_ms),
-        optf(u.mean_hold_ms),
-    );
-    row(
-        "served per second",
-        format!("{}", g.served_per_second),
-        format!("{}", u.served_per_second),
-    );
-    row(
-        "physical limit per second",
-        format!(
-            "{} ({} conn.)",
-            optf(g.physical_limit_per_second),
-            g.connection_limit
-        ),
-        format!(
-            "{} ({} conn.)",
-            optf(u.physical_limit_per_second),
-            u.connection_limit
-        ),
-    );
-    row(
-        "ratio to the physical limit",
-        optf(g.ratio_to_physical_limit),
-        optf(u.ratio_to_physical_limit),
-    );
-    row(
-        "container kills",
-        g.container_kills.to_string(),
-        u.container_kills.to_string(),
-    );
-    row(
-        "duration s",
-        format!("{:.1}", g.duration_ms as f64 / 1000.0),
-        format!("{:.1}", u.duration_ms as f64 / 1000.0),
-    );
-
+    let rows = figures(report, Medium::Terminal);
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let l = &report.load;
     let mut out = format!(
@@ -477,43 +541,16 @@ pub fn text(report: &Report) -> String {
     for (label, a, b) in &rows {
         out.push_str(&format!("{label:width$}  {a:>22}  {b:>22}\n"));
     }
-    let c = &report.checks;
-    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
     out.push('\n');
+    let [promises @ .., (shows_busy, shown)] = check_lines(report, Medium::Terminal);
+    for (ok, line) in promises {
+        out.push_str(&format!("{} {line}\n", if ok { "ok  " } else { "FAIL" }));
+    }
     out.push_str(&format!(
-        "{} governed: no DatabaseBusy error ({})\n",
-        mark(c.governed_no_database_busy),
-        g.database_busy_errors
+        "{} {shown}\n",
+        if shows_busy { "seen" } else { "none" }
     ));
-    out.push_str(&format!(
-        "{} governed: peak connections {} <= budget {} + admin reserve {}\n",
-        mark(c.governed_peak_within_budget_plus_reserve),
-        g.peak_connections,
-        report.budget,
-        report.admin_reserve
-    ));
-    out.push_str(&format!(
-        "{} governed: leases in use never above the budget (peak {})\n",
-        mark(c.governed_leases_never_above_budget),
-        g.peak_leases_in_use
-    ));
-    out.push_str(&format!(
-        "{} governed: no lease held at the end ({} in use, {} records)\n",
-        mark(c.governed_no_leases_held_at_end),
-        g.leases_held_at_end,
-        g.lease_records_at_end
-    ));
-    out.push_str(&format!(
-        "{} ungoverned: {} DatabaseBusy errors (MySQL 1040); {} executions failed\n",
-        if c.ungoverned_shows_database_busy {
-            "seen"
-        } else {
-            "none"
-        },
-        u.database_busy_errors,
-        u.failed
-    ));
-    if !c.ungoverned_shows_database_busy {
+    if !shows_busy {
         out.push_str(&format!(
             "     (the load never needed more than max_connections: raise --concurrency above {} or --hold-ms)\n",
             report.max_connections
@@ -543,11 +580,36 @@ mod tests {
             "s-SeedFunction": {"invocations": 1}
         }});
         let before_seed = json!({"functions": {"s-SeedFunction": {"invocations": 1}, "s-QueryFunction": {"invocations": 5, "kills": 1}}});
+        let stats = |v: serde_json::Value| -> StackStats { serde_json::from_value(v).unwrap() };
+        let (before, after, before_seed) = (stats(before), stats(after), stats(before_seed));
         let d = function_deltas(&before, &after);
         assert_eq!(d["QueryFunction"].invocations, 20);
         assert_eq!(d["QueryFunction"].kills, 2);
         assert_eq!(d["QueryFunction"].cold_starts, 2);
         // A function that did nothing in the run is left out.
         assert!(!function_deltas(&before_seed, &after).contains_key("SeedFunction"));
+        // The report has the counters, not the gauges, in their order.
+        let report = serde_json::to_value(RunFunctions { functions: d }).unwrap();
+        let keys: Vec<&String> = report["functions"]["QueryFunction"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        let expected = [
+            "invocations",
+            "coldStarts",
+            "errors",
+            "throttles",
+            "timeouts",
+            "kills",
+            "crashes",
+        ];
+        assert_eq!(keys, expected);
+    }
+
+    #[derive(Serialize)]
+    struct RunFunctions {
+        #[serde(serialize_with = "counters_only")]
+        functions: BTreeMap<String, FunctionStats>,
     }
 }

@@ -3,10 +3,13 @@
 //! function without leases (ungoverned: the original problem), with live progress; then a
 //! report from the real sources, as JSON and as a self-contained HTML page.
 //!
-//! The script starts the services and the stack and exports their endpoints; this module only
+//! The script starts the services and the stack and exports their endpoints; this crate only
 //! runs and measures. Every figure is read back from where it lives: MariaDB's own counters and
 //! a sampler of `Threads_connected`, the children's execution histories, the lease table, the
-//! stack's `/stats` and the CloudWatch metrics the handlers emitted.
+//! stack's `/stats` and the CloudWatch metrics the handlers emitted. The lease table is read
+//! through `leasehold-broker`'s store and `/stats` into the stack's own `FunctionStats`, so the
+//! demo keeps no second copy of either layout. The `leasehold-demo` binary (`src/main.rs`)
+//! parses the options and runs [`demo`].
 //!
 //! # Layout
 //! - [`args`]: options and their checks.
@@ -16,9 +19,11 @@
 //! - [`run`]: one run with live progress, then its histories and counters.
 //! - [`history`]: what one execution's history says.
 //! - [`stats`]: percentiles and means.
-//! - [`report`]: the JSON report and its text rendering.
+//! - [`report`]: the JSON report, the figures and checks as the terminal and the page show them,
+//!   and the terminal's text.
 //! - [`html`]: the HTML page with its charts.
 //! - [`error`]: the demo's errors.
+#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod error;

@@ -1,11 +1,11 @@
 //! `leasehold-demo`: runs the load harness governed and ungoverned on a running local stack and
 //! writes the report. `scripts/demo.sh` starts everything it needs and then runs this.
 
-#[path = "../demo/mod.rs"]
-mod demo;
+#![forbid(unsafe_code)]
 
-use demo::args::{Parsed, USAGE, parse};
-use demo::error::chain;
+use leasehold_demo as demo;
+use leasehold_demo::args::{Parsed, USAGE, parse};
+use leasehold_demo::error::chain;
 
 #[tokio::main]
 async fn main() {

@@ -7,9 +7,9 @@
 //! the neighbours' centres without overlap. Containers are laid out inside-out: a Map's item
 //! processor or a Parallel's branches first, then the container as one big box.
 
+use crate::layers::{Layered, Vertex, assign_layers, depth_first};
 use leasehold_asl::definition::{ChoiceRule, CmpOperand, JTemplate, Kind, State, StateMachine};
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// The id of the start marker of the top-level graph.
 pub const START: &str = "__start__";
@@ -19,16 +19,11 @@ pub const END: &str = "__end__";
 const NODE_H: f64 = 44.0;
 const MARKER_W: f64 = 72.0;
 const MARKER_H: f64 = 26.0;
-const LAYER_GAP: f64 = 46.0;
-const NODE_GAP: f64 = 36.0;
-const DUMMY_W: f64 = 10.0;
 /// Space around a container's inner graph, and its title bar.
 const PAD: f64 = 14.0;
 const HEADER: f64 = 30.0;
 const BRANCH_GAP: f64 = 18.0;
 const MARGIN: f64 = 16.0;
-/// Back edges run on the right, this far apart.
-const LANE: f64 = 14.0;
 
 /// A laid-out graph; coordinates in SVG user units, boxes by their top-left corner.
 #[derive(Debug, Clone, Serialize)]
@@ -117,16 +112,6 @@ struct Sub {
     edges: Vec<Edge>,
 }
 
-/// One vertex of the layered graph: a state, a marker or a dummy point of a long edge.
-struct Vertex {
-    w: f64,
-    h: f64,
-    layer: usize,
-    x: f64,
-    y: f64,
-    dummy: bool,
-}
-
 /// A transition before layout.
 struct Link {
     from: usize,
@@ -136,7 +121,8 @@ struct Link {
     title: String,
 }
 
-fn truncate(text: &str, max: usize) -> String {
+/// `text` cut to at most `max` characters, the last one an ellipsis when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {
@@ -230,9 +216,10 @@ fn shift(sub: &mut Sub, dx: f64, dy: f64) {
     }
 }
 
-fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Sub {
+/// The boxes of a machine's states, with the laid-out inner graphs of its containers (a Map's
+/// item processor, a Parallel's branches in their frames).
+fn boxes(machine: &StateMachine) -> (Vec<Vec<Sub>>, Vec<Vertex>) {
     let n = machine.states.len();
-    // Boxes first: containers need their inner layout to know their size.
     let mut inner: Vec<Vec<Sub>> = Vec::with_capacity(n);
     let mut vertices: Vec<Vertex> = Vec::with_capacity(n + 2);
     for state in &machine.states {
@@ -256,85 +243,101 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
                         sub
                     })
                     .collect();
-                let w = subs.iter().map(|s| s.w).sum::<f64>()
-                    + BRANCH_GAP * subs.len().saturating_sub(1) as f64
-                    + 2.0 * PAD;
+                let w = row_width(&subs) + 2.0 * PAD;
                 let h = subs.iter().map(|s| s.h).fold(0.0, f64::max) + HEADER + PAD;
                 (w.max(leaf_width(state)), h, subs)
             }
             _ => (leaf_width(state), NODE_H, Vec::new()),
         };
         inner.push(subs);
-        vertices.push(Vertex {
-            w,
-            h,
-            layer: 0,
-            x: 0.0,
-            y: 0.0,
-            dummy: false,
-        });
+        vertices.push(Vertex::sized(w, h));
     }
-    let (start, end) = if top {
-        for _ in 0..2 {
-            vertices.push(Vertex {
-                w: MARKER_W,
-                h: MARKER_H,
-                layer: 0,
-                x: 0.0,
-                y: 0.0,
-                dummy: false,
-            });
-        }
-        (Some(n), Some(n + 1))
-    } else {
-        (None, None)
+    (inner, vertices)
+}
+
+/// The width of branches side by side.
+fn row_width(subs: &[Sub]) -> f64 {
+    subs.iter().map(|s| s.w).sum::<f64>() + BRANCH_GAP * subs.len().saturating_sub(1) as f64
+}
+
+fn plain_link(from: usize, to: usize, kind: &'static str) -> Link {
+    Link {
+        from,
+        to,
+        kind,
+        label: String::new(),
+        title: String::new(),
+    }
+}
+
+/// The arrows of a Choice state: one per rule, then the default.
+fn choice_links(machine: &StateMachine, i: usize, links: &mut Vec<Link>) {
+    let Kind::Choice { choices, default } = &machine.states[i].kind else {
+        return;
     };
     let index = |name: &str| machine.index.get(name).copied();
-
-    // Transitions in a fixed order: start, then per state choices, default, next, catches, end.
-    let mut links: Vec<Link> = Vec::new();
-    let mut retries: Vec<(usize, String)> = Vec::new();
-    if let (Some(s), Some(first)) = (start, index(&machine.start_at)) {
-        links.push(Link {
-            from: s,
-            to: first,
-            kind: "start",
-            label: String::new(),
-            title: String::new(),
-        });
-    }
-    for (i, state) in machine.states.iter().enumerate() {
-        if let Kind::Choice { choices, default } = &state.kind {
-            for (k, choice) in choices.iter().enumerate() {
-                if let Some(to) = index(&choice.next) {
-                    let text = rule_text(&choice.rule);
-                    links.push(Link {
-                        from: i,
-                        to,
-                        kind: "choice",
-                        label: truncate(&text, 22),
-                        title: format!("Rule {}: {text}", k + 1),
-                    });
-                }
-            }
-            if let Some(to) = default.as_deref().and_then(index) {
-                links.push(Link {
-                    from: i,
-                    to,
-                    kind: "default",
-                    label: "Default".to_owned(),
-                    title: "Default".to_owned(),
-                });
-            }
-        }
-        if let Some(to) = state.next.as_deref().filter(|_| !state.end).and_then(index) {
+    for (k, choice) in choices.iter().enumerate() {
+        if let Some(to) = index(&choice.next) {
+            let text = rule_text(&choice.rule);
             links.push(Link {
                 from: i,
                 to,
-                kind: "next",
-                label: String::new(),
-                title: String::new(),
+                kind: "choice",
+                label: truncate(&text, 22),
+                title: format!("Rule {}: {text}", k + 1),
             });
+        }
+    }
+    if let Some(to) = default.as_deref().and_then(index) {
+        links.push(Link {
+            from: i,
+            to,
+            kind: "default",
+            label: "Default".to_owned(),
+            title: "Default".to_owned(),
+        });
+    }
+}
+
+/// The tooltip of a state's retry loop; `None` when it has no retrier.
+fn retry_title(state: &State) -> Option<String> {
+    if state.retry.is_empty() {
+        return None;
+    }
+    let text = state
+        .retry
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (max {}, every {}s x{})",
+                r.error_equals.join(", "),
+                r.max_attempts,
+                r.interval_seconds,
+                r.backoff_rate
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(format!("Retry\n{text}"))
+}
+
+/// Transitions in a fixed order: start, then per state choices, default, next, catches, end;
+/// and the retry loops (state, tooltip), drawn apart.
+fn transitions(
+    machine: &StateMachine,
+    start: Option<usize>,
+    end: Option<usize>,
+) -> (Vec<Link>, Vec<(usize, String)>) {
+    let index = |name: &str| machine.index.get(name).copied();
+    let mut links: Vec<Link> = Vec::new();
+    let mut retries: Vec<(usize, String)> = Vec::new();
+    if let (Some(s), Some(first)) = (start, index(&machine.start_at)) {
+        links.push(plain_link(s, first, "start"));
+    }
+    for (i, state) in machine.states.iter().enumerate() {
+        choice_links(machine, i, &mut links);
+        if let Some(to) = state.next.as_deref().filter(|_| !state.end).and_then(index) {
+            links.push(plain_link(i, to, "next"));
         }
         for catcher in &state.catch {
             if let Some(to) = index(&catcher.next) {
@@ -348,365 +351,61 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
                 });
             }
         }
-        if !state.retry.is_empty() {
-            let text = state
-                .retry
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} (max {}, every {}s x{})",
-                        r.error_equals.join(", "),
-                        r.max_attempts,
-                        r.interval_seconds,
-                        r.backoff_rate
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            retries.push((i, format!("Retry\n{text}")));
+        if let Some(title) = retry_title(state) {
+            retries.push((i, title));
         }
         let terminal = state.end || matches!(state.kind, Kind::Succeed | Kind::Fail { .. });
         if let (Some(e), true) = (end, terminal) {
-            links.push(Link {
-                from: i,
-                to: e,
-                kind: "end",
-                label: String::new(),
-                title: String::new(),
-            });
+            links.push(plain_link(i, e, "end"));
         }
     }
+    (links, retries)
+}
 
-    // Depth-first search from the start: edges to a vertex on the stack are back edges.
-    let total = vertices.len();
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); total];
-    for (k, l) in links.iter().enumerate() {
-        out[l.from].push(k);
+/// A loop on the right of a state's box for its retriers; widens `width` to hold it.
+fn retry_edge(name: &str, v: &Vertex, title: String, width: &mut f64) -> Edge {
+    let right = v.x + v.w / 2.0;
+    let (y1, y2) = (v.y + v.h * 0.3, v.y + v.h * 0.7);
+    *width = width.max(right + 18.0);
+    Edge {
+        from: name.to_owned(),
+        to: name.to_owned(),
+        kind: "retry",
+        label: String::new(),
+        title,
+        points: vec![
+            [right, y1],
+            [right + 16.0, y1],
+            [right + 16.0, y2],
+            [right, y2],
+        ],
     }
-    let mut back = vec![false; links.len()];
-    let mut state_of = vec![0u8; total]; // 0 new, 1 on stack, 2 done
-    let mut discovery: Vec<usize> = Vec::with_capacity(total);
-    let mut post: Vec<usize> = Vec::with_capacity(total);
-    let first = start.or_else(|| index(&machine.start_at));
-    let roots: Vec<usize> = first.into_iter().chain(0..n).chain(end).collect::<Vec<_>>();
-    for root in roots {
-        if state_of[root] != 0 {
-            continue;
-        }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
-        state_of[root] = 1;
-        discovery.push(root);
-        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
-            if let Some(&k) = out[v].get(*next) {
-                *next += 1;
-                let w = links[k].to;
-                match state_of[w] {
-                    0 => {
-                        state_of[w] = 1;
-                        discovery.push(w);
-                        stack.push((w, 0));
-                    }
-                    1 => back[k] = true,
-                    _ => {}
-                }
-            } else {
-                state_of[v] = 2;
-                post.push(v);
-                stack.pop();
-            }
-        }
-    }
+}
 
-    // Layers by longest path over the forward edges, in topological order.
-    let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); total];
-    for (k, l) in links.iter().enumerate() {
-        if !back[k] {
-            incoming[l.to].push(k);
-        }
+/// A box of the graph that is not a state: a marker or a Parallel branch's frame.
+fn frame(id: String, kind: &'static str, label: String, parent: Option<String>) -> Node {
+    Node {
+        id,
+        kind,
+        state_type: String::new(),
+        label,
+        detail: String::new(),
+        parent,
+        x: 0.0,
+        y: 0.0,
+        w: 0.0,
+        h: 0.0,
     }
-    for &v in post.iter().rev() {
-        let layer = incoming[v]
-            .iter()
-            .map(|&k| vertices[links[k].from].layer + 1)
-            .max()
-            .unwrap_or(0);
-        vertices[v].layer = layer;
-    }
-    if let Some(e) = end {
-        let deepest = (0..n).map(|v| vertices[v].layer).max().unwrap_or(0);
-        vertices[e].layer = deepest + 1;
-    }
-    let layers = vertices.iter().map(|v| v.layer).max().unwrap_or(0) + 1;
+}
 
-    // Long forward edges get a dummy vertex in every layer they cross.
-    let mut chains: Vec<Vec<usize>> = Vec::with_capacity(links.len());
-    for (k, l) in links.iter().enumerate() {
-        let mut chain = vec![l.from];
-        if !back[k] {
-            let (a, b) = (vertices[l.from].layer, vertices[l.to].layer);
-            for layer in a + 1..b {
-                vertices.push(Vertex {
-                    w: DUMMY_W,
-                    h: 0.0,
-                    layer,
-                    x: 0.0,
-                    y: 0.0,
-                    dummy: true,
-                });
-                chain.push(vertices.len() - 1);
-            }
-        }
-        chain.push(l.to);
-        chains.push(chain);
-    }
-    let count = vertices.len();
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); count];
-    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); count];
-    for (k, chain) in chains.iter().enumerate() {
-        if back[k] {
-            continue;
-        }
-        for pair in chain.windows(2) {
-            succs[pair[0]].push(pair[1]);
-            preds[pair[1]].push(pair[0]);
-        }
-    }
-
-    // Order within layers: discovery order, dummies after their edge's source, then
-    // barycenter sweeps (stable sorts keep it deterministic).
-    let mut rank = vec![usize::MAX; count];
-    for (i, &v) in discovery.iter().enumerate() {
-        rank[v] = i * 1000;
-    }
-    for chain in &chains {
-        let base = rank[chain[0]];
-        for (j, &d) in chain.iter().enumerate().skip(1) {
-            if vertices[d].dummy {
-                rank[d] = base + j;
-            }
-        }
-    }
-    let mut order: Vec<Vec<usize>> = vec![Vec::new(); layers];
-    let mut by_rank: Vec<usize> = (0..count).collect();
-    by_rank.sort_by_key(|&v| (rank[v], v));
-    for v in by_rank {
-        order[vertices[v].layer].push(v);
-    }
-    let mut pos = vec![0.0f64; count];
-    let set_pos = |order: &Vec<Vec<usize>>, pos: &mut Vec<f64>| {
-        for layer in order {
-            for (i, &v) in layer.iter().enumerate() {
-                pos[v] = i as f64;
-            }
-        }
-    };
-    set_pos(&order, &mut pos);
-    for sweep in 0..4 {
-        let down = sweep % 2 == 0;
-        let range: Vec<usize> = if down {
-            (1..layers).collect()
-        } else {
-            (0..layers.saturating_sub(1)).rev().collect()
-        };
-        for l in range {
-            let neighbours = if down { &preds } else { &succs };
-            let mut keyed: Vec<(f64, usize)> = order[l]
-                .iter()
-                .map(|&v| {
-                    let ns = &neighbours[v];
-                    let key = if ns.is_empty() {
-                        pos[v]
-                    } else {
-                        ns.iter().map(|&u| pos[u]).sum::<f64>() / ns.len() as f64
-                    };
-                    (key, v)
-                })
-                .collect();
-            keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-            order[l] = keyed.into_iter().map(|(_, v)| v).collect();
-            for (i, &v) in order[l].iter().enumerate() {
-                pos[v] = i as f64;
-            }
-        }
-    }
-
-    // x: packed and centred, then pulled towards the neighbours' centres without overlap.
-    for layer in &order {
-        let width: f64 = layer.iter().map(|&v| vertices[v].w).sum::<f64>()
-            + NODE_GAP * layer.len().saturating_sub(1) as f64;
-        let mut x = -width / 2.0;
-        for &v in layer {
-            vertices[v].x = x + vertices[v].w / 2.0;
-            x += vertices[v].w + NODE_GAP;
-        }
-    }
-    for pass in 0..6 {
-        let down = pass % 2 == 0;
-        let range: Vec<usize> = if down {
-            (1..layers).collect()
-        } else {
-            (0..layers.saturating_sub(1)).rev().collect()
-        };
-        for l in range {
-            let neighbours = if down { &preds } else { &succs };
-            let desired: Vec<f64> = order[l]
-                .iter()
-                .map(|&v| {
-                    let ns = &neighbours[v];
-                    if ns.is_empty() {
-                        vertices[v].x
-                    } else {
-                        ns.iter().map(|&u| vertices[u].x).sum::<f64>() / ns.len() as f64
-                    }
-                })
-                .collect();
-            let placed = place(
-                &desired,
-                &order[l].iter().map(|&v| vertices[v].w).collect::<Vec<_>>(),
-            );
-            for (i, &v) in order[l].iter().enumerate() {
-                vertices[v].x = placed[i];
-            }
-        }
-    }
-
-    // y: layers stacked, boxes top-aligned in their layer.
-    let mut layer_top = vec![0.0f64; layers];
-    let mut layer_h = vec![0.0f64; layers];
-    for v in &vertices {
-        layer_h[v.layer] = layer_h[v.layer].max(v.h);
-    }
-    let mut y = 0.0;
-    for l in 0..layers {
-        layer_top[l] = y;
-        y += layer_h[l] + LAYER_GAP;
-    }
-    for v in &mut vertices {
-        v.y = layer_top[v.layer];
-        if v.dummy {
-            v.h = layer_h[v.layer];
-        }
-    }
-
-    // Normalise to x >= 0 (x is still each box's centre here).
-    let min_x = vertices
-        .iter()
-        .map(|v| v.x - v.w / 2.0)
-        .fold(f64::INFINITY, f64::min);
-    let min_x = if min_x.is_finite() { min_x } else { 0.0 };
-    for v in &mut vertices {
-        v.x -= min_x;
-    }
-    let mut width = vertices.iter().map(|v| v.x + v.w / 2.0).fold(0.0, f64::max);
-    let height = (y - LAYER_GAP).max(0.0);
-
-    // Ports: a box's outgoing edges leave from points spread along its bottom in the order of
-    // where they go, and incoming ones arrive spread along its top.
-    let mut out_ports: HashMap<(usize, usize), f64> = HashMap::new();
-    let mut in_ports: HashMap<(usize, usize), f64> = HashMap::new();
-    for v in 0..count {
-        if vertices[v].dummy {
-            continue;
-        }
-        let spread = |ends: Vec<(f64, usize)>, ports: &mut HashMap<(usize, usize), f64>| {
-            let mut ends = ends;
-            ends.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let k = ends.len() as f64;
-            let span = (vertices[v].w * 0.6).min(26.0 * (k - 1.0));
-            for (j, (_, chain)) in ends.into_iter().enumerate() {
-                let offset = if k > 1.0 {
-                    -span / 2.0 + span * j as f64 / (k - 1.0)
-                } else {
-                    0.0
-                };
-                ports.insert((chain, v), vertices[v].x + offset);
-            }
-        };
-        let outs: Vec<(f64, usize)> = chains
-            .iter()
-            .enumerate()
-            .filter(|(k, c)| !back[*k] && c[0] == v)
-            .map(|(k, c)| (vertices[c[1]].x, k))
-            .collect();
-        spread(outs, &mut out_ports);
-        let ins: Vec<(f64, usize)> = chains
-            .iter()
-            .enumerate()
-            .filter(|(k, c)| !back[*k] && c[c.len() - 1] == v)
-            .map(|(k, c)| (vertices[c[c.len() - 2]].x, k))
-            .collect();
-        spread(ins, &mut in_ports);
-    }
-
-    let mut edges: Vec<Edge> = Vec::with_capacity(links.len() + retries.len());
-    let mut lane = 0usize;
-    let id_of = |v: usize| -> String {
-        if Some(v) == start {
-            START.to_owned()
-        } else if Some(v) == end {
-            END.to_owned()
-        } else {
-            machine.states[v].name.clone()
-        }
-    };
-    for (k, link) in links.iter().enumerate() {
-        let chain = &chains[k];
-        let (a, b) = (&vertices[link.from], &vertices[link.to]);
-        let points = if back[k] {
-            // Up the right-hand side, one lane per back edge.
-            lane += 1;
-            let x = width + LANE * lane as f64;
-            let (ya, yb) = (a.y + a.h / 2.0, b.y + b.h / 2.0);
-            vec![
-                [a.x + a.w / 2.0, ya],
-                [x, ya],
-                [x, yb],
-                [b.x + b.w / 2.0, yb],
-            ]
-        } else {
-            // Every forward edge has both ports; the box's centre is only a fallback.
-            let out_x = out_ports.get(&(k, link.from)).copied().unwrap_or(a.x);
-            let mut points = vec![[out_x, a.y + a.h]];
-            for &d in &chain[1..chain.len() - 1] {
-                let dv = &vertices[d];
-                points.push([dv.x, dv.y]);
-                points.push([dv.x, dv.y + dv.h]);
-            }
-            let in_x = in_ports.get(&(k, link.to)).copied().unwrap_or(b.x);
-            points.push([in_x, b.y]);
-            points
-        };
-        edges.push(Edge {
-            from: id_of(link.from),
-            to: id_of(link.to),
-            kind: link.kind,
-            label: link.label.clone(),
-            title: link.title.clone(),
-            points,
-        });
-    }
-    width += LANE * lane as f64;
-    for (i, title) in retries {
-        let v = &vertices[i];
-        let right = v.x + v.w / 2.0;
-        let (y1, y2) = (v.y + v.h * 0.3, v.y + v.h * 0.7);
-        edges.push(Edge {
-            from: machine.states[i].name.clone(),
-            to: machine.states[i].name.clone(),
-            kind: "retry",
-            label: String::new(),
-            title,
-            points: vec![
-                [right, y1],
-                [right + 16.0, y1],
-                [right + 16.0, y2],
-                [right, y2],
-            ],
-        });
-        width = width.max(right + 18.0);
-    }
-
-    // Nodes, with the containers' inner graphs moved into their boxes.
+/// The states' nodes, then the containers' inner graphs moved into their boxes (containers
+/// before their contents, so that the contents are drawn on top).
+fn state_nodes(
+    machine: &StateMachine,
+    vertices: &[Vertex],
+    inner: Vec<Vec<Sub>>,
+    parent: Option<&str>,
+) -> (Vec<Node>, Vec<Node>, Vec<Edge>) {
     let mut nodes: Vec<Node> = Vec::new();
     let mut nested_edges: Vec<Edge> = Vec::new();
     let mut nested_nodes: Vec<Node> = Vec::new();
@@ -730,22 +429,17 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
             w: v.w,
             h: v.h,
         });
-        let inner_w: f64 = subs.iter().map(|s| s.w).sum::<f64>()
-            + BRANCH_GAP * subs.len().saturating_sub(1) as f64;
-        let mut x = left + (v.w - inner_w) / 2.0;
+        let mut x = left + (v.w - row_width(&subs)) / 2.0;
         for (b, mut sub) in subs.into_iter().enumerate() {
             if let Kind::Parallel { .. } = state.kind {
+                let id = format!("{}#{b}", state.name);
+                let label = format!("Branch {}", b + 1);
                 nested_nodes.push(Node {
-                    id: format!("{}#{b}", state.name),
-                    kind: "branch",
-                    state_type: String::new(),
-                    label: format!("Branch {}", b + 1),
-                    detail: String::new(),
-                    parent: Some(state.name.clone()),
                     x,
                     y: top + HEADER,
                     w: sub.w,
                     h: sub.h,
+                    ..frame(id, "branch", label, Some(state.name.clone()))
                 });
             }
             shift(&mut sub, x, top + HEADER);
@@ -754,24 +448,80 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
             nested_edges.extend(sub.edges);
         }
     }
-    for (marker, id, label) in [(start, START, "Start"), (end, END, "End")] {
+    (nodes, nested_nodes, nested_edges)
+}
+
+fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Sub {
+    let n = machine.states.len();
+    // Boxes first: containers need their inner layout to know their size.
+    let (inner, mut vertices) = boxes(machine);
+    let (start, end) = if top {
+        vertices.push(Vertex::sized(MARKER_W, MARKER_H));
+        vertices.push(Vertex::sized(MARKER_W, MARKER_H));
+        (Some(n), Some(n + 1))
+    } else {
+        (None, None)
+    };
+    let (links, retries) = transitions(machine, start, end);
+
+    // Depth-first search from the start: edges to a vertex on the stack are back edges.
+    let first = start.or_else(|| machine.index.get(&machine.start_at).copied());
+    let ends: Vec<(usize, usize)> = links.iter().map(|l| (l.from, l.to)).collect();
+    let roots = first.into_iter().chain(0..n).chain(end);
+    let search = depth_first(vertices.len(), &ends, roots);
+    let layers = assign_layers(&mut vertices, &ends, &search, n, end);
+    let mut graph = Layered::new(vertices, ends, search.back, layers);
+    graph.order_layers(&search.discovery);
+    graph.place_x();
+    let height = graph.place_y();
+    let width = graph.normalise_x();
+
+    let id_of = |v: usize| -> String {
+        if Some(v) == start {
+            START.to_owned()
+        } else if Some(v) == end {
+            END.to_owned()
+        } else {
+            machine.states[v].name.clone()
+        }
+    };
+    let (routes, mut width) = graph.route(width);
+    let mut edges: Vec<Edge> = links
+        .into_iter()
+        .zip(routes)
+        .map(|(link, points)| Edge {
+            from: id_of(link.from),
+            to: id_of(link.to),
+            kind: link.kind,
+            label: link.label,
+            title: link.title,
+            points,
+        })
+        .collect();
+    for (i, title) in retries {
+        let edge = retry_edge(
+            &machine.states[i].name,
+            &graph.vertices[i],
+            title,
+            &mut width,
+        );
+        edges.push(edge);
+    }
+
+    let (mut nodes, nested_nodes, nested_edges) =
+        state_nodes(machine, &graph.vertices, inner, parent);
+    for (marker, id, kind, label) in [(start, START, "start", "Start"), (end, END, "end", "End")] {
         if let Some(m) = marker {
-            let v = &vertices[m];
+            let v = &graph.vertices[m];
             nodes.push(Node {
-                id: id.to_owned(),
-                kind: if id == START { "start" } else { "end" },
-                state_type: String::new(),
-                label: label.to_owned(),
-                detail: String::new(),
-                parent: None,
                 x: v.x - v.w / 2.0,
                 y: v.y,
                 w: v.w,
                 h: v.h,
+                ..frame(id.to_owned(), kind, label.to_owned(), None)
             });
         }
     }
-    // Containers before their contents, so that the contents are drawn on top.
     nodes.extend(nested_nodes);
     edges.extend(nested_edges);
     Sub {
@@ -780,29 +530,6 @@ fn layout_machine(machine: &StateMachine, top: bool, parent: Option<&str>) -> Su
         nodes,
         edges,
     }
-}
-
-/// Centres as close to `desired` as possible, in the given order, at least `NODE_GAP` apart:
-/// the average of a left-to-right and a right-to-left greedy placement (both feasible, so their
-/// average is too).
-fn place(desired: &[f64], widths: &[f64]) -> Vec<f64> {
-    let n = desired.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let gap = |i: usize| (widths[i] + widths[i + 1]) / 2.0 + NODE_GAP;
-    let mut left = desired.to_vec();
-    for i in 1..n {
-        left[i] = left[i].max(left[i - 1] + gap(i - 1));
-    }
-    let mut right = desired.to_vec();
-    for i in (0..n - 1).rev() {
-        right[i] = right[i].min(right[i + 1] - gap(i));
-    }
-    left.iter()
-        .zip(&right)
-        .map(|(a, b)| (a + b) / 2.0)
-        .collect()
 }
 
 #[cfg(test)]
@@ -946,7 +673,7 @@ mod tests {
 
     #[test]
     fn the_connection_workflow_has_every_state_and_no_overlaps() {
-        let text = include_str!("../../../../statemachines/connection.asl.json");
+        let text = include_str!("../../../statemachines/connection.asl.json");
         let g = graph(text);
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         for name in v["States"].as_object().unwrap().keys() {

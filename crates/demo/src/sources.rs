@@ -4,10 +4,12 @@
 use super::error::DemoError;
 use super::history::Event;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sfn::primitives::DateTime;
+use leasehold_broker::{DynamoStore, LeaseStore, PoolName};
+use leasehold_local::lambda::FunctionStats;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -69,11 +71,23 @@ impl Env {
     }
 }
 
+/// What the demo reads of the local stack's `/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StackStats {
+    /// Counters per function (by function name), as the stack keeps them.
+    pub functions: BTreeMap<String, FunctionStats>,
+    /// Metric lines forwarded to CloudWatch so far.
+    pub metrics_published: Option<u64>,
+}
+
 /// The clients, built once.
 pub struct Sources {
     pub env: Env,
     pub sfn: aws_sdk_sfn::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The lease table, read through the broker's own adapter.
+    pub leases: DynamoStore,
+    pub pool: PoolName,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub http: reqwest::Client,
@@ -87,6 +101,19 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Every item of a paginated Step Functions request, 1,000 a page.
+macro_rules! all_items {
+    ($request:expr) => {
+        $request
+            .into_paginator()
+            .page_size(1000)
+            .items()
+            .send()
+            .try_collect()
+            .await
+    };
 }
 
 /// One child execution as `ListExecutions` shows it.
@@ -104,10 +131,13 @@ impl Sources {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| DemoError::service("HTTP client", e))?;
+        let pool = PoolName::parse(POOL)
+            .map_err(|e| DemoError::service(format!("pool name {POOL}"), e))?;
         Ok(Sources {
+            leases: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.lease_table.clone()),
+            pool,
             env,
             sfn: aws_sdk_sfn::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             http,
@@ -146,61 +176,34 @@ impl Sources {
 
     /// The pool record: (budget, inUse).
     pub async fn pool_record(&self) -> Result<(i64, i64), DemoError> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.env.lease_table)
-            .key("pk", AttributeValue::S(POOL.into()))
-            .key("sk", AttributeValue::S("#POOL".into()))
-            .consistent_read(true)
-            .send()
+        let record = self
+            .leases
+            .pool(&self.pool)
             .await
-            .map_err(|e| DemoError::service("reading the pool record", e))?;
-        let item = out.item().ok_or_else(|| {
-            DemoError::Setup(format!(
-                "pool {POOL} does not exist in {} (did the seed custom resource run?)",
-                self.env.lease_table
-            ))
-        })?;
-        let number = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or(0)
-        };
-        Ok((number("budget"), number("inUse")))
+            .map_err(|e| DemoError::service("reading the pool record", e))?
+            .ok_or_else(|| {
+                DemoError::Setup(format!(
+                    "pool {POOL} does not exist in {} (did the seed custom resource run?)",
+                    self.env.lease_table
+                ))
+            })?;
+        Ok((i64::from(record.budget), i64::from(record.in_use)))
     }
 
-    /// Lease records of the pool (`sk` = `LEASE#...`).
+    /// Lease records of the pool, live or expired.
     pub async fn lease_records(&self) -> Result<i64, DemoError> {
-        let mut count = 0i64;
-        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .dynamodb
-                .query()
-                .table_name(&self.env.lease_table)
-                .key_condition_expression("pk = :p AND begins_with(sk, :l)")
-                .expression_attribute_values(":p", AttributeValue::S(POOL.into()))
-                .expression_attribute_values(":l", AttributeValue::S("LEASE#".into()))
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| DemoError::service("counting lease records", e))?;
-            count += i64::from(out.count());
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(count),
-            }
-        }
+        let leases = self
+            .leases
+            .leases(&self.pool)
+            .await
+            .map_err(|e| DemoError::service("counting lease records", e))?;
+        Ok(leases.len() as i64)
     }
 
     // ------------------------------------------------------------------ the local stack
 
     /// `GET /stats`: per function invocations, cold starts, kills, ...
-    pub async fn stack_stats(&self) -> Result<Value, DemoError> {
+    pub async fn stack_stats(&self) -> Result<StackStats, DemoError> {
         let url = format!("{}/stats", self.env.stack_url);
         let response = self
             .http
@@ -249,50 +252,25 @@ impl Sources {
 
     /// Every execution of a state machine (all pages).
     pub async fn list_executions(&self, machine: &str) -> Result<Vec<Listed>, DemoError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .sfn
-                .list_executions()
-                .state_machine_arn(machine)
-                .max_results(1000)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| DemoError::service("listing executions", e))?;
-            out.extend(page.executions().iter().map(|e| Listed {
+        let request = self.sfn.list_executions().state_machine_arn(machine);
+        let executions =
+            all_items!(request).map_err(|e| DemoError::service("listing executions", e))?;
+        Ok(executions
+            .iter()
+            .map(|e| Listed {
                 arn: e.execution_arn().to_owned(),
                 status: e.status().as_str().to_owned(),
                 start_ms: millis(e.start_date()),
-            }));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+            })
+            .collect())
     }
 
     /// An execution's whole history, oldest event first.
     pub async fn history(&self, execution: &str) -> Result<Vec<Event>, DemoError> {
-        let mut events = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .sfn
-                .get_execution_history()
-                .execution_arn(execution)
-                .max_results(1000)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| DemoError::service(format!("history of {execution}"), e))?;
-            events.extend(page.events().iter().map(event_of));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(events),
-            }
-        }
+        let request = self.sfn.get_execution_history().execution_arn(execution);
+        let events = all_items!(request)
+            .map_err(|e| DemoError::service(format!("history of {execution}"), e))?;
+        Ok(events.iter().map(event_of).collect())
     }
 
     // ------------------------------------------------------------------ CloudWatch (moto)

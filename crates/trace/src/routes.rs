@@ -1,44 +1,20 @@
-//! The trace page: a web page served by the local stack that draws a state machine, colours the
-//! path an execution took (like the console's graph view), lists the event history, drills into
-//! Map iterations and the child executions they started, and plots the pool's metrics read back
-//! from CloudWatch.
-//!
-//! `GET /trace` is one self-contained HTML page (inline CSS, JavaScript and SVG; no external
-//! resource, enforced by its Content-Security-Policy) that reads the JSON endpoints below and
-//! polls them while an execution runs:
-//!
-//! | endpoint | answers |
-//! |---|---|
-//! | `/trace/api/machines` | state machines with execution counts |
-//! | `/trace/api/executions?machine=ARN&status=S&limit=N` | executions, newest first |
-//! | `/trace/api/execution?arn=ARN` | the execution, its laid-out graph with a status per state and edge, Map iterations, child executions |
-//! | `/trace/api/history?arn=ARN&after=ID` | history events after an id, each with its state and iteration |
-//! | `/trace/api/metrics?pool=P&minutes=M` (or `&startMs=T&endMs=T`) | `RemainingConnections` and `NoConnectionsLeftError` of a pool over time |
-//!
-//! # Layout
-//! - [`graph`]: the layered layout of a definition (states, transitions, nested groups).
-//! - [`path`]: the path an execution took, read from its history.
-//! - [`metrics`]: reading the pool's metrics from CloudWatch.
+//! The page and its JSON endpoints (see the table in the crate's documentation).
 
-pub mod graph;
-pub mod metrics;
-pub mod path;
-
-use crate::server::AppState;
-use crate::sfn::{ApiError, Described, Execution, StepFunctions};
+use crate::error::TraceError;
+use crate::json::json_response;
+use crate::view::{ExecutionView, StackView};
+use crate::{graph, metrics, path};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tracing::warn;
 
 /// The page, embedded at build time.
-pub const PAGE: &str = include_str!("../../assets/trace.html");
-
+pub const PAGE: &str = include_str!("../assets/trace.html");
 /// What the page may load: nothing but itself and its own API.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; \
@@ -50,90 +26,32 @@ pub const DEFAULT_NAMESPACE: &str = "RDSLambda";
 /// The execution statuses a list can be filtered by.
 const STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
 
-/// What the trace routes need from the stack.
+/// What the trace routes read: the stack's view and where its pool metrics are.
 pub struct TraceState {
-    pub sfn: Arc<StepFunctions>,
+    pub view: Arc<dyn StackView>,
     /// The CloudWatch the functions' metrics go to; `None` when the stack has none.
     pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    /// The metrics namespace of the stack's functions (`METRICS_NAMESPACE`).
     pub namespace: String,
 }
 
-impl TraceState {
-    /// From the stack's HTTP state: the namespace is the one the template gives its functions.
-    pub fn from_app(state: &AppState) -> Self {
-        let namespace = state
-            .lambda
-            .specs()
-            .iter()
-            .find_map(|f| f.environment.get("METRICS_NAMESPACE").cloned())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        TraceState {
-            sfn: state.sfn.clone(),
-            cloudwatch: state.cloudwatch.clone(),
-            namespace,
-        }
-    }
-}
-
-/// The trace page's routes, for merging into the stack's router.
-pub fn routes(state: &AppState) -> Router {
-    app(TraceState::from_app(state))
-}
-
-pub fn app(state: TraceState) -> Router {
-    Router::new()
-        .route("/trace", get(page))
-        .route("/trace/", get(page))
-        .route("/trace/api/machines", get(machines))
-        .route("/trace/api/executions", get(executions))
-        .route("/trace/api/execution", get(execution))
-        .route("/trace/api/history", get(history))
-        .route("/trace/api/metrics", get(metrics_handler))
-        .with_state(Arc::new(state))
-}
-
-/// Errors of the trace endpoints: details go to the log, the page gets a plain message.
-#[derive(Debug, thiserror::Error)]
-pub enum TraceError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("the local stack has no CloudWatch endpoint, so there are no metrics to show")]
-    NoMetrics,
-    #[error("CloudWatch did not answer")]
-    Metrics(#[from] aws_sdk_cloudwatch::Error),
-}
-
-impl IntoResponse for TraceError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            TraceError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            TraceError::Api(e) if e.kind.ends_with("DoesNotExist") => StatusCode::NOT_FOUND,
-            TraceError::Api(_) => StatusCode::BAD_REQUEST,
-            TraceError::NoMetrics => StatusCode::SERVICE_UNAVAILABLE,
-            TraceError::Metrics(e) => {
-                warn!(error = %aws_sdk_cloudwatch::error::DisplayErrorContext(e), "trace page: reading metrics failed");
-                StatusCode::BAD_GATEWAY
-            }
-        };
-        let message = match &self {
-            TraceError::Metrics(_) => {
-                "CloudWatch did not answer; the stack's log has the details".to_owned()
-            }
-            other => other.to_string(),
-        };
-        json_response(status, json!({ "message": message }))
-    }
-}
-
-/// The stack's JSON answer, never cached: the page polls for fresh state.
-fn json_response(status: StatusCode, body: Value) -> Response {
-    let mut response = crate::server::json_response(status, "application/json", body);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+/// The trace page's routes, for merging into a stack's router.
+pub fn app(state: Arc<TraceState>) -> Router {
+    let routes: [(&str, MethodRouter<Arc<TraceState>>); 7] = [
+        ("/trace", get(page)),
+        ("/trace/", get(page)),
+        ("/trace/api/machines", get(machines)),
+        ("/trace/api/executions", get(executions)),
+        ("/trace/api/execution", get(execution)),
+        ("/trace/api/history", get(history)),
+        ("/trace/api/metrics", get(metrics_handler)),
+    ];
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (path, method)| {
+            router.route(path, method)
+        })
+        .with_state(state)
 }
 
 async fn page() -> Response {
@@ -163,7 +81,7 @@ fn started_by(input: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn summary(d: &Described, machine_name: &str) -> Value {
+fn summary(d: &ExecutionView, machine_name: &str) -> Value {
     json!({
         "arn": d.arn,
         "name": d.name,
@@ -179,20 +97,17 @@ fn summary(d: &Described, machine_name: &str) -> Value {
 
 async fn machines(State(state): State<Arc<TraceState>>) -> Response {
     let list: Vec<Value> = state
-        .sfn
+        .view
         .machines()
         .iter()
         .map(|m| {
-            let executions = state.sfn.executions_of(&m.arn);
-            let running = executions
-                .iter()
-                .filter(|e| e.status() == "RUNNING")
-                .count();
+            let executions = state.view.executions_of(&m.arn);
+            let running = executions.iter().filter(|e| e.status == "RUNNING").count();
             json!({
                 "arn": m.arn,
                 "name": m.name,
                 "type": m.kind,
-                "states": m.parsed.states.len(),
+                "states": m.definition.states.len(),
                 "executions": executions.len(),
                 "running": running,
                 "lastStartMs": executions.first().map(|e| e.start_ms),
@@ -213,7 +128,7 @@ async fn executions(
     State(state): State<Arc<TraceState>>,
     Query(q): Query<ExecutionsQuery>,
 ) -> Result<Response, TraceError> {
-    let machine = state.sfn.machine(&q.machine)?;
+    let machine = state.view.machine(&q.machine)?;
     let filter = match q.status.as_deref() {
         None | Some("") | Some("ALL") => None,
         Some(s) if STATUSES.contains(&s) => Some(s),
@@ -225,11 +140,10 @@ async fn executions(
         }
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let matching: Vec<Described> = state
-        .sfn
+    let matching: Vec<ExecutionView> = state
+        .view
         .executions_of(&machine.arn)
-        .iter()
-        .map(|e| e.describe())
+        .into_iter()
         .filter(|d| filter.is_none_or(|f| d.status == f))
         .collect();
     let list: Vec<Value> = matching
@@ -249,11 +163,11 @@ struct ArnQuery {
 }
 
 /// Executions whose input names `parent` as the execution that started them, oldest first.
-fn children_of(sfn: &StepFunctions, parent: &str) -> Vec<Arc<Execution>> {
-    let mut children: Vec<Arc<Execution>> = sfn
+fn children_of(view: &dyn StackView, parent: &str) -> Vec<ExecutionView> {
+    let mut children: Vec<ExecutionView> = view
         .machines()
         .iter()
-        .flat_map(|m| sfn.executions_of(&m.arn))
+        .flat_map(|m| view.executions_of(&m.arn))
         .filter(|e| e.input.contains(parent) && started_by(&e.input).as_deref() == Some(parent))
         .collect();
     children.sort_by_key(|e| e.start_ms);
@@ -356,18 +270,17 @@ async fn execution(
     State(state): State<Arc<TraceState>>,
     Query(q): Query<ArnQuery>,
 ) -> Result<Response, TraceError> {
-    let execution = state.sfn.execution(&q.arn)?;
-    let d = execution.describe();
-    let machine = state.sfn.machine(&d.machine_arn)?;
-    let events = execution.history();
+    let d = state.view.execution(&q.arn)?;
+    let machine = state.view.machine(&d.machine_arn)?;
+    let events = state.view.history(&q.arn)?;
     let p = path::analyse(&events, d.status);
-    let graph = coloured(graph::layout(&machine.parsed), &p, d.status);
+    let graph = coloured(graph::layout(&machine.definition), &p, d.status);
 
     // Children: those the history names (finished tasks), then those still running, found by
     // the parent id in their input.
     let mut children: Vec<Value> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    let describe_child = |arn: &str| state.sfn.execution(arn).ok().map(|c| c.describe());
+    let describe_child = |arn: &str| state.view.execution(arn).ok();
     for (arn, task_state) in &p.children {
         if let Some(c) = describe_child(arn) {
             let mut v = summary(&c, c.machine_arn.rsplit(':').next().unwrap_or_default());
@@ -376,9 +289,9 @@ async fn execution(
             seen.push(arn.clone());
         }
     }
-    for c in children_of(&state.sfn, &d.arn) {
+    for c in children_of(state.view.as_ref(), &d.arn) {
         if !seen.contains(&c.arn) {
-            let mut v = summary(&c.describe(), &c.machine_name);
+            let mut v = summary(&c, &c.machine_name);
             v["state"] = Value::Null;
             children.push(v);
         }
@@ -429,9 +342,8 @@ async fn history(
     State(state): State<Arc<TraceState>>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, TraceError> {
-    let execution = state.sfn.execution(&q.arn)?;
-    let d = execution.describe();
-    let events = execution.history();
+    let d = state.view.execution(&q.arn)?;
+    let events = state.view.history(&q.arn)?;
     let p = path::analyse(&events, d.status);
     let after = q.after.unwrap_or(0);
     let list: Vec<Value> = events
@@ -484,7 +396,9 @@ async fn metrics_handler(
             "pool must be 1 to 128 characters".into(),
         ));
     }
-    let now = crate::lambda::epoch_ms() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let window = match q.start_ms {
         Some(start) => metrics::Window::around(start, q.end_ms.unwrap_or(now)),
         None => metrics::Window::last(now, q.minutes.unwrap_or(15).clamp(1, 24 * 60)),

@@ -8,6 +8,7 @@
 //! container events (`MapState*`, `MapIteration*`, `ParallelState*`, `*StateExited`) climb back
 //! to the Map or Parallel visit they belong to.
 
+use crate::graph::{END, START, truncate};
 use leasehold_asl::history::HistoryEvent;
 use serde::Serialize;
 use serde_json::Value;
@@ -59,16 +60,6 @@ pub struct Iteration {
 
 /// How much of an iteration's output [`Iteration::output`] keeps.
 pub const OUTPUT_PREVIEW: usize = 240;
-
-fn preview(text: &str) -> String {
-    if text.chars().count() <= OUTPUT_PREVIEW {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(OUTPUT_PREVIEW - 1).collect();
-        cut.push('…');
-        cut
-    }
-}
 
 /// Where an event belongs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -137,235 +128,297 @@ fn error_of(event_type: &str, details: &Value) -> String {
         .unwrap_or_else(|| event_type.to_owned())
 }
 
-/// Reads the path from a history; `execution_status` is `RUNNING`, `SUCCEEDED`, `FAILED`,
-/// `TIMED_OUT` or `ABORTED`.
-pub fn analyse(events: &[HistoryEvent], execution_status: &str) -> Path {
-    use super::graph::{END, START};
-    let mut visits: Vec<Visit> = Vec::new();
-    let mut iterations: Vec<Iteration> = Vec::new();
-    let mut iteration_parent: Vec<Option<usize>> = Vec::new();
-    let mut transitions: BTreeMap<(String, String, &'static str), u64> = BTreeMap::new();
-    let mut children: Vec<(String, String)> = Vec::new();
-    // Per event id: the visit it belongs to, and the iteration a MapIterationStarted opened.
-    let mut visit_of: HashMap<u64, Option<usize>> = HashMap::new();
-    let mut iteration_of: HashMap<u64, usize> = HashMap::new();
-    let mut places: Vec<EventPlace> = Vec::with_capacity(events.len());
-
-    // The nearest visit from `v` upwards that satisfies `pred`, else `v` itself.
-    let climb = |visits: &[Visit], v: Option<usize>, pred: &dyn Fn(&Visit) -> bool| {
-        let mut cur = v;
-        while let Some(i) = cur {
-            if pred(&visits[i]) {
-                return Some(i);
-            }
-            cur = visits[i].parent;
+/// The nearest visit from `v` upwards that satisfies `pred`, else `v` itself.
+fn climb(visits: &[Visit], v: Option<usize>, pred: impl Fn(&Visit) -> bool) -> Option<usize> {
+    let mut cur = v;
+    while let Some(i) = cur {
+        if pred(&visits[i]) {
+            return Some(i);
         }
-        v
-    };
+        cur = visits[i].parent;
+    }
+    v
+}
 
-    for event in events {
+/// A history being read, event by event.
+#[derive(Default)]
+struct Reader {
+    visits: Vec<Visit>,
+    iterations: Vec<Iteration>,
+    transitions: BTreeMap<(String, String, &'static str), u64>,
+    children: Vec<(String, String)>,
+    /// Per event id: the visit it belongs to, and the iteration a MapIterationStarted opened.
+    visit_of: HashMap<u64, Option<usize>>,
+    iteration_of: HashMap<u64, usize>,
+    places: Vec<EventPlace>,
+}
+
+/// One event as a [`Reader`] handles it: its type, details, and the visit it links to.
+struct Step<'a> {
+    event: &'a HistoryEvent,
+    ty: &'a str,
+    details: Value,
+    prev: Option<usize>,
+}
+
+impl Reader {
+    fn read(&mut self, event: &HistoryEvent) {
         let ty = event.event_type.as_str();
-        let d = details(event);
-        let prev = visit_of.get(&event.previous_event_id).copied().flatten();
+        let step = Step {
+            event,
+            ty,
+            details: details(event),
+            prev: self
+                .visit_of
+                .get(&event.previous_event_id)
+                .copied()
+                .flatten(),
+        };
         let mut own_iteration = None;
         let visit = if let Some(kind) = ty.strip_suffix("StateEntered") {
-            let name = d["name"].as_str().unwrap_or_default().to_owned();
-            let (parent, iteration, from) = match prev {
-                None => (None, None, Some((START.to_owned(), "next"))),
-                Some(p) if visits[p].open && visits[p].container.is_some() => {
-                    // The first state of a branch or an iteration.
-                    let iteration = iteration_of
-                        .get(&event.previous_event_id)
-                        .copied()
-                        .or(visits[p].iteration);
-                    (Some(p), iteration, None)
-                }
-                Some(p) => {
-                    let how = if visits[p].error.is_some() {
-                        "catch"
-                    } else {
-                        "next"
-                    };
-                    (
-                        visits[p].parent,
-                        visits[p].iteration,
-                        Some((visits[p].name.clone(), how)),
-                    )
-                }
-            };
-            if let Some((from, how)) = from {
-                *transitions.entry((from, name.clone(), how)).or_default() += 1;
-            }
-            visits.push(Visit {
-                name,
-                container: match kind {
-                    "Map" => Some("Map"),
-                    "Parallel" => Some("Parallel"),
-                    _ => None,
-                },
-                parent,
-                iteration,
-                open: true,
-                attempts: 0,
-                error: None,
-                status: RUNNING,
-                entered_ms: event.timestamp_millis,
-                exited_ms: None,
-            });
-            Some(visits.len() - 1)
+            Some(self.entered(&step, kind))
         } else if ty.ends_with("StateExited") {
-            let name = d["name"].as_str().unwrap_or_default();
-            let v = climb(&visits, prev, &|v: &Visit| v.open && v.name == name);
-            if let Some(i) = v {
-                let visit = &mut visits[i];
-                visit.open = false;
-                visit.exited_ms = Some(event.timestamp_millis);
-                visit.status = if visit.error.is_some() {
-                    CAUGHT
-                } else {
-                    SUCCEEDED
-                };
-                if let (Some(it), Some(output)) = (visit.iteration, d["output"].as_str()) {
-                    iterations[it].output = Some(preview(output));
-                }
-            }
-            v
+            self.exited(&step)
         } else if ty.starts_with("MapIteration") {
-            let map = d["name"].as_str().unwrap_or_default().to_owned();
-            let index = d["index"].as_u64().unwrap_or(0);
-            let map_visit = climb(&visits, prev, &|v: &Visit| {
-                v.open && v.container == Some("Map") && v.name == map
-            });
-            if ty == "MapIterationStarted" {
-                let parent = map_visit.and_then(|m| visits[m].iteration);
-                let label = match parent {
-                    Some(p) => format!("{} / {map}[{index}]", iterations[p].label),
-                    None => format!("{map}[{index}]"),
-                };
-                iterations.push(Iteration {
-                    label,
-                    map,
-                    index,
-                    status: RUNNING,
-                    start_ms: event.timestamp_millis,
-                    stop_ms: None,
-                    child: None,
-                    output: None,
-                });
-                iteration_parent.push(parent);
-                iteration_of.insert(event.id, iterations.len() - 1);
-                own_iteration = Some(iterations.len() - 1);
-            } else {
-                // The iteration whose last event this links to, or the open one of that index.
-                let found = prev
-                    .and_then(|p| visits[p].iteration)
-                    .filter(|&i| iterations[i].map == map && iterations[i].index == index)
-                    .or_else(|| {
-                        iterations.iter().rposition(|it| {
-                            it.map == map && it.index == index && it.stop_ms.is_none()
-                        })
-                    });
-                if let Some(i) = found {
-                    iterations[i].stop_ms = Some(event.timestamp_millis);
-                    iterations[i].status = match ty {
-                        "MapIterationSucceeded" => SUCCEEDED,
-                        "MapIterationAborted" => ABORTED,
-                        _ => FAILED,
-                    };
-                    own_iteration = Some(i);
-                }
-            }
+            let (map_visit, iteration) = self.map_iteration(&step);
+            own_iteration = iteration;
             map_visit
         } else if ty.starts_with("MapState")
             || ty.starts_with("MapRun")
             || ty.starts_with("ParallelState")
         {
-            let kind = if ty.starts_with("Parallel") {
-                "Parallel"
-            } else {
-                "Map"
-            };
-            let v = climb(&visits, prev, &|v: &Visit| {
-                v.open && v.container == Some(kind)
-            });
-            if let Some(i) = v {
-                if ty.ends_with("StateStarted") {
-                    visits[i].attempts += 1;
-                    visits[i].error = None;
-                } else if ty.ends_with("Failed") || ty.ends_with("Aborted") {
-                    visits[i].error = Some(error_of(ty, &d));
-                }
-            }
-            v
+            self.container_event(&step)
         } else if ty.starts_with("Execution") {
-            if ty != "ExecutionStarted" {
-                let top = climb(&visits, prev, &|v: &Visit| v.parent.is_none());
-                if let Some(t) = top {
-                    let how = if ty == "ExecutionSucceeded" {
-                        "next"
-                    } else {
-                        "fail"
-                    };
-                    *transitions
-                        .entry((visits[t].name.clone(), END.to_owned(), how))
-                        .or_default() += 1;
-                }
-            }
+            self.execution_event(&step);
             None
         } else {
             // Task, Lambda and activity events, EvaluationFailed: part of the current visit.
-            if let Some(i) = prev {
-                let visit = &mut visits[i];
-                if ty.ends_with("Scheduled") {
-                    visit.attempts += 1;
-                } else if ty.ends_with("Succeeded") {
-                    visit.error = None;
-                } else if ty.ends_with("Failed") || ty.ends_with("TimedOut") {
-                    visit.error = Some(error_of(ty, &d));
-                }
-                if let Some(arn) = child_arn(&d) {
-                    if !children.iter().any(|(a, _)| *a == arn) {
-                        children.push((arn.clone(), visit.name.clone()));
-                    }
-                    if let Some(it) = visit.iteration
-                        && iterations[it].child.is_none()
-                    {
-                        iterations[it].child = Some(arn);
-                    }
-                }
-            }
-            prev
+            self.task_event(&step);
+            step.prev
         };
-        visit_of.insert(event.id, visit);
-        let iteration = own_iteration.or_else(|| visit.and_then(|v| visits[v].iteration));
-        places.push(EventPlace {
-            state: visit.map(|v| visits[v].name.clone()),
-            iteration: iteration.map(|i| iterations[i].label.clone()),
+        self.visit_of.insert(event.id, visit);
+        let iteration = own_iteration.or_else(|| visit.and_then(|v| self.visits[v].iteration));
+        self.places.push(EventPlace {
+            state: visit.map(|v| self.visits[v].name.clone()),
+            iteration: iteration.map(|i| self.iterations[i].label.clone()),
         });
     }
 
-    // What is still open ran into the end of the execution.
-    let running = execution_status == "RUNNING";
-    let aborted = execution_status == "ABORTED";
-    for it in &mut iterations {
-        if it.stop_ms.is_none() && !running {
-            it.status = if aborted { ABORTED } else { FAILED };
+    /// A `…StateEntered`: a new visit, and the transition that led to it.
+    fn entered(&mut self, step: &Step, kind: &str) -> usize {
+        let visits = &self.visits;
+        let name = step.details["name"].as_str().unwrap_or_default().to_owned();
+        let (parent, iteration, from) = match step.prev {
+            None => (None, None, Some((START.to_owned(), "next"))),
+            Some(p) if visits[p].open && visits[p].container.is_some() => {
+                // The first state of a branch or an iteration.
+                let iteration = self
+                    .iteration_of
+                    .get(&step.event.previous_event_id)
+                    .copied()
+                    .or(visits[p].iteration);
+                (Some(p), iteration, None)
+            }
+            Some(p) => {
+                let how = if visits[p].error.is_some() {
+                    "catch"
+                } else {
+                    "next"
+                };
+                (
+                    visits[p].parent,
+                    visits[p].iteration,
+                    Some((visits[p].name.clone(), how)),
+                )
+            }
+        };
+        if let Some((from, how)) = from {
+            *self
+                .transitions
+                .entry((from, name.clone(), how))
+                .or_default() += 1;
         }
+        self.visits.push(Visit {
+            name,
+            container: match kind {
+                "Map" => Some("Map"),
+                "Parallel" => Some("Parallel"),
+                _ => None,
+            },
+            parent,
+            iteration,
+            open: true,
+            attempts: 0,
+            error: None,
+            status: RUNNING,
+            entered_ms: step.event.timestamp_millis,
+            exited_ms: None,
+        });
+        self.visits.len() - 1
     }
-    for v in &mut visits {
-        if v.open {
-            v.status = if running {
-                RUNNING
-            } else if aborted || v.iteration.is_some_and(|i| iterations[i].status == ABORTED) {
-                ABORTED
+
+    /// A `…StateExited`: the visit it closes.
+    fn exited(&mut self, step: &Step) -> Option<usize> {
+        let name = step.details["name"].as_str().unwrap_or_default();
+        let v = climb(&self.visits, step.prev, |v| v.open && v.name == name);
+        if let Some(i) = v {
+            let visit = &mut self.visits[i];
+            visit.open = false;
+            visit.exited_ms = Some(step.event.timestamp_millis);
+            visit.status = if visit.error.is_some() {
+                CAUGHT
             } else {
-                FAILED
+                SUCCEEDED
             };
+            if let (Some(it), Some(output)) = (visit.iteration, step.details["output"].as_str()) {
+                self.iterations[it].output = Some(truncate(output, OUTPUT_PREVIEW));
+            }
+        }
+        v
+    }
+
+    /// A `MapIteration…` event: the Map's visit, and the iteration it starts or ends.
+    fn map_iteration(&mut self, step: &Step) -> (Option<usize>, Option<usize>) {
+        let map = step.details["name"].as_str().unwrap_or_default().to_owned();
+        let index = step.details["index"].as_u64().unwrap_or(0);
+        let map_visit = climb(&self.visits, step.prev, |v| {
+            v.open && v.container == Some("Map") && v.name == map
+        });
+        if step.ty == "MapIterationStarted" {
+            let parent = map_visit.and_then(|m| self.visits[m].iteration);
+            let label = match parent {
+                Some(p) => format!("{} / {map}[{index}]", self.iterations[p].label),
+                None => format!("{map}[{index}]"),
+            };
+            self.iterations.push(Iteration {
+                label,
+                map,
+                index,
+                status: RUNNING,
+                start_ms: step.event.timestamp_millis,
+                stop_ms: None,
+                child: None,
+                output: None,
+            });
+            let started = self.iterations.len() - 1;
+            self.iteration_of.insert(step.event.id, started);
+            return (map_visit, Some(started));
+        }
+        // The iteration whose last event this links to, or the open one of that index.
+        let iterations = &mut self.iterations;
+        let found = step
+            .prev
+            .and_then(|p| self.visits[p].iteration)
+            .filter(|&i| iterations[i].map == map && iterations[i].index == index)
+            .or_else(|| {
+                iterations
+                    .iter()
+                    .rposition(|it| it.map == map && it.index == index && it.stop_ms.is_none())
+            });
+        if let Some(i) = found {
+            iterations[i].stop_ms = Some(step.event.timestamp_millis);
+            iterations[i].status = match step.ty {
+                "MapIterationSucceeded" => SUCCEEDED,
+                "MapIterationAborted" => ABORTED,
+                _ => FAILED,
+            };
+        }
+        (map_visit, found)
+    }
+
+    /// `MapState…`, `MapRun…` and `ParallelState…` events: attempts and errors of the
+    /// container's visit.
+    fn container_event(&mut self, step: &Step) -> Option<usize> {
+        let ty = step.ty;
+        let kind = if ty.starts_with("Parallel") {
+            "Parallel"
+        } else {
+            "Map"
+        };
+        let v = climb(&self.visits, step.prev, |v| {
+            v.open && v.container == Some(kind)
+        });
+        if let Some(i) = v {
+            if ty.ends_with("StateStarted") {
+                self.visits[i].attempts += 1;
+                self.visits[i].error = None;
+            } else if ty.ends_with("Failed") || ty.ends_with("Aborted") {
+                self.visits[i].error = Some(error_of(ty, &step.details));
+            }
+        }
+        v
+    }
+
+    /// How the execution ended: a transition from its last top-level state to the end.
+    fn execution_event(&mut self, step: &Step) {
+        if step.ty == "ExecutionStarted" {
+            return;
+        }
+        if let Some(t) = climb(&self.visits, step.prev, |v| v.parent.is_none()) {
+            let how = if step.ty == "ExecutionSucceeded" {
+                "next"
+            } else {
+                "fail"
+            };
+            *self
+                .transitions
+                .entry((self.visits[t].name.clone(), END.to_owned(), how))
+                .or_default() += 1;
         }
     }
 
+    /// Task events: attempts, errors and the child executions a task started.
+    fn task_event(&mut self, step: &Step) {
+        let Some(i) = step.prev else { return };
+        let ty = step.ty;
+        let visit = &mut self.visits[i];
+        if ty.ends_with("Scheduled") {
+            visit.attempts += 1;
+        } else if ty.ends_with("Succeeded") {
+            visit.error = None;
+        } else if ty.ends_with("Failed") || ty.ends_with("TimedOut") {
+            visit.error = Some(error_of(ty, &step.details));
+        }
+        if let Some(arn) = child_arn(&step.details) {
+            if !self.children.iter().any(|(a, _)| *a == arn) {
+                self.children.push((arn.clone(), visit.name.clone()));
+            }
+            if let Some(it) = visit.iteration
+                && self.iterations[it].child.is_none()
+            {
+                self.iterations[it].child = Some(arn);
+            }
+        }
+    }
+
+    /// What is still open ran into the end of the execution.
+    fn close(&mut self, execution_status: &str) {
+        let running = execution_status == "RUNNING";
+        let aborted = execution_status == "ABORTED";
+        for it in &mut self.iterations {
+            if it.stop_ms.is_none() && !running {
+                it.status = if aborted { ABORTED } else { FAILED };
+            }
+        }
+        let iterations = &self.iterations;
+        for v in &mut self.visits {
+            if v.open {
+                v.status = if running {
+                    RUNNING
+                } else if aborted || v.iteration.is_some_and(|i| iterations[i].status == ABORTED) {
+                    ABORTED
+                } else {
+                    FAILED
+                };
+            }
+        }
+    }
+}
+
+/// The visits summed up per state.
+fn state_runs(visits: &[Visit]) -> BTreeMap<String, StateRun> {
     let mut states: BTreeMap<String, StateRun> = BTreeMap::new();
-    for v in &visits {
+    for v in visits {
         let run = states.entry(v.name.clone()).or_insert_with(|| StateRun {
             status: NOT_REACHED,
             first_entered_ms: v.entered_ms,
@@ -388,18 +441,31 @@ pub fn analyse(events: &[HistoryEvent], execution_status: &str) -> Path {
             .find(|s| run.counts.contains_key(s))
             .unwrap_or(NOT_REACHED);
     }
+    states
+}
+
+/// Reads the path from a history; `execution_status` is `RUNNING`, `SUCCEEDED`, `FAILED`,
+/// `TIMED_OUT` or `ABORTED`.
+pub fn analyse(events: &[HistoryEvent], execution_status: &str) -> Path {
+    let mut reader = Reader {
+        places: Vec::with_capacity(events.len()),
+        ..Reader::default()
+    };
+    for event in events {
+        reader.read(event);
+    }
+    reader.close(execution_status);
     Path {
-        states,
-        transitions,
-        places,
-        iterations,
-        children,
+        states: state_runs(&reader.visits),
+        transitions: reader.transitions,
+        places: reader.places,
+        iterations: reader.iterations,
+        children: reader.children,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::graph::{END, START};
     use super::*;
     use leasehold_asl::clock::{BoxFuture, SeededRandom, VirtualClock};
     use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest};
@@ -462,8 +528,9 @@ mod tests {
         }
     }
 
-    fn run(definition: &str, input: Value, script: Arc<Script>) -> (Path, &'static str) {
-        let machine = leasehold_asl::load(definition).expect("valid definition");
+    /// The whole run of `definition` on a virtual clock: its outcome and history.
+    fn execution(definition: &str, input: &Value, script: Arc<Script>) -> leasehold_asl::Outcome {
+        let machine = Arc::new(leasehold_asl::load(definition).expect("valid definition"));
         let clock = VirtualClock::new(1_000);
         let services = Services {
             clock: Arc::new(clock.clone()),
@@ -472,16 +539,28 @@ mod tests {
             observer: None,
         };
         let cfg = ExecutionConfig::new("us-east-1", "123456789012", "m", "e", &input.to_string());
-        let outcome = clock
-            .block_on(execute(
-                Arc::new(machine),
-                cfg,
-                services,
-                AbortHandle::new(),
-            ))
-            .expect("runs on the virtual clock");
+        let run = execute(machine, cfg, services, AbortHandle::new());
+        clock.block_on(run).expect("runs on the virtual clock")
+    }
+
+    fn run(definition: &str, input: Value, script: Arc<Script>) -> (Path, &'static str) {
+        let outcome = execution(definition, &input, script);
         let status = outcome.status.as_str();
         (analyse(&outcome.history, status), status)
+    }
+
+    /// Whether the path followed `from` → `to` in that way.
+    fn followed(path: &Path, from: &str, to: &str, how: &'static str) -> bool {
+        path.transitions
+            .contains_key(&(from.to_owned(), to.to_owned(), how))
+    }
+
+    /// A text field of every iteration, `""` where it has none.
+    fn per_iteration(path: &Path, field: fn(&Iteration) -> Option<&str>) -> Vec<&str> {
+        path.iterations
+            .iter()
+            .map(|i| field(i).unwrap_or(""))
+            .collect()
     }
 
     const TASKS: &str = r#"{"StartAt":"Acquire","States":{
@@ -537,14 +616,8 @@ mod tests {
         assert_eq!(status(&path, "Fallback"), SUCCEEDED);
         assert_eq!(status(&path, "Shed"), FAILED);
         assert_eq!(status(&path, "Query"), NOT_REACHED);
-        assert!(
-            path.transitions
-                .contains_key(&("Acquire".into(), "Fallback".into(), "catch"))
-        );
-        assert!(
-            path.transitions
-                .contains_key(&("Shed".into(), END.into(), "fail"))
-        );
+        assert!(followed(&path, "Acquire", "Fallback", "catch"));
+        assert!(followed(&path, "Shed", END, "fail"));
     }
 
     #[test]
@@ -564,18 +637,10 @@ mod tests {
         let labels: Vec<&str> = path.iterations.iter().map(|i| i.label.as_str()).collect();
         assert_eq!(labels, ["Run[0]", "Run[1]", "Run[2]"]);
         assert!(path.iterations.iter().all(|i| i.status == SUCCEEDED));
-        let children: Vec<&str> = path
-            .iterations
-            .iter()
-            .map(|i| i.child.as_deref().unwrap_or(""))
-            .collect();
+        let children = per_iteration(&path, |i| i.child.as_deref());
         assert!(children.iter().all(|c| c.contains(":execution:child:")));
         // The iteration's result is the output of its last state: the caught one went on.
-        let outputs: Vec<&str> = path
-            .iterations
-            .iter()
-            .map(|i| i.output.as_deref().unwrap_or(""))
-            .collect();
+        let outputs = per_iteration(&path, |i| i.output.as_deref());
         assert!(outputs[0].contains("\"ExecutionArn\""), "{outputs:?}");
         assert!(
             outputs[1].contains("\"Error\":\"States.TaskFailed\""),
@@ -589,10 +654,7 @@ mod tests {
         assert_eq!(status(&path, "Run"), SUCCEEDED);
         assert_eq!(status(&path, "Tally"), SUCCEEDED);
         // The Map's own exit and the state after it belong to no iteration.
-        assert!(
-            path.transitions
-                .contains_key(&("Run".into(), "Tally".into(), "next"))
-        );
+        assert!(followed(&path, "Run", "Tally", "next"));
         assert!(
             !path
                 .transitions
@@ -622,14 +684,8 @@ mod tests {
         for s in ["P", "A", "B", "C", "After"] {
             assert_eq!(status(&path, s), SUCCEEDED, "{s}");
         }
-        assert!(
-            path.transitions
-                .contains_key(&("B".into(), "C".into(), "next"))
-        );
-        assert!(
-            path.transitions
-                .contains_key(&("P".into(), "After".into(), "next"))
-        );
+        assert!(followed(&path, "B", "C", "next"));
+        assert!(followed(&path, "P", "After", "next"));
         // A branch's first state is entered from its container, not from a sibling.
         assert!(
             !path
@@ -643,23 +699,7 @@ mod tests {
     fn an_unfinished_history_shows_the_running_state() {
         let (full, _) = run(TASKS, json!({}), Script::new(vec![]));
         // Rebuild the history up to Query's TaskStarted from a fresh run.
-        let machine = leasehold_asl::load(TASKS).unwrap();
-        let clock = VirtualClock::new(0);
-        let services = Services {
-            clock: Arc::new(clock.clone()),
-            random: Arc::new(SeededRandom::new(3)),
-            invoker: Script::new(vec![]),
-            observer: None,
-        };
-        let cfg = ExecutionConfig::new("us-east-1", "123456789012", "m", "e", "{}");
-        let outcome = clock
-            .block_on(execute(
-                Arc::new(machine),
-                cfg,
-                services,
-                AbortHandle::new(),
-            ))
-            .unwrap();
+        let outcome = execution(TASKS, &json!({}), Script::new(vec![]));
         let cut = outcome
             .history
             .iter()

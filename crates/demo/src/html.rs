@@ -2,7 +2,7 @@
 //! drawn as inline SVG (a few lines of inline script add a hover read-out). Nothing is loaded
 //! from the network.
 
-use super::report::{Report, RunReport};
+use super::report::{Medium, Report, RunReport, check_lines, figures};
 use std::fmt::Write;
 
 const WIDTH: f64 = 560.0;
@@ -366,112 +366,10 @@ pub fn run_charts(report: &Report, run: &RunReport, governed: bool, x_max: f64) 
 }
 
 fn table(report: &Report) -> String {
-    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
-    let o = |v: Option<i64>| v.map_or_else(|| "–".into(), |v| v.to_string());
-    let of = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v}"));
-    let wait = |r: &RunReport| {
-        r.acquire_wait.as_ref().map_or_else(
-            || "–".to_owned(),
-            |w| format!("{} / {} / {}", o(w.p50_ms), o(w.p95_ms), o(w.p99_ms)),
-        )
-    };
-    let rows: Vec<(&str, String, String)> = vec![
-        (
-            "executions",
-            g.executions.to_string(),
-            u.executions.to_string(),
-        ),
-        ("served", g.served.to_string(), u.served.to_string()),
-        (
-            "fallback (from cache / shed)",
-            format!("{} ({} / {})", g.fallback, g.from_cache, g.shed),
-            format!("{} ({} / {})", u.fallback, u.from_cache, u.shed),
-        ),
-        ("failed", g.failed.to_string(), u.failed.to_string()),
-        (
-            "DatabaseBusy errors (MySQL 1040)",
-            g.database_busy_errors.to_string(),
-            u.database_busy_errors.to_string(),
-        ),
-        (
-            "connections refused (server: Aborted_connects)",
-            g.refused_connections.to_string(),
-            u.refused_connections.to_string(),
-        ),
-        (
-            "peak connections (sampled)",
-            format!("{} ({})", g.peak_connections, g.peak_sampled_connections),
-            format!("{} ({})", u.peak_connections, u.peak_sampled_connections),
-        ),
-        (
-            "Max_used_connections (incl. sampler)",
-            g.max_used_connections.to_string(),
-            u.max_used_connections.to_string(),
-        ),
-        (
-            "peak leases in use",
-            g.peak_leases_in_use.to_string(),
-            "–".into(),
-        ),
-        (
-            "leases held at the end",
-            g.leases_held_at_end.to_string(),
-            u.leases_held_at_end.to_string(),
-        ),
-        (
-            "end-to-end p50 / p95 / p99 ms",
-            format!("{} / {} / {}", o(g.p50_ms), o(g.p95_ms), o(g.p99_ms)),
-            format!("{} / {} / {}", o(u.p50_ms), o(u.p95_ms), o(u.p99_ms)),
-        ),
-        ("acquire wait p50 / p95 / p99 ms", wait(g), wait(u)),
-        (
-            "ConnectionsExhausted retries",
-            g.connections_exhausted_retries.to_string(),
-            "–".into(),
-        ),
-        (
-            "mean connection hold ms",
-            of(g.mean_hold_ms),
-            of(u.mean_hold_ms),
-        ),
-        (
-            "served per second",
-            g.served_per_second.to_string(),
-            u.served_per_second.to_string(),
-        ),
-        (
-            "physical limit per second (connections)",
-            format!(
-                "{} ({})",
-                of(g.physical_limit_per_second),
-                g.connection_limit
-            ),
-            format!(
-                "{} ({})",
-                of(u.physical_limit_per_second),
-                u.connection_limit
-            ),
-        ),
-        (
-            "ratio to the physical limit",
-            of(g.ratio_to_physical_limit),
-            of(u.ratio_to_physical_limit),
-        ),
-        (
-            "container kills",
-            g.container_kills.to_string(),
-            u.container_kills.to_string(),
-        ),
-        (
-            "duration s",
-            format!("{:.1}", g.duration_ms as f64 / 1000.0),
-            format!("{:.1}", u.duration_ms as f64 / 1000.0),
-        ),
-    ];
     let mut s = String::from(
         "<table class=\"figures\"><thead><tr><th></th><th>governed</th><th>ungoverned</th></tr></thead><tbody>",
     );
-    for (label, a, b) in rows {
+    for (label, a, b) in figures(report, Medium::Page) {
         let _ = write!(
             s,
             "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
@@ -485,47 +383,8 @@ fn table(report: &Report) -> String {
 }
 
 fn checks(report: &Report) -> String {
-    let c = &report.checks;
-    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
-    let items = [
-        (
-            c.governed_no_database_busy,
-            format!(
-                "governed: no DatabaseBusy error ({})",
-                g.database_busy_errors
-            ),
-        ),
-        (
-            c.governed_peak_within_budget_plus_reserve,
-            format!(
-                "governed: peak connections {} ≤ budget {} + admin reserve {}",
-                g.peak_connections, report.budget, report.admin_reserve
-            ),
-        ),
-        (
-            c.governed_leases_never_above_budget,
-            format!(
-                "governed: leases in use never above the budget (peak {})",
-                g.peak_leases_in_use
-            ),
-        ),
-        (
-            c.governed_no_leases_held_at_end,
-            format!(
-                "governed: no lease held at the end ({} in use, {} records)",
-                g.leases_held_at_end, g.lease_records_at_end
-            ),
-        ),
-        (
-            c.ungoverned_shows_database_busy,
-            format!(
-                "ungoverned: {} DatabaseBusy errors (MySQL 1040); {} executions failed",
-                u.database_busy_errors, u.failed
-            ),
-        ),
-    ];
     let mut s = String::from("<ul class=\"checks\">");
-    for (ok, text) in items {
+    for (ok, text) in check_lines(report, Medium::Page) {
         let _ = write!(
             s,
             "<li class=\"{}\">{} {}</li>",
