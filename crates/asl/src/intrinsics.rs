@@ -508,7 +508,9 @@ fn math_and_json(call: Args<'_>, env: &dyn ArgEnv) -> Result<Value, String> {
             // In 128 bits: the span of two 64-bit bounds does not fit in 64.
             let span = (i128::from(hi) - i128::from(lo)) as f64;
             let drawn = i128::from(lo) + (r * span) as i128;
-            Ok(Value::from(drawn.clamp(i128::from(lo), i128::from(hi) - 1) as i64))
+            Ok(Value::from(
+                drawn.clamp(i128::from(lo), i128::from(hi) - 1) as i64
+            ))
         }
         "States.MathAdd" => {
             call.arity(2, 2)?;
