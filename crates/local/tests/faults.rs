@@ -1,0 +1,87 @@
+//! Fault tests of the lease budget on the local stack (real handler binaries, MariaDB, moto):
+//! aborting work must never hand a slot to a newcomer while the aborted work still holds a
+//! database connection.
+
+mod common;
+
+use common::{Setup, start};
+use leasehold_testkit::mysql::{admin, connections_of};
+use std::time::Duration;
+
+const APP_USER: &str = "leasehold";
+const BUDGET: u64 = 4;
+
+/// The load of the confirmed report: a harness whose queries hold their connection for a while.
+fn harness_input(iterations: u32) -> String {
+    format!(
+        r#"{{"iterations": {iterations}, "concurrency": 8, "pool": "main", "query": "listEmployees", "params": {{}}, "holdMs": 6000}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
+    // GIVEN a pool of 4 and a harness whose queries hold their connections for 6 s
+    let t = start(Setup {
+        parameters: vec![("PoolBudget", BUDGET.to_string())],
+        ..Setup::default()
+    })
+    .await;
+    let mut db = admin().await;
+    let first = t
+        .start_execution("LoadHarnessStateMachine", &harness_input(8))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while connections_of(&mut db, APP_USER).await < BUDGET {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first harness never filled the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // WHEN it is stopped while its queries run, and a second harness starts right away
+    t.sfn
+        .stop_execution()
+        .execution_arn(&first)
+        .cause("operator stop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        t.finished(&first, Duration::from_secs(20))
+            .await
+            .status
+            .as_str(),
+        "ABORTED"
+    );
+    let second = t
+        .start_execution("LoadHarnessStateMachine", &harness_input(8))
+        .await;
+
+    // THEN for as long as the old queries may run, the database never sees more application
+    // connections than the budget, and the pool never counts more leases than its budget
+    let mut most_connections = 0;
+    let mut most_leases = 0;
+    let watch_until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < watch_until {
+        most_connections = most_connections.max(connections_of(&mut db, APP_USER).await);
+        let (_, in_use, records) = t.pool().await;
+        most_leases = most_leases.max(in_use.max(records as u64));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        most_connections <= BUDGET,
+        "{most_connections} application connections with a budget of {BUDGET}"
+    );
+    assert!(most_leases <= BUDGET, "{most_leases} leases counted");
+
+    // Stop the second harness too; the stack's shutdown ends what still runs.
+    t.sfn
+        .stop_execution()
+        .execution_arn(&second)
+        .send()
+        .await
+        .unwrap();
+    t.finished(&second, Duration::from_secs(20)).await;
+    t.shutdown().await;
+}
