@@ -20,10 +20,13 @@ Sections:
                  its ConnectionsExhausted retrier is the number docs/workflows.md states
   events         every events/*.json parses; workflow inputs have the fields and ranges the
                  workflow checks; cleanup events match the cleanup rule's pattern
+  tables         the tables the local services get (scripts/lib/provision.py) have the
+                 template's key schemas
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -542,6 +545,29 @@ def check_events(template: dict, facts: dict) -> None:
             ok(f"{path} matches the Cleanup rule and names the lease (executionArn) and pool")
 
 
+def check_tables(facts: dict) -> None:
+    print("tables: scripts/lib/provision.py creates the template's key schemas")
+    provision = Path("scripts/lib/provision.py")
+    schemas = None
+    for node in ast.parse(provision.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "KEY_SCHEMAS" for t in node.targets):
+            schemas = ast.literal_eval(node.value)
+    if schemas is None:
+        fail(f"{provision} has no KEY_SCHEMAS to compare with")
+        return
+    for logical_id, table in sorted(facts["tables"].items()):
+        keys = [(k["AttributeName"], k["KeyType"]) for k in table["keys"]]
+        types = sorted({k["AttributeType"] for k in table["keys"]})
+        if logical_id not in schemas:
+            fail(f"{provision} does not create {logical_id}")
+        elif [tuple(k) for k in schemas[logical_id]] != keys or types != ["S"]:
+            fail(f"{provision} creates {logical_id} with {schemas[logical_id]}, the template has {keys} ({types})")
+        else:
+            ok(f"{logical_id}: {keys}, string keys, as {provision} creates it")
+    for logical_id in sorted(set(schemas) - set(facts["tables"])):
+        fail(f"{provision} creates {logical_id}, which the template does not have")
+
+
 def main() -> int:
     facts = load_facts()
     template = facts["template"]
@@ -552,6 +578,7 @@ def main() -> int:
     check_iam(template)
     check_retries()
     check_events(template, facts)
+    check_tables(facts)
     if FAILURES:
         print(f"template_check: {len(FAILURES)} problem(s)")
         return 1

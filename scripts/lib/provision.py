@@ -12,6 +12,16 @@ import sys
 import boto3
 from botocore.exceptions import ClientError
 
+# The key schemas of template.yaml's tables (every key attribute a string), by logical id, and
+# the variable naming the local table. scripts/checks/template_check.py holds them against the
+# template as the local stack reads it; this file runs before anything is built, so it cannot
+# ask the stack itself.
+KEY_SCHEMAS = {
+    "LeaseTable": [("pk", "HASH"), ("sk", "RANGE")],
+    "CacheTable": [("pk", "HASH")],
+}
+TABLE_VARIABLES = {"LeaseTable": "LEASE_TABLE", "CacheTable": "CACHE_TABLE"}
+
 
 def main() -> None:
     creds = json.load(sys.stdin)
@@ -23,10 +33,7 @@ def main() -> None:
         region_name=region,
     )
     ddb = session.client("dynamodb", endpoint_url=endpoint)
-    tables = [
-        (os.environ["LEASE_TABLE"], [("pk", "HASH"), ("sk", "RANGE")]),
-        (os.environ["CACHE_TABLE"], [("pk", "HASH")]),
-    ]
+    tables = [(os.environ[TABLE_VARIABLES[table]], keys) for table, keys in KEY_SCHEMAS.items()]
     existing = set(ddb.list_tables()["TableNames"])
     for name, keys in tables:
         if name in existing:
