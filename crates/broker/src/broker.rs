@@ -56,7 +56,24 @@ pub struct Released {
     pub pool: PoolName,
     pub lease_id: LeaseId,
     pub released: bool,
+    /// The lease is draining and was left to expire (only [`Broker::release_settled`] leaves
+    /// one); omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
     pub remaining: u32,
+}
+
+/// A lease left to expire because a query of its ended holder may still hold a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drained {
+    pub pool: PoolName,
+    pub lease_id: LeaseId,
+    /// False when the id holds no lease (already released or reclaimed).
+    pub draining: bool,
+    /// When reclaim may free the slot (epoch seconds); absent when there is no lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -162,6 +179,7 @@ impl Broker {
                 id: id.clone(),
                 granted_at: now,
                 expires_at: now + ttl,
+                draining: false,
             };
             match self.store.grant(&lease).await? {
                 GrantAttempt::Granted(record) => {
@@ -216,16 +234,68 @@ impl Broker {
         let pool = PoolName::parse(pool)?;
         let id = LeaseId::parse(lease_id)?;
         let attempt = self.store.release(&pool, &id).await?;
+        self.released(pool, id, attempt).await
+    }
+
+    async fn released(
+        &self,
+        pool: PoolName,
+        id: LeaseId,
+        attempt: crate::store::ReleaseAttempt,
+    ) -> Result<Released, BrokerError> {
         let record = attempt
             .pool
             .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))?;
-        info!(pool = %pool, lease = %id, released = attempt.released, remaining = record.remaining(), "lease released");
+        info!(pool = %pool, lease = %id, released = attempt.released, draining = attempt.draining, remaining = record.remaining(), "lease released");
         self.gauge(&pool, record).await;
         Ok(Released {
             pool,
             lease_id: id,
             released: attempt.released,
+            draining: attempt.draining,
             remaining: record.remaining(),
+        })
+    }
+
+    /// Ends a lease unless it is draining (then it stays until it expires): what an execution
+    /// that failed should give back, since a failed execution may have left its lease draining
+    /// on purpose.
+    pub async fn release_settled(
+        &self,
+        pool: &str,
+        lease_id: &str,
+    ) -> Result<Released, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        let id = LeaseId::parse(lease_id)?;
+        let attempt = self.store.release_settled(&pool, &id).await?;
+        self.released(pool, id, attempt).await
+    }
+
+    /// Marks a lease draining: its holder has ended, but a query it started may still hold a
+    /// database connection for up to `within_seconds`. The lease then expires within that time
+    /// (never later than it would have), and reclaim frees the slot; releasing it by the normal
+    /// path early is what would let the pool grant a slot whose connection is still open.
+    pub async fn drain(
+        &self,
+        pool: &str,
+        lease_id: &str,
+        within_seconds: u32,
+    ) -> Result<Drained, BrokerError> {
+        let pool = PoolName::parse(pool)?;
+        let id = LeaseId::parse(lease_id)?;
+        if !(1..=MAX_TTL_SECONDS).contains(&within_seconds) {
+            return Err(BrokerError::InvalidInput(format!(
+                "drainSeconds must be between 1 and {MAX_TTL_SECONDS}"
+            )));
+        }
+        let by = self.clock.now() + i64::from(within_seconds);
+        let lease = self.store.drain(&pool, &id, by).await?;
+        info!(pool = %pool, lease = %id, draining = lease.is_some(), "lease left to drain");
+        Ok(Drained {
+            pool,
+            lease_id: id,
+            draining: lease.is_some(),
+            expires_at: lease.map(|l| l.expires_at),
         })
     }
 

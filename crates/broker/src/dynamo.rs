@@ -6,7 +6,8 @@
 //!   0), `updatedAt` (N), `closing` (BOOL, set while the pool is being deleted: no grant
 //!   commits on a closing pool).
 //! - lease: `pk = <pool>`, `sk = "LEASE#<leaseId>"`, `leaseId` (S), `grantedAt` (N),
-//!   `expiresAt` (N, epoch seconds).
+//!   `expiresAt` (N, epoch seconds), `draining` (BOOL, present once its holder ended while a
+//!   query may still run: only expiry frees it).
 //!
 //! No item grows with the number of holders: each lease is its own small item, and the pool
 //! record holds only two counters. A grant or a release is one `TransactWriteItems` (lease item
@@ -136,6 +137,69 @@ impl DynamoStore {
             operation,
             attempts: CONFLICT_ATTEMPTS,
         })
+    }
+
+    /// Removes a lease and uncounts it, when the lease item meets `condition`.
+    async fn release_where(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        condition: &str,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(pool, id)))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table and key are set");
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.counter_update(pool, -1, "attribute_exists(pk) AND inUse > :zero"),
+        ];
+        let (released, draining) = match self.transact("TransactWriteItems(release)", items).await?
+        {
+            None => (true, false),
+            // The lease is gone, or it is there but the condition kept it (draining).
+            Some(cancelled) if cancelled.failed(0) => (false, cancelled.item(0).is_some()),
+            Some(_) => (self.remove_uncounted(pool, id, None).await?, false),
+        };
+        Ok(ReleaseAttempt {
+            released,
+            draining,
+            pool: self.read_pool(pool).await?,
+        })
+    }
+
+    /// An update of one lease item that answers with the item as it is afterwards.
+    fn lease_update(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(pool, id)))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+    }
+
+    /// Sends a lease update: the lease afterwards, or `None` when its condition failed.
+    async fn updated_lease(
+        &self,
+        pool: &PoolName,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        operation: &'static str,
+    ) -> Result<Option<Lease>, StoreError> {
+        match update.send().await {
+            Ok(out) => out
+                .attributes()
+                .map(|item| lease_from(pool, item))
+                .transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::service(operation, e)),
+        }
     }
 
     /// Removes a lease record whose slot cannot be uncounted (the pool is gone, or its counter
@@ -322,7 +386,7 @@ impl LeaseStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::lease_key(&existing.pool, &existing.id)))
-            .update_expression("SET expiresAt = :new, grantedAt = :now")
+            .update_expression("SET expiresAt = :new, grantedAt = :now REMOVE draining")
             .condition_expression("expiresAt = :old")
             .expression_attribute_values(":new", n(expires_at))
             .expression_attribute_values(":old", n(existing.expires_at))
@@ -337,25 +401,46 @@ impl LeaseStore for DynamoStore {
     }
 
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(pool, id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .expect("table and key are set");
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.counter_update(pool, -1, "attribute_exists(pk) AND inUse > :zero"),
-        ];
-        let released = match self.transact("TransactWriteItems(release)", items).await? {
-            None => true,
-            Some(cancelled) if cancelled.failed(0) => false,
-            Some(_) => self.remove_uncounted(pool, id, None).await?,
-        };
-        Ok(ReleaseAttempt {
-            released,
-            pool: self.read_pool(pool).await?,
-        })
+        self.release_where(pool, id, "attribute_exists(pk)").await
+    }
+
+    async fn release_settled(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.release_where(
+            pool,
+            id,
+            "attribute_exists(pk) AND attribute_not_exists(draining)",
+        )
+        .await
+    }
+
+    async fn drain(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        expires_by: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        // Shorten and mark in one conditional write; a lease that already expires sooner is
+        // only marked (DynamoDB has no min(), hence the second, rarer write).
+        let shorten = self
+            .lease_update(pool, id)
+            .update_expression("SET expiresAt = :by, draining = :yes")
+            .condition_expression("attribute_exists(pk) AND expiresAt > :by")
+            .expression_attribute_values(":by", n(expires_by));
+        if let Some(lease) = self
+            .updated_lease(pool, shorten, "UpdateItem(drain)")
+            .await?
+        {
+            return Ok(Some(lease));
+        }
+        let mark = self
+            .lease_update(pool, id)
+            .update_expression("SET draining = :yes")
+            .condition_expression("attribute_exists(pk)");
+        self.updated_lease(pool, mark, "UpdateItem(drain)").await
     }
 
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
@@ -499,6 +584,7 @@ fn lease_from(pool: &PoolName, item: &Item) -> Result<Lease, StoreError> {
         id,
         granted_at: number(item, "grantedAt")?,
         expires_at: number(item, "expiresAt")?,
+        draining: matches!(item.get("draining"), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -52,7 +52,7 @@ pub mod metrics;
 pub mod model;
 pub mod store;
 
-pub use broker::{AcquireRequest, AuditReport, Broker, Grant, Reclaimed, Released};
+pub use broker::{AcquireRequest, AuditReport, Broker, Drained, Grant, Reclaimed, Released};
 pub use budget::BudgetPolicy;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, MetricsMode};

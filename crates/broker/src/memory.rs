@@ -73,6 +73,7 @@ impl LeaseStore for MemoryStore {
             {
                 Some(l) if l.expires_at == existing.expires_at => {
                     l.expires_at = expires_at;
+                    l.draining = false;
                     true
                 }
                 _ => false,
@@ -81,22 +82,28 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.with(|p| match p.get_mut(pool) {
-            None => ReleaseAttempt {
-                released: false,
-                pool: None,
-            },
-            Some((record, leases)) => {
-                let released = leases.remove(id).is_some();
-                if released {
-                    record.in_use = record.in_use.saturating_sub(1);
-                    record.version += 1;
-                }
-                ReleaseAttempt {
-                    released,
-                    pool: Some(*record),
-                }
-            }
+        Ok(self.release_where(pool, id, |_| true))
+    }
+
+    async fn release_settled(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        Ok(self.release_where(pool, id, |lease| !lease.draining))
+    }
+
+    async fn drain(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        expires_by: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        Ok(self.with(|p| {
+            let lease = p.get_mut(pool)?.1.get_mut(id)?;
+            lease.draining = true;
+            lease.expires_at = lease.expires_at.min(expires_by);
+            Some(lease.clone())
         }))
     }
 
@@ -143,6 +150,35 @@ impl LeaseStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// Removes a lease and uncounts it when `may` allows.
+    fn release_where(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        may: impl Fn(&Lease) -> bool,
+    ) -> ReleaseAttempt {
+        self.with(|p| match p.get_mut(pool) {
+            None => ReleaseAttempt {
+                released: false,
+                draining: false,
+                pool: None,
+            },
+            Some((record, leases)) => {
+                let draining = leases.get(id).is_some_and(|l| !may(l));
+                let released = !draining && leases.remove(id).is_some();
+                if released {
+                    record.in_use = record.in_use.saturating_sub(1);
+                    record.version += 1;
+                }
+                ReleaseAttempt {
+                    released,
+                    draining,
+                    pool: Some(*record),
+                }
+            }
+        })
+    }
+
     /// Test hook: counts a slot without a lease record, the drift a lost write would leave.
     pub fn inject_drift(&self, pool: &PoolName, extra: u32) {
         self.with(|p| {

@@ -83,6 +83,10 @@ pub struct Lease {
     pub granted_at: i64,
     /// Epoch seconds after which the lease may be reclaimed.
     pub expires_at: i64,
+    /// Its holder has ended (aborted, timed out, or lost track of its query), but a query it
+    /// started may still hold a database connection: the slot stays counted until the lease
+    /// expires (never earlier), and only reclaim frees it.
+    pub draining: bool,
 }
 
 impl Lease {

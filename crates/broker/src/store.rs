@@ -24,8 +24,11 @@ pub enum GrantAttempt {
 /// The outcome of ending a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseAttempt {
-    /// False when no such lease was recorded (already released or reclaimed).
+    /// False when no such lease was recorded (already released or reclaimed), or, for
+    /// [`LeaseStore::release_settled`], when the lease is draining.
     pub released: bool,
+    /// The lease exists but is draining, so it was left to expire.
+    pub draining: bool,
     /// The pool after the release; `None` when the pool does not exist.
     pub pool: Option<PoolRecord>,
 }
@@ -44,6 +47,20 @@ pub trait LeaseStore: Send + Sync {
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it.
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError>;
+    /// Like [`LeaseStore::release`], but a draining lease is left in place to expire.
+    async fn release_settled(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<ReleaseAttempt, StoreError>;
+    /// Marks a lease draining and moves its expiry to `expires_by`, unless it already expires
+    /// sooner (never later). `None` when no such lease is recorded.
+    async fn drain(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        expires_by: i64,
+    ) -> Result<Option<Lease>, StoreError>;
     /// Every lease record of the pool, live or expired.
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time).

@@ -42,6 +42,21 @@ impl LeaseStore for Interleaving {
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
         self.inner.release(pool, id).await
     }
+    async fn release_settled(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release_settled(pool, id).await
+    }
+    async fn drain(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        expires_by: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.inner.drain(pool, id, expires_by).await
+    }
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         let before = self.before_leases.lock().unwrap().take();
         if let Some(step) = before {
@@ -77,6 +92,7 @@ fn lease(pool: &str, id: &str) -> Lease {
         id: LeaseId::parse(id).unwrap(),
         granted_at: now,
         expires_at: now + 60,
+        draining: false,
     }
 }
 

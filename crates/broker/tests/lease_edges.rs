@@ -149,3 +149,68 @@ async fn grants_racing_the_deletion_of_their_pool_leave_no_record() {
         assert!(store.pool(&name).await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn a_draining_lease_is_kept_until_it_expires_then_reclaimed() {
+    // GIVEN lease "a" granted at t=2000 for 300 s, and "b" for 5 s
+    let clock = Arc::new(ManualClock::new(2_000));
+    let broker = Broker::new(store().await, Arc::new(NullSink), clock.clone());
+    let pool = unique("drain");
+    broker.put_pool(&pool, 2).await.unwrap();
+    for (id, ttl) in [("a", 300), ("b", 5)] {
+        broker
+            .acquire(&AcquireRequest::new(&pool, id, ttl))
+            .await
+            .unwrap();
+    }
+
+    // WHEN both holders end while their queries may still run for up to 45 s
+    let a = broker.drain(&pool, "a", 45).await.unwrap();
+    let b = broker.drain(&pool, "b", 45).await.unwrap();
+    let gone = broker.drain(&pool, "never-held", 45).await.unwrap();
+
+    // THEN "a" now expires within 45 s, "b" keeps its sooner expiry (never extended), and an
+    // id without a lease is simply not draining
+    assert_eq!((a.draining, a.expires_at), (true, Some(2_045)));
+    assert_eq!((b.draining, b.expires_at), (true, Some(2_005)));
+    assert_eq!((gone.draining, gone.expires_at), (false, None));
+    // AND the cleanup of a failed execution leaves a draining lease in place
+    let settled = broker.release_settled(&pool, "a").await.unwrap();
+    assert_eq!((settled.released, settled.draining), (false, true));
+    assert_eq!(
+        broker
+            .acquire(&AcquireRequest::new(&pool, "c", 60))
+            .await
+            .unwrap_err()
+            .name(),
+        "ConnectionsExhausted",
+        "a draining lease still counts"
+    );
+    // AND once expired, reclaim frees both slots
+    clock.advance(46);
+    assert_eq!(broker.reclaim_expired(&pool).await.unwrap().reclaimed, 2);
+    let audit = broker.audit(&pool, false).await.unwrap();
+    assert_eq!((audit.in_use, audit.lease_records), (0, 0));
+    assert_eq!(
+        broker.drain(&pool, "a", 0).await.unwrap_err().name(),
+        "InvalidInput"
+    );
+}
+
+#[tokio::test]
+async fn release_settled_frees_a_lease_that_is_not_draining() {
+    let broker = Broker::new(store().await, Arc::new(NullSink), Arc::new(SystemClock));
+    let pool = unique("settled");
+    broker.put_pool(&pool, 1).await.unwrap();
+    broker
+        .acquire(&AcquireRequest::new(&pool, "a", 60))
+        .await
+        .unwrap();
+    let released = broker.release_settled(&pool, "a").await.unwrap();
+    assert_eq!(
+        (released.released, released.draining, released.remaining),
+        (true, false, 1)
+    );
+    let again = broker.release_settled(&pool, "a").await.unwrap();
+    assert_eq!((again.released, again.draining), (false, false));
+}

@@ -288,7 +288,22 @@ impl LambdaService {
     }
 
     /// Runs one invocation and waits for its outcome (`RequestResponse`).
+    ///
+    /// The invocation runs in a task of its own: a caller that stops waiting (a stopped
+    /// execution, a client that hung up) does not stop it, as in Lambda, where it runs on to
+    /// its end or its timeout and its container is then reused or retired as usual.
     pub async fn invoke(
+        self: &Arc<Self>,
+        name_or_arn: &str,
+        payload: Vec<u8>,
+    ) -> Result<Invoked, InvokeError> {
+        let (service, name) = (self.clone(), name_or_arn.to_owned());
+        tokio::spawn(async move { service.run_invocation(&name, payload).await })
+            .await
+            .unwrap_or_else(|e| Err(InvokeError::Service(format!("the invocation failed: {e}"))))
+    }
+
+    async fn run_invocation(
         self: &Arc<Self>,
         name_or_arn: &str,
         payload: Vec<u8>,

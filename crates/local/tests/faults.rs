@@ -10,6 +10,8 @@ use std::time::Duration;
 
 const APP_USER: &str = "leasehold";
 const BUDGET: u64 = 4;
+/// The query function's timeout in these tests, and so how long an aborted lease drains.
+const QUERY_TIMEOUT: u64 = 12;
 
 /// The load of the confirmed report: a harness whose queries hold their connection for a while.
 fn harness_input(iterations: u32) -> String {
@@ -22,7 +24,10 @@ fn harness_input(iterations: u32) -> String {
 async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
     // GIVEN a pool of 4 and a harness whose queries hold their connections for 6 s
     let t = start(Setup {
-        parameters: vec![("PoolBudget", BUDGET.to_string())],
+        parameters: vec![
+            ("PoolBudget", BUDGET.to_string()),
+            ("QueryTimeoutSeconds", QUERY_TIMEOUT.to_string()),
+        ],
         ..Setup::default()
     })
     .await;
@@ -75,7 +80,8 @@ async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
     );
     assert!(most_leases <= BUDGET, "{most_leases} leases counted");
 
-    // Stop the second harness too; the stack's shutdown ends what still runs.
+    // AND once the second harness is stopped too, every lease drains and is reclaimed: nothing
+    // is held when the work is over
     t.sfn
         .stop_execution()
         .execution_arn(&second)
@@ -83,5 +89,9 @@ async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
         .await
         .unwrap();
     t.finished(&second, Duration::from_secs(20)).await;
+    assert_eq!(
+        t.reclaimed(Duration::from_secs(QUERY_TIMEOUT + 20)).await,
+        (0, 0)
+    );
     t.shutdown().await;
 }

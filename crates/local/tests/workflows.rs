@@ -213,7 +213,11 @@ async fn a_failed_query_still_releases_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_execution_gets_its_lease_back_through_the_cleanup_rule() {
-    let t = start(Setup::default()).await;
+    let t = start(Setup {
+        parameters: vec![("QueryTimeoutSeconds", "10".into())],
+        ..Setup::default()
+    })
+    .await;
     let input = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 8000}"#;
     let arn = t.start_execution("ConnectionStateMachine", input).await;
     // WAIT until the query holds its connection (the lease is taken)
@@ -244,14 +248,22 @@ async fn an_aborted_execution_gets_its_lease_back_through_the_cleanup_rule() {
         t.history(&arn).await.last().unwrap()["executionAbortedEventDetails"]["cause"],
         "operator stop"
     );
-    // THEN the status change event reaches the release function, which frees the slot long
-    // before the lease would expire
-    assert_eq!(t.drained(Duration::from_secs(20)).await, (0, 0));
+    // THEN the status change event reaches the release function, which keeps the slot counted
+    // while the stopped execution's query still runs (Lambda does not stop it) ...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !t
+        .logs("ReleaseFunction")
+        .contains("cleanup after execution end")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no cleanup event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(t.stats().await["eventsDelivered"].as_u64().unwrap() >= 1);
-    assert!(
-        t.logs("ReleaseFunction")
-            .contains("cleanup after execution end")
-    );
+    t.reclaim().await;
+    assert_eq!(t.pool().await.1, 1, "released while its query still runs");
+    // ... and lets it expire once the query function's timeout is over, for reclaim to free
+    // it: long before the lease's own 300 s
+    assert_eq!(t.reclaimed(Duration::from_secs(30)).await, (0, 0));
     t.shutdown().await;
 }
 
@@ -284,6 +296,7 @@ async fn a_container_killed_after_its_grant_leaves_no_lease_behind() {
 async fn a_container_killed_mid_query_still_gives_the_lease_back() {
     let t = start(Setup {
         kill: vec![("QueryFunction", 1.0)],
+        parameters: vec![("QueryTimeoutSeconds", "5".into())],
         ..Setup::default()
     })
     .await;
@@ -292,7 +305,15 @@ async fn a_container_killed_mid_query_still_gives_the_lease_back() {
     let d = t.finished(&arn, Duration::from_secs(60)).await;
     assert_eq!(d.status.as_str(), "FAILED");
     assert_eq!(d.error(), Some("Runtime.ExitError"));
-    assert_eq!(t.drained(Duration::from_secs(20)).await, (0, 0));
+    // The crashed query's session may outlive its container: the lease drains for the query
+    // function's timeout instead of going back at once, then reclaim frees it.
+    let kinds = types(&t.history(&arn).await);
+    assert!(
+        kinds.iter().any(|k| k == "TaskStateExited")
+            && t.logs("ReleaseFunction").contains("lease left to drain"),
+        "the workflow drained its lease: {kinds:?}"
+    );
+    assert_eq!(t.reclaimed(Duration::from_secs(20)).await, (0, 0));
     t.shutdown().await;
 }
 

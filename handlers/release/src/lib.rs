@@ -6,9 +6,16 @@
 //! - reclaim `{"pool", "reclaimExpired": true}` → `{"pool", "reclaimed", "remaining"}` (the
 //!   scheduled reaper).
 //! - audit `{"pool", "audit": true, "repair"?: bool}` → the broker's audit report.
+//! - drain `{"pool", "leaseId", "drainSeconds": n}` → `{"pool", "leaseId", "draining",
+//!   "expiresAt"?}`: the holder ended but a query it started may run for up to n more seconds,
+//!   so the lease is left to expire within n seconds (never later than it would have) and
+//!   reclaim frees it; the connection workflow uses it when a query's end is uncertain.
 //! - the EventBridge "Step Functions Execution Status Change" event of a failed, timed out or
 //!   aborted connection workflow, unchanged: the lease id is `detail.executionArn` and the pool
-//!   is read from the execution's input (`detail.input`).
+//!   is read from the execution's input (`detail.input`). Stopping an execution does not stop
+//!   a Lambda invocation it started, so for `ABORTED` and `TIMED_OUT` the lease is drained for
+//!   the query function's worst case ([`Settings::drain_seconds`]) instead of released; for
+//!   `FAILED` it is released unless the workflow already left it draining.
 //!
 //! Errors (`errorType`): `PoolNotFound`, `InvalidInput`, `DependencyFailure`.
 //!
@@ -28,6 +35,7 @@ use serde_json::{Value, json};
 pub struct ReleaseEvent {
     pub pool: String,
     pub lease_id: Option<String>,
+    pub drain_seconds: Option<u32>,
     pub reclaim_expired: Option<bool>,
     pub audit: Option<bool>,
     pub repair: Option<bool>,
@@ -65,6 +73,44 @@ impl From<ReleaseError> for Diagnostic {
     }
 }
 
+/// What the function reads from its environment once per container, besides the broker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a query started by an ended execution may still hold its connection: the query
+    /// function's timeout (`QUERY_TIMEOUT_SECONDS`; the longest Lambda invocation, 900 s, when
+    /// unset, which is safe but slow to free).
+    pub drain_seconds: u32,
+}
+
+impl Settings {
+    pub const DEFAULT_DRAIN_SECONDS: u32 = 900;
+
+    pub fn from_env() -> Result<Settings, BrokerError> {
+        let drain_seconds = match std::env::var("QUERY_TIMEOUT_SECONDS") {
+            Err(_) => Self::DEFAULT_DRAIN_SECONDS,
+            Ok(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|s| (1..=Self::DEFAULT_DRAIN_SECONDS).contains(s))
+                .ok_or_else(|| {
+                    BrokerError::InvalidInput(format!(
+                        "QUERY_TIMEOUT_SECONDS must be a whole number of seconds from 1 to 900, got {raw:?}"
+                    ))
+                })?,
+        };
+        Ok(Settings { drain_seconds })
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            drain_seconds: Self::DEFAULT_DRAIN_SECONDS,
+        }
+    }
+}
+
 fn to_json<T: serde::Serialize>(result: Result<T, BrokerError>) -> Result<Value, ReleaseError> {
     Ok(serde_json::to_value(result?).expect("plain structs serialize"))
 }
@@ -73,23 +119,37 @@ fn invalid(message: impl Into<String>) -> ReleaseError {
     ReleaseError(BrokerError::InvalidInput(message.into()))
 }
 
-pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value, ReleaseError> {
+pub async fn handle(
+    broker: &Broker,
+    settings: &Settings,
+    event: LambdaEvent<Value>,
+) -> Result<Value, ReleaseError> {
     let payload = event.payload;
     if payload.get("detail-type").is_some() {
-        return cleanup(broker, payload).await;
+        return cleanup(broker, settings, payload).await;
     }
     let input: ReleaseEvent = serde_json::from_value(payload)
         .map_err(|e| invalid(format!("malformed release event: {e}")))?;
     match input {
         ReleaseEvent {
             lease_id: Some(id),
+            drain_seconds: None,
             reclaim_expired: None | Some(false),
             audit: None | Some(false),
             repair: None,
             pool,
         } => to_json(broker.release(&pool, &id).await),
         ReleaseEvent {
+            lease_id: Some(id),
+            drain_seconds: Some(seconds),
+            reclaim_expired: None | Some(false),
+            audit: None | Some(false),
+            repair: None,
+            pool,
+        } => to_json(broker.drain(&pool, &id, seconds).await),
+        ReleaseEvent {
             lease_id: None,
+            drain_seconds: None,
             reclaim_expired: Some(true),
             audit: None | Some(false),
             repair: None,
@@ -97,6 +157,7 @@ pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value,
         } => to_json(broker.reclaim_expired(&pool).await),
         ReleaseEvent {
             lease_id: None,
+            drain_seconds: None,
             reclaim_expired: None | Some(false),
             audit: Some(true),
             repair,
@@ -104,13 +165,17 @@ pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value,
         } => to_json(broker.audit(&pool, repair.unwrap_or(false)).await),
         _ => Err(invalid(
             "give exactly one of leaseId, \"reclaimExpired\": true or \"audit\": true \
-             (repair only with audit)",
+             (repair only with audit, drainSeconds only with leaseId)",
         )),
     }
 }
 
 /// Gives back the lease of an execution that ended without releasing it.
-async fn cleanup(broker: &Broker, payload: Value) -> Result<Value, ReleaseError> {
+async fn cleanup(
+    broker: &Broker,
+    settings: &Settings,
+    payload: Value,
+) -> Result<Value, ReleaseError> {
     let event: StatusChangeEvent = serde_json::from_value(payload)
         .map_err(|e| invalid(format!("malformed status change event: {e}")))?;
     if event.detail_type != "Step Functions Execution Status Change" {
@@ -135,12 +200,23 @@ async fn cleanup(broker: &Broker, payload: Value) -> Result<Value, ReleaseError>
             "skipped": "the execution's input names no pool",
         }));
     };
-    let released = broker.release(&pool, &lease_id).await?;
+    let status = event.detail.status.as_deref().unwrap_or("unknown");
+    // A stopped or timed-out execution does not stop the Lambda invocation it was waiting for:
+    // its query may hold a connection until the query function's own timeout.
+    if matches!(status, "ABORTED" | "TIMED_OUT") {
+        let drained = broker
+            .drain(&pool, &lease_id, settings.drain_seconds)
+            .await?;
+        tracing::info!(pool = %pool, lease = %lease_id, status, draining = drained.draining, "cleanup after execution end");
+        return to_json(Ok(drained));
+    }
+    let released = broker.release_settled(&pool, &lease_id).await?;
     tracing::info!(
         pool = %pool,
         lease = %lease_id,
-        status = event.detail.status.as_deref().unwrap_or("unknown"),
+        status,
         released = released.released,
+        draining = released.draining,
         "cleanup after execution end"
     );
     to_json(Ok(released))

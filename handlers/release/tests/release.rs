@@ -3,11 +3,14 @@
 use lambda_runtime::Diagnostic;
 use leasehold_broker::{AcquireRequest, Broker};
 use leasehold_testkit::{broker, invoke, unique};
-use release_handler::{ReleaseEvent, StatusChangeEvent, handle};
+use release_handler::{ReleaseEvent, Settings, StatusChangeEvent, handle};
 use serde_json::{Value, json};
 
+/// The query function's worst case, as `QUERY_TIMEOUT_SECONDS` would say.
+const SETTINGS: Settings = Settings { drain_seconds: 45 };
+
 async fn call(broker: &Broker, payload: Value) -> Result<Value, Diagnostic> {
-    invoke(|event| handle(broker, event), payload).await
+    invoke(|event| handle(broker, &SETTINGS, event), payload).await
 }
 
 #[test]
@@ -160,4 +163,82 @@ async fn ambiguous_or_malformed_requests_are_invalid_input() {
         .await
         .unwrap_err();
     assert_eq!(missing.error_type, "PoolNotFound");
+}
+
+#[tokio::test]
+async fn the_cleanup_of_an_aborted_execution_drains_its_lease_instead_of_releasing_it() {
+    // GIVEN an execution that was stopped while its query may still hold a connection
+    let broker = broker().await;
+    let pool = unique("aborted");
+    broker.put_pool(&pool, 1).await.unwrap();
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../../events/cleanup-execution-aborted.json"
+    ))
+    .unwrap();
+    let arn = format!(
+        "arn:aws:states:us-east-1:123456789012:execution:leasehold-connection:{}",
+        unique("x")
+    );
+    event["detail"]["executionArn"] = json!(arn);
+    event["detail"]["input"] = json!(json!({"pool": pool, "query": "listEmployees"}).to_string());
+    broker
+        .acquire(&AcquireRequest::new(&pool, &arn, 600))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    // WHEN EventBridge delivers its status change event
+    let out = call(&broker, event.clone()).await.unwrap();
+
+    // THEN the slot stays counted, but only until the query function's worst case is over
+    assert_eq!(out["draining"], true, "{out}");
+    let expires_at = out["expiresAt"].as_i64().unwrap();
+    assert!((now..=now + 46).contains(&expires_at), "{out}");
+    assert_eq!(broker.pool(&pool).await.unwrap().in_use, 1);
+    // AND a FAILED event for the same execution does not release a draining lease
+    event["detail"]["status"] = json!("FAILED");
+    let failed = call(&broker, event).await.unwrap();
+    assert_eq!(
+        (failed["released"].as_bool(), failed["draining"].as_bool()),
+        (Some(false), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn the_drain_request_leaves_a_lease_to_expire_and_checks_its_bounds() {
+    let broker = broker().await;
+    let pool = unique("drainreq");
+    broker.put_pool(&pool, 1).await.unwrap();
+    broker
+        .acquire(&AcquireRequest::new(&pool, "a", 600))
+        .await
+        .unwrap();
+    let out = call(
+        &broker,
+        json!({"pool": pool, "leaseId": "a", "drainSeconds": 30}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["draining"], true);
+    for bad in [json!(0), json!(901), json!(-1), json!("30")] {
+        let err = call(
+            &broker,
+            json!({"pool": pool, "leaseId": "a", "drainSeconds": bad}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type, "InvalidInput", "{bad}");
+    }
+    let err = call(
+        &broker,
+        json!({"pool": pool, "drainSeconds": 30, "reclaimExpired": true}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type, "InvalidInput");
+    // Nothing of that changed the lease: it still drains within the first 30 s
+    assert_eq!(broker.pool(&pool).await.unwrap().in_use, 1);
 }

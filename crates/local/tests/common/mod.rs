@@ -220,6 +220,36 @@ impl TestStack {
         }
     }
 
+    /// Asks the release function to reclaim pool `main`'s expired leases, as its schedule does.
+    pub async fn reclaim(&self) -> serde_json::Value {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(format!("{}-ReleaseFunction", self.name))
+            .payload(aws_sdk_lambda::primitives::Blob::new(
+                r#"{"pool": "main", "reclaimExpired": true}"#,
+            ))
+            .send()
+            .await
+            .expect("Invoke ReleaseFunction");
+        assert!(out.function_error.is_none(), "reclaim failed: {out:?}");
+        serde_json::from_slice(out.payload.expect("payload").as_ref()).expect("reclaim JSON")
+    }
+
+    /// Waits until the draining leases of pool `main` have expired, then reclaims them (bounded);
+    /// returns what is left.
+    pub async fn reclaimed(&self, within: Duration) -> (u64, usize) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            self.reclaim().await;
+            let (_, in_use, leases) = self.pool().await;
+            if (in_use == 0 && leases == 0) || tokio::time::Instant::now() >= deadline {
+                return (in_use, leases);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn stats(&self) -> serde_json::Value {
         reqwest::get(format!("{}/stats", self.url))
             .await
