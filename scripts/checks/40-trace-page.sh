@@ -33,9 +33,13 @@ command -v aws >/dev/null 2>&1 || die "the aws CLI is missing (scripts/test.sh i
 . "$ROOT/scripts/lib/browser.bash"
 browser_ready
 
+# shellcheck source=scripts/lib/proc.bash
+. "$ROOT/scripts/lib/proc.bash"
+# shellcheck source=scripts/lib/stack.bash
+. "$ROOT/scripts/lib/stack.bash"
+
 log "building the handlers and the stack"
-cargo build --quiet --locked --bins -p acquire -p query -p release -p seed -p leasehold-local
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+stack_build
 
 # --- a stack of its own ---------------------------------------------------------------------
 # Its own state directory, stack name (tables, functions) and pool (the metrics' DBName), so
@@ -44,35 +48,14 @@ rm -rf "$OUT"
 mkdir -p "$OUT/stack"
 run_id="tc$$"
 pool="trace-$run_id"
-stack_pid=""
-stop_stack() {
-  if [ -n "$stack_pid" ] && kill -0 "$stack_pid" 2>/dev/null; then
-    kill "$stack_pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-      kill -0 "$stack_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$stack_pid" 2>/dev/null || true
-  fi
-}
-trap stop_stack EXIT
-
-"$target_dir/debug/leasehold-local" --template template.yaml --env-file .local/env \
-  --binaries "$target_dir/debug" --state-dir "$OUT/stack" --write-env "$OUT/stack.env" \
-  --stack-name "leasehold-$run_id" --parameter "PoolName=$pool" --parameter PoolBudget=4 \
-  >"$OUT/stack/stdout" 2>"$OUT/stack/stack.log" &
-stack_pid=$!
-for _ in $(seq 1 600); do
-  [ -s "$OUT/stack.env" ] && break
-  kill -0 "$stack_pid" 2>/dev/null || { tail -n 20 "$OUT/stack/stack.log" >&2; die "the local stack did not start"; }
-  sleep 0.2
-done
-[ -s "$OUT/stack.env" ] || die "the local stack did not become ready within 120 s"
+trap 'stack_stop "trace-page stack" "$OUT/stack" "$OUT/stack.env"' EXIT
+stack_start "$OUT/stack" "$OUT/stack.env" \
+  --stack-name "leasehold-$run_id" --parameter "PoolName=$pool" --parameter PoolBudget=4
 set -a
 # shellcheck disable=SC1091
 . "$OUT/stack.env"
 set +a
-log "stack up at $LOCAL_STACK_URL (pid $stack_pid, pool $pool)"
+log "stack up at $LOCAL_STACK_URL (pid $(stack_pid "$OUT/stack"), pool $pool)"
 
 # --- executions to look at ------------------------------------------------------------------
 start() {
