@@ -15,6 +15,8 @@
 #   --kill-probability P   kill a container of the acquire, query and release functions in the
 #                          middle of an invocation with probability P, 0..0.5 [0]
 #   --seed S               seed of fault injection and ids [1]
+#   --abort-harness-after S  stop each run's load harness after S seconds, 1..600, and start the
+#                          same load again at once, as an operator would [off]
 #   --report PATH          the JSON report [.local/demo/report.json]; the HTML page goes beside it
 #   --keep                 leave the stack (and the services) running for exploring
 #
@@ -36,7 +38,7 @@ BUDGET_PERCENT=80
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 bad() {
   printf 'demo: %s\n' "$*" >&2
   printf 'demo: see scripts/demo.sh --help\n' >&2
@@ -111,6 +113,7 @@ EXECUTIONS=300
 CONCURRENCY=40
 HOLD_MS=1000
 BUDGET=""
+ABORT_AFTER=""
 MAX_CONNECTIONS=20
 KILL=0
 SEED=1
@@ -134,7 +137,7 @@ while [ $# -gt 0 ]; do
     *) bad "unexpected argument '$arg'" ;;
   esac
   case "$flag" in
-    --executions|--concurrency|--hold-ms|--budget|--max-connections|--seed|--kill-probability|--report) ;;
+    --executions|--concurrency|--hold-ms|--budget|--max-connections|--seed|--kill-probability|--abort-harness-after|--report) ;;
     --keep) bad "--keep takes no value" ;;
     *) bad "unknown option '$flag'" ;;
   esac
@@ -150,6 +153,7 @@ while [ $# -gt 0 ]; do
     --budget) whole "$flag" "$value" 1 10000; BUDGET=$((10#$value)) ;;
     --max-connections) whole "$flag" "$value" 10 10000; MAX_CONNECTIONS=$((10#$value)) ;;
     --seed) whole "$flag" "$value" 0 999999999999; SEED=$((10#$value)) ;;
+    --abort-harness-after) whole "$flag" "$value" 1 600; ABORT_AFTER=$((10#$value)) ;;
     --kill-probability)
       [[ $value =~ ^([0-9]*\.)?[0-9]+$ ]] \
         || bad "--kill-probability: not a number: '$value'"
@@ -218,9 +222,13 @@ log "building the handlers, the stack and the demo (debug; the first build takes
 stack_build -p leasehold-demo
 TARGET=$(stack_target_dir)
 
+# The query function's timeout fits the load (the hold, plus room to connect), as a deployment
+# would size QueryTimeoutSeconds to its queries: a stopped or crashed query's lease drains for
+# that long before reclaim frees it.
+QUERY_TIMEOUT=$(( (HOLD_MS + 999) / 1000 + 5 ))
 stack_args=(--stack-name "$STACK_NAME" --seed "$SEED"
   --parameter "PoolBudget=${BUDGET:-0}" --parameter "PoolBudgetPercent=$BUDGET_PERCENT"
-  --parameter "PoolReserve=$RESERVE")
+  --parameter "PoolReserve=$RESERVE" --parameter "QueryTimeoutSeconds=$QUERY_TIMEOUT")
 if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$KILL"; then
   for fn in AcquireFunction QueryFunction ReleaseFunction; do
     stack_args+=(--kill "$fn=$KILL")
@@ -239,6 +247,7 @@ demo_args=(--executions "$EXECUTIONS" --concurrency "$CONCURRENCY" --hold-ms "$H
   --max-connections "$MAX_CONNECTIONS" --reserve "$RESERVE" --kill-probability "$KILL"
   --seed "$SEED" --report "$REPORT")
 [ -n "$BUDGET" ] && demo_args+=(--budget "$BUDGET")
+[ -n "$ABORT_AFTER" ] && demo_args+=(--abort-harness-after "$ABORT_AFTER")
 status=0
 # In the background so that an interrupt reaches the trap at once (bash runs traps only between
 # foreground commands); the cleanup stops it.

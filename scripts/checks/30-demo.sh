@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command, small, end to end: scripts/demo.sh with bad options (exit 2 and a
-# plain message), then a small run and a small run with container kills, each checked from its
+# plain message), then a small run and a small run with container kills and a harness stopped
+# part way, each checked from its
 # JSON report by scripts/demo/check_report.py, and the HTML report in headless chromium
 # (scripts/demo/report-page.mjs). Reports and a screenshot go to target/demo-check/.
 #
@@ -42,6 +43,7 @@ bad_option "--budget: 18 plus the admin reserve" --budget 18
 bad_option "--seed needs a value" --seed
 bad_option "unknown option '--fast'" --fast
 bad_option "--report: needs a file path" --report ""
+bad_option "--abort-harness-after: must be between 1 and 600" --abort-harness-after 0
 log "bad options: exit 2 with a plain message"
 
 # --- what the browser check needs ------------------------------------------------------------
@@ -65,9 +67,11 @@ python3 scripts/demo/check_report.py "$OUT/plain/report.json"
 
 # Kills on the acquire, query and release functions: a probability at which every function
 # loses containers in 40 executions, yet three kills of the same release in a row (the only
-# way a served execution keeps its lease until expiry) stay unlikely.
-run_demo kills --kill-probability 0.05 --seed 7
-python3 scripts/demo/check_report.py "$OUT/kills/report.json" --kills
+# way a served execution keeps its lease until expiry) stay unlikely. The governed harness is
+# also stopped mid-load and started again: the stopped children's queries run on, and the
+# budget must hold all the same.
+run_demo kills --kill-probability 0.05 --seed 7 --abort-harness-after 3
+python3 scripts/demo/check_report.py "$OUT/kills/report.json" --kills --aborted
 
 node scripts/demo/report-page.mjs "$OUT/plain/report.html" "$OUT/report.png"
 log "all demo checks passed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a demo report (the JSON scripts/demo.sh writes) against what leasehold promises.
 
-    python3 scripts/demo/check_report.py REPORT.json [--kills]
+    python3 scripts/demo/check_report.py REPORT.json [--kills] [--aborted]
 
 Every check reads figures the demo measured; nothing is compared with a number fixed here
 except the load the check itself asked for. Exits 1 with every broken expectation listed.
@@ -10,6 +10,8 @@ Governed run: no DatabaseBusy error, peak connections within budget + admin rese
 use never above the budget, no lease held at the end, every execution accounted for, the
 pool's metrics read back from CloudWatch. Ungoverned run: DatabaseBusy errors seen and more
 connections than the governed run may ever use. With --kills: containers were really killed.
+With --aborted (a demo run with --abort-harness-after): the governed harness was stopped part
+way and started again, and still no connection went above the budget and no lease was left.
 """
 
 import json
@@ -20,6 +22,7 @@ TOP = ["budget", "maxConnections", "runs"]
 RUN = [
     "executions", "served", "fallback", "failed", "databaseBusyErrors", "peakConnections",
     "leasesHeldAtEnd", "p50Ms", "p95Ms", "p99Ms", "servedPerSecond", "physicalLimitPerSecond",
+    "peakConnectionsAboveBudget",
 ]
 
 
@@ -27,7 +30,7 @@ def main(argv):
     if not argv or argv[0].startswith("-"):
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    path, kills = argv[0], "--kills" in argv[1:]
+    path, kills, aborted = argv[0], "--kills" in argv[1:], "--aborted" in argv[1:]
     with open(path, encoding="utf-8") as f:
         report = json.load(f)
     problems = []
@@ -55,9 +58,17 @@ def main(argv):
 
     for name, r in (("governed", g), ("ungoverned", u)):
         total = r["served"] + r["fallback"] + r["failed"]
-        expect(r["executions"] == asked, f"{name}: {r['executions']} executions measured of {asked} started")
-        expect(total == r["executions"], f"{name}: served + fallback + failed = {total} = executions")
+        total_ok = total == r["executions"]
+        expect(total_ok, f"{name}: served + fallback + failed = {total} = executions")
         summary = r["harnessSummary"]
+        if "abortedHarnessExecutionArn" in r:
+            # The stopped harness's children count too: those it started, then the full load.
+            expect(r["executions"] > asked,
+                   f"{name}: {r['executions']} executions measured, the {asked} of the second harness and those of the stopped one")
+            expect(r["failedByError"].get("ABORTED", 0) > 0,
+                   f"{name}: the stopped harness's running children were aborted ({r['failedByError']})")
+            continue
+        expect(r["executions"] == asked, f"{name}: {r['executions']} executions measured of {asked} started")
         expect((summary.get("served"), summary.get("fallback"), summary.get("failed"))
                == (r["served"], r["fallback"], r["failed"]),
                f"{name}: the harness's own summary {summary} agrees with the histories")
@@ -71,6 +82,8 @@ def main(argv):
            f"governed: the server refused {g['connectionErrorsMaxConnections']} connections at max_connections (want 0)")
     expect(1 <= g["peakConnections"] <= budget + reserve,
            f"governed: peak connections {g['peakConnections']} within budget {budget} + admin reserve {reserve}")
+    expect(g["peakConnectionsAboveBudget"] == 0,
+           f"governed: {g['peakConnectionsAboveBudget']} connections above the budget {budget} at the peak (want 0)")
     expect(1 <= g["peakLeasesInUse"] <= budget,
            f"governed: peak leases in use {g['peakLeasesInUse']} within the budget {budget}")
     expect(g["leasesHeldAtEnd"] == 0 and g["leaseRecordsAtEnd"] == 0,
@@ -97,6 +110,11 @@ def main(argv):
         expect(killed > 0 and g["containerKills"] == killed,
                f"kills: {killed} containers killed in the governed run (want > 0)")
         expect(report["load"]["killProbability"] > 0, "kills: the report records the kill probability")
+    if aborted:
+        expect("abortedHarnessExecutionArn" in g,
+               "aborted: the governed harness was stopped part way and the load started again")
+        expect(report["load"].get("abortHarnessAfterSeconds", 0) > 0,
+               "aborted: the report records --abort-harness-after")
     return finish(problems)
 
 

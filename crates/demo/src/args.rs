@@ -14,6 +14,9 @@ pub const USAGE: &str = "usage: leasehold-demo [options]   (normally run by scri
                           template from max_connections, 80 % minus the reserve)
   --kill-probability P    container kill probability the stack was started with, 0..0.5
   --seed S                seed the stack was started with (recorded in the report)
+  --abort-harness-after S stop each run's harness after S seconds, 1..600, and start the same
+                          load again at once (a stopped harness stops its children, whose
+                          queries run on); the report then holds both harnesses' children
   --report PATH           the JSON report (default .local/demo/report.json); the HTML page is
                           written beside it (same name, .html)
   --statemachines DIR     where connection.asl.json and load-harness.asl.json are
@@ -27,6 +30,8 @@ pub const MAX_CONCURRENCY: u32 = 40;
 pub const MAX_HOLD_MS: u64 = 30_000;
 /// Above this, kills make almost every execution fail and the run proves nothing.
 pub const MAX_KILL_PROBABILITY: f64 = 0.5;
+/// The latest a harness may be stopped, in seconds.
+pub const MAX_ABORT_AFTER_SECONDS: u64 = 600;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -38,6 +43,8 @@ pub struct Options {
     pub budget: Option<u32>,
     pub kill_probability: f64,
     pub seed: u64,
+    /// Seconds after which each run's harness is stopped and started again.
+    pub abort_harness_after: Option<u64>,
     pub report: PathBuf,
     pub statemachines: PathBuf,
 }
@@ -53,6 +60,7 @@ impl Default for Options {
             budget: None,
             kill_probability: 0.0,
             seed: 1,
+            abort_harness_after: None,
             report: PathBuf::from(".local/demo/report.json"),
             statemachines: PathBuf::from("statemachines"),
         }
@@ -121,6 +129,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             "--budget",
             "--kill-probability",
             "--seed",
+            "--abort-harness-after",
             "--report",
             "--statemachines",
         ];
@@ -152,6 +161,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
                 o.kill_probability = p;
             }
             "--seed" => o.seed = whole(&flag, &value, 0, u64::MAX)?,
+            "--abort-harness-after" => {
+                o.abort_harness_after = Some(whole(&flag, &value, 1, MAX_ABORT_AFTER_SECONDS)?)
+            }
             "--report" => {
                 if value.trim().is_empty() {
                     return Err(format!("{flag}: needs a file path"));
@@ -210,10 +222,12 @@ mod tests {
             "--budget=4",
             "--kill-probability",
             "0.1",
+            "--abort-harness-after=15",
             "--report",
             "out/r",
         ])
         .unwrap();
+        assert_eq!(o.abort_harness_after, Some(15));
         assert_eq!((o.executions, o.concurrency, o.hold_ms), (40, 12, 0));
         assert_eq!(o.budget, Some(4));
         assert_eq!(o.kill_probability, 0.1);
@@ -241,6 +255,11 @@ mod tests {
             (&["--budget", "0"][..], "between 1 and"),
             (&["--reserve", "20"][..], "leaves no connections"),
             (&["--seed"][..], "--seed needs a value"),
+            (
+                &["--abort-harness-after", "0"][..],
+                "--abort-harness-after: must be between 1 and 600",
+            ),
+            (&["--abort-harness-after", "2.5"][..], "not a whole number"),
             (&["--report", " "][..], "needs a file path"),
             (&["--fast"][..], "unknown option"),
         ] {

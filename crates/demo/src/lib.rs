@@ -145,6 +145,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         "params": {},
         "holdMs": options.hold_ms,
     });
+    let abort_after = options.abort_harness_after.map(Duration::from_secs);
     let governed = run::run(
         &sources,
         &admin,
@@ -154,6 +155,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
             harness_machine: env.harness_machine.clone(),
             child_machine: env.connection_machine.clone(),
             input: input.clone(),
+            abort_after,
         },
         options.executions,
     )
@@ -167,14 +169,15 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
             harness_machine: harness_arn,
             child_machine: child_arn,
             input,
+            abort_after,
         },
         options.executions,
     )
     .await?;
 
     let reserve = i64::from(options.reserve);
-    let governed = report::run_report(&governed, budget);
-    let ungoverned = report::run_report(&ungoverned, max_connections);
+    let governed = report::run_report(&governed, budget, budget);
+    let ungoverned = report::run_report(&ungoverned, max_connections, budget);
     let checks = report::checks(budget, reserve, &governed, &ungoverned);
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -190,6 +193,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
             query: QUERY.to_owned(),
             kill_probability: options.kill_probability,
             seed: options.seed,
+            abort_harness_after_seconds: options.abort_harness_after,
         },
         runs: Runs {
             governed,

@@ -40,6 +40,10 @@ pub struct Load {
     pub query: String,
     pub kill_probability: f64,
     pub seed: u64,
+    /// `--abort-harness-after`: each run's harness was stopped after this many seconds and
+    /// the same load started again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_harness_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +77,9 @@ pub fn per_second(instants: impl IntoIterator<Item = i64>) -> Vec<(i64, u64)> {
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub harness_execution_arn: String,
+    /// The harness stopped part way by `--abort-harness-after` (its children are counted too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted_harness_execution_arn: Option<String>,
     pub child_state_machine_arn: String,
     pub started_at: String,
     pub duration_ms: i64,
@@ -96,6 +103,9 @@ pub struct RunReport {
     pub connection_errors_max_connections: i64,
     /// The most connections open at once, the sampler's own left out.
     pub peak_connections: i64,
+    /// How far `peak_connections` went above the pool's budget (0 when it never did): a
+    /// governed run must keep this at 0, whatever is killed or stopped.
+    pub peak_connections_above_budget: i64,
     pub peak_sampled_connections: i64,
     /// `Max_used_connections` as the server reports it (includes the sampler's connection).
     pub max_used_connections: i64,
@@ -140,6 +150,7 @@ pub struct Samples {
 pub struct Checks {
     pub governed_no_database_busy: bool,
     pub governed_peak_within_budget_plus_reserve: bool,
+    pub governed_no_connections_above_budget: bool,
     pub governed_leases_never_above_budget: bool,
     pub governed_no_leases_held_at_end: bool,
     pub ungoverned_shows_database_busy: bool,
@@ -150,6 +161,7 @@ impl Checks {
     pub fn governed_ok(&self) -> bool {
         self.governed_no_database_busy
             && self.governed_peak_within_budget_plus_reserve
+            && self.governed_no_connections_above_budget
             && self.governed_no_leases_held_at_end
             && self.governed_leases_never_above_budget
     }
@@ -208,7 +220,7 @@ pub fn function_deltas(before: &StackStats, after: &StackStats) -> BTreeMap<Stri
 
 /// Sums up one run. `connection_limit` is what the run may use: the budget when governed,
 /// `max_connections` when not.
-pub fn run_report(data: &RunData, connection_limit: i64) -> RunReport {
+pub fn run_report(data: &RunData, connection_limit: i64, budget: i64) -> RunReport {
     let facts = &data.facts;
     let count =
         |f: &dyn Fn(&Outcome) -> bool| facts.iter().filter(|x| f(&x.outcome)).count() as u64;
@@ -253,8 +265,10 @@ pub fn run_report(data: &RunData, connection_limit: i64) -> RunReport {
     let relative = |t: i64| t - data.start_ms;
     let delta =
         |name: &str| counter(&data.counters_after, name) - counter(&data.counters_before, name);
+    let peak_connections = (max_used - OWN_CONNECTIONS).max(peak_sampled);
     RunReport {
         harness_execution_arn: data.harness_arn.clone(),
+        aborted_harness_execution_arn: data.aborted_harness_arn.clone(),
         child_state_machine_arn: data.plan.child_machine.clone(),
         started_at: leasehold_asl::values::iso_millis(data.start_ms),
         duration_ms,
@@ -269,7 +283,8 @@ pub fn run_report(data: &RunData, connection_limit: i64) -> RunReport {
         database_busy_errors: facts.iter().map(|f| u64::from(f.busy_failures)).sum(),
         refused_connections: delta("Aborted_connects"),
         connection_errors_max_connections: delta("Connection_errors_max_connections"),
-        peak_connections: (max_used - OWN_CONNECTIONS).max(peak_sampled),
+        peak_connections,
+        peak_connections_above_budget: (peak_connections - budget).max(0),
         peak_sampled_connections: peak_sampled,
         max_used_connections: max_used,
         sampler_connections: OWN_CONNECTIONS,
@@ -342,6 +357,7 @@ pub fn checks(budget: i64, reserve: i64, governed: &RunReport, ungoverned: &RunR
         governed_no_database_busy: governed.database_busy_errors == 0
             && governed.connection_errors_max_connections == 0,
         governed_peak_within_budget_plus_reserve: governed.peak_connections <= budget + reserve,
+        governed_no_connections_above_budget: governed.peak_connections_above_budget == 0,
         governed_leases_never_above_budget: governed.peak_leases_in_use <= budget,
         governed_no_leases_held_at_end: governed.leases_held_at_end == 0
             && governed.lease_records_at_end == 0,
@@ -417,6 +433,10 @@ pub fn figures(report: &Report, medium: Medium) -> Vec<(&'static str, String, St
             both(&|r| format!("{} ({})", r.peak_connections, r.peak_sampled_connections)),
         ),
         (
+            "connections above the budget",
+            both(&|r| r.peak_connections_above_budget.to_string()),
+        ),
+        (
             medium.pick(
                 "Max_used_connections (with sampler)",
                 "Max_used_connections (incl. sampler)",
@@ -472,7 +492,7 @@ pub fn figures(report: &Report, medium: Medium) -> Vec<(&'static str, String, St
 
 /// The checks as sentences, in order: (passed, sentence). The last one, the ungoverned run
 /// showing the problem, is what the load showed rather than a promise.
-pub fn check_lines(report: &Report, medium: Medium) -> [(bool, String); 5] {
+pub fn check_lines(report: &Report, medium: Medium) -> [(bool, String); 6] {
     let c = &report.checks;
     let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
     [
@@ -491,6 +511,13 @@ pub fn check_lines(report: &Report, medium: Medium) -> [(bool, String); 5] {
                 medium.pick("<=", "≤"),
                 report.budget,
                 report.admin_reserve
+            ),
+        ),
+        (
+            c.governed_no_connections_above_budget,
+            format!(
+                "governed: connections never above the budget {} (peak {} above)",
+                report.budget, g.peak_connections_above_budget
             ),
         ),
         (
@@ -534,6 +561,11 @@ pub fn text(report: &Report) -> String {
         l.kill_probability,
         l.seed
     );
+    if let Some(after) = l.abort_harness_after_seconds {
+        out.push_str(&format!(
+            "each run's harness stopped after {after} s and the same load started again\n\n"
+        ));
+    }
     out.push_str(&format!(
         "{:width$}  {:>22}  {:>22}\n",
         "", "governed", "ungoverned"

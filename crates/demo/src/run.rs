@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// How long to wait, after a run, for its leases to come back and its connections to close.
-pub const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// How long to wait, after a run, for its leases to come back and its connections to close:
+/// draining leases (of stopped or crashed queries) need the query function's timeout first.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 /// How long to wait for the database's connections to drop to zero after a run.
 pub const CONNECTIONS_SETTLE_LIMIT: Duration = Duration::from_secs(15);
 /// How many histories are read at once.
@@ -37,6 +38,8 @@ pub struct Plan {
     pub harness_machine: String,
     pub child_machine: String,
     pub input: Value,
+    /// Stop the harness after this long and start the same load again at once.
+    pub abort_after: Option<Duration>,
 }
 
 /// Everything measured in one run, before it is summed up.
@@ -44,6 +47,8 @@ pub struct Plan {
 pub struct RunData {
     pub plan: Plan,
     pub harness_arn: String,
+    /// The harness that was stopped part way (`Plan::abort_after`), whose children count too.
+    pub aborted_harness_arn: Option<String>,
     pub start_ms: i64,
     pub end_ms: i64,
     pub summary: Value,
@@ -130,18 +135,8 @@ pub async fn run(
     let stats_before = sources.stack_stats().await?;
     let sampler = Sampler::start(sources.clone(), admin.clone());
 
-    let name = format!("demo-{}-{}", plan.name, now_ms());
-    let started = sources
-        .sfn
-        .start_execution()
-        .state_machine_arn(&plan.harness_machine)
-        .name(&name)
-        .input(plan.input.to_string())
-        .send()
-        .await
-        .map_err(|e| DemoError::service(format!("starting the {} harness", plan.name), e))?;
-    let harness_arn = started.execution_arn().to_owned();
-    let start_ms = millis(started.start_date());
+    let (mut harness_arn, start_ms) = start_harness(sources, &plan, "").await?;
+    let mut aborted_harness_arn = None;
 
     // Live progress until the harness ends.
     let mut tally = Tally::default();
@@ -158,6 +153,16 @@ pub async fn run(
             .map_err(|e| DemoError::service("describing the harness execution", e))?;
         update_tally(sources, &plan.child_machine, start_ms, &mut tally).await?;
         let status = described.status().as_str().to_owned();
+        if status == "RUNNING"
+            && aborted_harness_arn.is_none()
+            && plan.abort_after.is_some_and(|after| clock.elapsed() >= after)
+        {
+            // What an operator does to a load gone wrong: stop it, then start again.
+            stop_harness(sources, &harness_arn).await?;
+            let (next, _) = start_harness(sources, &plan, "-again").await?;
+            aborted_harness_arn = Some(std::mem::replace(&mut harness_arn, next));
+            continue;
+        }
         let done = status != "RUNNING";
         let (started, finished, served, fallback, failed) = tally.counts();
         progress.show(
@@ -213,6 +218,11 @@ pub async fn run(
         if settled || settle_start.elapsed() >= SETTLE_LIMIT {
             break;
         }
+        if records > 0 && !running {
+            // Draining leases come back only through reclaim: ask for it, as the schedule
+            // would (it runs every few minutes, longer than a demo waits).
+            sources.reclaim().await?;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let settle_ms = settle_start.elapsed().as_millis() as i64;
@@ -232,7 +242,10 @@ pub async fn run(
         .map(|e| e.arn)
         .collect();
     let mut facts = read_histories(sources, children).await?;
-    facts.retain(|f| f.started_by.as_deref() == Some(harness_arn.as_str()));
+    facts.retain(|f| {
+        f.started_by.as_deref() == Some(harness_arn.as_str())
+            || f.started_by.is_some() && f.started_by == aborted_harness_arn
+    });
     facts.sort_by_key(|f| f.start_ms);
 
     let metrics = sources
@@ -243,6 +256,7 @@ pub async fn run(
     Ok(RunData {
         plan,
         harness_arn,
+        aborted_harness_arn,
         start_ms,
         end_ms,
         summary,
@@ -258,6 +272,54 @@ pub async fn run(
         connections_at_end,
         settle_ms,
     })
+}
+
+/// Starts the run's harness; its name ends in `suffix`. Returns its ARN and start (epoch ms).
+async fn start_harness(
+    sources: &Sources,
+    plan: &Plan,
+    suffix: &str,
+) -> Result<(String, i64), DemoError> {
+    let name = format!("demo-{}-{}{suffix}", plan.name, now_ms());
+    let started = sources
+        .sfn
+        .start_execution()
+        .state_machine_arn(&plan.harness_machine)
+        .name(&name)
+        .input(plan.input.to_string())
+        .send()
+        .await
+        .map_err(|e| DemoError::service(format!("starting the {} harness", plan.name), e))?;
+    Ok((
+        started.execution_arn().to_owned(),
+        millis(started.start_date()),
+    ))
+}
+
+/// Stops a harness (and so its running children) and waits until it has ended (bounded).
+async fn stop_harness(sources: &Sources, arn: &str) -> Result<(), DemoError> {
+    sources
+        .sfn
+        .stop_execution()
+        .execution_arn(arn)
+        .cause("leasehold-demo: --abort-harness-after")
+        .send()
+        .await
+        .map_err(|e| DemoError::service("stopping the harness", e))?;
+    for _ in 0..100 {
+        let described = sources
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| DemoError::service("describing the stopped harness", e))?;
+        if described.status().as_str() != "RUNNING" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(DemoError::Setup(format!("the harness {arn} did not stop within 10 s")))
 }
 
 /// Lists the run's children and looks at each once it has finished.

@@ -26,6 +26,7 @@ pub struct Env {
     pub connection_machine: String,
     pub harness_machine: String,
     pub query_function: String,
+    pub release_function: String,
     pub db_host: String,
     pub db_port: u16,
     pub db_name: String,
@@ -52,6 +53,7 @@ impl Env {
             connection_machine: var("CONNECTION_STATE_MACHINE_ARN")?,
             harness_machine: var("HARNESS_STATE_MACHINE_ARN")?,
             query_function: var("QUERY_FUNCTION_NAME")?,
+            release_function: var("RELEASE_FUNCTION_NAME")?,
             db_host: var("DB_HOST")?,
             db_port: port
                 .parse()
@@ -201,6 +203,28 @@ impl Sources {
     }
 
     // ------------------------------------------------------------------ the local stack
+
+    /// Invokes the release function's reclaim mode through the stack's Lambda API, as the
+    /// reclaim schedule does: expired (and drained) leases of the pool come back.
+    pub async fn reclaim(&self) -> Result<(), DemoError> {
+        let url = format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.env.stack_url, self.env.release_function
+        );
+        let response = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({"pool": self.pool.as_str(), "reclaimExpired": true}))
+            .send()
+            .await
+            .map_err(|e| DemoError::service(format!("POST {url}"), e))?;
+        if response.headers().contains_key("x-amz-function-error") || !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(DemoError::Setup(format!("reclaim failed ({status}): {body}")));
+        }
+        Ok(())
+    }
 
     /// `GET /stats`: per function invocations, cold starts, kills, ...
     pub async fn stack_stats(&self) -> Result<StackStats, DemoError> {
