@@ -406,7 +406,7 @@ pub fn figures(report: &Report, medium: Medium) -> Vec<(&'static str, String, St
         }
     };
     let both = |f: &dyn Fn(&RunReport) -> String| (f(g), f(u));
-    let rows: [(&'static str, (String, String)); 19] = [
+    let rows: [(&'static str, (String, String)); 20] = [
         ("executions", both(&|r| r.executions.to_string())),
         ("served", both(&|r| r.served.to_string())),
         (

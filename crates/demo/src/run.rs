@@ -155,7 +155,9 @@ pub async fn run(
         let status = described.status().as_str().to_owned();
         if status == "RUNNING"
             && aborted_harness_arn.is_none()
-            && plan.abort_after.is_some_and(|after| clock.elapsed() >= after)
+            && plan
+                .abort_after
+                .is_some_and(|after| clock.elapsed() >= after)
         {
             // What an operator does to a load gone wrong: stop it, then start again.
             stop_harness(sources, &harness_arn).await?;
@@ -319,7 +321,9 @@ async fn stop_harness(sources: &Sources, arn: &str) -> Result<(), DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(DemoError::Setup(format!("the harness {arn} did not stop within 10 s")))
+    Err(DemoError::Setup(format!(
+        "the harness {arn} did not stop within 10 s"
+    )))
 }
 
 /// Lists the run's children and looks at each once it has finished.

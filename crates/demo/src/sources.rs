@@ -218,10 +218,14 @@ impl Sources {
             .send()
             .await
             .map_err(|e| DemoError::service(format!("POST {url}"), e))?;
-        if response.headers().contains_key("x-amz-function-error") || !response.status().is_success() {
+        if response.headers().contains_key("x-amz-function-error")
+            || !response.status().is_success()
+        {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            return Err(DemoError::Setup(format!("reclaim failed ({status}): {body}")));
+            return Err(DemoError::Setup(format!(
+                "reclaim failed ({status}): {body}"
+            )));
         }
         Ok(())
     }
