@@ -260,6 +260,7 @@ async fn an_unreachable_database_is_database_unavailable() {
         port,
         name: require_env("DB_NAME"),
         secret_arn: require_env("DB_SECRET_ARN"),
+        statement_timeout: leasehold_db::config::DEFAULT_STATEMENT_TIMEOUT,
     };
     let db = Database::new(config, &sdk_config().await);
     let err = call(&db, json!({"query": "listEmployees"}))
@@ -388,4 +389,38 @@ async fn a_server_that_never_greets_is_database_unavailable_within_the_connect_t
         started.elapsed()
     );
     drop(listener);
+}
+
+#[tokio::test]
+async fn an_invocation_near_its_deadline_starts_no_statement() {
+    let _serial = SERIAL.lock().await;
+    let db = database().await;
+    let mut admin = admin().await;
+    // GIVEN an invocation with less time left than the margin the function keeps back
+    let deadline = std::time::SystemTime::now() + query_handler::DEADLINE_MARGIN / 2;
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // WHEN it asks for a hold
+    let started = Instant::now();
+    let result = handle(
+        &db,
+        lambda_runtime::LambdaEvent::new(
+            json!({"query": "listEmployees", "holdMs": 5000}),
+            context,
+        ),
+    )
+    .await
+    .map_err(Diagnostic::from);
+    // THEN it times out at once instead of running past the deadline
+    let err = result.unwrap_err();
+    assert_eq!(err.error_type, "QueryTimedOut", "{}", err.error_message);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app_connections_settle(&mut admin).await, 0);
 }
