@@ -225,7 +225,8 @@ TARGET=$(stack_target_dir)
 # The query function's timeout fits the load (the hold, plus room to connect), as a deployment
 # would size QueryTimeoutSeconds to its queries: a stopped or crashed query's lease drains for
 # that long before reclaim frees it.
-QUERY_TIMEOUT=$(( (HOLD_MS + 999) / 1000 + 5 ))
+# (The query function keeps 5 s of it as a margin before its deadline.)
+QUERY_TIMEOUT=$(( (HOLD_MS + 999) / 1000 + 10 ))
 stack_args=(--stack-name "$STACK_NAME" --seed "$SEED"
   --parameter "PoolBudget=${BUDGET:-0}" --parameter "PoolBudgetPercent=$BUDGET_PERCENT"
   --parameter "PoolReserve=$RESERVE" --parameter "QueryTimeoutSeconds=$QUERY_TIMEOUT")

@@ -1,4 +1,20 @@
 //! Connections, named queries and seeding, one short-lived connection per operation.
+//!
+//! # Statement limit
+//! A statement must not outlive the function that started it: when the query function times
+//! out, the workflow releases the lease at once, and a statement still running in the database
+//! would hold a connection the budget no longer counts. So the statements of one operation get
+//! [`DbConfig::statement_timeout`] between them, enforced twice:
+//! - **by the server**, which interrupts the statement: before each statement the session limit
+//!   is set to what is left of the budget. MariaDB calls it `max_statement_time` (seconds, any
+//!   statement; error 1969), MySQL 8 / RDS MySQL `max_execution_time` (milliseconds, SELECT
+//!   only; error 3024, or `SLEEP` returning 1). The server's kind is read once per container
+//!   from `VERSION()`. The hold is a `SELECT SLEEP(?)` so that MySQL's limit applies to it too.
+//!   Both surface as [`DbError::StatementTimeout`] (`QueryTimedOut`).
+//! - **by the client**, in case the server or the socket has gone silent: the driver has no
+//!   read timeout of its own, so every exchange is bounded by what is left of the budget plus
+//!   [`IO_GRACE`]; past that the connection is dropped without a goodbye and the error is
+//!   [`DbError::NoAnswer`] (`DatabaseUnavailable`).
 
 use crate::config::DbConfig;
 use crate::error::DbError;
@@ -8,12 +24,52 @@ use mysql_async::{Conn, OptsBuilder, Row};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 use tracing::warn;
 
 /// How long to wait for the server to accept a connection before calling it unavailable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much longer than the statement limit the client waits for an answer before it calls the
+/// server silent: time for the server to notice its limit and for the error to travel back.
+pub const IO_GRACE: Duration = Duration::from_secs(2);
+
+/// Which statement limit the server understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// `max_statement_time`, in seconds, for every statement.
+    MariaDb,
+    /// `max_execution_time`, in milliseconds, for SELECT statements (MySQL 8, RDS MySQL).
+    MySql,
+}
+
+impl ServerKind {
+    /// Reads the kind from `SELECT VERSION()`, such as `10.11.6-MariaDB` or `8.4.3`.
+    pub fn from_version(version: &str) -> Self {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            ServerKind::MariaDb
+        } else {
+            ServerKind::MySql
+        }
+    }
+
+    /// The statement that limits each following statement of the session to `limit`, at least
+    /// one millisecond (zero would mean no limit at all).
+    pub fn limit_statement(self, limit: Duration) -> String {
+        let ms = limit.as_millis().max(1);
+        match self {
+            ServerKind::MariaDb => format!(
+                "SET SESSION max_statement_time = {}.{:03}",
+                ms / 1000,
+                ms % 1000
+            ),
+            ServerKind::MySql => format!("SET SESSION max_execution_time = {ms}"),
+        }
+    }
+}
 
 /// Database user and password, as RDS stores a managed master password.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -69,6 +125,7 @@ pub struct Database {
     config: DbConfig,
     secrets: SecretSource,
     credentials: OnceCell<Credentials>,
+    server: OnceCell<ServerKind>,
 }
 
 impl Database {
@@ -79,6 +136,7 @@ impl Database {
             config,
             secrets,
             credentials: OnceCell::new(),
+            server: OnceCell::new(),
         }
     }
 
@@ -119,13 +177,31 @@ impl Database {
     /// Runs one named query on a fresh connection, optionally keeping the connection busy
     /// for `hold_ms` first, and closes the connection whatever happens.
     pub async fn run(&self, query: NamedQuery, hold_ms: u64) -> Result<Vec<Value>, DbError> {
+        self.run_within(query, hold_ms, None).await
+    }
+
+    /// Like [`Database::run`], with the statements also ending by `end` (the invocation's own
+    /// deadline less a margin) when that comes before the statement limit.
+    pub async fn run_within(
+        &self,
+        query: NamedQuery,
+        hold_ms: u64,
+        end: Option<Instant>,
+    ) -> Result<Vec<Value>, DbError> {
         if hold_ms > MAX_HOLD_MS {
             return Err(DbError::InvalidInput(format!(
                 "holdMs must be at most {MAX_HOLD_MS}"
             )));
         }
         let mut conn = self.connect().await?;
-        let result = run_on(&mut conn, query, hold_ms).await;
+        let limit = self.config.statement_timeout;
+        let started = Instant::now();
+        let result = async {
+            let kind = self.server_kind(&mut conn, limit + IO_GRACE).await?;
+            let budget = Budget::new(kind, limit, started, end);
+            run_on(&mut conn, &budget, query, hold_ms).await
+        }
+        .await;
         close(conn, result).await
     }
 
@@ -133,20 +209,106 @@ impl Database {
     /// on one connection.
     pub async fn prepare(&self, seed: bool) -> Result<u64, DbError> {
         let mut conn = self.connect().await?;
-        let result = prepare_on(&mut conn, seed).await;
+        let waited = self.config.statement_timeout + IO_GRACE;
+        let result = match tokio::time::timeout(waited, prepare_on(&mut conn, seed)).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::NoAnswer { waited }),
+        };
         close(conn, result).await
+    }
+
+    /// The server's kind, asked once per container.
+    async fn server_kind(&self, conn: &mut Conn, waited: Duration) -> Result<ServerKind, DbError> {
+        self.server
+            .get_or_try_init(|| async {
+                let version: Option<String> =
+                    tokio::time::timeout(waited, conn.query_first("SELECT VERSION()"))
+                        .await
+                        .map_err(|_| DbError::NoAnswer { waited })?
+                        .map_err(DbError::from_query)?;
+                let version = version.ok_or(DbError::NoRow("SELECT VERSION()"))?;
+                Ok(ServerKind::from_version(&version))
+            })
+            .await
+            .copied()
     }
 }
 
-async fn run_on(conn: &mut Conn, query: NamedQuery, hold_ms: u64) -> Result<Vec<Value>, DbError> {
+/// What is left of the statement limit of one operation, on a server of a known kind.
+struct Budget {
+    kind: ServerKind,
+    limit: Duration,
+    deadline: Instant,
+}
+
+impl Budget {
+    fn new(kind: ServerKind, limit: Duration, started: Instant, end: Option<Instant>) -> Self {
+        let by_limit = started + limit;
+        let deadline = end.map_or(by_limit, |end| end.min(by_limit));
+        Budget {
+            kind,
+            // The limit in force, shorter than the configured one when the invocation ends first.
+            limit: deadline.saturating_duration_since(started),
+            deadline,
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Waits for the server's answer to `exchange` at most until the deadline plus
+    /// [`IO_GRACE`]; past that the server is taken for silent.
+    async fn answer<T>(&self, exchange: impl Future<Output = T>) -> Result<T, DbError> {
+        let waited = self.left() + IO_GRACE;
+        tokio::time::timeout(waited, exchange)
+            .await
+            .map_err(|_| DbError::NoAnswer { waited })
+    }
+
+    /// Sets the session's statement limit to what is left, or fails when nothing is.
+    async fn arm(&self, conn: &mut Conn) -> Result<(), DbError> {
+        let left = self.left();
+        if left < Duration::from_millis(1) {
+            return Err(self.timed_out(None));
+        }
+        self.answer(conn.query_drop(self.kind.limit_statement(left)))
+            .await?
+            .map_err(DbError::from_query)
+    }
+
+    fn timed_out(&self, source: Option<mysql_async::ServerError>) -> DbError {
+        DbError::StatementTimeout {
+            limit: self.limit,
+            source,
+        }
+    }
+}
+
+async fn run_on(
+    conn: &mut Conn,
+    budget: &Budget,
+    query: NamedQuery,
+    hold_ms: u64,
+) -> Result<Vec<Value>, DbError> {
     if hold_ms > 0 {
         let seconds = hold_ms as f64 / 1000.0;
-        conn.exec_drop("DO SLEEP(?)", (seconds,))
-            .await
-            .map_err(DbError::from_query)?;
+        budget.arm(conn).await?;
+        // SLEEP returns 1 when it was interrupted (MySQL's max_execution_time, KILL QUERY).
+        let interrupted: Option<i64> = budget
+            .answer(conn.exec_first("SELECT SLEEP(?)", (seconds,)))
+            .await?
+            .map_err(|e| DbError::from_statement(e, budget.limit))?;
+        if interrupted == Some(1) {
+            return Err(budget.timed_out(None));
+        }
     }
     let (sql, params) = query.statement();
-    let rows: Vec<Row> = conn.exec(sql, params).await.map_err(DbError::from_query)?;
+    budget.arm(conn).await?;
+    let rows: Vec<Row> = budget
+        .answer(conn.exec(sql, params))
+        .await?
+        .map_err(|e| DbError::from_statement(e, budget.limit))?;
     Ok(rows.into_iter().map(row_to_json).collect())
 }
 
@@ -173,10 +335,17 @@ async fn prepare_on(conn: &mut Conn, seed: bool) -> Result<u64, DbError> {
 }
 
 /// Closes the connection, keeping the operation's own result; a failed close is only logged
-/// because the server drops the session anyway when the socket goes.
+/// because the server drops the session anyway when the socket goes. After a silent server the
+/// connection is only dropped: a goodbye could wait as long again.
 async fn close<T>(conn: Conn, result: Result<T, DbError>) -> Result<T, DbError> {
-    if let Err(error) = conn.disconnect().await {
-        warn!(error = %error, "closing the database connection failed");
+    if matches!(result, Err(DbError::NoAnswer { .. })) {
+        drop(conn);
+        return result;
+    }
+    match tokio::time::timeout(IO_GRACE, conn.disconnect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(error = %error, "closing the database connection failed"),
+        Err(_) => warn!("closing the database connection got no answer; dropped it"),
     }
     result
 }
@@ -228,6 +397,33 @@ mod tests {
         assert!(
             shown.contains("app") && !shown.contains("hunter2"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn each_server_gets_its_own_statement_limit() {
+        assert_eq!(
+            ServerKind::from_version("10.11.19-MariaDB-0+deb12u1"),
+            ServerKind::MariaDb
+        );
+        assert_eq!(ServerKind::from_version("8.4.3"), ServerKind::MySql);
+        let limit = Duration::from_millis(1500);
+        assert_eq!(
+            ServerKind::MariaDb.limit_statement(limit),
+            "SET SESSION max_statement_time = 1.500"
+        );
+        assert_eq!(
+            ServerKind::MySql.limit_statement(limit),
+            "SET SESSION max_execution_time = 1500"
+        );
+        // Zero means "no limit" to both servers, so the least is one millisecond.
+        assert_eq!(
+            ServerKind::MariaDb.limit_statement(Duration::ZERO),
+            "SET SESSION max_statement_time = 0.001"
+        );
+        assert_eq!(
+            ServerKind::MySql.limit_statement(Duration::from_micros(10)),
+            "SET SESSION max_execution_time = 1"
         );
     }
 

@@ -3,12 +3,17 @@
 
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use std::time::Duration;
 use thiserror::Error;
 
 /// MySQL `ER_CON_COUNT_ERROR`: the server is at `max_connections`.
 pub const ER_CON_COUNT_ERROR: u16 = 1040;
 /// MySQL `ER_TOO_MANY_USER_CONNECTIONS`: the account is at `max_user_connections`.
 pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
+/// MariaDB `ER_STATEMENT_TIMEOUT`: the statement ran past `max_statement_time`.
+pub const ER_STATEMENT_TIMEOUT: u16 = 1969;
+/// MySQL `ER_QUERY_TIMEOUT`: the SELECT ran past `max_execution_time`.
+pub const ER_QUERY_TIMEOUT: u16 = 3024;
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -25,6 +30,10 @@ pub enum DbError {
         port: u16,
         seconds: u64,
     },
+    /// The server sent nothing for longer than a statement may take: the socket or the server
+    /// is dead. The connection is dropped, not closed politely.
+    #[error("database unavailable: no answer from the server within {} ms", .waited.as_millis())]
+    NoAnswer { waited: Duration },
     /// Secrets Manager did not hand out the database secret.
     #[error("database unavailable: cannot read the database secret: {}", DisplayErrorContext(.0.as_ref()))]
     SecretUnreadable(#[source] Box<SdkError<GetSecretValueError>>),
@@ -35,6 +44,14 @@ pub enum DbError {
     /// The query itself failed on the server.
     #[error("query failed: {} ({})", .0.message, .0.code)]
     Query(#[source] mysql_async::ServerError),
+    /// The server interrupted a statement at the statement limit (MariaDB 1969, MySQL 3024, or
+    /// a `SLEEP` that returned 1), or no time was left to start one.
+    #[error("query timed out: the statements ran past their limit of {} ms", .limit.as_millis())]
+    StatementTimeout {
+        limit: Duration,
+        #[source]
+        source: Option<mysql_async::ServerError>,
+    },
     /// The server answered a query with nothing where a row was due.
     #[error("query failed: {0} returned nothing")]
     NoRow(&'static str),
@@ -61,6 +78,13 @@ pub enum DbError {
         #[source]
         source: std::num::ParseIntError,
     },
+    /// A setting of the handler has a value it cannot use.
+    #[error("configuration error: {key} must be {expected}, not {raw:?}")]
+    BadSetting {
+        key: &'static str,
+        raw: String,
+        expected: &'static str,
+    },
 }
 
 impl DbError {
@@ -70,12 +94,16 @@ impl DbError {
             DbError::Busy(_) => "DatabaseBusy",
             DbError::Unavailable(_)
             | DbError::ConnectTimeout { .. }
+            | DbError::NoAnswer { .. }
             | DbError::SecretUnreadable(_)
             | DbError::SecretMalformed(_) => "DatabaseUnavailable",
             DbError::Query(_) | DbError::NoRow(_) => "QueryFailed",
+            DbError::StatementTimeout { .. } => "QueryTimedOut",
             DbError::UnknownQuery { .. } => "UnknownQuery",
             DbError::InvalidInput(_) | DbError::MalformedEvent { .. } => "InvalidInput",
-            DbError::MissingSetting(_) | DbError::BadPort { .. } => "ConfigurationError",
+            DbError::MissingSetting(_) | DbError::BadPort { .. } | DbError::BadSetting { .. } => {
+                "ConfigurationError"
+            }
         }
     }
 
@@ -97,5 +125,51 @@ impl DbError {
             mysql_async::Error::Server(e) => DbError::Query(e),
             other => DbError::Unavailable(other),
         }
+    }
+
+    /// Classifies a driver error raised by a statement that ran under the statement limit
+    /// `limit`: the server's own timeout errors become [`DbError::StatementTimeout`].
+    pub fn from_statement(error: mysql_async::Error, limit: Duration) -> Self {
+        match error {
+            mysql_async::Error::Server(e)
+                if e.code == ER_STATEMENT_TIMEOUT || e.code == ER_QUERY_TIMEOUT =>
+            {
+                DbError::StatementTimeout {
+                    limit,
+                    source: Some(e),
+                }
+            }
+            other => DbError::from_query(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError {
+            code,
+            message: "interrupted".into(),
+            state: "70100".into(),
+        })
+    }
+
+    #[test]
+    fn both_servers_statement_timeouts_are_query_timed_out() {
+        let limit = Duration::from_millis(1500);
+        for code in [ER_STATEMENT_TIMEOUT, ER_QUERY_TIMEOUT] {
+            let err = DbError::from_statement(server_error(code), limit);
+            assert_eq!(err.name(), "QueryTimedOut", "{code}");
+            assert!(err.to_string().contains("1500 ms"), "{err}");
+            assert!(std::error::Error::source(&err).is_some());
+        }
+        let other = DbError::from_statement(server_error(1146), limit);
+        assert_eq!(other.name(), "QueryFailed");
+        let silent = DbError::NoAnswer {
+            waited: Duration::from_secs(3),
+        };
+        assert_eq!(silent.name(), "DatabaseUnavailable");
     }
 }

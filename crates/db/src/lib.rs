@@ -7,10 +7,11 @@
 //! database's `max_connections`.
 //!
 //! # Layout
-//! - [`config`]: `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_SECRET_ARN`.
+//! - [`config`]: `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_SECRET_ARN`, `DB_STATEMENT_TIMEOUT_MS`.
 //! - [`error`]: [`DbError`] with the names a workflow matches (`DatabaseBusy`, ...).
 //! - [`queries`]: the allow-list of named queries and their parameter checks.
-//! - [`database`]: connecting, running a named query, seeding the sample schema.
+//! - [`database`]: connecting, running a named query under the statement limit, seeding the
+//!   sample schema.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -19,6 +20,6 @@ pub mod error;
 pub mod queries;
 
 pub use config::DbConfig;
-pub use database::{Credentials, Database, SecretSource};
+pub use database::{Credentials, Database, SecretSource, ServerKind};
 pub use error::DbError;
 pub use queries::{MAX_HOLD_MS, NamedQuery};

@@ -8,7 +8,11 @@ use leasehold_testkit::{invoke, require_env, sdk_config};
 use mysql_async::prelude::Queryable;
 use query_handler::{QueryEvent, handle};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -22,6 +26,77 @@ async fn database() -> Database {
 
 async fn call(db: &Database, payload: Value) -> Result<Value, Diagnostic> {
     invoke(|event| handle(db, event), payload).await
+}
+
+/// The settings of the local services with some of them replaced.
+fn config_with(overrides: &[(&str, &str)]) -> DbConfig {
+    DbConfig::from_lookup(|key| {
+        overrides
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| std::env::var(key).ok())
+    })
+    .unwrap()
+}
+
+/// Waits until the server shows one of the application's statements sleeping.
+async fn app_sleep_seen(admin: &mut mysql_async::Conn) -> bool {
+    for _ in 0..80 {
+        let sleeping: Option<u64> = admin
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP(%'",
+                (APP_USER,),
+            )
+            .await
+            .unwrap();
+        if sleeping == Some(1) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// A TCP relay on 127.0.0.1 to the local MariaDB that, once `freeze` is set, keeps reading
+/// what the server sends but no longer passes it on: a server that went silent mid-query.
+fn freezing_relay() -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let freeze = Arc::new(AtomicBool::new(false));
+    let upstream = format!("{}:{}", require_env("DB_HOST"), require_env("DB_PORT"));
+    let frozen = Arc::clone(&freeze);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                return;
+            };
+            let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone())
+            else {
+                return;
+            };
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+                let _ = server_out.shutdown(Shutdown::Both);
+            });
+            let frozen = Arc::clone(&frozen);
+            let (mut server_in, mut client_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = server_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if !frozen.load(Ordering::SeqCst) && client_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = client_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (port, freeze)
 }
 
 /// Waits until the server has let go of every application connection.
@@ -102,7 +177,7 @@ async fn hold_ms_keeps_the_connection_busy_in_the_database() {
     for _ in 0..50 {
         let sleeping: Option<u64> = admin
             .exec_first(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE 'DO SLEEP%'",
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP(%'",
                 (APP_USER,),
             )
             .await
@@ -185,6 +260,7 @@ async fn an_unreachable_database_is_database_unavailable() {
         port,
         name: require_env("DB_NAME"),
         secret_arn: require_env("DB_SECRET_ARN"),
+        statement_timeout: leasehold_db::config::DEFAULT_STATEMENT_TIMEOUT,
     };
     let db = Database::new(config, &sdk_config().await);
     let err = call(&db, json!({"query": "listEmployees"}))
@@ -206,4 +282,145 @@ async fn an_unreachable_database_is_database_unavailable() {
         "{}",
         err.error_message
     );
+}
+
+#[tokio::test]
+async fn a_statement_over_the_limit_is_query_timed_out_and_leaves_no_connection() {
+    let _serial = SERIAL.lock().await;
+    let db = Database::new(
+        config_with(&[("DB_STATEMENT_TIMEOUT_MS", "1000")]),
+        &sdk_config().await,
+    );
+    db.prepare(true).await.expect("sample schema");
+    let mut admin = admin().await;
+
+    // WHEN a request holds its connection five times longer than the statement limit
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(15),
+        call(&db, json!({"query": "listEmployees", "holdMs": 5000})),
+    )
+    .await
+    .expect("the call ends");
+    let took = started.elapsed();
+
+    // THEN the server stops it at the limit, the error says so by name
+    let err = result.unwrap_err();
+    assert_eq!(err.error_type, "QueryTimedOut", "{}", err.error_message);
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // AND the application's connection is gone right after
+    assert_eq!(connections_of(&mut admin, APP_USER).await, 0);
+    assert_eq!(app_connections_settle(&mut admin).await, 0);
+}
+
+#[tokio::test]
+async fn a_server_gone_silent_mid_query_is_database_unavailable_within_the_limit() {
+    let _serial = SERIAL.lock().await;
+    database().await;
+    let mut admin = admin().await;
+    let (port, freeze) = freezing_relay();
+    let db = Database::new(
+        config_with(&[
+            ("DB_HOST", "127.0.0.1"),
+            ("DB_PORT", &port.to_string()),
+            ("DB_STATEMENT_TIMEOUT_MS", "1000"),
+        ]),
+        &sdk_config().await,
+    );
+
+    // GIVEN a request whose statement is running in the database
+    let started = Instant::now();
+    let running = tokio::spawn(async move {
+        tokio::time::timeout(
+            Duration::from_secs(12),
+            call(&db, json!({"query": "listEmployees", "holdMs": 5000})),
+        )
+        .await
+    });
+    assert!(
+        app_sleep_seen(&mut admin).await,
+        "the hold runs in the database"
+    );
+    // WHEN nothing more comes back from the server
+    freeze.store(true, Ordering::SeqCst);
+
+    // THEN the function gives up by itself, well before the hold would have ended
+    let result = running
+        .await
+        .unwrap()
+        .expect("the call must not hang on a silent socket");
+    let took = started.elapsed();
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.error_type, "DatabaseUnavailable",
+        "{}",
+        err.error_message
+    );
+    assert!(took < Duration::from_millis(4500), "took {took:?}");
+    // AND the server has let go of the session as well
+    assert_eq!(app_connections_settle(&mut admin).await, 0);
+}
+
+#[tokio::test]
+async fn a_server_that_never_greets_is_database_unavailable_within_the_connect_timeout() {
+    // GIVEN a listener that takes connections and never says a word
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let db = Database::new(
+        config_with(&[("DB_HOST", "127.0.0.1"), ("DB_PORT", &port)]),
+        &sdk_config().await,
+    );
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(12),
+        call(&db, json!({"query": "listEmployees"})),
+    )
+    .await
+    .expect("the call must not hang on a silent server");
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.error_type, "DatabaseUnavailable",
+        "{}",
+        err.error_message
+    );
+    assert!(
+        started.elapsed() < leasehold_db::database::CONNECT_TIMEOUT + Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn an_invocation_near_its_deadline_starts_no_statement() {
+    let _serial = SERIAL.lock().await;
+    let db = database().await;
+    let mut admin = admin().await;
+    // GIVEN an invocation with less time left than the margin the function keeps back
+    let deadline = std::time::SystemTime::now() + query_handler::DEADLINE_MARGIN / 2;
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // WHEN it asks for a hold
+    let started = Instant::now();
+    let result = handle(
+        &db,
+        lambda_runtime::LambdaEvent::new(
+            json!({"query": "listEmployees", "holdMs": 5000}),
+            context,
+        ),
+    )
+    .await
+    .map_err(Diagnostic::from);
+    // THEN it times out at once instead of running past the deadline
+    let err = result.unwrap_err();
+    assert_eq!(err.error_type, "QueryTimedOut", "{}", err.error_message);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app_connections_settle(&mut admin).await, 0);
 }
