@@ -65,7 +65,7 @@ def main(argv):
             # The stopped harness's children count too: those it started, then the full load.
             expect(r["executions"] > asked,
                    f"{name}: {r['executions']} executions measured, the {asked} of the second harness and those of the stopped one")
-            expect(r["failedByError"].get("ABORTED", 0) > 0,
+            expect(r["failedByError"].get("Aborted", 0) > 0,
                    f"{name}: the stopped harness's running children were aborted ({r['failedByError']})")
             continue
         expect(r["executions"] == asked, f"{name}: {r['executions']} executions measured of {asked} started")
