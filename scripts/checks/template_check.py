@@ -47,6 +47,14 @@ def ok(message: str) -> None:
     print(f"  ok   {message}")
 
 
+def verdict(subject: str, problems: list, success: str) -> None:
+    """One line for a subject: its problems as a failure, or the success sentence."""
+    if problems:
+        fail(f"{subject}: " + "; ".join(problems))
+    else:
+        ok(success)
+
+
 # ------------------------------------------------------------------ template facts
 
 
@@ -176,10 +184,7 @@ def check_functions(template: dict) -> None:
                 problems.append(f"Binary {binary!r} is not a [[bin]] of {manifest} ({bins})")
         else:
             problems.append(f"{manifest} does not exist")
-        if problems:
-            fail(f"{logical_id}: " + "; ".join(problems))
-        else:
-            ok(f"{logical_id} builds handlers/{crate} (binary {binary}) for provided.al2023 arm64")
+        verdict(logical_id, problems, f"{logical_id} builds handlers/{crate} (binary {binary}) for provided.al2023 arm64")
 
 
 def check_seed_properties(template: dict) -> None:
@@ -510,10 +515,7 @@ def check_events(template: dict, facts: dict) -> None:
                 if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                     problems.append(f"{field} {value!r} outside {low:g}..{high:g}")
             problems += check_request_fields(path.name, event, pool)
-            if problems:
-                fail(f"{path}: " + "; ".join(problems))
-            else:
-                ok(f"{path} fits {definition} (needs {', '.join(sorted(required))})")
+            verdict(path, problems, f"{path} fits {definition} (needs {', '.join(sorted(required))})")
     for prefix, count in seen.items():
         if count == 0:
             fail(f"no events/{prefix}*.json sample for {contracts[prefix]}")
@@ -539,10 +541,7 @@ def check_events(template: dict, facts: dict) -> None:
             original = None
         if not isinstance(original, dict) or original.get("pool") != pool:
             problems.append(f"detail.input is not a JSON string with pool {pool!r}")
-        if problems:
-            fail(f"{path}: " + "; ".join(problems))
-        else:
-            ok(f"{path} matches the Cleanup rule and names the lease (executionArn) and pool")
+        verdict(path, problems, f"{path} matches the Cleanup rule and names the lease (executionArn) and pool")
 
 
 def check_tables(facts: dict) -> None:

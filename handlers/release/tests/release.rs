@@ -94,16 +94,16 @@ async fn reclaim_and_audit_modes() {
     );
 }
 
-#[tokio::test]
-async fn the_cleanup_event_gives_back_the_lease_of_a_failed_execution() {
-    // GIVEN an execution (its ARN is the lease id) that failed while holding a lease
-    let broker = broker().await;
-    let pool = unique("cleanup");
+/// A pool of one whose only lease is held by an execution that has just ended, and the
+/// status change event of that execution (from `sample`, with this ARN and pool).
+async fn ended_execution_holding_a_lease(
+    broker: &Broker,
+    sample: &str,
+    name: &str,
+) -> (String, Value) {
+    let pool = unique(name);
     broker.put_pool(&pool, 1).await.unwrap();
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../../events/cleanup-execution-failed.json"
-    ))
-    .unwrap();
+    let mut event: Value = serde_json::from_str(sample).unwrap();
     let arn = format!(
         "arn:aws:states:us-east-1:123456789012:execution:leasehold-connection:{}",
         unique("x")
@@ -114,6 +114,19 @@ async fn the_cleanup_event_gives_back_the_lease_of_a_failed_execution() {
         .acquire(&AcquireRequest::new(&pool, &arn, 600))
         .await
         .unwrap();
+    (pool, event)
+}
+
+#[tokio::test]
+async fn the_cleanup_event_gives_back_the_lease_of_a_failed_execution() {
+    // GIVEN an execution (its ARN is the lease id) that failed while holding a lease
+    let broker = broker().await;
+    let (_, event) = ended_execution_holding_a_lease(
+        &broker,
+        include_str!("../../../events/cleanup-execution-failed.json"),
+        "cleanup",
+    )
+    .await;
 
     // WHEN EventBridge delivers the status change event unchanged
     let out = call(&broker, event.clone()).await.unwrap();
@@ -169,22 +182,12 @@ async fn ambiguous_or_malformed_requests_are_invalid_input() {
 async fn the_cleanup_of_an_aborted_execution_drains_its_lease_instead_of_releasing_it() {
     // GIVEN an execution that was stopped while its query may still hold a connection
     let broker = broker().await;
-    let pool = unique("aborted");
-    broker.put_pool(&pool, 1).await.unwrap();
-    let mut event: Value = serde_json::from_str(include_str!(
-        "../../../events/cleanup-execution-aborted.json"
-    ))
-    .unwrap();
-    let arn = format!(
-        "arn:aws:states:us-east-1:123456789012:execution:leasehold-connection:{}",
-        unique("x")
-    );
-    event["detail"]["executionArn"] = json!(arn);
-    event["detail"]["input"] = json!(json!({"pool": pool, "query": "listEmployees"}).to_string());
-    broker
-        .acquire(&AcquireRequest::new(&pool, &arn, 600))
-        .await
-        .unwrap();
+    let (pool, mut event) = ended_execution_holding_a_lease(
+        &broker,
+        include_str!("../../../events/cleanup-execution-aborted.json"),
+        "aborted",
+    )
+    .await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
