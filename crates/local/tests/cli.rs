@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Setup, start, workspace};
+use common::{Setup, TestStack, start, workspace};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
@@ -383,23 +383,7 @@ async fn the_aws_cli_round_trip() {
 
     // a load harness run started from the CLI with the small load sample
     let harness = t.arn("LoadHarnessStateMachine");
-    let started = ok(
-        &url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &harness,
-            "--input",
-            "file://events/harness-small.json",
-        ],
-    );
-    let run = t
-        .finished(
-            started["executionArn"].as_str().unwrap(),
-            Duration::from_secs(120),
-        )
-        .await;
+    let run = run_from_cli(&t, &url, &harness, "events/harness-small.json", 120).await;
     assert_eq!(run.status.as_str(), "SUCCEEDED", "{:?}", run.cause());
     let summary: Value = serde_json::from_str(run.output().unwrap()).unwrap();
     assert_eq!(summary["iterations"], 20);
@@ -407,23 +391,14 @@ async fn the_aws_cli_round_trip() {
 
     // the template's own workflow, started from the CLI with an events/ sample
     let connection = t.arn("ConnectionStateMachine");
-    let started = ok(
+    let run = run_from_cli(
+        &t,
         &url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &connection,
-            "--input",
-            "file://events/connection-get-employee.json",
-        ],
-    );
-    let run = t
-        .finished(
-            started["executionArn"].as_str().unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
+        &connection,
+        "events/connection-get-employee.json",
+        60,
+    )
+    .await;
     assert_eq!(run.status.as_str(), "SUCCEEDED");
     assert!(run.output().unwrap().contains("Jane"));
 
@@ -445,4 +420,31 @@ async fn the_aws_cli_round_trip() {
     let body: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(body["rowCount"], 3);
     t.shutdown().await;
+}
+
+/// `aws stepfunctions start-execution` with a sample file as input, then waits for the end.
+async fn run_from_cli(
+    t: &TestStack,
+    url: &str,
+    machine: &str,
+    sample: &str,
+    within_seconds: u64,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let input = format!("file://{sample}");
+    let started = ok(
+        url,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            machine,
+            "--input",
+            &input,
+        ],
+    );
+    t.finished(
+        started["executionArn"].as_str().unwrap(),
+        Duration::from_secs(within_seconds),
+    )
+    .await
 }

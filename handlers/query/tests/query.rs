@@ -173,22 +173,10 @@ async fn hold_ms_keeps_the_connection_busy_in_the_database() {
             async move { call(&db, json!({"query": "listEmployees", "holdMs": 1500})).await },
         );
     // WHILE the query holds its connection, the server shows it sleeping
-    let mut seen = false;
-    for _ in 0..50 {
-        let sleeping: Option<u64> = admin
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%SLEEP(%'",
-                (APP_USER,),
-            )
-            .await
-            .unwrap();
-        if sleeping == Some(1) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(seen, "the hold runs in the database");
+    assert!(
+        app_sleep_seen(&mut admin).await,
+        "the hold runs in the database"
+    );
     assert_eq!(running.await.unwrap().unwrap()["rowCount"], 3);
     assert_eq!(app_connections_settle(&mut admin).await, 0);
 }
