@@ -16,7 +16,7 @@ pub enum MetricsMode {
     Api,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
     /// `LEASE_TABLE`: the DynamoDB table holding pools and leases.
     pub lease_table: String,
@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     pub metrics_namespace: String,
     /// `METRICS_MODE`: `emf` (default) or `api`.
     pub metrics_mode: MetricsMode,
+    /// `LEASEHOLD_FAULT_LOSE_GRANT_RESPONSES`: fault injection for local tests only
+    /// ([`crate::fault`]); unset everywhere else.
+    pub lose_grant_responses: Option<f64>,
 }
 
 impl BrokerConfig {
@@ -48,10 +51,14 @@ impl BrokerConfig {
                 )));
             }
         };
+        let lose_grant_responses =
+            crate::fault::probability(lookup(crate::fault::LOSE_GRANT_RESPONSES).as_deref())
+                .map_err(BrokerError::InvalidInput)?;
         Ok(BrokerConfig {
             lease_table,
             metrics_namespace,
             metrics_mode,
+            lose_grant_responses,
         })
     }
 
@@ -72,12 +79,18 @@ impl BrokerConfig {
     }
 
     pub fn broker(&self, sdk: &aws_config::SdkConfig) -> Broker {
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.lease_table);
-        Broker::new(
-            Arc::new(store),
-            self.metrics_sink(sdk),
-            Arc::new(SystemClock),
-        )
+        let mut store: Arc<dyn crate::store::LeaseStore> = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &self.lease_table,
+        ));
+        if let Some(probability) = self.lose_grant_responses {
+            store = Arc::new(crate::fault::LosingGrants::new(
+                store,
+                probability,
+                u64::from(std::process::id()),
+            ));
+        }
+        Broker::new(store, self.metrics_sink(sdk), Arc::new(SystemClock))
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`metrics`]: the [`MetricsSink`] port with Embedded Metric Format and PutMetricData sinks.
 //! - [`clock`]: wall clock and a manual clock for tests.
 //! - [`config`]: the environment a handler reads once per container.
+//! - [`fault`]: a store decorator that loses grant answers, for local fault tests only.
 //!
 //! # Example
 //! ```
@@ -47,6 +48,7 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod fault;
 pub mod memory;
 pub mod metrics;
 pub mod model;

@@ -42,6 +42,8 @@ pub enum StackError {
     MissingBinary { function: String, path: PathBuf },
     #[error("--kill names no function of the template: {0}")]
     KillTarget(String),
+    #[error("--function-env names no function of the template: {0}")]
+    EnvTarget(String),
     #[error("cannot create {}: {source}", path.display())]
     Folder {
         path: PathBuf,

@@ -19,6 +19,9 @@ const USAGE: &str = "usage: leasehold-local [options]
   --binaries DIR          handler binaries (default target/debug)
   --state-dir DIR         logs and files of the stack (default .local/stack)
   --kill FUNCTION=P       kill a container mid-invocation with probability P (repeatable)
+  --function-env FUNCTION:KEY=VALUE
+                          an extra environment variable for a function, e.g. a fault knob
+                          (repeatable)
   --seed N                seed of fault injection and ids (default 1)
   --concurrency N         containers per function without ReservedConcurrentExecutions (default 64)
   --idle-seconds N        stop containers idle this long (default 60)
@@ -63,6 +66,8 @@ fn parse_args() -> Result<Args, String> {
     let mut binaries = PathBuf::from("target/debug");
     let mut state_dir = PathBuf::from(".local/stack");
     let mut kill = HashMap::new();
+    let mut function_env: HashMap<String, std::collections::BTreeMap<String, String>> =
+        HashMap::new();
     let mut seed = 1u64;
     let mut concurrency = leasehold_local::lambda::DEFAULT_CONCURRENCY;
     let mut idle = leasehold_local::lambda::DEFAULT_IDLE_SECONDS;
@@ -110,6 +115,16 @@ fn parse_args() -> Result<Args, String> {
                 }
                 kill.insert(k, p);
             }
+            "--function-env" => {
+                let (function, assignment) = value.split_once(':').ok_or_else(|| {
+                    format!("--function-env: expected FUNCTION:KEY=VALUE, got {value}")
+                })?;
+                let (k, v) = pair(assignment)?;
+                function_env
+                    .entry(function.to_owned())
+                    .or_default()
+                    .insert(k, v);
+            }
             "--seed" => seed = number(&value)?,
             "--concurrency" => concurrency = number(&value)?.max(1) as usize,
             "--idle-seconds" => idle = number(&value)?,
@@ -128,6 +143,7 @@ fn parse_args() -> Result<Args, String> {
             binaries,
             state_dir,
             kill,
+            function_env,
             seed,
             concurrency,
             idle_timeout: Duration::from_secs(idle),

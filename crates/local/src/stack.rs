@@ -11,7 +11,9 @@ use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::server::{AppState, CfnResponses, app};
 use crate::sfn::StepFunctions;
-use crate::template::{self, CustomResourceSpec, LocalContext, LocalDatabase, StackModel};
+use crate::template::{
+    self, CustomResourceSpec, FunctionSpec, LocalContext, LocalDatabase, StackModel,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,6 +36,9 @@ pub struct StackOptions {
     /// Logs and other files of this stack.
     pub state_dir: PathBuf,
     pub kill: HashMap<String, f64>,
+    /// Extra environment variables per function (logical id or name), over the template's:
+    /// fault-injection knobs such as `LEASEHOLD_FAULT_LOSE_GRANT_RESPONSES`.
+    pub function_env: HashMap<String, BTreeMap<String, String>>,
     pub seed: u64,
     pub concurrency: usize,
     pub idle_timeout: Duration,
@@ -107,8 +112,9 @@ impl Stack {
             MetricsForwarder::disabled()
         };
 
+        let functions = with_extra_env(&model.functions, &options.function_env)?;
         let lambda = LambdaService::new(
-            &model.functions,
+            &functions,
             LambdaConfig {
                 binaries: options.binaries.clone(),
                 base_env: aws_env(env),
@@ -342,6 +348,32 @@ fn local_database(env: &BTreeMap<String, String>) -> Option<LocalDatabase> {
 }
 
 /// What the functions' processes inherit from `.local/env`: region, credentials, endpoints.
+/// The template's functions with the extra environment of `--function-env` added.
+fn with_extra_env(
+    functions: &[FunctionSpec],
+    extra: &HashMap<String, BTreeMap<String, String>>,
+) -> Result<Vec<FunctionSpec>, StackError> {
+    if let Some(unknown) = extra.keys().find(|key| {
+        !functions
+            .iter()
+            .any(|f| &f.logical_id == *key || &f.name == *key)
+    }) {
+        return Err(StackError::EnvTarget(unknown.clone()));
+    }
+    Ok(functions
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            for key in [&f.logical_id.clone(), &f.name.clone()] {
+                if let Some(vars) = extra.get(key) {
+                    f.environment.extend(vars.clone());
+                }
+            }
+            f
+        })
+        .collect())
+}
+
 fn aws_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     env.iter()
         .filter(|(k, _)| {

@@ -95,3 +95,38 @@ async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_answer_is_lost_is_given_back_before_the_fallback() {
+    // GIVEN an acquire function whose every grant commits in DynamoDB but whose answer is lost
+    // on the way back (DependencyFailure), retries included
+    let t = start(Setup {
+        function_env: vec![(
+            "AcquireFunction",
+            "LEASEHOLD_FAULT_LOSE_GRANT_RESPONSES",
+            "1".into(),
+        )],
+        ..Setup::default()
+    })
+    .await;
+
+    // WHEN a connection workflow runs
+    let input = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
+    let arn = t.start_execution("ConnectionStateMachine", input).await;
+    let d = t.finished(&arn, Duration::from_secs(60)).await;
+
+    // THEN it takes the fallback branch (it never learnt that it holds a lease) ...
+    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+    let output: serde_json::Value = serde_json::from_str(d.output().unwrap()).unwrap();
+    assert_eq!(output["status"], "FALLBACK", "{output}");
+    assert_eq!(output["reason"], "DependencyFailure", "{output}");
+    // ... and the lease its grant took is given back before it ends: a succeeded execution
+    // gets no cleanup event, so nothing else would free the slot before its expiry
+    let (_, in_use, records) = t.pool().await;
+    assert_eq!(
+        (in_use, records),
+        (0, 0),
+        "(in use, lease records) right after the execution"
+    );
+    t.shutdown().await;
+}

@@ -54,6 +54,8 @@ pub struct Setup {
     pub template: Option<PathBuf>,
     pub parameters: Vec<(&'static str, String)>,
     pub kill: Vec<(&'static str, f64)>,
+    /// Extra environment per function (logical id), e.g. fault knobs.
+    pub function_env: Vec<(&'static str, &'static str, String)>,
     pub concurrency: Option<usize>,
     pub idle_seconds: Option<u64>,
 }
@@ -79,6 +81,15 @@ pub async fn start(setup: Setup) -> TestStack {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
+        function_env: setup.function_env.into_iter().fold(
+            HashMap::new(),
+            |mut all: HashMap<String, BTreeMap<String, String>>, (function, key, value)| {
+                all.entry(function.to_owned())
+                    .or_default()
+                    .insert(key.to_owned(), value);
+                all
+            },
+        ),
         seed: 7,
         concurrency: setup.concurrency.unwrap_or(16),
         idle_timeout: Duration::from_secs(setup.idle_seconds.unwrap_or(60)),
