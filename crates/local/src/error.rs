@@ -40,7 +40,7 @@ pub enum StackError {
         path.display()
     )]
     MissingBinary { function: String, path: PathBuf },
-    #[error("--kill names no function of the template: {0}")]
+    #[error("--kill or --lose-answers names no function of the template: {0}")]
     KillTarget(String),
     #[error("--function-env names no function of the template: {0}")]
     EnvTarget(String),

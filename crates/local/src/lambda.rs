@@ -55,6 +55,9 @@ pub struct LambdaConfig {
     pub logs_dir: PathBuf,
     /// Kill probability per function name.
     pub kill: HashMap<String, f64>,
+    /// Per function: the probability that a synchronous caller gets `Lambda.ServiceException`
+    /// at once while the invocation runs on (an answer lost between Lambda and its caller).
+    pub lose_answers: HashMap<String, f64>,
     pub seed: u64,
 }
 
@@ -110,6 +113,7 @@ struct Function {
     spec: FunctionSpec,
     limit: usize,
     kill_probability: f64,
+    lose_answer_probability: f64,
     pool: Mutex<Pool>,
     counters: Counters,
 }
@@ -194,12 +198,14 @@ impl LambdaService {
                     path: binary,
                 });
             }
-            let kill_probability = config
-                .kill
-                .get(&spec.name)
-                .or_else(|| config.kill.get(&spec.logical_id))
-                .copied()
-                .unwrap_or(0.0);
+            let probability = |of: &HashMap<String, f64>| {
+                of.get(&spec.name)
+                    .or_else(|| of.get(&spec.logical_id))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            let kill_probability = probability(&config.kill);
+            let lose_answer_probability = probability(&config.lose_answers);
             let limit = spec
                 .reserved_concurrency
                 .map(|n| n as usize)
@@ -212,12 +218,13 @@ impl LambdaService {
                     spec: spec.clone(),
                     limit,
                     kill_probability,
+                    lose_answer_probability,
                     pool: Mutex::new(Pool::default()),
                     counters: Counters::default(),
                 }),
             );
         }
-        for key in config.kill.keys() {
+        for key in config.kill.keys().chain(config.lose_answers.keys()) {
             if !functions.contains_key(key) && !aliases.contains_key(key) {
                 return Err(StackError::KillTarget(key.clone()));
             }
@@ -297,8 +304,21 @@ impl LambdaService {
         name_or_arn: &str,
         payload: Vec<u8>,
     ) -> Result<Invoked, InvokeError> {
+        let lose = self
+            .resolve(name_or_arn)
+            .and_then(|spec| self.functions.get(&spec.name))
+            .is_some_and(|f| {
+                f.lose_answer_probability > 0.0 && self.rng.next_f64() < f.lose_answer_probability
+            });
         let (service, name) = (self.clone(), name_or_arn.to_owned());
-        tokio::spawn(async move { service.run_invocation(&name, payload).await })
+        let running = tokio::spawn(async move { service.run_invocation(&name, payload).await });
+        if lose {
+            // Fault injection: the caller hears of a service error while the invocation runs.
+            return Err(InvokeError::Service(
+                "the answer was lost on its way to the caller (fault injection)".into(),
+            ));
+        }
+        running
             .await
             .unwrap_or_else(|e| Err(InvokeError::Service(format!("the invocation failed: {e}"))))
     }

@@ -19,6 +19,9 @@ const USAGE: &str = "usage: leasehold-local [options]
   --binaries DIR          handler binaries (default target/debug)
   --state-dir DIR         logs and files of the stack (default .local/stack)
   --kill FUNCTION=P       kill a container mid-invocation with probability P (repeatable)
+  --lose-answers FUNCTION=P
+                          a synchronous caller gets Lambda.ServiceException at once with
+                          probability P while the invocation runs on (repeatable)
   --function-env FUNCTION:KEY=VALUE
                           an extra environment variable for a function, e.g. a fault knob
                           (repeatable)
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
     let mut binaries = PathBuf::from("target/debug");
     let mut state_dir = PathBuf::from(".local/stack");
     let mut kill = HashMap::new();
+    let mut lose_answers = HashMap::new();
     let mut function_env: HashMap<String, std::collections::BTreeMap<String, String>> =
         HashMap::new();
     let mut seed = 1u64;
@@ -103,17 +107,21 @@ fn parse_args() -> Result<Args, String> {
             }
             "--binaries" => binaries = value.into(),
             "--state-dir" => state_dir = value.into(),
-            "--kill" => {
+            "--kill" | "--lose-answers" => {
                 let (k, v) = pair(&value)?;
                 let p: f64 = v
                     .parse()
-                    .map_err(|_| format!("--kill: not a probability: {v}"))?;
+                    .map_err(|_| format!("{flag}: not a probability: {v}"))?;
                 if !(0.0..=1.0).contains(&p) {
                     return Err(format!(
-                        "--kill: the probability must be between 0 and 1, got {v}"
+                        "{flag}: the probability must be between 0 and 1, got {v}"
                     ));
                 }
-                kill.insert(k, p);
+                if flag == "--kill" {
+                    kill.insert(k, p);
+                } else {
+                    lose_answers.insert(k, p);
+                }
             }
             "--function-env" => {
                 let (function, assignment) = value.split_once(':').ok_or_else(|| {
@@ -143,6 +151,7 @@ fn parse_args() -> Result<Args, String> {
             binaries,
             state_dir,
             kill,
+            lose_answers,
             function_env,
             seed,
             concurrency,

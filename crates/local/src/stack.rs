@@ -36,6 +36,8 @@ pub struct StackOptions {
     /// Logs and other files of this stack.
     pub state_dir: PathBuf,
     pub kill: HashMap<String, f64>,
+    /// Per function: the probability that a caller loses the answer of an invocation.
+    pub lose_answers: HashMap<String, f64>,
     /// Extra environment variables per function (logical id or name), over the template's:
     /// fault-injection knobs such as `LEASEHOLD_FAULT_LOSE_GRANT_RESPONSES`.
     pub function_env: HashMap<String, BTreeMap<String, String>>,
@@ -122,6 +124,7 @@ impl Stack {
                 idle_timeout: options.idle_timeout,
                 logs_dir: options.state_dir.join("logs"),
                 kill: options.kill.clone(),
+                lose_answers: options.lose_answers.clone(),
                 seed: options.seed,
             },
             metrics.clone(),

@@ -130,3 +130,46 @@ async fn a_grant_whose_answer_is_lost_is_given_back_before_the_fallback() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_whose_answer_is_lost_is_not_run_twice_under_one_lease() {
+    // GIVEN a query function whose answers never reach the workflow, while each invocation runs
+    // on holding its connection for 4 s
+    let t = start(Setup {
+        lose_answers: vec![("QueryFunction", 1.0)],
+        parameters: vec![("QueryTimeoutSeconds", "8".into())],
+        ..Setup::default()
+    })
+    .await;
+    let mut db = admin().await;
+
+    // WHEN one connection workflow runs
+    let input = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 4000}"#;
+    let arn = t.start_execution("ConnectionStateMachine", input).await;
+
+    // THEN its one lease never covers more than one open connection: a lost answer does not
+    // prove the first invocation ended, so the query is not started again
+    let mut most = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        most = most.max(connections_of(&mut db, APP_USER).await);
+        let d = t
+            .sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        if d.status.as_str() != "RUNNING" && connections_of(&mut db, APP_USER).await == 0 {
+            assert_eq!(d.status.as_str(), "FAILED");
+            assert_eq!(d.error(), Some("Lambda.ServiceException"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(most, 1, "{most} connections under one lease");
+    // AND the lease drains (its query may still run) and is reclaimed afterwards
+    assert_eq!(t.reclaimed(Duration::from_secs(30)).await, (0, 0));
+    t.shutdown().await;
+}

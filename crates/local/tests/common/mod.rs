@@ -54,6 +54,7 @@ pub struct Setup {
     pub template: Option<PathBuf>,
     pub parameters: Vec<(&'static str, String)>,
     pub kill: Vec<(&'static str, f64)>,
+    pub lose_answers: Vec<(&'static str, f64)>,
     /// Extra environment per function (logical id), e.g. fault knobs.
     pub function_env: Vec<(&'static str, &'static str, String)>,
     pub concurrency: Option<usize>,
@@ -78,6 +79,11 @@ pub async fn start(setup: Setup) -> TestStack {
         state_dir: state_dir.clone(),
         kill: setup
             .kill
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        lose_answers: setup
+            .lose_answers
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
