@@ -404,6 +404,16 @@ def check_retries() -> None:
             covered = set()
             for retrier in state.get("Retry", []):
                 covered |= set(retrier["ErrorEquals"])
+            if name == "Query":
+                # A retried query may run beside the first invocation under the same lease:
+                # only a throttle proves that no invocation ran.
+                ambiguous = (LAMBDA_SERVICE_ERRORS | {"Lambda.ClientExecutionTimeoutException"}) - {
+                    "Lambda.TooManyRequestsException"
+                }
+                retried = sorted(covered & ambiguous)
+                verdict(f"{path} {name}", [f"retries {retried}, which do not prove the first invocation ended"] if retried else [],
+                        f"{name}: only throttling retried (a lost answer is not a second query)")
+                continue
             missing = LAMBDA_SERVICE_ERRORS - covered
             if missing:
                 fail(f"{path} {name}: Lambda service errors not retried: {sorted(missing)}")
