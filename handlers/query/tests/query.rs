@@ -412,3 +412,34 @@ async fn an_invocation_near_its_deadline_starts_no_statement() {
     );
     assert_eq!(app_connections_settle(&mut admin).await, 0);
 }
+
+#[tokio::test]
+async fn a_redriven_execution_never_opens_a_connection() {
+    // GIVEN a Query state run again by RedriveExecution: the lease its first run held was
+    // released, drained or reclaimed when that run ended, and a redrive resumes at Query without
+    // passing Acquire again
+    let _serial = SERIAL.lock().await;
+    let db = database().await;
+    let mut admin = admin().await;
+    let before = status(&mut admin, "Connections").await;
+
+    // WHEN the query function is invoked with the execution's redrive count
+    let err = call(
+        &db,
+        json!({"query": "listEmployees", "redriveCount": 1, "holdMs": 0}),
+    )
+    .await
+    .unwrap_err();
+
+    // THEN it refuses with a name the workflow matches, before any connection
+    assert_eq!(err.error_type, "RedriveRefused", "{}", err.error_message);
+    assert_eq!(status(&mut admin, "Connections").await, before);
+    // AND a first run (redrive count 0, as every execution starts) is served as before
+    let ok = call(
+        &db,
+        json!({"query": "listEmployees", "redriveCount": 0, "holdMs": 0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["rowCount"], 3);
+}
