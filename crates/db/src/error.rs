@@ -55,6 +55,12 @@ pub enum DbError {
     /// The server answered a query with nothing where a row was due.
     #[error("query failed: {0} returned nothing")]
     NoRow(&'static str),
+    /// The query is part of a redriven execution, which holds no lease any more; the database
+    /// was not touched.
+    #[error(
+        "redrive {count} of this execution: its lease was given back when the first run ended; start a new execution instead"
+    )]
+    RedriveRefused { count: u32 },
     /// The request names a query that is not on the allow-list.
     #[error("unknown query {name:?}; known queries: {known}")]
     UnknownQuery { name: String, known: String },
@@ -100,6 +106,7 @@ impl DbError {
             DbError::Query(_) | DbError::NoRow(_) => "QueryFailed",
             DbError::StatementTimeout { .. } => "QueryTimedOut",
             DbError::UnknownQuery { .. } => "UnknownQuery",
+            DbError::RedriveRefused { .. } => "RedriveRefused",
             DbError::InvalidInput(_) | DbError::MalformedEvent { .. } => "InvalidInput",
             DbError::MissingSetting(_) | DbError::BadPort { .. } | DbError::BadSetting { .. } => {
                 "ConfigurationError"

@@ -31,6 +31,11 @@ pub struct QueryEvent {
     /// Milliseconds to keep the connection busy before the query (at most 30000).
     #[serde(default)]
     pub hold_ms: Option<u64>,
+    /// The execution's `$$.Execution.RedriveCount`. A redriven execution resumes at its failed
+    /// state without passing Acquire again, and the lease of its first run is gone by then: a
+    /// query that is part of a redrive is refused (`RedriveRefused`) before it connects.
+    #[serde(default)]
+    pub redrive_count: Option<u32>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -74,6 +79,9 @@ pub async fn handle(db: &Database, event: LambdaEvent<Value>) -> Result<QueryOut
             source,
         })?;
     // Everything about the request is checked before a connection is opened.
+    if let Some(count) = input.redrive_count.filter(|c| *c > 0) {
+        return Err(DbError::RedriveRefused { count }.into());
+    }
     let query = NamedQuery::parse(&input.query, input.params.as_ref())?;
     let end = statements_end(&event.context, SystemTime::now());
     let rows = db
