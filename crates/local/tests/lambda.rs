@@ -8,7 +8,8 @@ use common::{Setup, start, workspace};
 use serde_json::Value;
 use std::time::Duration;
 
-/// A template with one query function: 2 s timeout, one container at most.
+/// A template with two query functions of 2 s timeout: "Slow" (one container at most) and
+/// "Stuck" (pointed at a database that never answers by the test).
 fn small_template() -> std::path::PathBuf {
     let text = r#"
 Transform: AWS::Serverless-2016-10-31
@@ -27,6 +28,17 @@ Resources:
       Timeout: 2
       ReservedConcurrentExecutions: 1
       LoggingConfig: {LogFormat: JSON}
+      Environment:
+        Variables:
+          DB_HOST: !GetAtt Database.Endpoint.Address
+          DB_PORT: !GetAtt Database.Endpoint.Port
+          DB_NAME: leasehold
+          DB_SECRET_ARN: !GetAtt Database.MasterUserSecret.SecretArn
+  Stuck:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: handlers/query
+      Timeout: 2
       Environment:
         Variables:
           DB_HOST: !GetAtt Database.Endpoint.Address
@@ -59,9 +71,20 @@ fn payload(text: &str) -> Blob {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_are_reused_limited_timed_out_and_stopped_when_idle() {
+    // A database that accepts connections and never answers: the function "Stuck" waits on it
+    // past its 2 s timeout (its own limits keep the query function within time otherwise).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(8).flatten() {
+            held.push(stream);
+        }
+    });
     let t = start(Setup {
         template: Some(small_template()),
         idle_seconds: Some(2),
+        function_env: vec![("Stuck", "DB_PORT", silent_port.to_string())],
         ..Setup::default()
     })
     .await;
@@ -122,11 +145,12 @@ async fn containers_are_reused_limited_timed_out_and_stopped_when_idle() {
     assert!(busy.await.unwrap().unwrap().function_error().is_none());
 
     // An invocation that overruns its 2 s timeout is killed and fails as Lambda's does.
+    let stuck = format!("{}-Stuck", t.name);
     let out = t
         .lambda
         .invoke()
-        .function_name(&slow)
-        .payload(payload(r#"{"query": "listEmployees", "holdMs": 5000}"#))
+        .function_name(&stuck)
+        .payload(payload(r#"{"query": "listEmployees"}"#))
         .send()
         .await
         .unwrap();
@@ -139,7 +163,7 @@ async fn containers_are_reused_limited_timed_out_and_stopped_when_idle() {
             .unwrap()
             .contains("Task timed out after 2.00 seconds")
     );
-    let stats = &t.stats().await["functions"][&slow];
+    let stats = &t.stats().await["functions"][&stuck];
     assert_eq!(stats["timeouts"], 1);
 
     // Idle containers stop after the idle timeout.

@@ -60,7 +60,10 @@ impl From<QueryError> for Diagnostic {
 }
 
 /// When the statements of this invocation must be over: [`DEADLINE_MARGIN`] before the
-/// invocation's deadline, or no bound from it when the context carries none (zero).
+/// invocation's deadline, or a quarter of the time left when that is less (a function with a
+/// timeout of a few seconds keeps most of it; should a silent server then outlast the
+/// deadline, Lambda's timeout ends the invocation and the workflow drains the lease); no bound
+/// from it when the context carries none (zero).
 pub fn statements_end(context: &Context, now: SystemTime) -> Option<Instant> {
     if context.deadline == 0 {
         return None;
@@ -69,7 +72,7 @@ pub fn statements_end(context: &Context, now: SystemTime) -> Option<Instant> {
         .deadline()
         .duration_since(now)
         .unwrap_or(Duration::ZERO);
-    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN.min(left / 4)))
 }
 
 pub async fn handle(db: &Database, event: LambdaEvent<Value>) -> Result<QueryOutput, QueryError> {
@@ -116,7 +119,14 @@ mod tests {
         assert!(left <= Duration::from_secs(40), "{left:?}");
         assert!(left > Duration::from_secs(39), "{left:?}");
 
-        context.deadline = 1_000_000_000 + 1_000;
+        // A short invocation keeps three quarters of what is left.
+        context.deadline = 1_000_000_000 + 2_000;
+        let end = statements_end(&context, now).unwrap();
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_millis(1_500), "{left:?}");
+        assert!(left > Duration::from_millis(1_400), "{left:?}");
+
+        context.deadline = 1_000_000_000 - 1_000;
         let end = statements_end(&context, now).unwrap();
         assert!(end <= Instant::now());
     }

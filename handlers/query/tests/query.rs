@@ -380,12 +380,13 @@ async fn a_server_that_never_greets_is_database_unavailable_within_the_connect_t
 }
 
 #[tokio::test]
-async fn an_invocation_near_its_deadline_starts_no_statement() {
+async fn an_invocation_near_its_deadline_stops_before_it() {
     let _serial = SERIAL.lock().await;
     let db = database().await;
     let mut admin = admin().await;
-    // GIVEN an invocation with less time left than the margin the function keeps back
-    let deadline = std::time::SystemTime::now() + query_handler::DEADLINE_MARGIN / 2;
+    // GIVEN an invocation with little time left
+    let left = query_handler::DEADLINE_MARGIN / 2;
+    let deadline = std::time::SystemTime::now() + left;
     let mut context = lambda_runtime::Context::default();
     context.deadline = deadline
         .duration_since(std::time::UNIX_EPOCH)
@@ -402,14 +403,10 @@ async fn an_invocation_near_its_deadline_starts_no_statement() {
     )
     .await
     .map_err(Diagnostic::from);
-    // THEN it times out at once instead of running past the deadline
+    // THEN it times out before the deadline instead of running past it
     let err = result.unwrap_err();
     assert_eq!(err.error_type, "QueryTimedOut", "{}", err.error_message);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < left, "{:?}", started.elapsed());
     assert_eq!(app_connections_settle(&mut admin).await, 0);
 }
 
