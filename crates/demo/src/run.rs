@@ -199,35 +199,8 @@ pub async fn run(
         .and_then(|o| serde_json::from_str(o).ok())
         .unwrap_or(Value::Null);
 
-    // Settle: the cleanup path releases the leases of failed children; connections of killed
-    // containers close when their query ends. Bounded: what remains is reported.
-    let settle_start = Instant::now();
-    let (mut leases_at_end, mut lease_records_at_end, mut connections_at_end);
-    loop {
-        let (_, in_use) = sources.pool_record().await?;
-        let records = sources.lease_records().await?;
-        let connections = sampler.latest.connections.load(Ordering::Relaxed);
-        let running = sources
-            .list_executions(&plan.child_machine)
-            .await?
-            .iter()
-            .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
-        (leases_at_end, lease_records_at_end, connections_at_end) = (in_use, records, connections);
-        // Other clients of a shared database may keep connections open: wait for those of
-        // the run to close only for a while.
-        let quiet = connections == 0 || settle_start.elapsed() >= CONNECTIONS_SETTLE_LIMIT;
-        let settled = in_use == 0 && records == 0 && !running && quiet;
-        if settled || settle_start.elapsed() >= SETTLE_LIMIT {
-            break;
-        }
-        if records > 0 && !running {
-            // Draining leases come back only through reclaim: ask for it, as the schedule
-            // would (it runs every few minutes, longer than a demo waits).
-            sources.reclaim().await?;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let settle_ms = settle_start.elapsed().as_millis() as i64;
+    let (leases_at_end, lease_records_at_end, connections_at_end, settle_ms) =
+        settle(sources, &sampler, &plan.child_machine, start_ms).await?;
     let series = sampler.finish().await;
     let counters_after = {
         let mut conn = admin.lock().await;
@@ -274,6 +247,49 @@ pub async fn run(
         connections_at_end,
         settle_ms,
     })
+}
+
+/// Waits for the run to settle: the cleanup path releases the leases of failed children, the
+/// reclaim frees drained ones, connections of killed containers close when their query ends.
+/// Bounded: what remains is reported as (leases in use, lease records, connections, ms waited).
+async fn settle(
+    sources: &Sources,
+    sampler: &Sampler,
+    child_machine: &str,
+    start_ms: i64,
+) -> Result<(i64, i64, i64, i64), DemoError> {
+    let settle_start = Instant::now();
+    let (mut leases_at_end, mut lease_records_at_end, mut connections_at_end);
+    loop {
+        let (_, in_use) = sources.pool_record().await?;
+        let records = sources.lease_records().await?;
+        let connections = sampler.latest.connections.load(Ordering::Relaxed);
+        let running = sources
+            .list_executions(child_machine)
+            .await?
+            .iter()
+            .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
+        (leases_at_end, lease_records_at_end, connections_at_end) = (in_use, records, connections);
+        // Other clients of a shared database may keep connections open: wait for those of
+        // the run to close only for a while.
+        let quiet = connections == 0 || settle_start.elapsed() >= CONNECTIONS_SETTLE_LIMIT;
+        let settled = in_use == 0 && records == 0 && !running && quiet;
+        if settled || settle_start.elapsed() >= SETTLE_LIMIT {
+            break;
+        }
+        if records > 0 && !running {
+            // Draining leases come back only through reclaim: ask for it, as the schedule
+            // would (it runs every few minutes, longer than a demo waits).
+            sources.reclaim().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok((
+        leases_at_end,
+        lease_records_at_end,
+        connections_at_end,
+        settle_start.elapsed().as_millis() as i64,
+    ))
 }
 
 /// Starts the run's harness; its name ends in `suffix`. Returns its ARN and start (epoch ms).
