@@ -179,4 +179,35 @@ mod tests {
             9 * 86_400_000 - 30_000
         );
     }
+
+    /// Bounds from the query string at the ends of the number line give a window, not a
+    /// panic: the margins and the day's cap saturate, and the period stays one CloudWatch takes.
+    #[test]
+    fn extreme_bounds_give_a_window() {
+        let extremes = [
+            i64::MIN,
+            i64::MIN + 1,
+            -86_400_000,
+            -1,
+            0,
+            1,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        for start in extremes {
+            for end in extremes {
+                let w = Window::around(start, end);
+                assert!(w.start_ms <= w.end_ms, "{start}..{end}: {w:?}");
+                assert!(
+                    w.end_ms - w.start_ms <= 86_400_000 + 60_000,
+                    "{start}..{end}: {w:?}"
+                );
+                assert!(PERIODS.contains(&w.period_seconds));
+            }
+            let w = Window::last(start, 24 * 60);
+            assert!(w.start_ms <= w.end_ms, "{start}: {w:?}");
+            let w = Window::last(start, u64::MAX);
+            assert!(w.start_ms <= w.end_ms, "{start}: {w:?}");
+        }
+    }
 }
