@@ -362,4 +362,52 @@ mod tests {
         assert_eq!((last, next), (vec![4], None));
         assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
     }
+
+    /// A token past every page (such as the largest number) is refused as AWS refuses a token
+    /// it did not issue, and changes nothing.
+    #[tokio::test]
+    async fn a_token_past_the_end_is_an_invalid_token() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        for token in [
+            format!("page-{}", usize::MAX),
+            format!("page-{}", usize::MAX - 50),
+            "page-2".to_owned(),
+            "page--1".to_owned(),
+        ] {
+            for (target, extra) in [
+                ("ListStateMachines", json!({})),
+                ("ListExecutions", json!({"stateMachineArn": machine.arn})),
+            ] {
+                let mut body = extra.clone();
+                body["nextToken"] = json!(token);
+                body["maxResults"] = json!(100);
+                let e = dispatch(&sfn, target, &body).await.unwrap_err();
+                assert_eq!(e.kind, "InvalidToken", "{target} {token}: {e}");
+            }
+        }
+        assert_eq!(sfn.machines().len(), 1);
+    }
+
+    /// `maxResults` of the wrong sign or type is a validation error, not a silent default.
+    #[tokio::test]
+    async fn max_results_must_be_a_count() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("10"),
+            json!(1001),
+            json!(u64::MAX),
+        ] {
+            let e = dispatch(&sfn, "ListStateMachines", &json!({"maxResults": bad}))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind, "ValidationException", "{bad}: {e}");
+        }
+    }
 }
