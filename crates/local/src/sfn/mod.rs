@@ -642,6 +642,60 @@ mod tests {
         }
     }
 
+    struct Panics;
+
+    impl TaskInvoker for Panics {
+        fn invoke(
+            &self,
+            _: leasehold_asl::invoker::TaskRequest,
+        ) -> BoxFuture<'static, Result<Value, leasehold_asl::invoker::TaskError>> {
+            Box::pin(async { panic!("a task invoker failed badly") })
+        }
+    }
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<&'static str>>);
+
+    impl StatusListener for Heard {
+        fn status_changed(&self, execution: &Execution) {
+            self.0.lock().unwrap().push(execution.status());
+        }
+    }
+
+    /// A panic while an execution runs ends it FAILED with `States.Runtime`, an
+    /// `ExecutionFailed` event and a status change, instead of leaving it RUNNING forever.
+    #[tokio::test]
+    async fn a_panic_in_an_execution_fails_it() {
+        let sfn = StepFunctions::with_tasks("us-east-1", "123456789012", 1, |_| Tasks {
+            invoker: Arc::new(Panics),
+            supports: Box::new(|_| true),
+        });
+        let heard = Arc::new(Heard::default());
+        sfn.subscribe(heard.clone());
+        let definition = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
+            .await
+            .expect("the execution ends");
+        assert_eq!(d.status, "FAILED");
+        assert_eq!(d.error.as_deref(), Some("States.Runtime"));
+        assert!(d.stop_ms.is_some());
+        let history = execution.history();
+        let last = history.last().expect("a history");
+        assert_eq!(last.event_type, "ExecutionFailed");
+        assert_eq!(last.id, history.len() as u64);
+        assert_eq!(
+            last.details.as_ref().map(|d| d.to_value()["error"].clone()),
+            Some(json!("States.Runtime"))
+        );
+        assert_eq!(*heard.0.lock().unwrap(), ["RUNNING", "FAILED"]);
+        assert!(sfn.running().is_empty());
+    }
+
     #[test]
     fn task_resources_are_found_in_nested_states() {
         let definition = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:x","End":true}}},"End":true}}}"#;
