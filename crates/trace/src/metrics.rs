@@ -21,20 +21,27 @@ pub struct Window {
 impl Window {
     /// The last `minutes` before `now_ms`, plus a minute ahead so that data points stamped by a
     /// function a moment later (or by a clock slightly ahead) are in.
+    /// Times come from the query string, so every step saturates at the ends of `i64`.
     pub fn last(now_ms: i64, minutes: u64) -> Window {
-        Window::new(now_ms - minutes as i64 * 60_000, now_ms + 60_000)
+        let span = i64::try_from(minutes)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(60_000);
+        Window::new(now_ms.saturating_sub(span), now_ms.saturating_add(60_000))
     }
 
     /// From `start_ms` to `end_ms` (an execution's run) with half a minute either side, at
     /// most a day.
     pub fn around(start_ms: i64, end_ms: i64) -> Window {
         let end_ms = end_ms.max(start_ms);
-        let start_ms = start_ms.max(end_ms - 86_400_000);
-        Window::new(start_ms - 30_000, end_ms + 30_000)
+        let start_ms = start_ms.max(end_ms.saturating_sub(86_400_000));
+        Window::new(
+            start_ms.saturating_sub(30_000),
+            end_ms.saturating_add(30_000),
+        )
     }
 
     fn new(start_ms: i64, end_ms: i64) -> Window {
-        let seconds = (end_ms - start_ms) / 1000;
+        let seconds = end_ms.saturating_sub(start_ms) / 1000;
         let period_seconds = PERIODS
             .into_iter()
             .find(|p| seconds / i64::from(*p) <= MAX_POINTS)
