@@ -86,13 +86,13 @@ fn update_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiE
 }
 
 fn list_state_machines(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
     let all: Vec<Value> = sfn
         .machines()
         .iter()
         .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
         .collect();
-    Ok(one_page("stateMachines", &all, start, max))
+    one_page("stateMachines", &all, page)
 }
 
 fn validate_state_machine_definition(body: &Value) -> Result<Value, ApiError> {
@@ -173,7 +173,7 @@ async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiE
 
 fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.execution(field(body, "executionArn")?)?;
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
     let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
     if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
         events.reverse();
@@ -183,7 +183,7 @@ fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, Api
             strip_data(e);
         }
     }
-    Ok(one_page("events", &events, start, max))
+    one_page("events", &events, page)
 }
 
 const STATUSES: [&str; 6] = [
@@ -211,7 +211,7 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
             ),
         ));
     }
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
     let all: Vec<Value> = sfn
         .executions_of(&machine.arn)
         .iter()
@@ -231,17 +231,22 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
             v
         })
         .collect();
-    Ok(one_page("executions", &all, start, max))
+    one_page("executions", &all, page)
 }
 
-/// One page of a list under `key`, with a `nextToken` while more follow.
-fn one_page(key: &str, all: &[Value], start: usize, max: usize) -> Value {
+/// One page of a list under `key`, with a `nextToken` while more follow. A token past the
+/// end of the list is not one this stack issued: `InvalidToken`, as AWS answers.
+fn one_page(key: &str, all: &[Value], page: Page) -> Result<Value, ApiError> {
+    let Page { start, max, token } = page;
+    if start > all.len() {
+        return Err(invalid_token(token.unwrap_or_default()));
+    }
     let (items, next) = paged(all, start, max);
     let mut out = json!({ key: items });
     if let Some(next) = next {
         out["nextToken"] = json!(next);
     }
-    out
+    Ok(out)
 }
 
 fn seconds(ms: i64) -> Value {
@@ -257,29 +262,72 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     })
 }
 
-fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
-    let max = match body.get("maxResults").and_then(Value::as_u64) {
-        None | Some(0) => default,
-        Some(n) if n > 1000 => {
+/// Where a page starts, how long it may be, and the token it was asked with.
+struct Page<'a> {
+    start: usize,
+    max: usize,
+    token: Option<&'a str>,
+}
+
+fn invalid_token(token: &str) -> ApiError {
+    ApiError::new("InvalidToken", format!("Invalid Token: '{token}'"))
+}
+
+fn page(body: &Value, default: usize) -> Result<Page<'_>, ApiError> {
+    let max = match body.get("maxResults") {
+        None | Some(Value::Null) => default,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => default,
+            Some(n) if n <= 1000 => n as usize,
+            Some(_) => {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+                ));
+            }
+            None if n.as_i64().is_some_and(|n| n < 0) => {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 0",
+                ));
+            }
+            None => {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    format!(
+                        "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must be an integer"
+                    ),
+                ));
+            }
+        },
+        Some(other) => {
             return Err(ApiError::new(
                 "ValidationException",
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+                format!(
+                    "1 validation error detected: Value '{other}' at 'maxResults' failed to satisfy constraint: Member must be an integer"
+                ),
             ));
         }
-        Some(n) => n as usize,
     };
-    let start = match body.get("nextToken").and_then(Value::as_str) {
+    let token = match body.get("nextToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) => Some(token.as_str()),
+        Some(other) => return Err(invalid_token(&other.to_string())),
+    };
+    let start = match token {
         None => 0,
         Some(token) => token
             .strip_prefix("page-")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
+            .ok_or_else(|| invalid_token(token))?,
     };
-    Ok((start, max))
+    Ok(Page { start, max, token })
 }
 
+/// The items from `start`, at most `max` of them, and the token of the next page if any.
 fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
-    let end = (start + max).min(items.len());
+    let end = start.saturating_add(max).min(items.len());
     let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
     let next = (end < items.len()).then(|| format!("page-{end}"));
     (slice, next)
