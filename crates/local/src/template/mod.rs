@@ -467,7 +467,7 @@ Resources:
             "!Select [0]",
             "!Select [5, [a, b]]",
             "!Select [-1, [a]]",
-            "!Select [18446744073709551616, [a]]",
+            "!Select ['18446744073709551616', [a]]",
             "{Fn::Select: [1]}",
             "!Select 3",
             "!Join []",
