@@ -7,6 +7,7 @@ use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{self, StepFunctions};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -150,7 +151,39 @@ async fn list_functions(State(state): State<AppState>) -> Response {
     )
 }
 
-async fn get_function(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// A Lambda API error of Lambda's own (`X-Amzn-ErrorType` and a JSON message).
+fn lambda_exception(status: StatusCode, exception: &'static str, message: String) -> Response {
+    let mut response = json_response(
+        status,
+        "application/json",
+        json!({"Type": "User", "message": message}),
+    );
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(exception));
+    response
+}
+
+/// The function name of a path, or Lambda's ValidationException when it is no name at all
+/// (not UTF-8 once decoded).
+fn function_name(name: Result<Path<String>, PathRejection>) -> Result<String, Response> {
+    name.map(|Path(name)| name).map_err(|e| {
+        lambda_exception(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("1 validation error detected: Value at 'functionName' failed to satisfy constraint: {}", e.body_text()),
+        )
+    })
+}
+
+async fn get_function(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let name = match function_name(name) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
     match state.lambda.resolve(&name) {
         Some(spec) => json_response(
             StatusCode::OK,
@@ -163,10 +196,14 @@ async fn get_function(State(state): State<AppState>, Path(name): Path<String>) -
 
 async fn invoke(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let name = match function_name(name) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
     let header = |key: &str| {
         headers
             .get(key)
@@ -179,16 +216,11 @@ async fn invoke(
         body.to_vec()
     };
     if !payload.is_empty() && serde_json::from_slice::<Value>(&payload).is_err() {
-        let mut response = json_response(
+        return lambda_exception(
             StatusCode::BAD_REQUEST,
-            "application/json",
-            json!({"Type": "User", "message": "Could not parse request body into json"}),
+            "InvalidRequestContentException",
+            "Could not parse request body into json".to_owned(),
         );
-        response.headers_mut().insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("InvalidRequestContentException"),
-        );
-        return response;
     }
     match header("x-amz-invocation-type") {
         "Event" => {
