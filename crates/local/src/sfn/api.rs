@@ -458,4 +458,33 @@ mod tests {
             assert_eq!(e.kind, "ValidationException", "{bad}: {e}");
         }
     }
+
+    /// An execution that ended while nobody waited for it still counts as ended: stopping it
+    /// or waiting for it answers at once (not after StopExecution's ten seconds).
+    #[tokio::test]
+    async fn an_execution_that_ended_unwatched_is_finished() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        while execution.status() == "RUNNING" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let body = json!({"executionArn": execution.arn});
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(2),
+            dispatch(&sfn, "StopExecution", &body),
+        )
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "StopExecution waited for an ended execution"
+        );
+        let d = tokio::time::timeout(Duration::from_secs(2), execution.finished()).await;
+        assert_eq!(d.map(|d| d.status), Ok("SUCCEEDED"));
+    }
 }
