@@ -642,7 +642,9 @@ impl StepFunctions {
             };
             info!(execution = %run.arn, status = ended, "execution ended");
             sfn.publish_status(&run);
-            let _ = run.done.send(true);
+            // `send` keeps the old value when nobody is subscribed yet: later waiters must see
+            // the end too.
+            run.done.send_replace(true);
         });
         Ok(execution)
     }
