@@ -257,8 +257,16 @@ fn snapshot(sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Snapshot {
 }
 
 /// ARNs to use in requests: those of the stack, and bad ones.
-fn arn(g: &mut Gen, sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Value {
-    let machines: Vec<String> = known.lock().unwrap().iter().cloned().collect();
+fn arn(
+    g: &mut Gen,
+    sfn: &StepFunctions,
+    known: &Mutex<BTreeSet<String>>,
+    of_machine: bool,
+) -> Value {
+    let mut machines: Vec<String> = sfn.machines().iter().map(|m| m.arn.clone()).collect();
+    if machines.is_empty() || g.chance(10) {
+        machines.extend(known.lock().unwrap().iter().cloned());
+    }
     let executions: Vec<String> = machines
         .iter()
         .flat_map(|m| sfn.executions_of(m))
@@ -278,15 +286,21 @@ fn arn(g: &mut Gen, sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Val
         ),
     ];
     match g.below(10) {
-        0..=3 if !machines.is_empty() => json!(g.pick(&machines)),
-        4..=6 if !executions.is_empty() => json!(g.pick(&executions)),
-        7 => g.any(),
+        0..=6 if of_machine && !machines.is_empty() => json!(g.pick(&machines)),
+        0..=6 if !of_machine && !executions.is_empty() => json!(g.pick(&executions)),
+        7 if !machines.is_empty() => json!(g.pick(&machines)),
+        8 => g.any(),
         _ => json!(g.pick(&bad)),
     }
 }
 
 /// A body for a Step Functions operation.
-fn sfn_body(g: &mut Gen, sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Value {
+fn sfn_body(
+    g: &mut Gen,
+    sfn: &StepFunctions,
+    known: &Mutex<BTreeSet<String>>,
+    operation: &str,
+) -> Value {
     let names = ["m1", "m2", "x", "express-1", "e", "has space", "a:b", ""];
     let mut body = serde_json::Map::new();
     let mut put = |g: &mut Gen, key: &str, plausible: &dyn Fn(&mut Gen) -> Value| {
@@ -295,14 +309,19 @@ fn sfn_body(g: &mut Gen, sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -
         }
     };
     let kind_express = g.chance(30);
+    let starts = operation.starts_with("Start");
     put(g, "name", &|g| {
-        if g.chance(80) {
+        if starts && g.chance(60) {
+            json!(format!("run-{}", g.next()))
+        } else if g.chance(80) {
             json!(g.pick(&names))
         } else {
             json!(g.text())
         }
     });
-    put(g, "definition", &|g| json!(definition(g, kind_express)));
+    // An update may give any machine, EXPRESS ones included, its definition.
+    let quick = kind_express || operation == "UpdateStateMachine";
+    put(g, "definition", &|g| json!(definition(g, quick)));
     put(g, "roleArn", &|_| json!("arn:aws:iam::123456789012:role/r"));
     put(g, "type", &|g| {
         json!(if kind_express {
@@ -313,8 +332,8 @@ fn sfn_body(g: &mut Gen, sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -
             "BATCH"
         })
     });
-    put(g, "stateMachineArn", &|g| arn(g, sfn, known));
-    put(g, "executionArn", &|g| arn(g, sfn, known));
+    put(g, "stateMachineArn", &|g| arn(g, sfn, known, true));
+    put(g, "executionArn", &|g| arn(g, sfn, known, false));
     put(g, "input", &|g| {
         let input = match g.below(6) {
             0 => g.text(),
@@ -343,6 +362,7 @@ struct Answer {
 }
 
 async fn call(app: &axum::Router, request: Request<Body>, case: u64, shown: &str) -> Answer {
+    let started = Instant::now();
     let answer = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::spawn(app.clone().oneshot(request)),
@@ -354,6 +374,13 @@ async fn call(app: &axum::Router, request: Request<Body>, case: u64, shown: &str
         Ok(Ok(Err(e))) => panic!("case {case} (seed {SEED:#x}): {shown}: no answer: {e}"),
         Ok(Ok(Ok(response))) => response,
     };
+    // Nothing here waits for long: the definitions an EXPRESS machine gets end at once, and
+    // a stopped execution ends when stopped.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "case {case} (seed {SEED:#x}): {shown}: answered after {:?}",
+        started.elapsed()
+    );
     let status = response.status();
     let headers = response.headers().clone();
     let body = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
@@ -416,15 +443,26 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
 
     let known = Mutex::new(BTreeSet::new());
     let mut g = Gen(SEED);
-    let (mut errors, mut successes) = (0u64, 0u64);
+    let (mut errors, mut successes, mut executions) = (0u64, 0u64, 0u64);
     let mut by_type: HashMap<String, u64> = HashMap::new();
     let started = Instant::now();
-    for case in 0..CASES {
+    let cases = std::env::var("API_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES);
+    for case in 0..cases {
         let before = snapshot(&sfn, &known);
         let route = g.below(100);
         if route < 80 {
             // Step Functions
-            let operation = g.pick(&OPERATIONS);
+            // Creating machines and starting executions gets the larger share, so that the
+            // other operations find state to act on.
+            let operation = match g.below(10) {
+                0 | 1 => "CreateStateMachine",
+                2 | 3 => "StartExecution",
+                4 => "StartSyncExecution",
+                _ => g.pick(&OPERATIONS),
+            };
             let target = match g.below(20) {
                 0 => operation.to_owned(),
                 1 => format!("AWSStepFunctions{operation}"),
@@ -436,7 +474,9 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
                 2 => g.any().to_string().into_bytes(),
                 3 => vec![0xff, 0xfe, b'{', b'}'],
                 4 => format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
-                _ => sfn_body(&mut g, &sfn, &known).to_string().into_bytes(),
+                _ => sfn_body(&mut g, &sfn, &known, operation)
+                    .to_string()
+                    .into_bytes(),
             };
             let shown = format!("POST / {target} {}", short(&String::from_utf8_lossy(&body)));
             let request = Request::post("/")
@@ -445,6 +485,9 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
                 .body(Body::from(body))
                 .expect("a request");
             let a = call(&app, request, case, &shown).await;
+            if a.status == StatusCode::OK && operation.starts_with("Start") {
+                executions += 1;
+            }
             let text = String::from_utf8_lossy(&a.body);
             let v: Value = serde_json::from_slice(&a.body).unwrap_or_else(|_| {
                 panic!(
@@ -611,18 +654,16 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
     let mut types: Vec<_> = by_type.into_iter().collect();
     types.sort();
     eprintln!(
-        "{CASES} cases in {elapsed:?}: {successes} successes, {errors} errors {types:?}; {} machines, {} executions",
+        "{cases} cases in {elapsed:?}: {successes} successes, {errors} errors {types:?}; {executions} executions started; at the end {} machines, {} executions",
         last.machines.len(),
         last.executions.len()
     );
     assert_eq!(panics, 0, "panics while the cases ran (see the log above)");
-    assert!(
-        successes > 1000 && errors > 1000,
-        "the cases reach both sides"
-    );
-    assert!(
-        last.executions.len() > 50,
-        "the cases start executions: {}",
-        last.executions.len()
-    );
+    if cases == CASES {
+        assert!(
+            successes > 1000 && errors > 1000,
+            "the cases reach both sides"
+        );
+        assert!(executions > 300, "the cases start executions: {executions}");
+    }
 }
