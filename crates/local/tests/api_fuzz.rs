@@ -474,6 +474,10 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
                 2 => g.any().to_string().into_bytes(),
                 3 => vec![0xff, 0xfe, b'{', b'}'],
                 4 => format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+                // Larger than any request Step Functions takes.
+                5 if g.chance(10) => {
+                    format!("{{\"definition\": \"{}\"}}", "d".repeat(3 << 20)).into_bytes()
+                }
                 _ => sfn_body(&mut g, &sfn, &known, operation)
                     .to_string()
                     .into_bytes(),
@@ -543,8 +547,12 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
             };
             let invocation = g.pick(&["", "RequestResponse", "Event", "DryRun", "event", "x"]);
             let log = g.pick(&["", "Tail", "None"]);
-            let payload = match g.below(4) {
+            let payload = match g.below(5) {
                 0 => Vec::new(),
+                // Over Lambda's 6 MB, or over 2 MB (which Lambda takes).
+                4 if g.chance(10) => {
+                    format!("\"{}\"", "p".repeat(g.pick(&[3 << 20, 7 << 20]))).into_bytes()
+                }
                 1 => b"{".to_vec(),
                 2 => g.nested(200).to_string().into_bytes(),
                 _ => g.any().to_string().into_bytes(),
