@@ -7,8 +7,8 @@ use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{self, StepFunctions};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -44,13 +44,19 @@ pub struct AppState {
     pub trace: Arc<leasehold_trace::TraceState>,
 }
 
+/// The largest synchronous invocation payload Lambda takes (6 MB).
+const INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", post(step_functions))
         .route("/2015-03-31/functions", get(list_functions))
         .route("/2015-03-31/functions/", get(list_functions))
         .route("/2015-03-31/functions/{name}", get(get_function))
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke).layer(DefaultBodyLimit::max(INVOKE_PAYLOAD_LIMIT)),
+        )
         .route("/cloudformation/{token}", put(cfn_response))
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
@@ -73,9 +79,16 @@ pub(crate) fn json_response(
 async fn step_functions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const JSON10: &str = "application/x-amz-json-1.0";
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let error = json!({"__type": "ValidationException", "message": format!("The request cannot be read: {}", e.body_text())});
+            return json_response(StatusCode::BAD_REQUEST, JSON10, error);
+        }
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -198,11 +211,30 @@ async fn invoke(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let name = match function_name(name) {
         Ok(name) => name,
         Err(response) => return response,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return lambda_exception(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                format!(
+                    "Request must be smaller than {INVOKE_PAYLOAD_LIMIT} bytes for the InvokeFunction operation"
+                ),
+            );
+        }
+        Err(e) => {
+            return lambda_exception(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                e.body_text(),
+            );
+        }
     };
     let header = |key: &str| {
         headers
