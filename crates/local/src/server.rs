@@ -177,25 +177,26 @@ fn lambda_exception(status: StatusCode, exception: &'static str, message: String
     response
 }
 
-/// The function name of a path, or Lambda's ValidationException when it is no name at all
-/// (not UTF-8 once decoded).
-fn function_name(name: Result<Path<String>, PathRejection>) -> Result<String, Response> {
-    name.map(|Path(name)| name).map_err(|e| {
-        lambda_exception(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            format!("1 validation error detected: Value at 'functionName' failed to satisfy constraint: {}", e.body_text()),
-        )
-    })
+/// Lambda's ValidationException for a function name that is no name at all (not UTF-8 once
+/// decoded).
+fn bad_function_name(e: &PathRejection) -> Response {
+    lambda_exception(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value at 'functionName' failed to satisfy constraint: {}",
+            e.body_text()
+        ),
+    )
 }
 
 async fn get_function(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let name = match function_name(name) {
-        Ok(name) => name,
-        Err(response) => return response,
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(e) => return bad_function_name(&e),
     };
     match state.lambda.resolve(&name) {
         Some(spec) => json_response(
@@ -213,9 +214,9 @@ async fn invoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let name = match function_name(name) {
-        Ok(name) => name,
-        Err(response) => return response,
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(e) => return bad_function_name(&e),
     };
     let body = match body {
         Ok(body) => body,

@@ -134,7 +134,7 @@ impl Gen {
         ];
         let mut s = String::new();
         for _ in 0..self.below(4) {
-            s.push_str(&self.pick(&pieces));
+            s.push_str(self.pick(&pieces));
         }
         if self.chance(3) {
             s.push_str(&"x".repeat(self.below(3000)));
