@@ -487,4 +487,76 @@ mod tests {
         let d = tokio::time::timeout(Duration::from_secs(2), execution.finished()).await;
         assert_eq!(d.map(|d| d.status), Ok("SUCCEEDED"));
     }
+
+    /// A member of the wrong JSON type is a SerializationException, as AWS's JSON protocol
+    /// answers, and changes nothing: a number for a name does not start an execution under a
+    /// generated name, a string for a flag is not ignored.
+    #[tokio::test]
+    async fn members_of_the_wrong_type_are_serialization_errors() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let m = json!(machine.arn);
+        let e = json!(execution.arn);
+        for (target, body) in [
+            ("DescribeStateMachine", json!({"stateMachineArn": 5})),
+            (
+                "CreateStateMachine",
+                json!({"name": ["n"], "definition": definition, "roleArn": role}),
+            ),
+            (
+                "CreateStateMachine",
+                json!({"name": "n", "definition": definition, "roleArn": role, "type": 1}),
+            ),
+            (
+                "UpdateStateMachine",
+                json!({"stateMachineArn": m, "definition": {"StartAt": "P"}}),
+            ),
+            (
+                "UpdateStateMachine",
+                json!({"stateMachineArn": m, "roleArn": false}),
+            ),
+            ("StartExecution", json!({"stateMachineArn": m, "name": 5})),
+            (
+                "StartExecution",
+                json!({"stateMachineArn": m, "input": {"a": 1}}),
+            ),
+            ("StopExecution", json!({"executionArn": e, "error": 1})),
+            (
+                "GetExecutionHistory",
+                json!({"executionArn": e, "reverseOrder": "yes"}),
+            ),
+            (
+                "GetExecutionHistory",
+                json!({"executionArn": e, "includeExecutionData": 0}),
+            ),
+            (
+                "ListExecutions",
+                json!({"stateMachineArn": m, "statusFilter": 1}),
+            ),
+            (
+                "ListExecutions",
+                json!({"stateMachineArn": m, "nextToken": 2}),
+            ),
+            ("ListStateMachines", json!({"maxResults": "10"})),
+        ] {
+            let err = dispatch(&sfn, target, &body).await.unwrap_err();
+            assert_eq!(err.kind, "SerializationException", "{target} {body}: {err}");
+        }
+        assert_eq!(sfn.machines().len(), 1);
+        assert_eq!(sfn.executions_of(&machine.arn).len(), 1);
+        assert!(machine.updated_ms.lock().unwrap().is_none());
+        assert!(
+            sfn.machine(&machine.arn)
+                .unwrap()
+                .updated_ms
+                .lock()
+                .unwrap()
+                .is_none()
+        );
+    }
 }
