@@ -48,10 +48,7 @@ fn not_supported_for_type() -> ApiError {
 }
 
 fn create_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
-    let kind = body
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("STANDARD");
+    let kind = optional(body, "type")?.unwrap_or("STANDARD");
     let machine = sfn.create_machine(
         field(body, "name")?,
         field(body, "definition")?,
@@ -79,8 +76,8 @@ fn describe_state_machine_for_execution(
 fn update_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let updated = sfn.update_machine(
         field(body, "stateMachineArn")?,
-        body.get("definition").and_then(Value::as_str),
-        body.get("roleArn").and_then(Value::as_str),
+        optional(body, "definition")?,
+        optional(body, "roleArn")?,
     )?;
     Ok(json!({"updateDate": seconds(updated)}))
 }
@@ -121,8 +118,8 @@ fn validate_state_machine_definition(body: &Value) -> Result<Value, ApiError> {
 fn start_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.start(
         field(body, "stateMachineArn")?,
-        body.get("name").and_then(Value::as_str),
-        body.get("input").and_then(Value::as_str),
+        optional(body, "name")?,
+        optional(body, "input")?,
     )?;
     Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
 }
@@ -134,8 +131,8 @@ async fn start_sync_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<
     }
     let execution = sfn.start(
         &machine.arn,
-        body.get("name").and_then(Value::as_str),
-        body.get("input").and_then(Value::as_str),
+        optional(body, "name")?,
+        optional(body, "input")?,
     )?;
     let d = execution.finished().await;
     let mut v = describe_json(&d);
@@ -162,8 +159,8 @@ fn describe_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiErr
 async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.execution(field(body, "executionArn")?)?;
     execution.stop(
-        body.get("error").and_then(Value::as_str).map(str::to_owned),
-        body.get("cause").and_then(Value::as_str).map(str::to_owned),
+        optional(body, "error")?.map(str::to_owned),
+        optional(body, "cause")?.map(str::to_owned),
     );
     let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
         .await
@@ -174,11 +171,13 @@ async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiE
 fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.execution(field(body, "executionArn")?)?;
     let page = page(body, 100)?;
+    let reverse = flag(body, "reverseOrder")?;
+    let include_data = flag(body, "includeExecutionData")?;
     let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
-    if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
+    if reverse == Some(true) {
         events.reverse();
     }
-    if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
+    if include_data == Some(false) {
         for e in &mut events {
             strip_data(e);
         }
@@ -200,7 +199,7 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
     if machine.kind == "EXPRESS" {
         return Err(not_supported_for_type());
     }
-    let filter = body.get("statusFilter").and_then(Value::as_str);
+    let filter = optional(body, "statusFilter")?;
     if let Some(f) = filter
         && !STATUSES.contains(&f)
     {
@@ -253,13 +252,48 @@ fn seconds(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
+/// A required string member.
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+    optional(body, name)?.ok_or_else(|| {
         ApiError::new(
             "ValidationException",
             format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
         )
     })
+}
+
+/// AWS's JSON protocol refuses a member of the wrong type before the operation runs.
+fn wrong_type(name: &str, expected: &str, value: &Value) -> ApiError {
+    let found = match value {
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        Value::Null => "null",
+    };
+    ApiError::new(
+        "SerializationException",
+        format!("The member '{name}' must be {expected}, not {found}"),
+    )
+}
+
+/// An optional string member (`null` is absent).
+fn optional<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(name, "a string", other)),
+    }
+}
+
+/// An optional boolean member.
+fn flag(body: &Value, name: &str) -> Result<Option<bool>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(wrong_type(name, "a boolean", other)),
+    }
 }
 
 /// Where a page starts, how long it may be, and the token it was asked with.
@@ -291,29 +325,11 @@ fn page(body: &Value, default: usize) -> Result<Page<'_>, ApiError> {
                     "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 0",
                 ));
             }
-            None => {
-                return Err(ApiError::new(
-                    "ValidationException",
-                    format!(
-                        "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must be an integer"
-                    ),
-                ));
-            }
+            None => return Err(wrong_type("maxResults", "an integer", &json!(n))),
         },
-        Some(other) => {
-            return Err(ApiError::new(
-                "ValidationException",
-                format!(
-                    "1 validation error detected: Value '{other}' at 'maxResults' failed to satisfy constraint: Member must be an integer"
-                ),
-            ));
-        }
+        Some(other) => return Err(wrong_type("maxResults", "an integer", other)),
     };
-    let token = match body.get("nextToken") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(token)) => Some(token.as_str()),
-        Some(other) => return Err(invalid_token(&other.to_string())),
-    };
+    let token = optional(body, "nextToken")?;
     let start = match token {
         None => 0,
         Some(token) => token
@@ -445,17 +461,17 @@ mod tests {
     #[tokio::test]
     async fn max_results_must_be_a_count() {
         let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
-        for bad in [
-            json!(-1),
-            json!(1.5),
-            json!("10"),
-            json!(1001),
-            json!(u64::MAX),
+        for (bad, kind) in [
+            (json!(-1), "ValidationException"),
+            (json!(1001), "ValidationException"),
+            (json!(u64::MAX), "ValidationException"),
+            (json!(1.5), "SerializationException"),
+            (json!("10"), "SerializationException"),
         ] {
             let e = dispatch(&sfn, "ListStateMachines", &json!({"maxResults": bad}))
                 .await
                 .unwrap_err();
-            assert_eq!(e.kind, "ValidationException", "{bad}: {e}");
+            assert_eq!(e.kind, kind, "{bad}: {e}");
         }
     }
 
