@@ -185,7 +185,9 @@ impl Clock for VirtualClock {
         self.lock().now
     }
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        let deadline = self.now_millis() + d.as_millis() as i64;
+        // A sleep past the end of the clock's range ends there, never wraps into the past.
+        let millis = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let deadline = self.now_millis().saturating_add(millis);
         Box::pin(VirtualSleep {
             clock: self.clone(),
             deadline,

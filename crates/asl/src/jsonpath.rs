@@ -337,7 +337,10 @@ fn apply_seg(seg: &Seg, node: &Value, root: &Value, f: &mut dyn FnMut(&Value)) {
                 let mut i = start;
                 while i < end {
                     f(&arr[i as usize]);
-                    i += step;
+                    match i.checked_add(step) {
+                        Some(next) => i = next,
+                        None => break,
+                    }
                 }
             }
         }

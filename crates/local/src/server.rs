@@ -7,7 +7,8 @@ use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{self, StepFunctions};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -43,13 +44,19 @@ pub struct AppState {
     pub trace: Arc<leasehold_trace::TraceState>,
 }
 
+/// The largest synchronous invocation payload Lambda takes (6 MB).
+const INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", post(step_functions))
         .route("/2015-03-31/functions", get(list_functions))
         .route("/2015-03-31/functions/", get(list_functions))
         .route("/2015-03-31/functions/{name}", get(get_function))
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke).layer(DefaultBodyLimit::max(INVOKE_PAYLOAD_LIMIT)),
+        )
         .route("/cloudformation/{token}", put(cfn_response))
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
@@ -72,9 +79,16 @@ pub(crate) fn json_response(
 async fn step_functions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     const JSON10: &str = "application/x-amz-json-1.0";
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let error = json!({"__type": "ValidationException", "message": format!("The request cannot be read: {}", e.body_text())});
+            return json_response(StatusCode::BAD_REQUEST, JSON10, error);
+        }
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -150,7 +164,40 @@ async fn list_functions(State(state): State<AppState>) -> Response {
     )
 }
 
-async fn get_function(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// A Lambda API error of Lambda's own (`X-Amzn-ErrorType` and a JSON message).
+fn lambda_exception(status: StatusCode, exception: &'static str, message: String) -> Response {
+    let mut response = json_response(
+        status,
+        "application/json",
+        json!({"Type": "User", "message": message}),
+    );
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(exception));
+    response
+}
+
+/// Lambda's ValidationException for a function name that is no name at all (not UTF-8 once
+/// decoded).
+fn bad_function_name(e: &PathRejection) -> Response {
+    lambda_exception(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value at 'functionName' failed to satisfy constraint: {}",
+            e.body_text()
+        ),
+    )
+}
+
+async fn get_function(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(e) => return bad_function_name(&e),
+    };
     match state.lambda.resolve(&name) {
         Some(spec) => json_response(
             StatusCode::OK,
@@ -163,10 +210,33 @@ async fn get_function(State(state): State<AppState>, Path(name): Path<String>) -
 
 async fn invoke(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(e) => return bad_function_name(&e),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return lambda_exception(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                format!(
+                    "Request must be smaller than {INVOKE_PAYLOAD_LIMIT} bytes for the InvokeFunction operation"
+                ),
+            );
+        }
+        Err(e) => {
+            return lambda_exception(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                e.body_text(),
+            );
+        }
+    };
     let header = |key: &str| {
         headers
             .get(key)
@@ -179,16 +249,11 @@ async fn invoke(
         body.to_vec()
     };
     if !payload.is_empty() && serde_json::from_slice::<Value>(&payload).is_err() {
-        let mut response = json_response(
+        return lambda_exception(
             StatusCode::BAD_REQUEST,
-            "application/json",
-            json!({"Type": "User", "message": "Could not parse request body into json"}),
+            "InvalidRequestContentException",
+            "Could not parse request body into json".to_owned(),
         );
-        response.headers_mut().insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("InvalidRequestContentException"),
-        );
-        return response;
     }
     match header("x-amz-invocation-type") {
         "Event" => {

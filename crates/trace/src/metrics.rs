@@ -21,20 +21,27 @@ pub struct Window {
 impl Window {
     /// The last `minutes` before `now_ms`, plus a minute ahead so that data points stamped by a
     /// function a moment later (or by a clock slightly ahead) are in.
+    /// Times come from the query string, so every step saturates at the ends of `i64`.
     pub fn last(now_ms: i64, minutes: u64) -> Window {
-        Window::new(now_ms - minutes as i64 * 60_000, now_ms + 60_000)
+        let span = i64::try_from(minutes)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(60_000);
+        Window::new(now_ms.saturating_sub(span), now_ms.saturating_add(60_000))
     }
 
     /// From `start_ms` to `end_ms` (an execution's run) with half a minute either side, at
     /// most a day.
     pub fn around(start_ms: i64, end_ms: i64) -> Window {
         let end_ms = end_ms.max(start_ms);
-        let start_ms = start_ms.max(end_ms - 86_400_000);
-        Window::new(start_ms - 30_000, end_ms + 30_000)
+        let start_ms = start_ms.max(end_ms.saturating_sub(86_400_000));
+        Window::new(
+            start_ms.saturating_sub(30_000),
+            end_ms.saturating_add(30_000),
+        )
     }
 
     fn new(start_ms: i64, end_ms: i64) -> Window {
-        let seconds = (end_ms - start_ms) / 1000;
+        let seconds = end_ms.saturating_sub(start_ms) / 1000;
         let period_seconds = PERIODS
             .into_iter()
             .find(|p| seconds / i64::from(*p) <= MAX_POINTS)
@@ -178,5 +185,36 @@ mod tests {
             Window::around(0, 10 * 86_400_000).start_ms,
             9 * 86_400_000 - 30_000
         );
+    }
+
+    /// Bounds from the query string at the ends of the number line give a window, not a
+    /// panic: the margins and the day's cap saturate, and the period stays one CloudWatch takes.
+    #[test]
+    fn extreme_bounds_give_a_window() {
+        let extremes = [
+            i64::MIN,
+            i64::MIN + 1,
+            -86_400_000,
+            -1,
+            0,
+            1,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        for start in extremes {
+            for end in extremes {
+                let w = Window::around(start, end);
+                assert!(w.start_ms <= w.end_ms, "{start}..{end}: {w:?}");
+                assert!(
+                    w.end_ms - w.start_ms <= 86_400_000 + 60_000,
+                    "{start}..{end}: {w:?}"
+                );
+                assert!(PERIODS.contains(&w.period_seconds));
+            }
+            let w = Window::last(start, 24 * 60);
+            assert!(w.start_ms <= w.end_ms, "{start}: {w:?}");
+            let w = Window::last(start, u64::MAX);
+            assert!(w.start_ms <= w.end_ms, "{start}: {w:?}");
+        }
     }
 }

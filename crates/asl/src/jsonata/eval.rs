@@ -253,7 +253,7 @@ impl<'a, 'b> Evaluator<'a, 'b> {
                             "The left side of the range operator (..) must evaluate to an integer",
                         ));
                     };
-                    if b - a > 10_000_000 {
+                    if i128::from(b) - i128::from(a) > 10_000_000 {
                         return Err(jerr(
                             "D2014",
                             "The size of the sequence allocated by the range operator (..) must not exceed 1e7",

@@ -228,7 +228,7 @@ fn strings(_: &dyn Caller, c: &Call<'_>) -> Result<JValue, JsonataError> {
             }
             let start = start.min(len);
             let end = match c.num(2) {
-                Some(l) => (start + l.max(0.0) as i64).min(len),
+                Some(l) => start.saturating_add(l.max(0.0) as i64).min(len),
                 None => len,
             };
             ok(Value::String(
@@ -251,11 +251,22 @@ fn strings(_: &dyn Caller, c: &Call<'_>) -> Result<JValue, JsonataError> {
             };
             let width = c.num(1).unwrap_or(0.0) as i64;
             let fill: Vec<char> = c.str(2).unwrap_or_else(|| " ".into()).chars().collect();
-            let len = x.chars().count() as i64;
-            if width.abs() <= len || fill.is_empty() {
+            let len = x.chars().count() as u64;
+            if width.unsigned_abs() <= len || fill.is_empty() {
                 return ok(Value::String(x));
             }
-            let padding: String = (0..(width.abs() - len) as usize)
+            // No state may produce more than 256 KiB: a longer padding is refused up front
+            // instead of being built.
+            if width.unsigned_abs() > crate::values::MAX_PAYLOAD_BYTES as u64 {
+                return Err(jerr(
+                    "D3000",
+                    format!(
+                        "The padded width {width} exceeds the payload limit of {} characters",
+                        crate::values::MAX_PAYLOAD_BYTES
+                    ),
+                ));
+            }
+            let padding: String = (0..(width.unsigned_abs() - len) as usize)
                 .map(|i| fill[i % fill.len()])
                 .collect();
             ok(Value::String(if width > 0 {
@@ -384,6 +395,14 @@ fn numeric(_: &dyn Caller, c: &Call<'_>) -> Result<JValue, JsonataError> {
             };
             let p = 10f64.powi(c.num(1).unwrap_or(0.0) as i32);
             let v = x * p;
+            // A precision beyond what a double holds leaves the number as it is (or rounds it
+            // to zero), instead of dividing infinities.
+            if p == 0.0 {
+                return ok(num(0.0));
+            }
+            if !v.is_finite() || !p.is_finite() {
+                return ok(num(x));
+            }
             // Round half to even, as jsonata does.
             let r = if (v - v.trunc()).abs() == 0.5 {
                 2.0 * (v / 2.0).round()

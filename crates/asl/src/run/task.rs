@@ -261,10 +261,13 @@ async fn task_deadline(
     heartbeat: Option<u64>,
     hb: Heartbeat,
 ) -> &'static str {
+    // Seconds from a definition or an input can be any u64: deadlines saturate far ahead
+    // rather than wrap into the past.
+    let millis = |seconds: u64| i64::try_from(seconds).map_or(i64::MAX, |s| s.saturating_mul(1000));
     let start = clock.now_millis();
     loop {
-        let t_deadline = timeout.map(|t| start + t as i64 * 1000);
-        let h_deadline = heartbeat.map(|h| hb.last() + h as i64 * 1000);
+        let t_deadline = timeout.map(|t| start.saturating_add(millis(t)));
+        let h_deadline = heartbeat.map(|h| hb.last().saturating_add(millis(h)));
         let next = [t_deadline, h_deadline].into_iter().flatten().min();
         let Some(next) = next else {
             return std::future::pending::<&'static str>().await;
@@ -278,7 +281,7 @@ async fn task_deadline(
             };
         }
         clock
-            .sleep(Duration::from_millis((next - now) as u64))
+            .sleep(Duration::from_millis(next.saturating_sub(now) as u64))
             .await;
     }
 }

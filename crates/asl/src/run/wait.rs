@@ -24,7 +24,8 @@ impl Flow<'_> {
             states: &states,
         };
         let until = if let Some(s) = seconds {
-            now + self.wait_seconds(s, src)? * 1000
+            // A wait past the end of time waits for ever (until the execution's own timeout).
+            now.saturating_add(self.wait_seconds(s, src)?.saturating_mul(1000))
         } else if let Some(t) = timestamp {
             self.wait_timestamp(state, t, src)?
         } else {
@@ -42,7 +43,7 @@ impl Flow<'_> {
             self.execution
                 .services
                 .clock
-                .sleep(Duration::from_millis((until - now) as u64))
+                .sleep(Duration::from_millis(until.saturating_sub(now) as u64))
                 .await;
         }
         Ok(Self::next_step(state, out))

@@ -48,10 +48,7 @@ fn not_supported_for_type() -> ApiError {
 }
 
 fn create_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
-    let kind = body
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("STANDARD");
+    let kind = optional(body, "type")?.unwrap_or("STANDARD");
     let machine = sfn.create_machine(
         field(body, "name")?,
         field(body, "definition")?,
@@ -79,20 +76,20 @@ fn describe_state_machine_for_execution(
 fn update_state_machine(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let updated = sfn.update_machine(
         field(body, "stateMachineArn")?,
-        body.get("definition").and_then(Value::as_str),
-        body.get("roleArn").and_then(Value::as_str),
+        optional(body, "definition")?,
+        optional(body, "roleArn")?,
     )?;
     Ok(json!({"updateDate": seconds(updated)}))
 }
 
 fn list_state_machines(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
     let all: Vec<Value> = sfn
         .machines()
         .iter()
         .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.kind, "creationDate": seconds(m.created_ms)}))
         .collect();
-    Ok(one_page("stateMachines", &all, start, max))
+    one_page("stateMachines", &all, page)
 }
 
 fn validate_state_machine_definition(body: &Value) -> Result<Value, ApiError> {
@@ -121,8 +118,8 @@ fn validate_state_machine_definition(body: &Value) -> Result<Value, ApiError> {
 fn start_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.start(
         field(body, "stateMachineArn")?,
-        body.get("name").and_then(Value::as_str),
-        body.get("input").and_then(Value::as_str),
+        optional(body, "name")?,
+        optional(body, "input")?,
     )?;
     Ok(json!({"executionArn": execution.arn, "startDate": seconds(execution.start_ms)}))
 }
@@ -134,8 +131,8 @@ async fn start_sync_execution(sfn: &Arc<StepFunctions>, body: &Value) -> Result<
     }
     let execution = sfn.start(
         &machine.arn,
-        body.get("name").and_then(Value::as_str),
-        body.get("input").and_then(Value::as_str),
+        optional(body, "name")?,
+        optional(body, "input")?,
     )?;
     let d = execution.finished().await;
     let mut v = describe_json(&d);
@@ -162,8 +159,8 @@ fn describe_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiErr
 async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.execution(field(body, "executionArn")?)?;
     execution.stop(
-        body.get("error").and_then(Value::as_str).map(str::to_owned),
-        body.get("cause").and_then(Value::as_str).map(str::to_owned),
+        optional(body, "error")?.map(str::to_owned),
+        optional(body, "cause")?.map(str::to_owned),
     );
     let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
         .await
@@ -173,17 +170,19 @@ async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiE
 
 fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let execution = sfn.execution(field(body, "executionArn")?)?;
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
+    let reverse = flag(body, "reverseOrder")?;
+    let include_data = flag(body, "includeExecutionData")?;
     let mut events: Vec<Value> = execution.history().iter().map(event_json).collect();
-    if body.get("reverseOrder").and_then(Value::as_bool) == Some(true) {
+    if reverse == Some(true) {
         events.reverse();
     }
-    if body.get("includeExecutionData").and_then(Value::as_bool) == Some(false) {
+    if include_data == Some(false) {
         for e in &mut events {
             strip_data(e);
         }
     }
-    Ok(one_page("events", &events, start, max))
+    one_page("events", &events, page)
 }
 
 const STATUSES: [&str; 6] = [
@@ -200,7 +199,7 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
     if machine.kind == "EXPRESS" {
         return Err(not_supported_for_type());
     }
-    let filter = body.get("statusFilter").and_then(Value::as_str);
+    let filter = optional(body, "statusFilter")?;
     if let Some(f) = filter
         && !STATUSES.contains(&f)
     {
@@ -211,7 +210,7 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
             ),
         ));
     }
-    let (start, max) = page(body, 100)?;
+    let page = page(body, 100)?;
     let all: Vec<Value> = sfn
         .executions_of(&machine.arn)
         .iter()
@@ -231,25 +230,31 @@ fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError>
             v
         })
         .collect();
-    Ok(one_page("executions", &all, start, max))
+    one_page("executions", &all, page)
 }
 
-/// One page of a list under `key`, with a `nextToken` while more follow.
-fn one_page(key: &str, all: &[Value], start: usize, max: usize) -> Value {
+/// One page of a list under `key`, with a `nextToken` while more follow. A token past the
+/// end of the list is not one this stack issued: `InvalidToken`, as AWS answers.
+fn one_page(key: &str, all: &[Value], page: Page) -> Result<Value, ApiError> {
+    let Page { start, max, token } = page;
+    if start > all.len() {
+        return Err(invalid_token(token.unwrap_or_default()));
+    }
     let (items, next) = paged(all, start, max);
     let mut out = json!({ key: items });
     if let Some(next) = next {
         out["nextToken"] = json!(next);
     }
-    out
+    Ok(out)
 }
 
 fn seconds(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
+/// A required string member.
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+    optional(body, name)?.ok_or_else(|| {
         ApiError::new(
             "ValidationException",
             format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
@@ -257,29 +262,88 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     })
 }
 
-fn page(body: &Value, default: usize) -> Result<(usize, usize), ApiError> {
-    let max = match body.get("maxResults").and_then(Value::as_u64) {
-        None | Some(0) => default,
-        Some(n) if n > 1000 => {
-            return Err(ApiError::new(
-                "ValidationException",
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
-            ));
-        }
-        Some(n) => n as usize,
+/// AWS's JSON protocol refuses a member of the wrong type before the operation runs.
+fn wrong_type(name: &str, expected: &str, value: &Value) -> ApiError {
+    let found = match value {
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        Value::Null => "null",
     };
-    let start = match body.get("nextToken").and_then(Value::as_str) {
+    ApiError::new(
+        "SerializationException",
+        format!("The member '{name}' must be {expected}, not {found}"),
+    )
+}
+
+/// An optional string member (`null` is absent).
+fn optional<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(name, "a string", other)),
+    }
+}
+
+/// An optional boolean member.
+fn flag(body: &Value, name: &str) -> Result<Option<bool>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(wrong_type(name, "a boolean", other)),
+    }
+}
+
+/// Where a page starts, how long it may be, and the token it was asked with.
+struct Page<'a> {
+    start: usize,
+    max: usize,
+    token: Option<&'a str>,
+}
+
+fn invalid_token(token: &str) -> ApiError {
+    ApiError::new("InvalidToken", format!("Invalid Token: '{token}'"))
+}
+
+fn page(body: &Value, default: usize) -> Result<Page<'_>, ApiError> {
+    let max = match body.get("maxResults") {
+        None | Some(Value::Null) => default,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => default,
+            Some(n) if n <= 1000 => n as usize,
+            Some(_) => {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+                ));
+            }
+            None if n.as_i64().is_some_and(|n| n < 0) => {
+                return Err(ApiError::new(
+                    "ValidationException",
+                    "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 0",
+                ));
+            }
+            None => return Err(wrong_type("maxResults", "an integer", &json!(n))),
+        },
+        Some(other) => return Err(wrong_type("maxResults", "an integer", other)),
+    };
+    let token = optional(body, "nextToken")?;
+    let start = match token {
         None => 0,
         Some(token) => token
             .strip_prefix("page-")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{token}'")))?,
+            .ok_or_else(|| invalid_token(token))?,
     };
-    Ok((start, max))
+    Ok(Page { start, max, token })
 }
 
+/// The items from `start`, at most `max` of them, and the token of the next page if any.
 fn paged<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
-    let end = (start + max).min(items.len());
+    let end = start.saturating_add(max).min(items.len());
     let slice = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
     let next = (end < items.len()).then(|| format!("page-{end}"));
     (slice, next)
@@ -361,5 +425,154 @@ mod tests {
         let (last, next) = paged(&items, 4, 2);
         assert_eq!((last, next), (vec![4], None));
         assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
+    }
+
+    /// A token past every page (such as the largest number) is refused as AWS refuses a token
+    /// it did not issue, and changes nothing.
+    #[tokio::test]
+    async fn a_token_past_the_end_is_an_invalid_token() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        for token in [
+            format!("page-{}", usize::MAX),
+            format!("page-{}", usize::MAX - 50),
+            "page-2".to_owned(),
+            "page--1".to_owned(),
+        ] {
+            for (target, extra) in [
+                ("ListStateMachines", json!({})),
+                ("ListExecutions", json!({"stateMachineArn": machine.arn})),
+            ] {
+                let mut body = extra.clone();
+                body["nextToken"] = json!(token);
+                body["maxResults"] = json!(100);
+                let e = dispatch(&sfn, target, &body).await.unwrap_err();
+                assert_eq!(e.kind, "InvalidToken", "{target} {token}: {e}");
+            }
+        }
+        assert_eq!(sfn.machines().len(), 1);
+    }
+
+    /// `maxResults` of the wrong sign or type is a validation error, not a silent default.
+    #[tokio::test]
+    async fn max_results_must_be_a_count() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        for (bad, kind) in [
+            (json!(-1), "ValidationException"),
+            (json!(1001), "ValidationException"),
+            (json!(u64::MAX), "ValidationException"),
+            (json!(1.5), "SerializationException"),
+            (json!("10"), "SerializationException"),
+        ] {
+            let e = dispatch(&sfn, "ListStateMachines", &json!({"maxResults": bad}))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind, kind, "{bad}: {e}");
+        }
+    }
+
+    /// An execution that ended while nobody waited for it still counts as ended: stopping it
+    /// or waiting for it answers at once (not after StopExecution's ten seconds).
+    #[tokio::test]
+    async fn an_execution_that_ended_unwatched_is_finished() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        while execution.status() == "RUNNING" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let body = json!({"executionArn": execution.arn});
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(2),
+            dispatch(&sfn, "StopExecution", &body),
+        )
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "StopExecution waited for an ended execution"
+        );
+        let d = tokio::time::timeout(Duration::from_secs(2), execution.finished()).await;
+        assert_eq!(d.map(|d| d.status), Ok("SUCCEEDED"));
+    }
+
+    /// A member of the wrong JSON type is a SerializationException, as AWS's JSON protocol
+    /// answers, and changes nothing: a number for a name does not start an execution under a
+    /// generated name, a string for a flag is not ignored.
+    #[tokio::test]
+    async fn members_of_the_wrong_type_are_serialization_errors() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let m = json!(machine.arn);
+        let e = json!(execution.arn);
+        for (target, body) in [
+            ("DescribeStateMachine", json!({"stateMachineArn": 5})),
+            (
+                "CreateStateMachine",
+                json!({"name": ["n"], "definition": definition, "roleArn": role}),
+            ),
+            (
+                "CreateStateMachine",
+                json!({"name": "n", "definition": definition, "roleArn": role, "type": 1}),
+            ),
+            (
+                "UpdateStateMachine",
+                json!({"stateMachineArn": m, "definition": {"StartAt": "P"}}),
+            ),
+            (
+                "UpdateStateMachine",
+                json!({"stateMachineArn": m, "roleArn": false}),
+            ),
+            ("StartExecution", json!({"stateMachineArn": m, "name": 5})),
+            (
+                "StartExecution",
+                json!({"stateMachineArn": m, "input": {"a": 1}}),
+            ),
+            ("StopExecution", json!({"executionArn": e, "error": 1})),
+            (
+                "GetExecutionHistory",
+                json!({"executionArn": e, "reverseOrder": "yes"}),
+            ),
+            (
+                "GetExecutionHistory",
+                json!({"executionArn": e, "includeExecutionData": 0}),
+            ),
+            (
+                "ListExecutions",
+                json!({"stateMachineArn": m, "statusFilter": 1}),
+            ),
+            (
+                "ListExecutions",
+                json!({"stateMachineArn": m, "nextToken": 2}),
+            ),
+            ("ListStateMachines", json!({"maxResults": "10"})),
+        ] {
+            let err = dispatch(&sfn, target, &body).await.unwrap_err();
+            assert_eq!(err.kind, "SerializationException", "{target} {body}: {err}");
+        }
+        assert_eq!(sfn.machines().len(), 1);
+        assert_eq!(sfn.executions_of(&machine.arn).len(), 1);
+        assert!(machine.updated_ms.lock().unwrap().is_none());
+        assert!(
+            sfn.machine(&machine.arn)
+                .unwrap()
+                .updated_ms
+                .lock()
+                .unwrap()
+                .is_none()
+        );
     }
 }

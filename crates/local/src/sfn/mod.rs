@@ -19,7 +19,7 @@ use crate::rng::Rng;
 pub use api::dispatch;
 use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
-use leasehold_asl::history::{HistoryEvent, HistoryObserver};
+use leasehold_asl::history::{Details, HistoryEvent, HistoryObserver};
 use leasehold_asl::invoker::TaskInvoker;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
@@ -152,6 +152,52 @@ impl Execution {
     pub fn stop(&self, error: Option<String>, cause: Option<String>) {
         self.abort.abort(error, cause);
     }
+
+    /// Ends the execution FAILED with `States.Runtime` when its run broke down (a panic in
+    /// the interpreter or an invoker): an `ExecutionFailed` event closes its history.
+    fn fail_internally(&self, why: &str) -> &'static str {
+        const ERROR: &str = "States.Runtime";
+        let cause = format!("An internal error stopped the execution: {why}");
+        let now = now_ms();
+        {
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = history.last().map_or(0, |e| e.id);
+            let id = history.len() as u64 + 1;
+            history.push(HistoryEvent {
+                id,
+                previous_event_id: previous,
+                timestamp_millis: now,
+                event_type: "ExecutionFailed".into(),
+                details: Some(Details::from((
+                    "executionFailedEventDetails",
+                    json!({"error": ERROR, "cause": cause}),
+                ))),
+            });
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.status = "FAILED";
+        state.stop_ms = Some(now);
+        state.output = None;
+        state.error = Some(ERROR.to_owned());
+        state.cause = Some(cause);
+        state.status
+    }
+}
+
+/// What a task that did not finish left behind: its panic's message, if it had one.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return "the run was cancelled".to_owned();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "the run panicked".to_owned(),
+            |m| format!("the run panicked: {m}"),
+        )
 }
 
 /// Tells whether a Task resource can run here.
@@ -574,24 +620,31 @@ impl StepFunctions {
             execution.abort.clone(),
         );
         tokio::spawn(async move {
-            let outcome = execute(parsed, cfg, services, abort).await;
-            {
-                let mut state = run.state.lock().unwrap_or_else(|e| e.into_inner());
-                state.status = outcome.status.as_str();
-                state.stop_ms = Some(
-                    outcome
+            // The run is a task of its own, so that a panic in it ends the execution as a
+            // failure instead of leaving it RUNNING forever.
+            let ran = tokio::spawn(execute(parsed, cfg, services, abort)).await;
+            let ended = match ran {
+                Ok(outcome) => {
+                    let stop_ms = outcome
                         .history
                         .last()
                         .map(|e| e.timestamp_millis)
-                        .unwrap_or_else(now_ms),
-                );
-                state.output = outcome.output.map(|o| o.to_string());
-                state.error = outcome.error;
-                state.cause = outcome.cause;
-            }
-            info!(execution = %run.arn, status = outcome.status.as_str(), "execution ended");
+                        .unwrap_or_else(now_ms);
+                    let mut state = run.state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.status = outcome.status.as_str();
+                    state.stop_ms = Some(stop_ms);
+                    state.output = outcome.output.map(|o| o.to_string());
+                    state.error = outcome.error;
+                    state.cause = outcome.cause;
+                    state.status
+                }
+                Err(e) => run.fail_internally(&panic_message(e)),
+            };
+            info!(execution = %run.arn, status = ended, "execution ended");
             sfn.publish_status(&run);
-            let _ = run.done.send(true);
+            // `send` keeps the old value when nobody is subscribed yet: later waiters must see
+            // the end too.
+            run.done.send_replace(true);
         });
         Ok(execution)
     }
@@ -640,6 +693,60 @@ mod tests {
         for bad in ["", "has space", "a:b", "a/b", "x*", &"n".repeat(81)] {
             assert!(!valid_name(bad), "{bad:?}");
         }
+    }
+
+    struct Panics;
+
+    impl TaskInvoker for Panics {
+        fn invoke(
+            &self,
+            _: leasehold_asl::invoker::TaskRequest,
+        ) -> BoxFuture<'static, Result<Value, leasehold_asl::invoker::TaskError>> {
+            Box::pin(async { panic!("a task invoker failed badly") })
+        }
+    }
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<&'static str>>);
+
+    impl StatusListener for Heard {
+        fn status_changed(&self, execution: &Execution) {
+            self.0.lock().unwrap().push(execution.status());
+        }
+    }
+
+    /// A panic while an execution runs ends it FAILED with `States.Runtime`, an
+    /// `ExecutionFailed` event and a status change, instead of leaving it RUNNING forever.
+    #[tokio::test]
+    async fn a_panic_in_an_execution_fails_it() {
+        let sfn = StepFunctions::with_tasks("us-east-1", "123456789012", 1, |_| Tasks {
+            invoker: Arc::new(Panics),
+            supports: Box::new(|_| true),
+        });
+        let heard = Arc::new(Heard::default());
+        sfn.subscribe(heard.clone());
+        let definition = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f","End":true}}}"#;
+        let role = "arn:aws:iam::123456789012:role/r";
+        let machine = sfn
+            .create_machine("m", definition, role, "STANDARD")
+            .unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
+            .await
+            .expect("the execution ends");
+        assert_eq!(d.status, "FAILED");
+        assert_eq!(d.error.as_deref(), Some("States.Runtime"));
+        assert!(d.stop_ms.is_some());
+        let history = execution.history();
+        let last = history.last().expect("a history");
+        assert_eq!(last.event_type, "ExecutionFailed");
+        assert_eq!(last.id, history.len() as u64);
+        assert_eq!(
+            last.details.as_ref().map(|d| d.to_value()["error"].clone()),
+            Some(json!("States.Runtime"))
+        );
+        assert_eq!(*heard.0.lock().unwrap(), ["RUNNING", "FAILED"]);
+        assert!(sfn.running().is_empty());
     }
 
     #[test]

@@ -296,6 +296,9 @@ impl Resolver<'_> {
             }
             "Fn::Select" => {
                 let items = seq()?;
+                if items.len() != 2 {
+                    return Err(unsupported(construct, "Select needs [index, list]"));
+                }
                 let index: usize = self
                     .eval_string(&items[0], construct)?
                     .parse()

@@ -451,4 +451,50 @@ Resources:
             json!("${Keep} 1 us-east-1")
         );
     }
+
+    /// Malformed intrinsics are template errors, never panics: `Fn::Select` with fewer than
+    /// two arguments or an index past the list, `Fn::Equals` with one.
+    #[test]
+    fn short_intrinsic_arguments_are_template_errors() {
+        let doc: Yaml = serde_yaml::from_str("Resources: {}").unwrap();
+        let ctx = LocalContext {
+            parameters: HashMap::new(),
+            ..context()
+        };
+        let resolver = Resolver::new(&doc, PathBuf::new(), &ctx).unwrap();
+        for text in [
+            "!Select []",
+            "!Select [0]",
+            "!Select [5, [a, b]]",
+            "!Select [-1, [a]]",
+            "!Select ['18446744073709551616', [a]]",
+            "{Fn::Select: [1]}",
+            "!Select 3",
+            "!Join []",
+            "!Sub []",
+            "!If [c]",
+        ] {
+            let value: Yaml = serde_yaml::from_str(text).unwrap();
+            let err = resolver.eval(&value, "t").unwrap_err().to_string();
+            assert!(err.starts_with("t: "), "{text}: {err}");
+        }
+        let value: Yaml = serde_yaml::from_str("!Select [1, [a, b]]").unwrap();
+        assert_eq!(resolver.eval(&value, "t").unwrap(), json!("b"));
+    }
+
+    /// A schedule's rate must be a positive number of minutes, hours or days that fits.
+    #[test]
+    fn schedule_rates_are_checked() {
+        for rate in [
+            "rate(0 minutes)",
+            "rate(18446744073709551615 minutes)",
+            "rate(307445734561825861 minutes)",
+        ] {
+            let bad = TEMPLATE.replace("rate(2 minutes)", rate);
+            let err = parse(&bad, Path::new("."), &context())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("event Tick of function Fn"), "{rate}: {err}");
+        }
+    }
 }

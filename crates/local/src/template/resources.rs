@@ -252,7 +252,16 @@ impl<'a> Resolver<'a> {
                 ));
             }
         };
-        Ok(n * unit)
+        // EventBridge takes a positive whole number; a period past what a timer can count
+        // (u32::MAX seconds, over a century) is no schedule either.
+        n.checked_mul(unit)
+            .filter(|seconds| n > 0 && *seconds <= u64::from(u32::MAX))
+            .ok_or_else(|| {
+                unsupported(
+                    construct,
+                    format!("rate {expression:?}: the value must be a positive whole number of at most {} seconds", u32::MAX),
+                )
+            })
     }
 
     pub(super) fn function_rules(
