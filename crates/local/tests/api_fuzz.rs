@@ -423,6 +423,7 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
             idle_timeout: Duration::from_secs(1),
             logs_dir: logs,
             kill: HashMap::new(),
+            lose_answers: HashMap::new(),
             seed: SEED,
         },
         MetricsForwarder::disabled(),
