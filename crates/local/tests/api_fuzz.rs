@@ -13,6 +13,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use leasehold_asl::clock::{Random, SeededRandom};
 use leasehold_local::lambda::{LambdaConfig, LambdaService};
 use leasehold_local::metrics::MetricsForwarder;
 use leasehold_local::server::{AppState, CfnResponses, app};
@@ -53,16 +54,11 @@ const OPERATIONS: [&str; 17] = [
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
-/// splitmix64.
-struct Gen(u64);
+struct Gen(SeededRandom);
 
 impl Gen {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -443,7 +439,7 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
     });
 
     let known = Mutex::new(BTreeSet::new());
-    let mut g = Gen(SEED);
+    let mut g = Gen(SeededRandom::new(SEED));
     let (mut errors, mut successes, mut executions) = (0u64, 0u64, 0u64);
     let mut by_type: HashMap<String, u64> = HashMap::new();
     let started = Instant::now();
