@@ -4,13 +4,13 @@
 //! error other than "no metrics" or "CloudWatch did not answer". Seeded: a failure names the
 //! case to replay.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::Empty;
 use leasehold_asl::clock::{Random, SeededRandom};
-use leasehold_asl::history::HistoryEvent;
-use leasehold_trace::{
-    DEFAULT_NAMESPACE, ExecutionView, MachineView, StackView, TraceError, TraceState, app,
-};
+use leasehold_trace::{DEFAULT_NAMESPACE, TraceState, app};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
@@ -65,34 +65,6 @@ impl Gen {
             2 => (self.next() as i64).to_string(),
             _ => "x".repeat(self.below(300)),
         }
-    }
-}
-
-struct Empty;
-
-fn missing(arn: &str) -> TraceError {
-    if arn.starts_with("arn:aws:states:") {
-        TraceError::NotFound(format!("Does Not Exist: '{arn}'").into())
-    } else {
-        TraceError::InvalidArn(format!("Invalid Arn: '{arn}'").into())
-    }
-}
-
-impl StackView for Empty {
-    fn machines(&self) -> Vec<MachineView> {
-        Vec::new()
-    }
-    fn machine(&self, arn: &str) -> Result<MachineView, TraceError> {
-        Err(missing(arn))
-    }
-    fn executions_of(&self, _: &str) -> Vec<ExecutionView> {
-        Vec::new()
-    }
-    fn execution(&self, arn: &str) -> Result<ExecutionView, TraceError> {
-        Err(missing(arn))
-    }
-    fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, TraceError> {
-        Err(missing(arn))
     }
 }
 

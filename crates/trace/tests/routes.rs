@@ -2,43 +2,14 @@
 //! metrics read back from the local CloudWatch (moto). The routes on a real stack are tested in
 //! `crates/local/tests/trace.rs`.
 
+mod common;
+
 use axum::http::StatusCode;
-use leasehold_asl::history::HistoryEvent;
+use common::Empty;
 use leasehold_testkit::router::get;
-use leasehold_trace::{
-    DEFAULT_NAMESPACE, ExecutionView, MachineView, StackView, TraceError, TraceState, app,
-};
+use leasehold_trace::{DEFAULT_NAMESPACE, TraceState, app};
 use serde_json::json;
 use std::sync::Arc;
-
-/// A stack without state machines, whose lookups fail the way the local stack's do.
-struct Empty;
-
-fn missing(arn: &str) -> TraceError {
-    if arn.starts_with("arn:aws:states:") {
-        TraceError::NotFound(format!("Does Not Exist: '{arn}'").into())
-    } else {
-        TraceError::InvalidArn(format!("Invalid Arn: '{arn}'").into())
-    }
-}
-
-impl StackView for Empty {
-    fn machines(&self) -> Vec<MachineView> {
-        Vec::new()
-    }
-    fn machine(&self, arn: &str) -> Result<MachineView, TraceError> {
-        Err(missing(arn))
-    }
-    fn executions_of(&self, _: &str) -> Vec<ExecutionView> {
-        Vec::new()
-    }
-    fn execution(&self, arn: &str) -> Result<ExecutionView, TraceError> {
-        Err(missing(arn))
-    }
-    fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, TraceError> {
-        Err(missing(arn))
-    }
-}
 
 fn trace_app(cloudwatch: Option<aws_sdk_cloudwatch::Client>) -> axum::Router {
     app(Arc::new(TraceState {
