@@ -427,16 +427,26 @@ mod tests {
         assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
     }
 
+    const PASS: &str = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+    const ROLE: &str = "arn:aws:iam::123456789012:role/r";
+
+    /// A service with one machine of one Pass state and one execution of it.
+    fn one_pass_execution() -> (
+        Arc<StepFunctions>,
+        Arc<Machine>,
+        Arc<super::super::Execution>,
+    ) {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let machine = sfn.create_machine("m", PASS, ROLE, "STANDARD").unwrap();
+        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        (sfn, machine, execution)
+    }
+
     /// A token past every page (such as the largest number) is refused as AWS refuses a token
     /// it did not issue, and changes nothing.
     #[tokio::test]
     async fn a_token_past_the_end_is_an_invalid_token() {
-        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
-        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
-        let role = "arn:aws:iam::123456789012:role/r";
-        let machine = sfn
-            .create_machine("m", definition, role, "STANDARD")
-            .unwrap();
+        let (sfn, machine, _) = one_pass_execution();
         for token in [
             format!("page-{}", usize::MAX),
             format!("page-{}", usize::MAX - 50),
@@ -479,13 +489,7 @@ mod tests {
     /// or waiting for it answers at once (not after StopExecution's ten seconds).
     #[tokio::test]
     async fn an_execution_that_ended_unwatched_is_finished() {
-        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
-        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
-        let role = "arn:aws:iam::123456789012:role/r";
-        let machine = sfn
-            .create_machine("m", definition, role, "STANDARD")
-            .unwrap();
-        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let (sfn, _, execution) = one_pass_execution();
         while execution.status() == "RUNNING" {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -509,24 +513,18 @@ mod tests {
     /// generated name, a string for a flag is not ignored.
     #[tokio::test]
     async fn members_of_the_wrong_type_are_serialization_errors() {
-        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
-        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
-        let role = "arn:aws:iam::123456789012:role/r";
-        let machine = sfn
-            .create_machine("m", definition, role, "STANDARD")
-            .unwrap();
-        let execution = sfn.start(&machine.arn, Some("e"), None).unwrap();
+        let (sfn, machine, execution) = one_pass_execution();
         let m = json!(machine.arn);
         let e = json!(execution.arn);
         for (target, body) in [
             ("DescribeStateMachine", json!({"stateMachineArn": 5})),
             (
                 "CreateStateMachine",
-                json!({"name": ["n"], "definition": definition, "roleArn": role}),
+                json!({"name": ["n"], "definition": PASS, "roleArn": ROLE}),
             ),
             (
                 "CreateStateMachine",
-                json!({"name": "n", "definition": definition, "roleArn": role, "type": 1}),
+                json!({"name": "n", "definition": PASS, "roleArn": ROLE, "type": 1}),
             ),
             (
                 "UpdateStateMachine",
