@@ -1,9 +1,12 @@
-//! The lease protocol: grant, idempotent re-acquire, release, reclaim of expired leases, audit.
+//! The lease protocol: grant, idempotent re-acquire, the wait queue with slot hand-over,
+//! release, reclaim of expired leases, audit.
 
+use crate::callback::Callbacks;
 use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::queue::Freed;
 use crate::store::{GrantAttempt, LeaseStore};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -15,7 +18,6 @@ use tracing::{info, warn};
 pub const DEFAULT_TTL_SECONDS: u32 = 60;
 /// Longest lease: the longest a Lambda invocation can run (15 minutes).
 pub const MAX_TTL_SECONDS: u32 = 900;
-
 /// A request for a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquireRequest {
@@ -48,6 +50,10 @@ pub struct Grant {
     /// renewed in place). A re-acquire of a live lease returns it with its expiry unchanged
     /// (false), and so does a new grant.
     pub extended: bool,
+    /// How long the request waited in the queue (only in the output a queued request's task
+    /// is completed with: 0 when granted at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +66,10 @@ pub struct Released {
     /// one); omitted when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// The id held no lease but waited in the queue: its waiter record was removed; omitted
+    /// when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
     pub remaining: u32,
 }
 
@@ -74,6 +84,10 @@ pub struct Drained {
     /// When reclaim may free the slot (epoch seconds); absent when there is no lease.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The id held no lease but waited in the queue: its waiter record was removed; omitted
+    /// when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +96,10 @@ pub struct Reclaimed {
     pub pool: PoolName,
     pub reclaimed: u32,
     pub remaining: u32,
+    /// Waiter records removed because their deadline had passed.
+    pub expired_waiters: u32,
+    /// Requests still queued.
+    pub waiting: u32,
 }
 
 /// What an audit found: the pool's counter against its lease records.
@@ -96,17 +114,31 @@ pub struct AuditReport {
     pub lease_records: u32,
     pub live_leases: u32,
     pub expired_leases: u32,
-    /// `in_use == lease_records` (after repair, when one was made).
+    /// The queue counter grants and enqueues are checked against.
+    pub waiting: u32,
+    /// Waiter records, live or past their deadline.
+    pub waiter_records: u32,
+    pub live_waiters: u32,
+    /// Waiters past their deadline (their task has timed out); a repair removes them.
+    pub expired_waiters: u32,
+    /// A slot is free while live requests wait: a wake-up was lost (a repair hands the slots
+    /// over).
+    pub waiters_beside_free_slots: bool,
+    /// `in_use == lease_records`, `waiting == waiter_records` and no live waiter beside a free
+    /// slot (after repair, when one was made).
     pub consistent: bool,
-    /// The counter was corrected to the number of records.
+    /// The counters were corrected to the number of records (or waiters were served or
+    /// removed).
     pub repaired: bool,
 }
 
 /// The broker: stateless apart from its ports, so one instance serves a whole container.
 pub struct Broker {
-    store: Arc<dyn LeaseStore>,
+    pub(crate) store: Arc<dyn LeaseStore>,
     metrics: Arc<dyn MetricsSink>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Completes waiting tasks; without it nothing can be queued.
+    pub(crate) callbacks: Option<Arc<dyn Callbacks>>,
     /// The clock second of this process's last reclaim pass per pool, so that a storm of
     /// refused acquires costs one lease query per pool and second, not one per refusal.
     reclaimed_at: Mutex<HashMap<PoolName, i64>>,
@@ -114,7 +146,7 @@ pub struct Broker {
 
 /// How often a grant is re-tried after the store reports a race it can resolve (an expired
 /// lease renewed or reclaimed by someone else between two steps).
-const GRANT_PASSES: usize = 4;
+pub(crate) const GRANT_PASSES: usize = 4;
 /// How often an audit re-reads when the pool changed while it was counting.
 const AUDIT_PASSES: usize = 5;
 
@@ -128,8 +160,16 @@ impl Broker {
             store,
             metrics,
             clock,
+            callbacks: None,
             reclaimed_at: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The broker with a way to complete waiting tasks (needed by queued acquires, and by
+    /// whoever frees slots while requests wait).
+    pub fn with_callbacks(mut self, callbacks: Arc<dyn Callbacks>) -> Self {
+        self.callbacks = Some(callbacks);
+        self
     }
 
     /// Creates a pool or changes its budget; live leases are kept.
@@ -140,8 +180,13 @@ impl Broker {
                 "budget must be at least 1".into(),
             ));
         }
-        let record = self.store.put_pool(&pool, budget).await?;
+        let mut record = self.store.put_pool(&pool, budget).await?;
         info!(pool = %pool, budget, in_use = record.in_use, "pool budget set");
+        if record.waiting > 0 && record.remaining() > 0 {
+            // A raised budget serves the queue first.
+            self.fill_free_slots(&pool).await?;
+            record = self.pool_or_missing(&pool).await?;
+        }
         Ok(record)
     }
 
@@ -230,29 +275,45 @@ impl Broker {
     }
 
     /// Ends a lease. Releasing a lease that is already gone is not an error.
+    ///
+    /// While requests wait, the slot goes straight to the oldest of them. An id that holds no
+    /// lease but waits in the queue is withdrawn from it.
     pub async fn release(&self, pool: &str, lease_id: &str) -> Result<Released, BrokerError> {
         let pool = PoolName::parse(pool)?;
         let id = LeaseId::parse(lease_id)?;
-        let attempt = self.store.release(&pool, &id).await?;
-        self.released(pool, id, attempt).await
+        self.release_or_withdraw(pool, id, false).await
     }
 
-    async fn released(
+    async fn release_or_withdraw(
         &self,
         pool: PoolName,
         id: LeaseId,
-        attempt: crate::store::ReleaseAttempt,
+        settled: bool,
     ) -> Result<Released, BrokerError> {
-        let record = attempt
-            .pool
+        let mut outcome = self
+            .give_back(&pool, Freed::Release(id.clone(), settled))
+            .await?;
+        let mut withdrawn = false;
+        if !outcome.released && !outcome.draining && outcome.record.is_some() {
+            withdrawn = self.withdraw(&pool, &id).await?;
+            if !withdrawn {
+                // Neither a lease nor a waiter: a hand-over may have turned the waiter into a
+                // lease between the two steps, so look for the lease once more.
+                outcome = self
+                    .give_back(&pool, Freed::Release(id.clone(), settled))
+                    .await?;
+            }
+        }
+        let record = outcome
+            .record
             .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))?;
-        info!(pool = %pool, lease = %id, released = attempt.released, draining = attempt.draining, remaining = record.remaining(), "lease released");
-        self.gauge(&pool, record).await;
+        info!(pool = %pool, lease = %id, released = outcome.released, draining = outcome.draining, withdrawn, remaining = record.remaining(), "lease released");
         Ok(Released {
             pool,
             lease_id: id,
-            released: attempt.released,
-            draining: attempt.draining,
+            released: outcome.released,
+            draining: outcome.draining,
+            withdrawn,
             remaining: record.remaining(),
         })
     }
@@ -267,8 +328,7 @@ impl Broker {
     ) -> Result<Released, BrokerError> {
         let pool = PoolName::parse(pool)?;
         let id = LeaseId::parse(lease_id)?;
-        let attempt = self.store.release_settled(&pool, &id).await?;
-        self.released(pool, id, attempt).await
+        self.release_or_withdraw(pool, id, true).await
     }
 
     /// Marks a lease draining: its holder has ended, but a query it started may still hold a
@@ -289,13 +349,23 @@ impl Broker {
             )));
         }
         let by = self.clock.now() + i64::from(within_seconds);
-        let lease = self.store.drain(&pool, &id, by).await?;
-        info!(pool = %pool, lease = %id, draining = lease.is_some(), "lease left to drain");
+        let mut lease = self.store.drain(&pool, &id, by).await?;
+        let mut withdrawn = false;
+        if lease.is_none() {
+            // No lease: the holder was still waiting (a stopped execution); it must never get
+            // a slot now. A hand-over between the two steps leaves a lease to drain instead.
+            withdrawn = self.withdraw(&pool, &id).await?;
+            if !withdrawn {
+                lease = self.store.drain(&pool, &id, by).await?;
+            }
+        }
+        info!(pool = %pool, lease = %id, draining = lease.is_some(), withdrawn, "lease left to drain");
         Ok(Drained {
             pool,
             lease_id: id,
             draining: lease.is_some(),
             expires_at: lease.map(|l| l.expires_at),
+            withdrawn,
         })
     }
 
@@ -303,7 +373,9 @@ impl Broker {
     pub async fn reclaim_expired(&self, pool: &str) -> Result<Reclaimed, BrokerError> {
         let pool = PoolName::parse(pool)?;
         let now = self.clock.now();
+        let expired_waiters = self.withdraw_expired_waiters(&pool, now).await?;
         let reclaimed = self.reclaim_expired_of(&pool, now).await?;
+        self.fill_free_slots(&pool).await?;
         let record = self.pool_or_missing(&pool).await?;
         if reclaimed > 0 {
             self.publish(
@@ -317,6 +389,8 @@ impl Broker {
             pool,
             reclaimed,
             remaining: record.remaining(),
+            expired_waiters,
+            waiting: record.waiting,
         })
     }
 
@@ -329,18 +403,26 @@ impl Broker {
     /// in after the last read makes the repair a no-op instead of a wrong count.
     pub async fn audit(&self, pool: &str, repair: bool) -> Result<AuditReport, BrokerError> {
         let name = PoolName::parse(pool)?;
-        let (mut record, mut leases) = self.counted(&name).await?;
+        if repair {
+            // Waiters past their deadline have timed out: their tasks wait no more.
+            self.withdraw_expired_waiters(&name, self.clock.now())
+                .await?;
+        }
+        let (mut record, mut leases, mut waiters) = self.counted(&name).await?;
         for _ in 1..AUDIT_PASSES {
             let after = self.pool_or_missing(&name).await?;
             if after == record {
                 break;
             }
-            (record, leases) = self.counted(&name).await?;
+            (record, leases, waiters) = self.counted(&name).await?;
         }
         let now = self.clock.now();
-        let records = u32::try_from(leases.len()).unwrap_or(u32::MAX);
-        let live =
-            u32::try_from(leases.iter().filter(|l| l.is_live(now)).count()).unwrap_or(u32::MAX);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let records = count(leases.len());
+        let live = count(leases.iter().filter(|l| l.is_live(now)).count());
+        let waiter_records = count(waiters.len());
+        let live_waiters = count(waiters.iter().filter(|w| w.is_live(now)).count());
+        let beside_free = live_waiters > 0 && records < record.budget;
         let mut report = AuditReport {
             pool: name.clone(),
             budget: record.budget,
@@ -348,28 +430,54 @@ impl Broker {
             lease_records: records,
             live_leases: live,
             expired_leases: records - live,
-            consistent: record.in_use == records,
+            waiting: record.waiting,
+            waiter_records,
+            live_waiters,
+            expired_waiters: waiter_records - live_waiters,
+            waiters_beside_free_slots: beside_free,
+            consistent: record.in_use == records
+                && record.waiting == waiter_records
+                && !beside_free,
             repaired: false,
         };
-        if repair && !report.consistent && self.store.set_in_use(&name, &record, records).await? {
-            warn!(pool = %name, was = record.in_use, now = records, "in-use counter repaired");
-            report.in_use = records;
-            report.consistent = true;
+        if !repair || report.consistent {
+            return Ok(report);
+        }
+        let counters_right = record.in_use == records && record.waiting == waiter_records;
+        if counters_right
+            || self
+                .store
+                .set_in_use(&name, &record, records, waiter_records)
+                .await?
+        {
+            if !counters_right {
+                warn!(pool = %name, was = record.in_use, now = records, waiting_was = record.waiting, waiting = waiter_records, "counters repaired");
+            }
+            self.fill_free_slots(&name).await?;
+            let after = self.pool_or_missing(&name).await?;
+            report.in_use = after.in_use;
+            report.waiting = after.waiting;
+            report.waiters_beside_free_slots = after.remaining() > 0 && after.waiting > 0;
+            report.consistent = !report.waiters_beside_free_slots;
             report.repaired = true;
         }
         Ok(report)
     }
 
-    /// The pool record, then its lease records.
-    async fn counted(&self, pool: &PoolName) -> Result<(PoolRecord, Vec<Lease>), BrokerError> {
+    /// The pool record, then its lease records, then its waiter records.
+    async fn counted(
+        &self,
+        pool: &PoolName,
+    ) -> Result<(PoolRecord, Vec<Lease>, Vec<Waiter>), BrokerError> {
         let record = self.pool_or_missing(pool).await?;
-        Ok((record, self.store.leases(pool).await?))
+        let leases = self.store.leases(pool).await?;
+        Ok((record, leases, self.store.waiters(pool).await?))
     }
 
     /// True for the first full-pool reclaim of `pool` in clock second `now` in this process.
     /// Leases expire on whole seconds, so a second pass within the same second finds nothing
     /// the first one did not.
-    fn first_reclaim_this_second(&self, pool: &PoolName, now: i64) -> bool {
+    pub(crate) fn first_reclaim_this_second(&self, pool: &PoolName, now: i64) -> bool {
         let mut marks = self.reclaimed_at.lock().unwrap_or_else(|e| e.into_inner());
         match marks.get(pool) {
             Some(&second) if second >= now => false,
@@ -380,46 +488,57 @@ impl Broker {
         }
     }
 
-    async fn reclaim_expired_of(&self, pool: &PoolName, now: i64) -> Result<u32, BrokerError> {
+    /// Frees every expired lease of the pool: to the queue first, then to the pool.
+    pub(crate) async fn reclaim_expired_of(
+        &self,
+        pool: &PoolName,
+        now: i64,
+    ) -> Result<u32, BrokerError> {
         let mut reclaimed = 0;
         for lease in self.store.leases(pool).await? {
-            if !lease.is_live(now) && self.store.reclaim(&lease).await? {
-                info!(pool = %pool, lease = %lease.id, expired_at = lease.expires_at, "expired lease reclaimed");
+            if lease.is_live(now) {
+                continue;
+            }
+            let expired_at = lease.expires_at;
+            let id = lease.id.clone();
+            if self.give_back(pool, Freed::Reclaim(lease)).await?.released {
+                info!(pool = %pool, lease = %id, expired_at, "expired lease reclaimed");
                 reclaimed += 1;
             }
         }
         Ok(reclaimed)
     }
 
-    async fn pool_or_missing(&self, pool: &PoolName) -> Result<PoolRecord, BrokerError> {
+    pub(crate) async fn pool_or_missing(&self, pool: &PoolName) -> Result<PoolRecord, BrokerError> {
         self.store
             .pool(pool)
             .await?
             .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))
     }
 
-    async fn gauge(&self, pool: &PoolName, record: PoolRecord) {
+    pub(crate) async fn gauge(&self, pool: &PoolName, record: PoolRecord) {
         self.publish(
             pool,
-            &[Metric::count(
-                "RemainingConnections",
-                f64::from(record.remaining()),
-            )],
+            &[
+                Metric::count("RemainingConnections", f64::from(record.remaining())),
+                Metric::count("WaitingRequests", f64::from(record.waiting)),
+            ],
         )
         .await;
     }
 
     /// Metrics never fail or undo the operation they describe: a failure is logged and dropped.
-    async fn publish(&self, pool: &PoolName, metrics: &[Metric]) {
+    pub(crate) async fn publish(&self, pool: &PoolName, metrics: &[Metric]) {
         if let Err(error) = self.metrics.publish(pool, metrics).await {
             warn!(pool = %pool, error = %error, "metrics not published");
         }
     }
 }
 
-fn grant(lease: Lease, record: PoolRecord, extended: bool) -> Grant {
+pub(crate) fn grant(lease: Lease, record: PoolRecord, extended: bool) -> Grant {
     Grant {
         extended,
+        waited_ms: None,
         pool: lease.pool,
         lease_id: lease.id,
         expires_at: lease.expires_at,
@@ -471,7 +590,9 @@ mod tests {
             f.sink.names(),
             [
                 "RemainingConnections",
+                "WaitingRequests",
                 "RemainingConnections",
+                "WaitingRequests",
                 "NoConnectionsLeftError"
             ]
         );

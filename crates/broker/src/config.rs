@@ -91,6 +91,7 @@ impl BrokerConfig {
             ));
         }
         Broker::new(store, self.metrics_sink(sdk), Arc::new(SystemClock))
+            .with_callbacks(Arc::new(crate::callback::StepFunctionsCallbacks::new(sdk)))
     }
 }
 

@@ -8,6 +8,27 @@
 //! - lease: `pk = <pool>`, `sk = "LEASE#<leaseId>"`, `leaseId` (S), `grantedAt` (N),
 //!   `expiresAt` (N, epoch seconds), `draining` (BOOL, present once its holder ended while a
 //!   query may still run: only expiry frees it).
+//! - waiter: `pk = <pool>`, `sk = "WAIT#<leaseId>"`, `leaseId` (S), `taskToken` (S),
+//!   `enqueuedAtMs` (N, the queue's order), `deadline` (N, epoch seconds), `ttlSeconds` (N);
+//!   counted by the pool record's `waiting` (N, absent on older records, read as 0).
+//!
+//! # How the queue's races are closed
+//! Every change of a slot or a waiter is one transaction that also updates the pool record,
+//! and each carries a condition on the record's two counters, so DynamoDB serializes them:
+//! - a grant commits only if `inUse < budget` **and** `waiting = 0`: a newcomer never overtakes
+//!   a queued request;
+//! - an enqueue commits only if `inUse >= budget` **or** `waiting > 0`: a request is never
+//!   queued while a slot is free and nobody waits;
+//! - a release or a reclaim uncounts its slot only if `waiting = 0`; otherwise it fails and the
+//!   broker hands the slot over instead: one transaction deletes the released lease and the
+//!   oldest waiter (conditional on its token) and puts the waiter's lease, leaving `inUse` as
+//!   it was and lowering `waiting`.
+//!
+//! So an enqueue and a release that race end in one of two orders: the enqueue first (the
+//! release's `waiting = 0` fails and it hands the slot to the new waiter) or the release first
+//! (the enqueue's condition fails and the request is granted the free slot). Neither leaves a
+//! waiter asleep beside a free slot. Free slots with waiters can only appear when the budget is
+//! raised or an audit repairs the counter; both hand those slots over at once.
 //!
 //! No item grows with the number of holders: each lease is its own small item, and the pool
 //! record holds only two counters. A grant or a release is one `TransactWriteItems` (lease item
@@ -17,14 +38,16 @@
 //! `expiresAt`, never by DynamoDB TTL.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::store::{
+    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use std::collections::HashMap;
@@ -34,6 +57,9 @@ type Item = HashMap<String, AttributeValue>;
 
 const POOL_SK: &str = "#POOL";
 const LEASE_PREFIX: &str = "LEASE#";
+const WAIT_PREFIX: &str = "WAIT#";
+/// Nobody waits (records written before the queue existed have no counter).
+const NOBODY_WAITS: &str = "(attribute_not_exists(waiting) OR waiting = :zero)";
 /// Attempts of one transaction while other writers keep cancelling it (`TransactionConflict`).
 const CONFLICT_ATTEMPTS: u32 = 12;
 
@@ -78,6 +104,78 @@ impl DynamoStore {
             ("pk".to_owned(), s(pool.as_str())),
             ("sk".to_owned(), s(&format!("{LEASE_PREFIX}{id}"))),
         ])
+    }
+
+    fn waiter_key(pool: &PoolName, id: &LeaseId) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(pool.as_str())),
+            ("sk".to_owned(), s(&format!("{WAIT_PREFIX}{id}"))),
+        ])
+    }
+
+    fn lease_put(&self, lease: &Lease) -> TransactWriteItem {
+        let mut item = Self::lease_key(&lease.pool, &lease.id);
+        item.insert("leaseId".into(), s(lease.id.as_str()));
+        item.insert("grantedAt".into(), n(lease.granted_at));
+        item.insert("expiresAt".into(), n(lease.expires_at));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table and item are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    /// Every item of the pool whose sort key starts with `prefix`, read consistently.
+    async fn query_prefix(&self, pool: &PoolName, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pool AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pool", s(pool.as_str()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::service("Query", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// A pool-record update in a transaction: `update` with `condition`, answering with the
+    /// record when the condition fails.
+    fn pool_update(
+        &self,
+        pool: &PoolName,
+        update: &str,
+        condition: &str,
+        values: &[(&str, i64)],
+    ) -> TransactWriteItem {
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::pool_key(pool)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in values {
+            if update.contains(name) || condition.contains(name) {
+                builder = builder.expression_attribute_values(*name, n(*value));
+            }
+        }
+        TransactWriteItem::builder()
+            .update(builder.build().expect("key, table and expression are set"))
+            .build()
     }
 
     /// Runs a transaction, retrying while it only lost to concurrent transactions on the same
@@ -155,18 +253,26 @@ impl DynamoStore {
             .expect("table and key are set");
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
-            self.counter_update(pool, -1, "attribute_exists(pk) AND inUse > :zero"),
+            self.counter_update(
+                pool,
+                -1,
+                &format!("attribute_exists(pk) AND inUse > :zero AND {NOBODY_WAITS}"),
+            ),
         ];
-        let (released, draining) = match self.transact("TransactWriteItems(release)", items).await?
+        let (released, draining, waiters_first) = match self
+            .transact("TransactWriteItems(release)", items)
+            .await?
         {
-            None => (true, false),
+            None => (true, false, false),
             // The lease is gone, or it is there but the condition kept it (draining).
-            Some(cancelled) if cancelled.failed(0) => (false, cancelled.item(0).is_some()),
-            Some(_) => (self.remove_uncounted(pool, id, None).await?, false),
+            Some(cancelled) if cancelled.failed(0) => (false, cancelled.item(0).is_some(), false),
+            Some(cancelled) if waiting_in(cancelled.item(1)) => (false, false, true),
+            Some(_) => (self.remove_uncounted(pool, id, None).await?, false, false),
         };
         Ok(ReleaseAttempt {
             released,
             draining,
+            waiters_first,
             pool: self.read_pool(pool).await?,
         })
     }
@@ -278,7 +384,8 @@ impl LeaseStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
             .update_expression(
-                "SET budget = :budget, inUse = if_not_exists(inUse, :zero), updatedAt = :now",
+                "SET budget = :budget, inUse = if_not_exists(inUse, :zero), \
+                 waiting = if_not_exists(waiting, :zero), updatedAt = :now",
             )
             .expression_attribute_values(":budget", n(i64::from(budget)))
             .expression_attribute_values(":zero", n(0))
@@ -318,11 +425,23 @@ impl LeaseStore for DynamoStore {
         }
         // Leases next, so that a crash half way leaves a (closed) pool record, retried by the
         // next Delete, rather than orphaned leases without one.
-        for lease in self.leases(pool).await? {
+        let mut keys: Vec<Item> = self
+            .leases(pool)
+            .await?
+            .iter()
+            .map(|lease| Self::lease_key(pool, &lease.id))
+            .collect();
+        keys.extend(
+            self.waiters(pool)
+                .await?
+                .iter()
+                .map(|w| Self::waiter_key(pool, &w.id)),
+        );
+        for key in keys {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(Self::lease_key(pool, &lease.id)))
+                .set_key(Some(key))
                 .send()
                 .await
                 .map_err(|e| StoreError::service("DeleteItem", e))?;
@@ -338,24 +457,16 @@ impl LeaseStore for DynamoStore {
     }
 
     async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
-        let mut item = Self::lease_key(&lease.pool, &lease.id);
-        item.insert("leaseId".into(), s(lease.id.as_str()));
-        item.insert("grantedAt".into(), n(lease.granted_at));
-        item.insert("expiresAt".into(), n(lease.expires_at));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .expect("table and item are set");
         let items = vec![
             self.counter_update(
                 &lease.pool,
                 1,
-                "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)",
+                &format!(
+                    "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing) \
+                     AND {NOBODY_WAITS}"
+                ),
             ),
-            TransactWriteItem::builder().put(put).build(),
+            self.lease_put(lease),
         ];
         match self.transact("TransactWriteItems(grant)", items).await? {
             // The pool was deleted right after the grant: its deletion sweeps this lease too.
@@ -444,32 +555,14 @@ impl LeaseStore for DynamoStore {
     }
 
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
-        let mut leases = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pool AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pool", s(pool.as_str()))
-                .expression_attribute_values(":prefix", s(LEASE_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::service("Query", e))?;
-            for item in out.items() {
-                leases.push(lease_from(pool, item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(leases),
-            }
-        }
+        self.query_prefix(pool, LEASE_PREFIX)
+            .await?
+            .iter()
+            .map(|item| lease_from(pool, item))
+            .collect()
     }
 
-    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError> {
+    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(Self::lease_key(&lease.pool, &lease.id)))
@@ -479,16 +572,27 @@ impl LeaseStore for DynamoStore {
             .expect("table and key are set");
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
-            self.counter_update(&lease.pool, -1, "attribute_exists(pk) AND inUse > :zero"),
+            self.counter_update(
+                &lease.pool,
+                -1,
+                &format!("attribute_exists(pk) AND inUse > :zero AND {NOBODY_WAITS}"),
+            ),
         ];
         match self.transact("TransactWriteItems(reclaim)", items).await? {
-            None => Ok(true),
+            None => Ok(ReclaimAttempt::Reclaimed),
             // Gone or renewed meanwhile: not ours to reclaim.
-            Some(cancelled) if cancelled.failed(0) => Ok(false),
-            Some(_) => {
-                self.remove_uncounted(&lease.pool, &lease.id, Some(lease.expires_at))
-                    .await
-            }
+            Some(cancelled) if cancelled.failed(0) => Ok(ReclaimAttempt::Kept),
+            Some(cancelled) if waiting_in(cancelled.item(1)) => Ok(ReclaimAttempt::WaitersFirst),
+            Some(_) => Ok(
+                if self
+                    .remove_uncounted(&lease.pool, &lease.id, Some(lease.expires_at))
+                    .await?
+                {
+                    ReclaimAttempt::Reclaimed
+                } else {
+                    ReclaimAttempt::Kept
+                },
+            ),
         }
     }
 
@@ -497,6 +601,7 @@ impl LeaseStore for DynamoStore {
         pool: &PoolName,
         seen: &PoolRecord,
         actual: u32,
+        waiting: u32,
     ) -> Result<bool, StoreError> {
         // A record written before versions existed has none; it matches only while it still
         // has none (the first counter change adds one).
@@ -510,9 +615,14 @@ impl LeaseStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET inUse = :actual ADD counterVersion :one")
-            .condition_expression(format!("inUse = :expected AND {version_unchanged}"))
+            .update_expression("SET inUse = :actual, waiting = :waiting ADD counterVersion :one")
+            .condition_expression(format!(
+                "inUse = :expected AND {version_unchanged} AND \
+                 (attribute_not_exists(waiting) OR waiting = :seenWaiting)"
+            ))
             .expression_attribute_values(":actual", n(i64::from(actual)))
+            .expression_attribute_values(":waiting", n(i64::from(waiting)))
+            .expression_attribute_values(":seenWaiting", n(i64::from(seen.waiting)))
             .expression_attribute_values(":expected", n(i64::from(seen.in_use)))
             .expression_attribute_values(":one", n(1));
         let request = if seen.version == 0 {
@@ -525,6 +635,218 @@ impl LeaseStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(StoreError::service("UpdateItem(audit)", e)),
+        }
+    }
+
+    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+        let pool = &waiter.pool;
+        let mut item = Self::waiter_key(pool, &waiter.id);
+        item.insert("leaseId".into(), s(waiter.id.as_str()));
+        item.insert("taskToken".into(), s(waiter.task_token.as_str()));
+        item.insert("enqueuedAtMs".into(), n(waiter.enqueued_at_ms));
+        item.insert("deadline".into(), n(waiter.deadline));
+        item.insert("ttlSeconds".into(), n(i64::from(waiter.ttl_seconds)));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table and item are set");
+        let no_lease = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(pool, &waiter.id)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table, key and condition are set");
+        let items = vec![
+            self.pool_update(
+                pool,
+                "ADD waiting :one",
+                "attribute_exists(pk) AND attribute_not_exists(closing) \
+                 AND (inUse >= budget OR waiting > :zero)",
+                &[(":one", 1), (":zero", 0)],
+            ),
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder()
+                .condition_check(no_lease)
+                .build(),
+        ];
+        match self.transact("TransactWriteItems(enqueue)", items).await? {
+            None => Ok(match self.read_pool(pool).await? {
+                Some(record) => EnqueueAttempt::Enqueued(record),
+                None => EnqueueAttempt::PoolMissing,
+            }),
+            Some(cancelled) if cancelled.failed(2) => Ok(EnqueueAttempt::LeaseExists),
+            Some(cancelled) if cancelled.failed(1) => {
+                // Already queued: carry the new token (a retried task has a new one) and
+                // keep the place.
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::waiter_key(pool, &waiter.id)))
+                    .update_expression("SET taskToken = :token, deadline = :deadline")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":token", s(waiter.task_token.as_str()))
+                    .expression_attribute_values(":deadline", n(waiter.deadline))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+                    .await;
+                match update {
+                    Ok(out) => match out.attributes() {
+                        Some(item) => Ok(EnqueueAttempt::AlreadyWaiting(waiter_from(pool, item)?)),
+                        None => Err(StoreError::Malformed(
+                            "UpdateItem returned no attributes".into(),
+                        )),
+                    },
+                    // Served or withdrawn in between: ask again.
+                    Err(e) if is_condition_failure(&e) => Ok(EnqueueAttempt::SlotFree),
+                    Err(e) => Err(StoreError::service("UpdateItem(enqueue)", e)),
+                }
+            }
+            Some(cancelled) => Ok(match cancelled.item(0) {
+                Some(record) if record.contains_key("closing") => EnqueueAttempt::PoolMissing,
+                Some(_) => EnqueueAttempt::SlotFree,
+                None => EnqueueAttempt::PoolMissing,
+            }),
+        }
+    }
+
+    async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
+        self.query_prefix(pool, WAIT_PREFIX)
+            .await?
+            .iter()
+            .map(|item| waiter_from(pool, item))
+            .collect()
+    }
+
+    async fn hand_over(
+        &self,
+        source: SlotSource<'_>,
+        waiter: &Waiter,
+        lease: &Lease,
+    ) -> Result<HandOver, StoreError> {
+        let pool = &waiter.pool;
+        let remove_waiter = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::waiter_key(pool, &waiter.id)))
+            .condition_expression("taskToken = :token")
+            .expression_attribute_values(":token", s(waiter.task_token.as_str()))
+            .build()
+            .expect("table and key are set");
+        let mut items = vec![
+            TransactWriteItem::builder().delete(remove_waiter).build(),
+            self.lease_put(lease),
+        ];
+        let source_delete = |id: &LeaseId, condition: &str, expires: Option<i64>| {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::lease_key(pool, id)))
+                .condition_expression(condition)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let delete = match expires {
+                Some(at) => delete.expression_attribute_values(":expected", n(at)),
+                None => delete,
+            };
+            TransactWriteItem::builder()
+                .delete(delete.build().expect("table and key are set"))
+                .build()
+        };
+        let handed_on = "ADD waiting :minus, counterVersion :one";
+        match source {
+            SlotSource::Release { id, settled } => {
+                let condition = if settled {
+                    "attribute_exists(pk) AND attribute_not_exists(draining)"
+                } else {
+                    "attribute_exists(pk)"
+                };
+                items.push(source_delete(id, condition, None));
+                items.push(self.pool_update(
+                    pool,
+                    handed_on,
+                    "attribute_exists(pk) AND waiting > :zero",
+                    &[(":minus", -1), (":one", 1), (":zero", 0)],
+                ));
+            }
+            SlotSource::Reclaim(expired) => {
+                items.push(source_delete(
+                    &expired.id,
+                    "expiresAt = :expected",
+                    Some(expired.expires_at),
+                ));
+                items.push(self.pool_update(
+                    pool,
+                    handed_on,
+                    "attribute_exists(pk) AND waiting > :zero",
+                    &[(":minus", -1), (":one", 1), (":zero", 0)],
+                ));
+            }
+            SlotSource::Free => items.push(self.pool_update(
+                pool,
+                "SET inUse = inUse + :one ADD waiting :minus, counterVersion :one",
+                "attribute_exists(pk) AND inUse < budget AND waiting > :zero",
+                &[(":minus", -1), (":one", 1), (":zero", 0)],
+            )),
+        }
+        let pool_index = items.len() - 1;
+        match self
+            .transact("TransactWriteItems(hand over)", items)
+            .await?
+        {
+            None => Ok(match self.read_pool(pool).await? {
+                Some(record) => HandOver::Done(record),
+                None => HandOver::PoolMissing,
+            }),
+            Some(cancelled) if cancelled.failed(0) => Ok(HandOver::WaiterGone),
+            Some(cancelled) if cancelled.failed(1) => {
+                // The waiter's id holds a lease already: it is not waiting for one.
+                self.withdraw(pool, &waiter.id).await?;
+                Ok(HandOver::WaiterGone)
+            }
+            Some(cancelled) if pool_index == 3 && cancelled.failed(2) => Ok(HandOver::SourceGone {
+                draining: cancelled.item(2).is_some(),
+            }),
+            Some(cancelled) => Ok(match cancelled.item(pool_index) {
+                None => HandOver::PoolMissing,
+                // The waiting counter drifted to 0 (a repair will fix it) or no slot is free.
+                Some(_) => HandOver::SourceGone { draining: false },
+            }),
+        }
+    }
+
+    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::waiter_key(pool, id)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .expect("table and key are set");
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.pool_update(
+                pool,
+                "ADD waiting :minus, counterVersion :one",
+                "attribute_exists(pk) AND waiting > :zero",
+                &[(":minus", -1), (":one", 1), (":zero", 0)],
+            ),
+        ];
+        match self.transact("TransactWriteItems(withdraw)", items).await? {
+            None => Ok(true),
+            Some(cancelled) if cancelled.failed(0) => Ok(false),
+            // The counter is already 0 (drift, or the pool is gone): remove the record alone.
+            Some(_) => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::waiter_key(pool, id)))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::service("DeleteItem(withdraw)", e))?;
+                Ok(true)
+            }
         }
     }
 }
@@ -565,10 +887,38 @@ fn pool_record(item: &Item) -> Result<PoolRecord, StoreError> {
         Some(_) => u64::try_from(number(item, "counterVersion")?)
             .map_err(|_| StoreError::Malformed("counterVersion out of range".into()))?,
     };
+    let waiting = match item.get("waiting") {
+        None => 0,
+        Some(_) => count(item, "waiting")?,
+    };
     Ok(PoolRecord {
         budget: count(item, "budget")?,
         in_use: count(item, "inUse")?,
         version,
+        waiting,
+    })
+}
+
+/// Whether a pool record returned by a failed condition shows queued requests.
+fn waiting_in(record: Option<&Item>) -> bool {
+    record
+        .and_then(|item| pool_record(item).ok())
+        .is_some_and(|r| r.waiting > 0)
+}
+
+fn waiter_from(pool: &PoolName, item: &Item) -> Result<Waiter, StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.as_str()),
+        _ => Err(StoreError::Malformed(format!("waiter item without {name}"))),
+    };
+    let malformed = |e: crate::error::BrokerError| StoreError::Malformed(e.to_string());
+    Ok(Waiter {
+        pool: pool.clone(),
+        id: LeaseId::parse(text("leaseId")?).map_err(malformed)?,
+        task_token: TaskToken::parse(text("taskToken")?).map_err(malformed)?,
+        enqueued_at_ms: number(item, "enqueuedAtMs")?,
+        deadline: number(item, "deadline")?,
+        ttl_seconds: count(item, "ttlSeconds")?,
     })
 }
 

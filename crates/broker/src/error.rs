@@ -50,6 +50,10 @@ pub enum BrokerError {
     /// The lease store failed; the request may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Step Functions could not be reached to complete or check a waiting task; the request
+    /// may be retried.
+    #[error("step functions callback failed: {0}")]
+    Callback(String),
 }
 
 impl BrokerError {
@@ -59,7 +63,7 @@ impl BrokerError {
             BrokerError::ConnectionsExhausted { .. } => "ConnectionsExhausted",
             BrokerError::PoolNotFound(_) => "PoolNotFound",
             BrokerError::InvalidInput(_) => "InvalidInput",
-            BrokerError::Store(_) => "DependencyFailure",
+            BrokerError::Store(_) | BrokerError::Callback(_) => "DependencyFailure",
         }
     }
 }

@@ -4,8 +4,10 @@
 //! set; the template never sets it, only tests of the local stack do.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::store::{
+    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,7 +108,7 @@ impl LeaseStore for LosingGrants {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases(pool).await
     }
-    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError> {
+    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
         self.inner.reclaim(lease).await
     }
     async fn set_in_use(
@@ -114,7 +116,25 @@ impl LeaseStore for LosingGrants {
         pool: &PoolName,
         seen: &PoolRecord,
         actual: u32,
+        waiting: u32,
     ) -> Result<bool, StoreError> {
-        self.inner.set_in_use(pool, seen, actual).await
+        self.inner.set_in_use(pool, seen, actual, waiting).await
+    }
+    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+        self.inner.enqueue(waiter).await
+    }
+    async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
+        self.inner.waiters(pool).await
+    }
+    async fn hand_over(
+        &self,
+        source: SlotSource<'_>,
+        waiter: &Waiter,
+        lease: &Lease,
+    ) -> Result<HandOver, StoreError> {
+        self.inner.hand_over(source, waiter, lease).await
+    }
+    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
+        self.inner.withdraw(pool, id).await
     }
 }

@@ -6,13 +6,18 @@
 //! port, and reports gauges through the [`MetricsSink`] port. Nothing here knows about Lambda.
 //!
 //! # Layout
-//! - [`model`]: pool names, lease ids, leases and pool records, with their validation.
+//! - [`model`]: pool names, lease ids, task tokens, leases, waiters and pool records, with
+//!   their validation.
 //! - [`error`]: [`BrokerError`], whose [`BrokerError::name`] is the stable error name a
 //!   workflow matches (`ConnectionsExhausted`, `PoolNotFound`, ...).
 //! - [`store`]: the [`LeaseStore`] port and the outcome types of its operations.
 //! - [`memory`]: an in-memory store for fast unit tests of the domain.
-//! - [`dynamo`]: the DynamoDB adapter (one table, pool record plus one item per lease).
+//! - [`dynamo`]: the DynamoDB adapter (one table: pool record plus one item per lease and per
+//!   waiter), with how the queue's races are closed.
 //! - [`broker`]: the grant / release / reclaim / audit logic over the port.
+//! - [`queue`]: the wait queue: queued acquires, slot hand-over to the oldest waiter.
+//! - [`callback`]: the [`Callbacks`] port that completes waiting Step Functions tasks
+//!   (`SendTaskSuccess`), with the Step Functions adapter and a recording one for tests.
 //! - [`budget`]: budgets set explicitly or derived from the database's `max_connections`.
 //! - [`metrics`]: the [`MetricsSink`] port with Embedded Metric Format and PutMetricData sinks.
 //! - [`clock`]: wall clock and a manual clock for tests.
@@ -44,6 +49,7 @@
 
 pub mod broker;
 pub mod budget;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod dynamo;
@@ -52,15 +58,20 @@ pub mod fault;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod queue;
 pub mod store;
 
 pub use broker::{AcquireRequest, AuditReport, Broker, Drained, Grant, Reclaimed, Released};
 pub use budget::BudgetPolicy;
+pub use callback::{CallbackError, Callbacks, RecordingCallbacks, StepFunctionsCallbacks};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, MetricsMode};
 pub use dynamo::DynamoStore;
 pub use error::{BrokerError, StoreError};
 pub use memory::MemoryStore;
 pub use metrics::{CloudWatchSink, EmfSink, Metric, MetricsSink, NullSink};
-pub use model::{Lease, LeaseId, PoolName, PoolRecord};
-pub use store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+pub use model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+pub use queue::{Queued, QueuedRequest};
+pub use store::{
+    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+};

@@ -2,14 +2,31 @@
 //! every deployed or local run use [`crate::DynamoStore`].
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
-use crate::store::{GrantAttempt, LeaseStore, ReleaseAttempt};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::store::{
+    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// Each pool's record with its leases by id.
-type Pools = HashMap<PoolName, (PoolRecord, BTreeMap<LeaseId, Lease>)>;
+/// One pool: its record, its leases and its waiters by id.
+#[derive(Debug)]
+struct PoolState {
+    record: PoolRecord,
+    leases: BTreeMap<LeaseId, Lease>,
+    waiters: BTreeMap<LeaseId, Waiter>,
+}
+
+impl PoolState {
+    fn count(&mut self, in_use: i64, waiting: i64) {
+        self.record.in_use = (i64::from(self.record.in_use) + in_use).max(0) as u32;
+        self.record.waiting = (i64::from(self.record.waiting) + waiting).max(0) as u32;
+        self.record.version += 1;
+    }
+}
+
+type Pools = HashMap<PoolName, PoolState>;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -27,21 +44,23 @@ impl MemoryStore {
 #[async_trait]
 impl LeaseStore for MemoryStore {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
-        Ok(self.with(|p| p.get(pool).map(|(r, _)| *r)))
+        Ok(self.with(|p| p.get(pool).map(|s| s.record)))
     }
 
     async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
         Ok(self.with(|p| {
-            let entry = p.entry(pool.clone()).or_insert((
-                PoolRecord {
+            let entry = p.entry(pool.clone()).or_insert(PoolState {
+                record: PoolRecord {
                     budget,
                     in_use: 0,
                     version: 0,
+                    waiting: 0,
                 },
-                BTreeMap::new(),
-            ));
-            entry.0.budget = budget;
-            entry.0
+                leases: BTreeMap::new(),
+                waiters: BTreeMap::new(),
+            });
+            entry.record.budget = budget;
+            entry.record
         }))
     }
 
@@ -52,15 +71,16 @@ impl LeaseStore for MemoryStore {
     async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
         Ok(self.with(|p| match p.get_mut(&lease.pool) {
             None => GrantAttempt::PoolMissing,
-            Some((_, leases)) if leases.contains_key(&lease.id) => {
-                GrantAttempt::LeaseExists(leases[&lease.id].clone())
+            Some(s) if s.leases.contains_key(&lease.id) => {
+                GrantAttempt::LeaseExists(s.leases[&lease.id].clone())
             }
-            Some((record, _)) if record.in_use >= record.budget => GrantAttempt::PoolFull(*record),
-            Some((record, leases)) => {
-                record.in_use += 1;
-                record.version += 1;
-                leases.insert(lease.id.clone(), lease.clone());
-                GrantAttempt::Granted(*record)
+            Some(s) if s.record.in_use >= s.record.budget || s.record.waiting > 0 => {
+                GrantAttempt::PoolFull(s.record)
+            }
+            Some(s) => {
+                s.count(1, 0);
+                s.leases.insert(lease.id.clone(), lease.clone());
+                GrantAttempt::Granted(s.record)
             }
         }))
     }
@@ -69,7 +89,7 @@ impl LeaseStore for MemoryStore {
         Ok(self.with(|p| {
             match p
                 .get_mut(&existing.pool)
-                .and_then(|(_, leases)| leases.get_mut(&existing.id))
+                .and_then(|s| s.leases.get_mut(&existing.id))
             {
                 Some(l) if l.expires_at == existing.expires_at => {
                     l.expires_at = expires_at;
@@ -100,7 +120,7 @@ impl LeaseStore for MemoryStore {
         expires_by: i64,
     ) -> Result<Option<Lease>, StoreError> {
         Ok(self.with(|p| {
-            let lease = p.get_mut(pool)?.1.get_mut(id)?;
+            let lease = p.get_mut(pool)?.leases.get_mut(id)?;
             lease.draining = true;
             lease.expires_at = lease.expires_at.min(expires_by);
             Some(lease.clone())
@@ -110,24 +130,26 @@ impl LeaseStore for MemoryStore {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         Ok(self.with(|p| {
             p.get(pool)
-                .map(|(_, l)| l.values().cloned().collect())
+                .map(|s| s.leases.values().cloned().collect())
                 .unwrap_or_default()
         }))
     }
 
-    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError> {
+    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
         Ok(self.with(|p| {
-            let Some((record, leases)) = p.get_mut(&lease.pool) else {
-                return false;
+            let Some(s) = p.get_mut(&lease.pool) else {
+                return ReclaimAttempt::Kept;
             };
-            match leases.get(&lease.id) {
+            match s.leases.get(&lease.id) {
                 Some(l) if l.expires_at == lease.expires_at => {
-                    leases.remove(&lease.id);
-                    record.in_use = record.in_use.saturating_sub(1);
-                    record.version += 1;
-                    true
+                    if s.record.waiting > 0 {
+                        return ReclaimAttempt::WaitersFirst;
+                    }
+                    s.leases.remove(&lease.id);
+                    s.count(-1, 0);
+                    ReclaimAttempt::Reclaimed
                 }
-                _ => false,
+                _ => ReclaimAttempt::Kept,
             }
         }))
     }
@@ -137,20 +159,116 @@ impl LeaseStore for MemoryStore {
         pool: &PoolName,
         seen: &PoolRecord,
         actual: u32,
+        waiting: u32,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|p| match p.get_mut(pool) {
-            Some((record, _)) if record.in_use == seen.in_use && record.version == seen.version => {
-                record.in_use = actual;
-                record.version += 1;
+            Some(s) if s.record == *seen => {
+                s.record.in_use = actual;
+                s.record.waiting = waiting;
+                s.record.version += 1;
                 true
             }
             _ => false,
         }))
     }
+
+    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+        Ok(self.with(|p| {
+            let Some(s) = p.get_mut(&waiter.pool) else {
+                return EnqueueAttempt::PoolMissing;
+            };
+            if s.leases.contains_key(&waiter.id) {
+                return EnqueueAttempt::LeaseExists;
+            }
+            if let Some(existing) = s.waiters.get_mut(&waiter.id) {
+                existing.task_token = waiter.task_token.clone();
+                existing.deadline = waiter.deadline;
+                return EnqueueAttempt::AlreadyWaiting(existing.clone());
+            }
+            if s.record.in_use < s.record.budget && s.record.waiting == 0 {
+                return EnqueueAttempt::SlotFree;
+            }
+            s.count(0, 1);
+            s.waiters.insert(waiter.id.clone(), waiter.clone());
+            EnqueueAttempt::Enqueued(s.record)
+        }))
+    }
+
+    async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
+        Ok(self.with(|p| {
+            p.get(pool)
+                .map(|s| s.waiters.values().cloned().collect())
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn hand_over(
+        &self,
+        source: SlotSource<'_>,
+        waiter: &Waiter,
+        lease: &Lease,
+    ) -> Result<HandOver, StoreError> {
+        Ok(self.with(|p| {
+            let Some(s) = p.get_mut(&waiter.pool) else {
+                return HandOver::PoolMissing;
+            };
+            let source_ok = match source {
+                SlotSource::Release { id, settled } => match s.leases.get(id) {
+                    None => return HandOver::SourceGone { draining: false },
+                    Some(l) if settled && l.draining => {
+                        return HandOver::SourceGone { draining: true };
+                    }
+                    Some(_) => true,
+                },
+                SlotSource::Reclaim(expired) => s
+                    .leases
+                    .get(&expired.id)
+                    .is_some_and(|l| l.expires_at == expired.expires_at),
+                SlotSource::Free => s.record.in_use < s.record.budget,
+            };
+            if !source_ok {
+                return HandOver::SourceGone { draining: false };
+            }
+            let waiting = s
+                .waiters
+                .get(&waiter.id)
+                .is_some_and(|w| w.task_token == waiter.task_token);
+            if !waiting || s.leases.contains_key(&lease.id) {
+                return HandOver::WaiterGone;
+            }
+            match source {
+                SlotSource::Release { id, .. } => {
+                    s.leases.remove(id);
+                    s.count(0, -1);
+                }
+                SlotSource::Reclaim(expired) => {
+                    s.leases.remove(&expired.id);
+                    s.count(0, -1);
+                }
+                SlotSource::Free => s.count(1, -1),
+            }
+            s.waiters.remove(&waiter.id);
+            s.leases.insert(lease.id.clone(), lease.clone());
+            HandOver::Done(s.record)
+        }))
+    }
+
+    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
+        Ok(self.with(|p| {
+            let Some(s) = p.get_mut(pool) else {
+                return false;
+            };
+            let removed = s.waiters.remove(id).is_some();
+            if removed {
+                s.count(0, -1);
+            }
+            removed
+        }))
+    }
 }
 
 impl MemoryStore {
-    /// Removes a lease and uncounts it when `may` allows.
+    /// Removes a lease and uncounts it when `may` allows and nobody waits.
     fn release_where(
         &self,
         pool: &PoolName,
@@ -161,19 +279,23 @@ impl MemoryStore {
             None => ReleaseAttempt {
                 released: false,
                 draining: false,
+                waiters_first: false,
                 pool: None,
             },
-            Some((record, leases)) => {
-                let draining = leases.get(id).is_some_and(|l| !may(l));
-                let released = !draining && leases.remove(id).is_some();
+            Some(s) => {
+                let draining = s.leases.get(id).is_some_and(|l| !may(l));
+                let present = s.leases.contains_key(id);
+                let waiters_first = present && !draining && s.record.waiting > 0;
+                let released = present && !draining && !waiters_first;
                 if released {
-                    record.in_use = record.in_use.saturating_sub(1);
-                    record.version += 1;
+                    s.leases.remove(id);
+                    s.count(-1, 0);
                 }
                 ReleaseAttempt {
                     released,
                     draining,
-                    pool: Some(*record),
+                    waiters_first,
+                    pool: Some(s.record),
                 }
             }
         })
@@ -182,9 +304,8 @@ impl MemoryStore {
     /// Test hook: counts a slot without a lease record, the drift a lost write would leave.
     pub fn inject_drift(&self, pool: &PoolName, extra: u32) {
         self.with(|p| {
-            if let Some((record, _)) = p.get_mut(pool) {
-                record.in_use += extra;
-                record.version += 1;
+            if let Some(s) = p.get_mut(pool) {
+                s.count(i64::from(extra), 0);
             }
         });
     }

@@ -19,16 +19,45 @@ pub const DIMENSION: &str = "DBName";
 /// The namespace of the original sample, kept so its dashboards and alarms still apply.
 pub const DEFAULT_NAMESPACE: &str = "RDSLambda";
 
-/// One data point; all of leasehold's metrics are counts.
+/// One data point: a count, or a duration in milliseconds (`WaitTime`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     pub name: &'static str,
     pub value: f64,
+    pub unit: Unit,
+}
+
+/// The CloudWatch unit of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
 }
 
 impl Metric {
     pub fn count(name: &'static str, value: f64) -> Self {
-        Metric { name, value }
+        Metric {
+            name,
+            value,
+            unit: Unit::Count,
+        }
+    }
+
+    pub fn milliseconds(name: &'static str, value: f64) -> Self {
+        Metric {
+            name,
+            value,
+            unit: Unit::Milliseconds,
+        }
     }
 }
 
@@ -79,7 +108,7 @@ impl EmfSink {
     pub fn document(namespace: &str, pool: &PoolName, metrics: &[Metric], epoch_ms: u128) -> Value {
         let definitions: Vec<Value> = metrics
             .iter()
-            .map(|m| json!({"Name": m.name, "Unit": "Count"}))
+            .map(|m| json!({"Name": m.name, "Unit": m.unit.as_str()}))
             .collect();
         let mut root = Map::new();
         root.insert(
@@ -164,7 +193,10 @@ impl MetricsSink for CloudWatchSink {
                     .metric_name(m.name)
                     .dimensions(dimension.clone())
                     .value(m.value)
-                    .unit(StandardUnit::Count)
+                    .unit(match m.unit {
+                        Unit::Count => StandardUnit::Count,
+                        Unit::Milliseconds => StandardUnit::Milliseconds,
+                    })
                     .timestamp(SystemTime::now().into())
                     .build(),
             );

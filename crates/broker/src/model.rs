@@ -96,6 +96,63 @@ impl Lease {
     }
 }
 
+/// Longest task token accepted (Step Functions' own limit).
+pub const MAX_TASK_TOKEN: usize = 1024;
+
+/// A request queued for a slot: when a slot comes back, it becomes a lease with the same id and
+/// its task is completed through `task_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub pool: PoolName,
+    pub id: LeaseId,
+    /// The callback token of the waiting Step Functions task.
+    pub task_token: TaskToken,
+    /// Epoch milliseconds when it was first enqueued: the queue's order (then the id).
+    pub enqueued_at_ms: i64,
+    /// Epoch seconds after which its task has timed out: it is skipped and removed.
+    pub deadline: i64,
+    /// Lifetime of the lease it gets, in seconds.
+    pub ttl_seconds: u32,
+}
+
+impl Waiter {
+    /// Whether its task may still be waiting at `now` (epoch seconds).
+    pub fn is_live(&self, now: i64) -> bool {
+        now < self.deadline
+    }
+
+    /// The queue's order: first enqueued first, ties broken by id.
+    pub fn queue_order(a: &Waiter, b: &Waiter) -> std::cmp::Ordering {
+        (a.enqueued_at_ms, &a.id).cmp(&(b.enqueued_at_ms, &b.id))
+    }
+}
+
+/// A validated task token: 1 to 1024 characters, none of them whitespace or control characters
+/// (Step Functions' tokens are opaque printable text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskToken(String);
+
+impl TaskToken {
+    pub fn parse(raw: &str) -> Result<Self, BrokerError> {
+        if raw.is_empty() || raw.len() > MAX_TASK_TOKEN {
+            return Err(BrokerError::InvalidInput(format!(
+                "taskToken must be 1 to {MAX_TASK_TOKEN} characters long"
+            )));
+        }
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(BrokerError::InvalidInput(
+                "taskToken must not contain whitespace or control characters".into(),
+            ));
+        }
+        Ok(TaskToken(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The pool record: its budget and how many lease records currently count against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolRecord {
@@ -105,6 +162,10 @@ pub struct PoolRecord {
     /// release leave `in_use` where it was but move this twice, which is how an audit tells a
     /// quiet pool from a busy one. Records written before it existed read as 0.
     pub version: u64,
+    /// Waiter records counted against the pool (requests queued for a slot). A grant commits
+    /// only while this is 0, and a waiter is recorded only while no slot is free or others
+    /// wait. Records written before the queue existed read as 0.
+    pub waiting: u32,
 }
 
 impl PoolRecord {
@@ -137,11 +198,20 @@ mod tests {
     }
 
     #[test]
+    fn task_tokens_are_printable_and_bounded() {
+        assert!(TaskToken::parse("AQCEAAAAKgAAAAMAAAAA+/=abc").is_ok());
+        for bad in ["", "has space", "line\nbreak", &"t".repeat(1025)] {
+            assert_eq!(TaskToken::parse(bad).unwrap_err().name(), "InvalidInput");
+        }
+    }
+
+    #[test]
     fn remaining_never_underflows_after_a_budget_cut() {
         let record = PoolRecord {
             budget: 2,
             in_use: 5,
             version: 0,
+            waiting: 0,
         };
         assert_eq!(record.remaining(), 0);
     }

@@ -5,7 +5,7 @@
 //! one read).
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
 use async_trait::async_trait;
 
 /// The outcome of trying to record a new lease and count it against its pool, atomically.
@@ -15,7 +15,7 @@ pub enum GrantAttempt {
     Granted(PoolRecord),
     /// A lease with this id already exists (live or expired); nothing was written.
     LeaseExists(Lease),
-    /// Every slot is counted; nothing was written.
+    /// Every slot is counted, or requests are queued (they go first); nothing was written.
     PoolFull(PoolRecord),
     /// There is no such pool.
     PoolMissing,
@@ -29,8 +29,63 @@ pub struct ReleaseAttempt {
     pub released: bool,
     /// The lease exists but is draining, so it was left to expire.
     pub draining: bool,
+    /// The lease is there but requests are queued: the slot must be handed to one of them
+    /// ([`LeaseStore::hand_over`]) instead of coming back to the pool; nothing was written.
+    pub waiters_first: bool,
     /// The pool after the release; `None` when the pool does not exist.
     pub pool: Option<PoolRecord>,
+}
+
+/// The outcome of reclaiming one expired lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReclaimAttempt {
+    /// Removed and uncounted.
+    Reclaimed,
+    /// Gone or renewed meanwhile: not ours to reclaim.
+    Kept,
+    /// Requests are queued: its slot must be handed over instead; nothing was written.
+    WaitersFirst,
+}
+
+/// The outcome of queueing a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnqueueAttempt {
+    /// Recorded and counted; the pool as it is after the enqueue.
+    Enqueued(PoolRecord),
+    /// The id was already waiting: its record now carries the new token and deadline, and it
+    /// keeps its place in the queue.
+    AlreadyWaiting(Waiter),
+    /// The id already holds a lease; nothing was written.
+    LeaseExists,
+    /// A slot is free and nobody waits: the request must be granted instead; nothing written.
+    SlotFree,
+    /// There is no such pool (or it is being deleted).
+    PoolMissing,
+}
+
+/// Where the slot of a hand-over comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotSource<'a> {
+    /// A lease being released; with `settled`, only if it is not draining.
+    Release { id: &'a LeaseId, settled: bool },
+    /// An expired lease, only if it is unchanged (still expiring at the same time).
+    Reclaim(&'a Lease),
+    /// A free slot of the pool (after a budget raise, a repair, or withdrawn waiters).
+    Free,
+}
+
+/// The outcome of turning a waiter into a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// The source's slot is now the waiter's lease; the pool as it is afterwards.
+    Done(PoolRecord),
+    /// The waiter is gone or carries another token now; nothing was written.
+    WaiterGone,
+    /// The source lease is gone, renewed or (settled) draining, or no slot is free; nothing
+    /// was written. `draining` tells the draining case.
+    SourceGone { draining: bool },
+    /// There is no such pool.
+    PoolMissing,
 }
 
 #[async_trait]
@@ -45,7 +100,8 @@ pub trait LeaseStore: Send + Sync {
     async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError>;
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
-    /// Removes a lease record and uncounts it.
+    /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`
+    /// otherwise).
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError>;
     /// Like [`LeaseStore::release`], but a draining lease is left in place to expire.
     async fn release_settled(
@@ -63,15 +119,33 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<Option<Lease>, StoreError>;
     /// Every lease record of the pool, live or expired.
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
-    /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time).
-    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError>;
-    /// Sets the in-use count (audit repair), only if the pool record is still exactly `seen`
-    /// (same count and same version): a grant and a release in between move the version even
-    /// when they leave the count where it was.
+    /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time)
+    /// and nobody waits.
+    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError>;
+    /// Sets the in-use and waiting counts (audit repair), only if the pool record is still
+    /// exactly `seen` (same counts and same version): a grant and a release in between move
+    /// the version even when they leave the count where it was.
     async fn set_in_use(
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
         actual: u32,
+        waiting: u32,
     ) -> Result<bool, StoreError>;
+    /// Records `waiter` and counts it, only while no slot is free or others already wait, and
+    /// only if its id holds no lease. An id that already waits gets the new token and deadline.
+    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError>;
+    /// Every waiter record of the pool, in no particular order.
+    async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError>;
+    /// Atomically: takes the slot from `source`, removes `waiter` (only if it still carries
+    /// its token) and records `lease` (its id, new) in that slot. The in-use count does not
+    /// change for a released or reclaimed source: the slot is never free in between.
+    async fn hand_over(
+        &self,
+        source: SlotSource<'_>,
+        waiter: &Waiter,
+        lease: &Lease,
+    ) -> Result<HandOver, StoreError>;
+    /// Removes a waiter record and uncounts it; false when the id was not waiting.
+    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError>;
 }

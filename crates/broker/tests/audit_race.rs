@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use leasehold_broker::{
-    AcquireRequest, Broker, DynamoStore, GrantAttempt, Lease, LeaseId, LeaseStore, NullSink,
-    PoolName, PoolRecord, ReleaseAttempt, StoreError, SystemClock,
+    AcquireRequest, Broker, DynamoStore, EnqueueAttempt, GrantAttempt, HandOver, Lease, LeaseId,
+    LeaseStore, NullSink, PoolName, PoolRecord, ReclaimAttempt, ReleaseAttempt, SlotSource,
+    StoreError, SystemClock, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::{Arc, Mutex};
@@ -69,7 +70,7 @@ impl LeaseStore for Interleaving {
         }
         leases
     }
-    async fn reclaim(&self, lease: &Lease) -> Result<bool, StoreError> {
+    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
         self.inner.reclaim(lease).await
     }
     async fn set_in_use(
@@ -77,8 +78,26 @@ impl LeaseStore for Interleaving {
         pool: &PoolName,
         seen: &PoolRecord,
         actual: u32,
+        waiting: u32,
     ) -> Result<bool, StoreError> {
-        self.inner.set_in_use(pool, seen, actual).await
+        self.inner.set_in_use(pool, seen, actual, waiting).await
+    }
+    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+        self.inner.enqueue(waiter).await
+    }
+    async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
+        self.inner.waiters(pool).await
+    }
+    async fn hand_over(
+        &self,
+        source: SlotSource<'_>,
+        waiter: &Waiter,
+        lease: &Lease,
+    ) -> Result<HandOver, StoreError> {
+        self.inner.hand_over(source, waiter, lease).await
+    }
+    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
+        self.inner.withdraw(pool, id).await
     }
 }
 
@@ -117,7 +136,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
         GrantAttempt::Granted(_)
     ));
     let seen = inner.pool(&name).await.unwrap().unwrap();
-    assert!(inner.set_in_use(&name, &seen, 2).await.unwrap());
+    assert!(inner.set_in_use(&name, &seen, 2, 0).await.unwrap());
 
     // WHEN a repairing audit runs while another broker releases "a" just before the audit's
     // lease query and grants "b" just after it (the counter reads 2 before and after)

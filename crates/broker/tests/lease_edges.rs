@@ -76,7 +76,7 @@ async fn reclaim_removes_an_expired_record_even_when_the_counter_is_already_zero
         .await
         .unwrap();
     let seen = store.pool(&name).await.unwrap().unwrap();
-    assert!(store.set_in_use(&name, &seen, 0).await.unwrap());
+    assert!(store.set_in_use(&name, &seen, 0, 0).await.unwrap());
     clock.advance(60);
 
     // WHEN the reaper runs

@@ -1,0 +1,695 @@
+//! The wait queue: queued acquires, slot hand-over, withdrawal of waiters.
+//!
+//! A queued acquire ([`Broker::acquire_queued`]) is granted at once when a slot is free and
+//! nobody waits, and its task completed with the lease; otherwise it is recorded as a waiter.
+//! Whoever frees a slot while requests wait (a release, a reclaim, a budget raise, a repair)
+//! hands it to the oldest live waiter in one store transaction and then completes that
+//! waiter's task ([`Callbacks::succeed`]). A waiter whose task is gone gets its new lease
+//! released again at once, which hands the slot on to the next one. How the store closes the
+//! races between enqueues and releases is told in [`crate::dynamo`].
+//!
+//! Waiter records are removed by whoever serves them, by a release or drain of their id (the
+//! workflow's timeout path and the execution-status cleanup both send one), and by the reclaim
+//! pass and a repairing audit once their deadline has passed.
+
+use crate::broker::{Broker, GRANT_PASSES, Grant, MAX_TTL_SECONDS, grant};
+use crate::callback::CallbackError;
+use crate::error::BrokerError;
+use crate::metrics::Metric;
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::store::{EnqueueAttempt, GrantAttempt, HandOver, ReclaimAttempt, SlotSource};
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// Longest wait of a queued request (the waiting task's `TimeoutSeconds`): one hour.
+pub const MAX_WAIT_SECONDS: u32 = 3600;
+/// Attempts to complete a waiting task while Step Functions cannot be reached.
+const CALLBACK_ATTEMPTS: u32 = 3;
+/// Hand-overs tried for one freed slot (waiters that turn out gone pass it on).
+const HANDOVER_PASSES: usize = 32;
+
+/// A request that waits for a slot when none is free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRequest {
+    pub pool: String,
+    pub lease_id: String,
+    pub ttl_seconds: u32,
+    /// The waiting task's callback token (`$$.Task.Token`).
+    pub task_token: String,
+    /// How long the task waits (its `TimeoutSeconds`): the waiter's deadline.
+    pub wait_seconds: u32,
+}
+
+/// What a queued acquire did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub pool: PoolName,
+    pub lease_id: LeaseId,
+    /// True when the request was queued (its task completes when a slot is handed to it);
+    /// false when it was granted at once and its task already completed.
+    pub waiting: bool,
+    /// Requests queued in the pool after this call (this one included when waiting).
+    pub waiters: u32,
+    /// When the waiter is dropped if no slot came (epoch seconds); only when waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+    /// The lease the task was completed with; only when granted at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+impl Broker {
+    /// Grants a lease and completes the waiting task with it when a slot is free and nobody
+    /// waits; otherwise queues the request, whose task is completed when a slot is handed to
+    /// it. The token is checked first (`SendTaskHeartbeat`), so a malformed or foreign token
+    /// is `InvalidInput` with nothing changed.
+    pub async fn acquire_queued(&self, request: &QueuedRequest) -> Result<Queued, BrokerError> {
+        let pool = PoolName::parse(&request.pool)?;
+        let id = LeaseId::parse(&request.lease_id)?;
+        if !(1..=MAX_TTL_SECONDS).contains(&request.ttl_seconds) {
+            return Err(BrokerError::InvalidInput(format!(
+                "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
+            )));
+        }
+        if !(1..=MAX_WAIT_SECONDS).contains(&request.wait_seconds) {
+            return Err(BrokerError::InvalidInput(format!(
+                "waitSeconds must be between 1 and {MAX_WAIT_SECONDS}"
+            )));
+        }
+        let token = TaskToken::parse(&request.task_token)?;
+        let callbacks = self.callbacks.as_ref().ok_or_else(|| {
+            BrokerError::Callback("no Step Functions client is configured".into())
+        })?;
+        callbacks.check(token.as_str()).await.map_err(|e| match e {
+            CallbackError::Gone(why) => BrokerError::InvalidInput(format!(
+                "taskToken does not belong to a waiting task ({why})"
+            )),
+            CallbackError::Failed(why) => BrokerError::Callback(why),
+        })?;
+        let ttl = i64::from(request.ttl_seconds);
+        let mut reclaimed_once = false;
+        for _ in 0..GRANT_PASSES * 2 {
+            let now = self.clock.now();
+            let lease = Lease {
+                pool: pool.clone(),
+                id: id.clone(),
+                granted_at: now,
+                expires_at: now + ttl,
+                draining: false,
+            };
+            let granted = match self.store.grant(&lease).await? {
+                GrantAttempt::Granted(record) => {
+                    info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted without waiting");
+                    self.gauge(&pool, record).await;
+                    grant(lease, record, false)
+                }
+                GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
+                    grant(existing, self.pool_or_missing(&pool).await?, false)
+                }
+                GrantAttempt::LeaseExists(expired) => {
+                    if !self.store.renew(&expired, lease.expires_at).await? {
+                        continue;
+                    }
+                    grant(lease, self.pool_or_missing(&pool).await?, true)
+                }
+                GrantAttempt::PoolMissing => {
+                    return Err(BrokerError::PoolNotFound(pool.to_string()));
+                }
+                GrantAttempt::PoolFull(record) => {
+                    if record.remaining() > 0 {
+                        // Slots beside waiters (a raised budget): serve the queue, then retry.
+                        self.fill_free_slots(&pool).await?;
+                    } else if !reclaimed_once && self.first_reclaim_this_second(&pool, now) {
+                        reclaimed_once = true;
+                        if self.reclaim_expired_of(&pool, now).await? > 0 {
+                            continue;
+                        }
+                    }
+                    let waiter = Waiter {
+                        pool: pool.clone(),
+                        id: id.clone(),
+                        task_token: token.clone(),
+                        enqueued_at_ms: self.clock.now_ms(),
+                        deadline: now + i64::from(request.wait_seconds),
+                        ttl_seconds: request.ttl_seconds,
+                    };
+                    let (waiters, deadline) = match self.store.enqueue(&waiter).await? {
+                        EnqueueAttempt::Enqueued(record) => {
+                            self.gauge(&pool, record).await;
+                            (record.waiting, waiter.deadline)
+                        }
+                        EnqueueAttempt::AlreadyWaiting(existing) => {
+                            let record = self.pool_or_missing(&pool).await?;
+                            (record.waiting, existing.deadline)
+                        }
+                        EnqueueAttempt::LeaseExists | EnqueueAttempt::SlotFree => continue,
+                        EnqueueAttempt::PoolMissing => {
+                            return Err(BrokerError::PoolNotFound(pool.to_string()));
+                        }
+                    };
+                    info!(pool = %pool, lease = %id, waiters, deadline, "request queued");
+                    return Ok(Queued {
+                        pool,
+                        lease_id: id,
+                        waiting: true,
+                        waiters,
+                        deadline: Some(deadline),
+                        grant: None,
+                    });
+                }
+            };
+            return self.complete_at_once(&token, granted).await;
+        }
+        Err(BrokerError::Store(crate::error::StoreError::Contended {
+            operation: "acquire (queued)",
+            attempts: (GRANT_PASSES * 2) as u32,
+        }))
+    }
+
+    /// Completes the task of a request granted without waiting.
+    async fn complete_at_once(
+        &self,
+        token: &TaskToken,
+        mut granted: Grant,
+    ) -> Result<Queued, BrokerError> {
+        granted.waited_ms = Some(0);
+        let output = serde_json::to_value(&granted).expect("plain structs serialize");
+        match self.complete(token, &output).await {
+            Ok(()) => Ok(Queued {
+                waiters: 0,
+                waiting: false,
+                deadline: None,
+                pool: granted.pool.clone(),
+                lease_id: granted.lease_id.clone(),
+                grant: Some(granted),
+            }),
+            Err(CallbackError::Gone(why)) => {
+                // The task ended between the check and now: nobody will use the lease.
+                self.give_back(
+                    &granted.pool,
+                    Freed::Release(granted.lease_id.clone(), false),
+                )
+                .await?;
+                Err(BrokerError::InvalidInput(format!(
+                    "taskToken does not belong to a waiting task ({why})"
+                )))
+            }
+            // The lease stays: a retried task re-acquires it (same id) and completes then.
+            Err(CallbackError::Failed(why)) => Err(BrokerError::Callback(why)),
+        }
+    }
+
+    /// Completes a waiting task, retrying while Step Functions cannot be reached.
+    async fn complete(
+        &self,
+        token: &TaskToken,
+        output: &serde_json::Value,
+    ) -> Result<(), CallbackError> {
+        let Some(callbacks) = &self.callbacks else {
+            return Err(CallbackError::Failed(
+                "no Step Functions client is configured".into(),
+            ));
+        };
+        let mut last = String::new();
+        for attempt in 0..CALLBACK_ATTEMPTS {
+            match callbacks.succeed(token.as_str(), output).await {
+                Ok(()) => return Ok(()),
+                Err(CallbackError::Gone(why)) => return Err(CallbackError::Gone(why)),
+                Err(CallbackError::Failed(why)) => {
+                    last = why;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        Err(CallbackError::Failed(last))
+    }
+
+    /// Gives back the slot of `source`: to the oldest live waiter while requests are queued
+    /// (then completes its task), to the pool otherwise. The outcome is the source's.
+    pub(crate) async fn give_back(
+        &self,
+        pool: &PoolName,
+        source: Freed,
+    ) -> Result<GaveBack, BrokerError> {
+        let mut source = source;
+        let mut outcome: Option<GaveBack> = None;
+        // A free slot has no plain path: it is only ever handed to a waiter.
+        let mut queue_first = matches!(source, Freed::Free);
+        for _ in 0..HANDOVER_PASSES {
+            if !queue_first {
+                let plain = match &source {
+                    Freed::Release(id, settled) => {
+                        let attempt = if *settled {
+                            self.store.release_settled(pool, id).await?
+                        } else {
+                            self.store.release(pool, id).await?
+                        };
+                        if let Some(record) = attempt.pool {
+                            self.gauge(pool, record).await;
+                        }
+                        (!attempt.waiters_first).then_some(GaveBack {
+                            released: attempt.released,
+                            draining: attempt.draining,
+                            record: attempt.pool,
+                        })
+                    }
+                    Freed::Reclaim(lease) => match self.store.reclaim(lease).await? {
+                        ReclaimAttempt::WaitersFirst => None,
+                        done => Some(GaveBack {
+                            released: done == ReclaimAttempt::Reclaimed,
+                            draining: false,
+                            record: self.store.pool(pool).await?,
+                        }),
+                    },
+                    Freed::Free => None,
+                };
+                match plain {
+                    Some(done) => return Ok(outcome.unwrap_or(done)),
+                    None => queue_first = true,
+                }
+            }
+            let now = self.clock.now();
+            let mut waiters = self.store.waiters(pool).await?;
+            waiters.sort_by(Waiter::queue_order);
+            let mut next = None;
+            for waiter in waiters {
+                if waiter.is_live(now) {
+                    next = Some(waiter);
+                    break;
+                }
+                if self.store.withdraw(pool, &waiter.id).await? {
+                    info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
+                }
+            }
+            let Some(waiter) = next else {
+                if matches!(source, Freed::Free) {
+                    break;
+                }
+                // Everybody left: the slot goes back to the pool.
+                queue_first = false;
+                continue;
+            };
+            let lease = Lease {
+                pool: pool.clone(),
+                id: waiter.id.clone(),
+                granted_at: now,
+                expires_at: now + i64::from(waiter.ttl_seconds),
+                draining: false,
+            };
+            match self.store.hand_over(source.slot(), &waiter, &lease).await? {
+                HandOver::Done(record) => {
+                    outcome.get_or_insert(GaveBack {
+                        released: true,
+                        draining: false,
+                        record: Some(record),
+                    });
+                    self.gauge(pool, record).await;
+                    match self.wake(&waiter, lease, record).await {
+                        Some(gone) => {
+                            // Its execution is gone: the slot goes on to the next one.
+                            source = Freed::Release(gone, false);
+                            queue_first = false;
+                        }
+                        None => break,
+                    }
+                }
+                HandOver::WaiterGone => {}
+                HandOver::SourceGone { draining } => {
+                    if outcome.is_none() {
+                        outcome = Some(GaveBack {
+                            released: false,
+                            draining,
+                            record: self.store.pool(pool).await?,
+                        });
+                    }
+                    break;
+                }
+                HandOver::PoolMissing => break,
+            }
+        }
+        Ok(outcome.unwrap_or(GaveBack {
+            released: false,
+            draining: false,
+            record: self.store.pool(pool).await?,
+        }))
+    }
+
+    /// Completes the task of a waiter that was just handed a slot. Returns its id when its
+    /// task is gone (the lease must be given back), `None` otherwise.
+    async fn wake(&self, waiter: &Waiter, lease: Lease, record: PoolRecord) -> Option<LeaseId> {
+        let waited_ms = (self.clock.now_ms() - waiter.enqueued_at_ms).max(0);
+        let mut granted = grant(lease, record, false);
+        granted.waited_ms = Some(waited_ms);
+        let output = serde_json::to_value(&granted).expect("plain structs serialize");
+        match self.complete(&waiter.task_token, &output).await {
+            Ok(()) => {
+                info!(pool = %waiter.pool, lease = %waiter.id, waited_ms, "slot handed to waiter");
+                self.publish(
+                    &waiter.pool,
+                    &[Metric::milliseconds("WaitTime", waited_ms as f64)],
+                )
+                .await;
+                None
+            }
+            Err(CallbackError::Gone(why)) => {
+                info!(pool = %waiter.pool, lease = %waiter.id, why, "waiter's task is gone; slot passed on");
+                Some(waiter.id.clone())
+            }
+            Err(CallbackError::Failed(why)) => {
+                // Its task times out and the workflow gives the lease back (or reclaim does).
+                warn!(pool = %waiter.pool, lease = %waiter.id, why, "slot handed over but the waiter was not told");
+                None
+            }
+        }
+    }
+
+    /// Hands free slots to waiters while both exist (after a budget raise or a repair).
+    pub(crate) async fn fill_free_slots(&self, pool: &PoolName) -> Result<(), BrokerError> {
+        for _ in 0..HANDOVER_PASSES {
+            let record = self.pool_or_missing(pool).await?;
+            if record.remaining() == 0 || record.waiting == 0 {
+                return Ok(());
+            }
+            let before = record.version;
+            self.give_back(pool, Freed::Free).await?;
+            if self.pool_or_missing(pool).await?.version == before {
+                // Nobody live was waiting (only stale counts): an audit repairs those.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the id's waiter record; false when it was not waiting.
+    pub(crate) async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<bool, BrokerError> {
+        let withdrawn = self.store.withdraw(pool, id).await?;
+        if withdrawn {
+            info!(pool = %pool, lease = %id, "waiter withdrawn");
+            if let Some(record) = self.store.pool(pool).await? {
+                self.gauge(pool, record).await;
+            }
+        }
+        Ok(withdrawn)
+    }
+
+    /// Removes every waiter whose deadline has passed; returns how many.
+    pub(crate) async fn withdraw_expired_waiters(
+        &self,
+        pool: &PoolName,
+        now: i64,
+    ) -> Result<u32, BrokerError> {
+        let mut removed = 0;
+        for waiter in self.store.waiters(pool).await? {
+            if !waiter.is_live(now) && self.store.withdraw(pool, &waiter.id).await? {
+                info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A slot being given back (owned form of [`SlotSource`]).
+pub(crate) enum Freed {
+    /// A lease released by its holder (`true`: only if it is not draining).
+    Release(LeaseId, bool),
+    /// An expired lease.
+    Reclaim(Lease),
+    /// A free slot beside waiters.
+    Free,
+}
+
+impl Freed {
+    fn slot(&self) -> SlotSource<'_> {
+        match self {
+            Freed::Release(id, settled) => SlotSource::Release {
+                id,
+                settled: *settled,
+            },
+            Freed::Reclaim(lease) => SlotSource::Reclaim(lease),
+            Freed::Free => SlotSource::Free,
+        }
+    }
+}
+
+/// What giving back a slot did to its source.
+pub(crate) struct GaveBack {
+    pub(crate) released: bool,
+    pub(crate) draining: bool,
+    /// The pool afterwards; `None` when it does not exist.
+    pub(crate) record: Option<PoolRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::AcquireRequest;
+    use crate::callback::RecordingCallbacks;
+    use crate::clock::ManualClock;
+    use crate::memory::MemoryStore;
+    use crate::metrics::NullSink;
+    use std::sync::Arc;
+
+    struct Fixture {
+        broker: Broker,
+        clock: Arc<ManualClock>,
+        calls: Arc<RecordingCallbacks>,
+    }
+
+    async fn fixture(budget: u32) -> Fixture {
+        let clock = Arc::new(ManualClock::new(10_000));
+        let calls = Arc::new(RecordingCallbacks::default());
+        let broker = Broker::new(
+            Arc::new(MemoryStore::default()),
+            Arc::new(NullSink),
+            clock.clone(),
+        )
+        .with_callbacks(calls.clone());
+        broker.put_pool("db", budget).await.unwrap();
+        Fixture {
+            broker,
+            clock,
+            calls,
+        }
+    }
+
+    fn queued(id: &str) -> QueuedRequest {
+        QueuedRequest {
+            pool: "db".into(),
+            lease_id: id.into(),
+            ttl_seconds: 60,
+            task_token: format!("token-{id}"),
+            wait_seconds: 30,
+        }
+    }
+
+    /// Lease ids whose tasks were completed, in order.
+    fn served(f: &Fixture) -> Vec<String> {
+        f.calls
+            .completed()
+            .into_iter()
+            .map(|(_, output)| output["leaseId"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_free_slot_is_granted_at_once_and_the_task_completed_with_the_lease() {
+        let f = fixture(1).await;
+        let done = f.broker.acquire_queued(&queued("a")).await.unwrap();
+        assert!(!done.waiting);
+        let (token, output) = f.calls.completed().remove(0);
+        assert_eq!(token, "token-a");
+        assert_eq!(output["leaseId"], "a");
+        assert_eq!(output["waitedMs"], 0);
+        assert_eq!(output["remaining"], 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_are_served_in_enqueue_order_and_the_slot_is_never_free_in_between() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        for id in ["w1", "w2", "w3"] {
+            f.clock.advance(1);
+            let q = f.broker.acquire_queued(&queued(id)).await.unwrap();
+            assert!(q.waiting, "{id} waits");
+        }
+        assert_eq!(f.broker.pool("db").await.unwrap().waiting, 3);
+        for (released, next) in [("holder", "w1"), ("w1", "w2"), ("w2", "w3")] {
+            let r = f.broker.release("db", released).await.unwrap();
+            assert!(r.released);
+            let record = f.broker.pool("db").await.unwrap();
+            assert_eq!(record.in_use, 1, "the slot went straight to {next}");
+            assert_eq!(served(&f).last().unwrap(), next);
+        }
+        assert_eq!(served(&f), ["holder", "w1", "w2", "w3"]);
+        let (_, output) = f.calls.completed().remove(1);
+        assert_eq!(
+            output["waitedMs"], 2000,
+            "w1 waited from second 1 to second 3"
+        );
+        f.broker.release("db", "w3").await.unwrap();
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn nobody_overtakes_the_queue() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("waiter")).await.unwrap();
+        // A polling newcomer is refused even though it asks after a release... of nothing.
+        let polling = f
+            .broker
+            .acquire(&AcquireRequest::new("db", "poller", 60))
+            .await;
+        assert_eq!(polling.unwrap_err().name(), "ConnectionsExhausted");
+        // A raised budget serves the waiter, not a newcomer.
+        f.broker.put_pool("db", 2).await.unwrap();
+        assert_eq!(served(&f), ["holder", "waiter"]);
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_whose_task_is_gone_is_skipped_without_losing_the_slot() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("stopped")).await.unwrap();
+        f.clock.advance(1);
+        f.broker.acquire_queued(&queued("next")).await.unwrap();
+        f.calls.mark_gone("token-stopped");
+        f.broker.release("db", "holder").await.unwrap();
+        assert_eq!(served(&f), ["holder", "next"]);
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (1, 0));
+        assert!(!f.broker.release("db", "stopped").await.unwrap().released);
+        // With nobody left, a gone waiter's slot goes back to the pool.
+        f.broker.acquire_queued(&queued("last")).await.unwrap();
+        f.calls.mark_gone("token-last");
+        f.broker.release("db", "next").await.unwrap();
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_past_its_deadline_is_skipped_and_removed() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("late")).await.unwrap();
+        f.clock.advance(31);
+        f.broker.release("db", "holder").await.unwrap();
+        assert_eq!(served(&f), ["holder"]);
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_reclaim_pass_removes_timed_out_waiters_and_hands_expired_leases_on() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("crashed")).await.unwrap();
+        f.broker.acquire_queued(&queued("late")).await.unwrap();
+        f.clock.advance(31);
+        let mut fresh = queued("fresh");
+        fresh.wait_seconds = 60;
+        f.broker.acquire_queued(&fresh).await.unwrap();
+        f.clock.advance(30);
+        let r = f.broker.reclaim_expired("db").await.unwrap();
+        assert_eq!((r.reclaimed, r.expired_waiters, r.waiting), (1, 1, 0));
+        assert_eq!(served(&f), ["crashed", "fresh"]);
+    }
+
+    #[tokio::test]
+    async fn releasing_or_draining_a_waiting_id_withdraws_it() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("timed-out")).await.unwrap();
+        f.broker.acquire_queued(&queued("aborted")).await.unwrap();
+        let r = f.broker.release("db", "timed-out").await.unwrap();
+        assert!(r.withdrawn && !r.released);
+        let d = f.broker.drain("db", "aborted", 30).await.unwrap();
+        assert!(d.withdrawn && !d.draining);
+        assert_eq!(f.broker.pool("db").await.unwrap().waiting, 0);
+        f.broker.release("db", "holder").await.unwrap();
+        assert_eq!(served(&f), ["holder"], "withdrawn waiters never get a slot");
+    }
+
+    #[tokio::test]
+    async fn bad_and_foreign_tokens_are_invalid_input_and_change_nothing() {
+        let f = fixture(1).await;
+        f.calls.mark_gone("foreign");
+        for token in ["", "with space", "foreign"] {
+            let mut request = queued("a");
+            request.task_token = token.into();
+            let err = f.broker.acquire_queued(&request).await.unwrap_err();
+            assert_eq!(err.name(), "InvalidInput", "{token:?}");
+        }
+        let mut request = queued("a");
+        request.wait_seconds = 0;
+        assert_eq!(
+            f.broker.acquire_queued(&request).await.unwrap_err().name(),
+            "InvalidInput"
+        );
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (0, 0));
+        assert!(f.calls.completed().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_step_functions_is_retried_then_a_dependency_failure() {
+        let f = fixture(2).await;
+        f.calls.fail_next("token-a", 2);
+        assert!(!f.broker.acquire_queued(&queued("a")).await.unwrap().waiting);
+        f.calls.fail_next("token-b", 10);
+        let err = f.broker.acquire_queued(&queued("b")).await.unwrap_err();
+        assert_eq!(err.name(), "DependencyFailure");
+        // The lease stays for the retried task, which re-acquires it by id.
+        let mut retry = queued("b");
+        retry.task_token = "token-b2".into();
+        assert!(!f.broker.acquire_queued(&retry).await.unwrap().waiting);
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 2);
+    }
+
+    #[tokio::test]
+    async fn a_retried_wait_keeps_its_place_with_the_new_token() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("first")).await.unwrap();
+        f.clock.advance(1);
+        f.broker.acquire_queued(&queued("second")).await.unwrap();
+        f.clock.advance(1);
+        let mut retried = queued("first");
+        retried.task_token = "token-first-retry".into();
+        assert!(f.broker.acquire_queued(&retried).await.unwrap().waiting);
+        assert_eq!(f.broker.pool("db").await.unwrap().waiting, 2);
+        f.broker.release("db", "holder").await.unwrap();
+        let (token, output) = f.calls.completed().pop().unwrap();
+        assert_eq!(
+            (token.as_str(), &output["leaseId"]),
+            ("token-first-retry", &"first".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn audit_reports_waiters_and_repair_removes_the_timed_out() {
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("late")).await.unwrap();
+        let report = f.broker.audit("db", false).await.unwrap();
+        assert_eq!(
+            (report.waiting, report.waiter_records, report.live_waiters),
+            (1, 1, 1)
+        );
+        assert!(report.consistent);
+        f.clock.advance(31);
+        let report = f.broker.audit("db", false).await.unwrap();
+        assert_eq!(report.expired_waiters, 1);
+        let repaired = f.broker.audit("db", true).await.unwrap();
+        assert_eq!((repaired.waiting, repaired.waiter_records), (0, 0));
+        assert!(repaired.consistent);
+    }
+}
