@@ -38,7 +38,7 @@
 //! `expiresAt`, never by DynamoDB TTL.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
 use crate::store::{
     EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
 };
@@ -51,7 +51,13 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod items;
+
+use items::{
+    backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s, waiter_from,
+    waiting_in,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -851,127 +857,10 @@ impl LeaseStore for DynamoStore {
     }
 }
 
-fn is_condition_failure(
-    e: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>,
-) -> bool {
-    matches!(e, SdkError::ServiceError(s) if s.err().is_conditional_check_failed_exception())
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn number(item: &Item, name: &str) -> Result<i64, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(raw)) => raw
-            .parse()
-            .map_err(|_| StoreError::Malformed(format!("{name} is not an integer: {raw}"))),
-        _ => Err(StoreError::Malformed(format!(
-            "missing number attribute {name}"
-        ))),
-    }
-}
-
-fn count(item: &Item, name: &str) -> Result<u32, StoreError> {
-    let value = number(item, name)?;
-    u32::try_from(value).map_err(|_| StoreError::Malformed(format!("{name} out of range: {value}")))
-}
-
-fn pool_record(item: &Item) -> Result<PoolRecord, StoreError> {
-    let version = match item.get("counterVersion") {
-        None => 0,
-        Some(_) => u64::try_from(number(item, "counterVersion")?)
-            .map_err(|_| StoreError::Malformed("counterVersion out of range".into()))?,
-    };
-    let waiting = match item.get("waiting") {
-        None => 0,
-        Some(_) => count(item, "waiting")?,
-    };
-    Ok(PoolRecord {
-        budget: count(item, "budget")?,
-        in_use: count(item, "inUse")?,
-        version,
-        waiting,
-    })
-}
-
-/// Whether a pool record returned by a failed condition shows queued requests.
-fn waiting_in(record: Option<&Item>) -> bool {
-    record
-        .and_then(|item| pool_record(item).ok())
-        .is_some_and(|r| r.waiting > 0)
-}
-
-fn waiter_from(pool: &PoolName, item: &Item) -> Result<Waiter, StoreError> {
-    let text = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v.as_str()),
-        _ => Err(StoreError::Malformed(format!("waiter item without {name}"))),
-    };
-    let malformed = |e: crate::error::BrokerError| StoreError::Malformed(e.to_string());
-    Ok(Waiter {
-        pool: pool.clone(),
-        id: LeaseId::parse(text("leaseId")?).map_err(malformed)?,
-        task_token: TaskToken::parse(text("taskToken")?).map_err(malformed)?,
-        enqueued_at_ms: number(item, "enqueuedAtMs")?,
-        deadline: number(item, "deadline")?,
-        ttl_seconds: count(item, "ttlSeconds")?,
-    })
-}
-
-fn lease_from(pool: &PoolName, item: &Item) -> Result<Lease, StoreError> {
-    let id = match item.get("leaseId") {
-        Some(AttributeValue::S(id)) => {
-            LeaseId::parse(id).map_err(|e| StoreError::Malformed(e.to_string()))?
-        }
-        _ => return Err(StoreError::Malformed("lease item without leaseId".into())),
-    };
-    Ok(Lease {
-        pool: pool.clone(),
-        id,
-        granted_at: number(item, "grantedAt")?,
-        expires_at: number(item, "expiresAt")?,
-        draining: matches!(item.get("draining"), Some(AttributeValue::Bool(true))),
-    })
-}
-
-fn epoch_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Full-jitter exponential backoff: uniformly random in [0, min(cap, base * 2^attempt)].
-fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = (10u64 << attempt.min(6)).min(500);
-    Duration::from_millis(jitter(ceiling_ms + 1))
-}
-
-/// A cheap random number below `bound`; contention backoff needs spread, not cryptography.
-fn jitter(bound: u64) -> u64 {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
-        );
-    }
-    STATE.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        x % bound.max(1)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn backoff_stays_under_its_cap() {
