@@ -97,7 +97,7 @@ impl Lease {
 }
 
 /// Longest task token accepted (Step Functions' own limit).
-pub const MAX_TASK_TOKEN: usize = 1024;
+pub const MAX_TASK_TOKEN: usize = 2048;
 
 /// A request queued for a slot: when a slot comes back, it becomes a lease with the same id and
 /// its task is completed through `task_token`.
@@ -127,7 +127,7 @@ impl Waiter {
     }
 }
 
-/// A validated task token: 1 to 1024 characters, none of them whitespace or control characters
+/// A validated task token: 1 to 2048 characters, none of them whitespace or control characters
 /// (Step Functions' tokens are opaque printable text).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn task_tokens_are_printable_and_bounded() {
         assert!(TaskToken::parse("AQCEAAAAKgAAAAMAAAAA+/=abc").is_ok());
-        for bad in ["", "has space", "line\nbreak", &"t".repeat(1025)] {
+        for bad in ["", "has space", "line\nbreak", &"t".repeat(2049)] {
             assert_eq!(TaskToken::parse(bad).unwrap_err().name(), "InvalidInput");
         }
     }

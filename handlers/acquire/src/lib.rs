@@ -1,8 +1,20 @@
-//! The acquire function: grants a connection lease from a pool's budget.
+//! The acquire function: grants a connection lease from a pool's budget, or queues the request.
 //!
-//! Input `{"pool", "leaseId", "ttlSeconds"?}`; output `{"pool", "leaseId", "expiresAt",
-//! "remaining", "budget", "extended"}`. Errors (`errorType`): `ConnectionsExhausted`, `PoolNotFound`,
-//! `InvalidInput`, `DependencyFailure`.
+//! Two modes, told apart by the event:
+//! - **polling** `{"pool", "leaseId", "ttlSeconds"?}` → `{"pool", "leaseId", "expiresAt",
+//!   "remaining", "budget", "extended"}`, or `ConnectionsExhausted` when the pool is full (the
+//!   workflow retries with backoff).
+//! - **queued** `{"pool", "leaseId", "ttlSeconds"?, "taskToken", "waitSeconds"?}`, called by a
+//!   `lambda:invoke.waitForTaskToken` task: when a slot is free and nobody waits, the lease is
+//!   granted and the task completed with it at once (`SendTaskSuccess`); otherwise the request
+//!   is queued and the task completed by whoever frees a slot. The answer (which Step Functions
+//!   ignores for callback tasks) is `{"pool", "leaseId", "waiting", "waiters", "deadline"?,
+//!   "grant"?}`. `waitSeconds` (default 60, at most 3600) must match the task's
+//!   `TimeoutSeconds`: after it the waiter is skipped and removed.
+//!
+//! Errors (`errorType`): `ConnectionsExhausted` (polling only), `PoolNotFound`, `InvalidInput`
+//! (also for a malformed task token, or one whose task does not wait: nothing is changed),
+//! `DependencyFailure` (DynamoDB or Step Functions out of reach).
 //!
 //! # Layout
 //! - `lib.rs`: [`AcquireEvent`], [`handle`], and [`AcquireError`] with its `Diagnostic`
@@ -12,9 +24,12 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::broker::DEFAULT_TTL_SECONDS;
-use leasehold_broker::{AcquireRequest, Broker, BrokerError, Grant};
+use leasehold_broker::{AcquireRequest, Broker, BrokerError, QueuedRequest};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// How long a queued request waits when the event does not say.
+pub const DEFAULT_WAIT_SECONDS: u32 = 60;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -23,6 +38,10 @@ pub struct AcquireEvent {
     pub lease_id: String,
     /// Lease lifetime in seconds, 1 to 900; 60 when absent.
     pub ttl_seconds: Option<u32>,
+    /// The waiting task's token (`$$.Task.Token`): queued mode.
+    pub task_token: Option<String>,
+    /// How long the task waits (its `TimeoutSeconds`); queued mode only.
+    pub wait_seconds: Option<u32>,
 }
 
 /// The error a caller sees: the broker's error under its stable name.
@@ -39,13 +58,32 @@ impl From<AcquireError> for Diagnostic {
     }
 }
 
-pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Grant, AcquireError> {
+fn to_json<T: serde::Serialize>(value: T) -> Value {
+    serde_json::to_value(value).expect("plain structs serialize")
+}
+
+pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value, AcquireError> {
     let input: AcquireEvent = serde_json::from_value(event.payload)
         .map_err(|e| BrokerError::InvalidInput(format!("malformed acquire event: {e}")))?;
-    let request = AcquireRequest::new(
-        input.pool,
-        input.lease_id,
-        input.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS),
-    );
-    Ok(broker.acquire(&request).await?)
+    let ttl_seconds = input.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    match (input.task_token, input.wait_seconds) {
+        (None, None) => {
+            let request = AcquireRequest::new(input.pool, input.lease_id, ttl_seconds);
+            Ok(to_json(broker.acquire(&request).await?))
+        }
+        (None, Some(_)) => Err(BrokerError::InvalidInput(
+            "waitSeconds needs a taskToken (queued mode)".into(),
+        )
+        .into()),
+        (Some(task_token), wait_seconds) => {
+            let request = QueuedRequest {
+                pool: input.pool,
+                lease_id: input.lease_id,
+                ttl_seconds,
+                task_token,
+                wait_seconds: wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS),
+            };
+            Ok(to_json(broker.acquire_queued(&request).await?))
+        }
+    }
 }

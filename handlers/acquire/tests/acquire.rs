@@ -98,3 +98,25 @@ async fn unknown_pools_and_malformed_events_are_typed_and_change_nothing() {
     }
     assert_eq!(broker.pool(&pool).await.unwrap().in_use, 0);
 }
+
+#[tokio::test]
+async fn queued_mode_rejects_bad_tokens_before_touching_the_pool() {
+    let broker = broker().await;
+    let pool = unique("acq");
+    broker.put_pool(&pool, 1).await.unwrap();
+    let cases = [
+        json!({"pool": pool, "leaseId": "a", "waitSeconds": 30}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": ""}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": "has a space"}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": "x".repeat(2049)}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": 7}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": "t", "waitSeconds": 0}),
+        json!({"pool": pool, "leaseId": "a", "taskToken": "t", "waitSeconds": 3601}),
+    ];
+    for payload in cases {
+        let err = call(&broker, payload.clone()).await.unwrap_err();
+        assert_eq!(err.error_type, "InvalidInput", "{payload}");
+    }
+    let record = broker.pool(&pool).await.unwrap();
+    assert_eq!((record.in_use, record.waiting), (0, 0));
+}
