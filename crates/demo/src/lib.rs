@@ -27,6 +27,7 @@
 
 pub mod args;
 pub mod error;
+pub mod fifo;
 pub mod history;
 pub mod html;
 pub mod report;
