@@ -1,5 +1,6 @@
 //! What one child execution's event history says: how it ended, how long it waited for a
-//! lease, how often the pool refused it, how long its query held a connection.
+//! lease (polling or queued), how often the pool refused it, how long its query held a
+//! connection.
 //!
 //! Works on [`Event`], a small copy of the fields of an AWS history event that matter here, so
 //! the reading is the same for the local stack and for AWS, and testable without either.
@@ -31,8 +32,10 @@ pub enum Outcome {
     Running,
 }
 
-/// The state that takes the lease in the connection workflow.
+/// The state that takes the lease in the connection workflow's polling mode.
 pub const ACQUIRE_STATE: &str = "Acquire";
+/// The state that waits in the pool's queue for a lease in the queued mode.
+pub const QUEUED_ACQUIRE_STATE: &str = "AcquireQueued";
 /// The state that runs the query, in both the governed and the ungoverned workflow.
 pub const QUERY_STATE: &str = "Query";
 
@@ -43,8 +46,19 @@ pub struct Facts {
     pub end_ms: Option<i64>,
     /// The execution that started this one (the harness), from its input.
     pub started_by: Option<String>,
-    /// First Acquire `TaskScheduled` → Acquire `TaskSucceeded`; `None` without a lease.
+    /// First `TaskScheduled` → `TaskSucceeded` of the acquire state (`Acquire` or
+    /// `AcquireQueued`); `None` without a lease.
     pub acquire_wait_ms: Option<i64>,
+    /// How long the execution stayed in its acquire state, whether it got a lease or not:
+    /// first `TaskScheduled` → the last task event there (`TaskSucceeded`, the refusal or
+    /// timeout that sent it to the fallback), retries and backoff included. `None` when it
+    /// never left the state (aborted while waiting, or never got there).
+    pub lease_wait_ms: Option<i64>,
+    /// The broker's own measure of the queued wait: the output's `lease.waitedMs` (enqueue →
+    /// slot handed over; 0 when a slot was free), served queued executions only.
+    pub queue_waited_ms: Option<i64>,
+    /// `AcquireQueued` attempts that timed out (`States.Timeout`: no slot in time).
+    pub queue_timeouts: u32,
     /// Acquire attempts refused with `ConnectionsExhausted`.
     pub exhausted_failures: u32,
     /// Of those, the ones the workflow retried (the last refusal before a fallback is not).
@@ -76,6 +90,9 @@ pub fn analyze(events: &[Event]) -> Facts {
         end_ms: None,
         started_by: None,
         acquire_wait_ms: None,
+        lease_wait_ms: None,
+        queue_waited_ms: None,
+        queue_timeouts: 0,
         exhausted_failures: 0,
         exhausted_retries: 0,
         busy_failures: 0,
@@ -85,10 +102,21 @@ pub fn analyze(events: &[Event]) -> Facts {
     };
     let mut state: Option<&str> = None;
     let mut first_acquire_scheduled: Option<i64> = None;
+    // The last task event of the acquire state: where its wait ends once the state is left.
+    let mut last_acquire_event: Option<i64> = None;
     let mut task_started: Option<i64> = None;
     let mut pending_exhausted = false;
+    let is_acquire = |s: Option<&str>| matches!(s, Some(ACQUIRE_STATE | QUEUED_ACQUIRE_STATE));
     for event in events {
         let in_state = |name: &str| state == Some(name);
+        let in_acquire = is_acquire(state);
+        let left_acquire = |facts: &mut Facts| {
+            if in_acquire && facts.lease_wait_ms.is_none() {
+                facts.lease_wait_ms = first_acquire_scheduled
+                    .zip(last_acquire_event)
+                    .map(|(from, to)| to - from);
+            }
+        };
         match event.kind.as_str() {
             "ExecutionStarted" => {
                 facts.start_ms = event.timestamp_ms;
@@ -104,10 +132,11 @@ pub fn analyze(events: &[Event]) -> Facts {
                     });
             }
             kind if kind.ends_with("StateEntered") => {
+                left_acquire(&mut facts);
                 state = event.state.as_deref();
                 pending_exhausted = false;
             }
-            "TaskScheduled" if in_state(ACQUIRE_STATE) => {
+            "TaskScheduled" if in_acquire => {
                 first_acquire_scheduled.get_or_insert(event.timestamp_ms);
                 if pending_exhausted {
                     facts.exhausted_retries += 1;
@@ -116,7 +145,8 @@ pub fn analyze(events: &[Event]) -> Facts {
             }
             "TaskStarted" => task_started = Some(event.timestamp_ms),
             "TaskSucceeded" => {
-                if in_state(ACQUIRE_STATE) {
+                if in_acquire {
+                    last_acquire_event = Some(event.timestamp_ms);
                     facts.acquire_wait_ms = first_acquire_scheduled.map(|t| event.timestamp_ms - t);
                 } else if in_state(QUERY_STATE)
                     && let Some(started) = task_started
@@ -128,8 +158,14 @@ pub fn analyze(events: &[Event]) -> Facts {
             "TaskFailed" | "TaskTimedOut" => {
                 task_started = None;
                 let error = event.error.as_deref().unwrap_or_default();
+                if in_acquire {
+                    last_acquire_event = Some(event.timestamp_ms);
+                }
                 if CRASH_ERRORS.contains(&error) {
                     facts.crashed_tasks += 1;
+                }
+                if in_state(QUEUED_ACQUIRE_STATE) && event.kind == "TaskTimedOut" {
+                    facts.queue_timeouts += 1;
                 }
                 if in_state(ACQUIRE_STATE) && error == "ConnectionsExhausted" {
                     facts.exhausted_failures += 1;
@@ -148,8 +184,13 @@ pub fn analyze(events: &[Event]) -> Facts {
                     .and_then(|o| serde_json::from_str(o).ok())
                     .unwrap_or(Value::Null);
                 facts.outcome = outcome_of_output(&output);
+                facts.queue_waited_ms = output.pointer("/lease/waitedMs").and_then(Value::as_i64);
             }
             "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted" => {
+                // An execution stopped while it waited has no end to its wait.
+                if event.kind != "ExecutionAborted" {
+                    left_acquire(&mut facts);
+                }
                 facts.end_ms = Some(event.timestamp_ms);
                 let fallback = match event.kind.as_str() {
                     "ExecutionTimedOut" => "States.Timeout",
@@ -251,6 +292,7 @@ mod tests {
         assert_eq!(f.outcome, Outcome::Served);
         assert_eq!(f.started_by.as_deref(), Some("arn:h"));
         assert_eq!(f.acquire_wait_ms, Some(2520 - 1002));
+        assert_eq!(f.lease_wait_ms, Some(2520 - 1002));
         assert_eq!((f.exhausted_failures, f.exhausted_retries), (2, 2));
         assert_eq!(f.query_hold_ms, vec![3530 - 2523]);
         assert_eq!(f.duration_ms(), Some(2600));
@@ -302,6 +344,109 @@ mod tests {
         assert_eq!(f.busy_at_ms, vec![4]);
         assert!(f.query_hold_ms.is_empty());
         assert_eq!(f.duration_ms(), Some(950));
+    }
+
+    #[test]
+    fn a_queued_execution_handed_a_slot() {
+        // GIVEN AcquireQueued waits 2.5 s for its callback, the broker measured 2.48 s
+        let events = vec![
+            ev("ExecutionStarted", 0),
+            entered("AcquireQueued", 10),
+            ev("TaskScheduled", 11),
+            ev("TaskStarted", 12),
+            ev("TaskSubmitted", 40),
+            ev("TaskSucceeded", 2511),
+            ev("TaskStateExited", 2511),
+            entered("Query", 2512),
+            ev("TaskScheduled", 2513),
+            ev("TaskStarted", 2514),
+            ev("TaskSucceeded", 3520),
+            entered("Release", 3521),
+            ev("TaskSucceeded", 3540),
+            with_data(
+                ev("ExecutionSucceeded", 3600),
+                r#"{"status":"SERVED","source":"database","lease":{"waitedMs":2480}}"#,
+            ),
+        ];
+        // WHEN the history is read
+        let f = analyze(&events);
+        // THEN the wait is the AcquireQueued task's, and the broker's own figure is kept
+        assert_eq!(f.outcome, Outcome::Served);
+        assert_eq!(f.acquire_wait_ms, Some(2511 - 11));
+        assert_eq!(f.lease_wait_ms, Some(2511 - 11));
+        assert_eq!(f.queue_waited_ms, Some(2480));
+        assert_eq!(f.query_hold_ms, vec![3520 - 2514]);
+        assert_eq!((f.queue_timeouts, f.exhausted_failures), (0, 0));
+    }
+
+    #[test]
+    fn a_queued_execution_that_timed_out_waited_until_the_timeout() {
+        // GIVEN no slot came within the 60 s wait: LeaveQueue, then the cache
+        let events = vec![
+            ev("ExecutionStarted", 0),
+            entered("AcquireQueued", 1),
+            ev("TaskScheduled", 2),
+            ev("TaskStarted", 3),
+            ev("TaskSubmitted", 20),
+            Event {
+                error: Some("States.Timeout".into()),
+                ..ev("TaskTimedOut", 60_002)
+            },
+            entered("LeaveQueue", 60_003),
+            ev("TaskSucceeded", 60_030),
+            entered("LookupCache", 60_031),
+            with_data(
+                ev("ExecutionSucceeded", 60_050),
+                r#"{"status":"FALLBACK","source":"cache"}"#,
+            ),
+        ];
+        let f = analyze(&events);
+        // THEN it counts in the wait distribution, not among the leases granted
+        assert_eq!(f.outcome, Outcome::FromCache);
+        assert_eq!(f.lease_wait_ms, Some(60_000));
+        assert_eq!(f.acquire_wait_ms, None);
+        assert_eq!(f.queue_waited_ms, None);
+        assert_eq!(f.queue_timeouts, 1);
+    }
+
+    #[test]
+    fn a_polling_wait_ends_with_the_refusal_that_sends_it_to_the_fallback() {
+        let events = vec![
+            ev("ExecutionStarted", 0),
+            entered("Acquire", 1),
+            ev("TaskScheduled", 2),
+            failed("ConnectionsExhausted", 5),
+            ev("TaskScheduled", 1000),
+            failed("ConnectionsExhausted", 1004),
+            entered("LookupCache", 1005),
+            with_data(
+                ev("ExecutionSucceeded", 1010),
+                r#"{"status":"FALLBACK","source":"none"}"#,
+            ),
+        ];
+        assert_eq!(analyze(&events).lease_wait_ms, Some(1002));
+        // A crashed acquire that ends the execution ends the wait too ...
+        let crashed = analyze(&[
+            ev("ExecutionStarted", 0),
+            entered("Acquire", 1),
+            ev("TaskScheduled", 2),
+            failed("Runtime.ExitError", 30),
+            Event {
+                error: Some("Runtime.ExitError".into()),
+                ..ev("ExecutionFailed", 31)
+            },
+        ]);
+        assert_eq!(crashed.lease_wait_ms, Some(28));
+        // ... an execution stopped while it waits has no wait to report.
+        let aborted = analyze(&[
+            ev("ExecutionStarted", 0),
+            entered("AcquireQueued", 1),
+            ev("TaskScheduled", 2),
+            ev("TaskSubmitted", 5),
+            ev("ExecutionAborted", 900),
+        ]);
+        assert_eq!(aborted.lease_wait_ms, None);
+        assert_eq!(aborted.outcome, Outcome::Failed("Aborted".into()));
     }
 
     #[test]

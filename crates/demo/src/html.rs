@@ -1,8 +1,8 @@
-//! The report as one self-contained HTML page: the side-by-side table, the checks, and charts
-//! drawn as inline SVG (a few lines of inline script add a hover read-out). Nothing is loaded
-//! from the network.
+//! The report as one self-contained HTML page: the side-by-side table of the three runs, the
+//! checks, the FIFO ideal, and charts drawn as inline SVG (a few lines of inline script add a
+//! hover read-out). Nothing is loaded from the network.
 
-use super::report::{Medium, Report, RunReport, check_lines, figures};
+use super::report::{Bucket, CheckKind, Medium, Report, RunReport, check_lines, columns, figures};
 use std::fmt::Write;
 
 const WIDTH: f64 = 560.0;
@@ -255,7 +255,7 @@ fn seconds_i(points: &[(i64, i64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The four charts of one run, on axes shared with the other run.
+/// The five time charts of one run, on axes shared with the other runs.
 pub fn run_charts(report: &Report, run: &RunReport, governed: bool, x_max: f64) -> Vec<Chart> {
     let max = report.max_connections as f64;
     let mut rules = vec![Rule {
@@ -362,42 +362,232 @@ pub fn run_charts(report: &Report, run: &RunReport, governed: bool, x_max: f64) 
             rules: vec![],
             empty: "no query was refused by the database".into(),
         },
+        Chart {
+            title: "Requests waiting for a lease (queue length)".into(),
+            x_max,
+            y_max: run
+                .series
+                .waiting
+                .iter()
+                .map(|p| p.1 as f64)
+                .chain(run.series.waiting_requests.iter().map(|p| p.1))
+                .fold(1.0, f64::max)
+                * 1.1,
+            lines: if governed {
+                vec![
+                    Line {
+                        label: "waiting (pool record, sampled)".into(),
+                        color: "#7c3aed",
+                        points: seconds_i(&run.series.waiting),
+                        step: true,
+                    },
+                    Line {
+                        label: "WaitingRequests (CloudWatch, maximum per second)".into(),
+                        color: "#0d9488",
+                        points: seconds(&run.series.waiting_requests),
+                        step: true,
+                    },
+                ]
+            } else {
+                vec![]
+            },
+            bars: None,
+            rules: vec![],
+            empty: if governed {
+                "no samples".into()
+            } else {
+                "no leases are taken in this run, so no queue".into()
+            },
+        },
     ]
 }
 
-fn table(report: &Report) -> String {
-    let mut s = String::from(
-        "<table class=\"figures\"><thead><tr><th></th><th>governed</th><th>ungoverned</th></tr></thead><tbody>",
+/// The wait histogram of one run: one bar per bucket of [`super::report::WAIT_BUCKETS_MS`],
+/// on a count axis shared with the other governed run.
+pub fn histogram_svg(title: &str, buckets: &[Bucket], y_max: f64, empty: &str) -> String {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let y_max = y_max.max(1.0);
+    let y = |v: f64| TOP + plot_h - (v / y_max).clamp(0.0, 1.0) * plot_h;
+    let slot = plot_w / buckets.len().max(1) as f64;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart histogram\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{}\">",
+        escape(title)
     );
-    for (label, a, b) in figures(report, Medium::Page) {
+    let y_step = nice_step(y_max, 4.0);
+    let mut v = 0.0;
+    while v <= y_max + 1e-9 {
+        let yy = y(v);
         let _ = write!(
             s,
-            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
-            escape(label),
-            escape(&a),
-            escape(&b)
+            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
+             <text x=\"{}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"end\">{}</text>",
+            LEFT + plot_w,
+            LEFT - 5.0,
+            yy + 3.5,
+            fmt_num(v)
         );
+        v += y_step;
+    }
+    let seconds = |ms: i64| fmt_num(ms as f64 / 1000.0);
+    for (i, bucket) in buckets.iter().enumerate() {
+        let x = LEFT + i as f64 * slot;
+        let range = match bucket.to_ms {
+            Some(to) => format!("{}–{} s", seconds(bucket.from_ms), seconds(to)),
+            None => format!("{} s or more", seconds(bucket.from_ms)),
+        };
+        if bucket.count > 0 {
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#7c3aed\"><title>{range}: {}</title></rect>",
+                x + slot * 0.1,
+                y(bucket.count as f64),
+                slot * 0.8,
+                (TOP + plot_h - y(bucket.count as f64)).max(0.5),
+                bucket.count
+            );
+        }
+        // Each bar is labelled with its upper end; the last with "+".
+        let label = bucket
+            .to_ms
+            .map_or_else(|| format!("{}+", seconds(bucket.from_ms)), seconds);
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{label}</text>",
+            x + slot / 2.0,
+            TOP + plot_h + 13.0
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">wait in seconds (each bar up to the second under it)</text>",
+        LEFT + plot_w / 2.0,
+        HEIGHT - 3.0
+    );
+    if buckets.iter().all(|b| b.count == 0) {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"empty\" text-anchor=\"middle\">{}</text>",
+            LEFT + plot_w / 2.0,
+            TOP + plot_h / 2.0,
+            escape(empty)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The wait histogram of one run with its caption.
+fn wait_chart(report: &Report, run: &RunReport, y_max: f64) -> String {
+    let title = "Lease wait: children per wait (time in the acquire state, lease or not)";
+    let mut s = format!("<h3>{}</h3>", escape(title));
+    match &run.lease_wait {
+        Some(wait) => {
+            let w = &wait.spread;
+            let ms = |v: Option<i64>| v.map_or_else(|| "–".to_owned(), |v| v.to_string());
+            s.push_str(&histogram_svg(
+                title,
+                &wait.histogram,
+                y_max,
+                "no child left the acquire state",
+            ));
+            let f = &report.fifo_ideal;
+            let _ = write!(
+                s,
+                "<div class=\"legend\"><span>{}: {} children, {} with a lease · p50 {} · p95 {} · p99 {} · max {} ms</span>\
+                 <span>FIFO ideal: p50 {} · p99 {} ms</span></div>",
+                escape(wait.state),
+                w.count,
+                wait.granted,
+                ms(w.p50_ms),
+                ms(w.p95_ms),
+                ms(w.p99_ms),
+                ms(w.max_ms),
+                f.wait_p50_ms,
+                f.wait_p99_ms
+            );
+        }
+        None => {
+            s.push_str(&histogram_svg(
+                title,
+                &[],
+                1.0,
+                "no leases are taken in this run, so no wait",
+            ));
+            s.push_str("<div class=\"legend\"></div>");
+        }
+    }
+    s
+}
+
+fn table(report: &Report) -> String {
+    let mut s = String::from("<table class=\"figures\"><thead><tr><th></th>");
+    for (name, _) in columns(report) {
+        let _ = write!(s, "<th>{name}</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for (label, cells) in figures(report, Medium::Page) {
+        let _ = write!(s, "<tr><th>{}</th>", escape(label));
+        for cell in cells {
+            let _ = write!(s, "<td>{}</td>", escape(&cell));
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</tbody></table>");
     s
 }
 
 fn checks(report: &Report) -> String {
+    let faults = report.faults_injected();
     let mut s = String::from("<ul class=\"checks\">");
-    for (ok, text) in check_lines(report, Medium::Page) {
+    for line in check_lines(report, Medium::Page) {
+        let note = if !line.ok && line.kind == CheckKind::Goal && !line.counts(faults) {
+            " (a goal; not counted: faults were injected)"
+        } else {
+            ""
+        };
         let _ = write!(
             s,
-            "<li class=\"{}\">{} {}</li>",
-            if ok { "ok" } else { "bad" },
-            if ok { "✔" } else { "✘" },
-            escape(&text)
+            "<li class=\"{}\">{} {}{note}</li>",
+            if line.ok { "ok" } else { "bad" },
+            if line.ok { "✔" } else { "✘" },
+            escape(&line.text)
         );
     }
     s.push_str("</ul>");
     s
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#111;padding:0 16px}
+/// The FIFO ideal: what the load would get from a perfect queue over the budget.
+fn ideal(report: &Report) -> String {
+    let f = &report.fifo_ideal;
+    let source = match f.service_ms_source {
+        super::fifo::ServiceSource::QueuedMeanHold => "the queued run's mean connection hold",
+        super::fifo::ServiceSource::PollingMeanHold => "the polling run's mean connection hold",
+        super::fifo::ServiceSource::HoldMs => "the load's hold",
+    };
+    format!(
+        "<p class=\"ideal\">{} clients, each asking again as soon as its query ends, share <b>{}</b> \
+         slots through one first-come-first-served queue; every query holds its slot {} ms ({source}), \
+         nothing else takes time. All {} executions are served in <b>{:.1} s</b>: <b>{}</b> per \
+         second, waits p50 <b>{}</b> ms and p99 <b>{}</b> ms (end to end p50 {} ms, p99 {} ms). \
+         The table's rows <i>÷ FIFO ideal</i> compare each run with this.</p>",
+        f.concurrency,
+        f.budget,
+        f.service_ms,
+        f.executions,
+        f.makespan_ms / 1000.0,
+        f.served_per_second,
+        f.wait_p50_ms,
+        f.wait_p99_ms,
+        f.latency_p50_ms,
+        f.latency_p99_ms
+    )
+}
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1800px;color:#111;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:14px 0 2px}
 .sub{color:#555;margin:0 0 12px}
 table.figures{border-collapse:collapse;margin:8px 0}
@@ -406,7 +596,8 @@ table.figures th:first-child{text-align:left;font-weight:normal;color:#333}
 table.figures thead th{font-weight:600;color:#111}
 ul.checks{list-style:none;padding:0}ul.checks li{margin:2px 0}
 li.ok{color:#15803d}li.bad{color:#b91c1c;font-weight:600}
-.runs{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px}
+.runs{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:16px}
+@media (max-width:1100px){.runs{grid-template-columns:1fr}}
 svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb}
 .grid{stroke:#e5e7eb;stroke-width:1}.tick{font-size:10px;fill:#555}
 .rule{stroke-width:1.2;stroke-dasharray:5 4}.rulelabel{font-size:10px}
@@ -415,7 +606,7 @@ svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb}
 .legend i{display:inline-block;width:14px;height:3px;margin-right:5px;vertical-align:middle}
 .legend i.dash{height:0;border-top:2px dashed}
 code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
-.notes li{margin:4px 0}";
+.notes li{margin:4px 0}.ideal{max-width:900px}";
 
 /// The hover read-out: the value of every series nearest to the cursor's time.
 const SCRIPT: &str = "document.querySelectorAll('svg.chart').forEach(function(svg){
@@ -432,8 +623,17 @@ svg.addEventListener('mouseleave',function(){cursor.setAttribute('visibility','h
 
 /// The whole page.
 pub fn render(report: &Report) -> String {
-    let (g, u) = (&report.runs.governed, &report.runs.ungoverned);
-    let x_max = (g.duration_ms.max(u.duration_ms) as f64 / 1000.0).ceil() + 2.0;
+    let runs = columns(report);
+    let longest = runs.iter().map(|(_, r)| r.duration_ms).max().unwrap_or(0);
+    let x_max = (longest as f64 / 1000.0).ceil() + 2.0;
+    // One count axis for the wait histograms, so that their bars compare.
+    let wait_max = runs
+        .iter()
+        .filter_map(|(_, r)| r.lease_wait.as_ref())
+        .flat_map(|w| w.histogram.iter().map(|b| b.count))
+        .max()
+        .unwrap_or(0) as f64
+        * 1.1;
     let l = &report.load;
     let mut s = String::new();
     let _ = write!(
@@ -441,7 +641,7 @@ pub fn render(report: &Report) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>leasehold demo report</title><style>{STYLE}</style></head><body>\
-         <h1>leasehold demo: governed vs. ungoverned</h1>\
+         <h1>leasehold demo: queued vs. polling vs. ungoverned</h1>\
          <p class=\"sub\">{} · {} executions per run, concurrency {}, each query holds its connection {} ms · \
          pool budget <b>{}</b> of max_connections <b>{}</b> (admin reserve {}) · kill probability {} · seed {}</p>",
         escape(&report.generated_at),
@@ -455,17 +655,22 @@ pub fn render(report: &Report) -> String {
         l.seed
     );
     s.push_str(&checks(report));
-    s.push_str("<h2>Both runs, side by side</h2>");
+    s.push_str("<h2>The three runs, side by side</h2>");
     s.push_str(&table(report));
+    s.push_str("<h2>The FIFO ideal</h2>");
+    s.push_str(&ideal(report));
     s.push_str("<h2>Over time</h2><div class=\"runs\">");
-    for (name, run, governed) in [("governed", g, true), ("ungoverned", u, false)] {
+    for (name, run) in runs {
+        let governed = run.acquire_mode.is_some();
         let _ = write!(
             s,
             "<section><h3>{name}: {}</h3>",
-            if governed {
-                "the connection workflow (Acquire → Query → Release)"
-            } else {
-                "the same query function without leases"
+            match run.acquire_mode {
+                Some("queued") =>
+                    "the connection workflow, waiting in the pool's queue (AcquireQueued → Query → Release)",
+                Some(_) =>
+                    "the connection workflow, retrying with backoff (Acquire → Query → Release); the JSON's <code>governed</code>",
+                None => "the same query function without leases",
             }
         );
         for chart in run_charts(report, run, governed, x_max) {
@@ -473,6 +678,7 @@ pub fn render(report: &Report) -> String {
             s.push_str(&svg(&chart));
             s.push_str(&legend(&chart));
         }
+        s.push_str(&wait_chart(report, run, wait_max));
         s.push_str("</section>");
     }
     s.push_str("</div>");
@@ -494,8 +700,18 @@ pub fn render(report: &Report) -> String {
          <li><b>Peak connections</b> is the server's <code>Max_used_connections</code> (reset with \
          <code>FLUSH STATUS</code> before each run) minus the sampler's own connection, or the highest sample \
          if that is higher.</li>\
-         <li><b>End-to-end</b> latency runs from a child execution's start to its end; <b>acquire wait</b> \
-         from its first Acquire attempt to the granted lease, backoff included.</li>\
+         <li><b>Queued</b> and <b>polling</b> are the same connection workflow with a different <code>mode</code>: \
+         queued requests wait in the pool's queue (<b>requests waiting</b>: the pool record's <code>waiting</code>, \
+         sampled, and CloudWatch <code>WaitingRequests</code>) and a released slot is handed straight to the \
+         oldest; polling requests are refused while the pool is full and retry with backoff.</li>\
+         <li><b>End-to-end</b> latency runs from a child execution's start to its end; <b>lease wait</b> from its \
+         first attempt in the acquire state (<code>AcquireQueued</code> or <code>Acquire</code>) to leaving it, \
+         with a lease or for the fallback, retries and backoff included; <b>acquire wait</b> the same for the \
+         children that got a lease.</li>\
+         <li>The <b>FIFO ideal</b> is a simulation of the same load through a perfect first-come-first-served \
+         queue over the budget, with no overhead at all: a run's <i>served per second ÷ FIFO ideal</i> of 1 \
+         is as fast as that queue, its <i>p99 latency ÷ FIFO ideal</i> says how many times longer its slowest \
+         callers waited end to end.</li>\
          <li><b>Physical limit</b> = connections the run may use ÷ mean time a query holds its connection: \
          the most queries per second the database could serve within that limit.</li>\
          <li>The JSON beside this page has every figure and series; docs/report.md describes its fields.</li></ul>",
@@ -563,6 +779,37 @@ mod tests {
         assert!(!svg.contains(">none<"));
         // The hover script gets the series.
         assert!(svg.contains("&quot;label&quot;:&quot;conn&quot;"));
+    }
+
+    #[test]
+    fn the_page_shows_three_runs_the_ideal_and_the_wait_histograms() {
+        // GIVEN a report of three runs
+        let report = crate::report::sample::report();
+        // WHEN the page is rendered
+        let page = render(&report);
+        // THEN the table has a column per run, in the order they ran
+        assert!(
+            page.contains("<th></th><th>queued</th><th>polling</th><th>ungoverned</th>"),
+            "{page}"
+        );
+        assert!(page.contains("<tr><th>served</th><td>10</td><td>10</td><td>10</td></tr>"));
+        // AND six charts per run: five over time, one wait histogram
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 15);
+        assert_eq!(page.matches("<svg class=\"chart histogram\"").count(), 3);
+        assert_eq!(page.matches("<h3>Requests waiting for a lease").count(), 3);
+        // AND the histograms count every child of the governed runs: 10 each, drawn as bars
+        // with the bucket in their title
+        assert!(page.contains("<title>0.5–1 s: 4</title>"), "{page}");
+        assert!(page.contains("no leases are taken in this run, so no wait"));
+        // AND the FIFO ideal and the ratios to it are shown
+        assert!(page.contains("<h2>The FIFO ideal</h2>"));
+        assert!(page.contains("served per second ÷ FIFO ideal"));
+        // AND one check line per check of the JSON
+        let checks = serde_json::to_value(&report.checks).unwrap();
+        assert_eq!(
+            page.matches("<li class=\"ok\">").count() + page.matches("<li class=\"bad\">").count(),
+            checks.as_object().unwrap().len()
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The demo behind `scripts/demo.sh`: the same load twice on the local stack, once through the
-//! connection workflow (governed: every query under a lease) and once through the same query
-//! function without leases (ungoverned: the original problem), with live progress; then a
-//! report from the real sources, as JSON and as a self-contained HTML page.
+//! The demo behind `scripts/demo.sh`: the same load three times on the local stack, one run
+//! after another: through the connection workflow in its queued mode (every query under a
+//! lease, requests waiting in the pool's queue), in its polling mode (every query under a
+//! lease, refused requests retrying with backoff), and through the same query function without
+//! leases (ungoverned: the original problem), with live progress; then a report from the real
+//! sources, with a perfect FIFO queue's figures as the yardstick, as JSON and as a
+//! self-contained HTML page.
 //!
 //! The script starts the services and the stack and exports their endpoints; this crate only
 //! runs and measures. Every figure is read back from where it lives: MariaDB's own counters and
@@ -19,6 +22,7 @@
 //! - [`run`]: one run with live progress, then its histories and counters.
 //! - [`history`]: what one execution's history says.
 //! - [`stats`]: percentiles and means.
+//! - [`fifo`]: what a perfect FIFO queue over the budget would give for the load.
 //! - [`report`]: the JSON report, the figures and checks as the terminal and the page show them,
 //!   and the terminal's text.
 //! - [`html`]: the HTML page with its charts.
@@ -39,7 +43,9 @@ pub mod workflows;
 
 use args::Options;
 use error::DemoError;
+use fifo::{FifoIdeal, ServiceSource};
 use report::{Load, Report, Runs};
+use run::Mode;
 use serde_json::json;
 use sources::{Env, POOL, Sources};
 use std::path::Path;
@@ -68,19 +74,20 @@ fn write(path: &Path, text: &str) -> Result<(), DemoError> {
     std::fs::write(path, text).map_err(io)
 }
 
-/// Waits (at most `limit`) until the pool has no lease in use; returns what is in use then.
+/// Waits (at most `limit`) until the pool has no lease in use and nobody waiting; returns
+/// what is in use or waiting then.
 async fn wait_for_free_pool(sources: &Sources, limit: Duration) -> Result<i64, DemoError> {
     let start = std::time::Instant::now();
     loop {
-        let (_, in_use) = sources.pool_record().await?;
-        if in_use == 0 || start.elapsed() >= limit {
-            return Ok(in_use);
+        let (_, in_use, waiting) = sources.pool_record().await?;
+        if in_use + waiting == 0 || start.elapsed() >= limit {
+            return Ok(in_use + waiting);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// Runs both runs and writes the report (JSON and HTML). Progress goes to standard error.
+/// Runs the three runs and writes the report (JSON and HTML). Progress goes to standard error.
 pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     let env = Env::from_env()?;
     let sources = Arc::new(Sources::new(env.clone()).await?);
@@ -93,7 +100,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
             options.max_connections
         );
     }
-    let (budget, _) = sources.pool_record().await?;
+    let (budget, _, _) = sources.pool_record().await?;
     if let Some(asked) = options.budget
         && i64::from(asked) != budget
     {
@@ -102,7 +109,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     let busy = wait_for_free_pool(&sources, Duration::from_secs(30)).await?;
     if busy > 0 {
         return Err(DemoError::Setup(format!(
-            "{busy} leases of pool {POOL} are still in use before the first run (another load on this stack?)"
+            "{busy} leases of pool {POOL} are still in use or waited for before the first run (another load on this stack?)"
         )));
     }
 
@@ -147,17 +154,29 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         "holdMs": options.hold_ms,
     });
     let abort_after = options.abort_harness_after.map(Duration::from_secs);
-    let governed = run::run(
-        &sources,
-        &admin,
+    let governed_plan = |mode: Mode| {
+        let mut input = input.clone();
+        input["mode"] = json!(mode.as_str());
         run::Plan {
-            name: "governed",
-            governed: true,
+            name: mode.as_str(),
+            mode: Some(mode),
             harness_machine: env.harness_machine.clone(),
             child_machine: env.connection_machine.clone(),
-            input: input.clone(),
+            input,
             abort_after,
-        },
+        }
+    };
+    let queued = run::run(
+        &sources,
+        &admin,
+        governed_plan(Mode::Queued),
+        options.executions,
+    )
+    .await?;
+    let polling = run::run(
+        &sources,
+        &admin,
+        governed_plan(Mode::Polling),
         options.executions,
     )
     .await?;
@@ -166,7 +185,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         &admin,
         run::Plan {
             name: "ungoverned",
-            governed: false,
+            mode: None,
             harness_machine: harness_arn,
             child_machine: child_arn,
             input,
@@ -177,9 +196,14 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     .await?;
 
     let reserve = i64::from(options.reserve);
-    let governed = report::run_report(&governed, budget, budget);
-    let ungoverned = report::run_report(&ungoverned, max_connections, budget);
-    let checks = report::checks(budget, reserve, &governed, &ungoverned);
+    let mut queued = report::run_report(&queued, budget, budget);
+    let mut governed = report::run_report(&polling, budget, budget);
+    let mut ungoverned = report::run_report(&ungoverned, max_connections, budget);
+    let fifo_ideal = fifo_ideal(options, budget, &queued, &governed);
+    for run in [&mut queued, &mut governed, &mut ungoverned] {
+        run.ratio_to_fifo_ideal = Some(report::ratio_to_ideal(run, &fifo_ideal));
+    }
+    let checks = report::checks(budget, reserve, &governed, &ungoverned, &queued);
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
         generated_at: leasehold_asl::values::iso_millis(sources::now_ms()),
@@ -199,7 +223,9 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         runs: Runs {
             governed,
             ungoverned,
+            queued,
         },
+        fifo_ideal,
         checks,
     };
     let json = serde_json::to_string_pretty(&report)
@@ -207,4 +233,28 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     write(&options.report, &(json + "\n"))?;
     write(&options.html_path(), &html::render(&report))?;
     Ok(report)
+}
+
+/// The FIFO ideal of this load. Its service time is what a query really held its connection
+/// in the queued run (`meanHoldMs`: the hold plus the invoke's own time), so that the ideal and
+/// the physical limit divide the same time; the polling run's, or the asked hold, when the
+/// queued run served nothing.
+pub fn fifo_ideal(
+    options: &Options,
+    budget: i64,
+    queued: &report::RunReport,
+    polling: &report::RunReport,
+) -> FifoIdeal {
+    let (service_ms, source) = match (queued.mean_hold_ms, polling.mean_hold_ms) {
+        (Some(ms), _) => (ms, ServiceSource::QueuedMeanHold),
+        (None, Some(ms)) => (ms, ServiceSource::PollingMeanHold),
+        (None, None) => (options.hold_ms as f64, ServiceSource::HoldMs),
+    };
+    FifoIdeal::new(
+        options.executions,
+        options.concurrency,
+        budget,
+        service_ms,
+        source,
+    )
 }

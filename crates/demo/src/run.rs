@@ -28,13 +28,31 @@ pub const COUNTERS: [&str; 3] = [
     "Aborted_connects",
 ];
 
+/// How the connection workflow waits for a lease: its input's `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `AcquireQueued`: waits in the pool's queue and is handed a released slot.
+    Queued,
+    /// `Acquire`: retries with backoff while the pool is full.
+    Polling,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Queued => "queued",
+            Mode::Polling => "polling",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// `governed` or `ungoverned`.
+    /// `queued`, `polling` or `ungoverned`: the progress line's and the harness's name.
     pub name: &'static str,
-    /// Whether the child takes leases (the connection workflow).
-    pub governed: bool,
+    /// How the child takes leases; `None` when it takes none (ungoverned).
+    pub mode: Option<Mode>,
     pub harness_machine: String,
     pub child_machine: String,
     pub input: Value,
@@ -59,10 +77,31 @@ pub struct RunData {
     pub counters_after: BTreeMap<String, i64>,
     pub stats_before: StackStats,
     pub stats_after: StackStats,
-    pub leases_at_end: i64,
-    pub lease_records_at_end: i64,
-    pub connections_at_end: i64,
-    pub settle_ms: i64,
+    pub settled: Settled,
+}
+
+impl Plan {
+    /// Whether the child takes leases (the connection workflow).
+    pub fn governed(&self) -> bool {
+        self.mode.is_some()
+    }
+}
+
+/// What was left once a run had settled (or the wait for it ended).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The pool record's `inUse`.
+    pub leases: i64,
+    /// Lease items in the table.
+    pub lease_records: i64,
+    /// The pool record's `waiting`.
+    pub waiters: i64,
+    /// Waiter items in the table.
+    pub waiter_records: i64,
+    /// Database connections (last sample).
+    pub connections: i64,
+    /// How long after the harness ended the wait took.
+    pub ms: i64,
 }
 
 /// Counts of finished children, for the progress line.
@@ -169,11 +208,12 @@ pub async fn run(
         let (started, finished, served, fallback, failed) = tally.counts();
         progress.show(
             &format!(
-                "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}",
+                "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}  waiting {:>3}",
                 plan.name,
                 clock.elapsed().as_secs_f64(),
                 sampler.latest.connections.load(Ordering::Relaxed),
                 sampler.latest.leases_in_use.load(Ordering::Relaxed),
+                sampler.latest.waiting.load(Ordering::Relaxed),
             ),
             done,
         );
@@ -199,8 +239,7 @@ pub async fn run(
         .and_then(|o| serde_json::from_str(o).ok())
         .unwrap_or(Value::Null);
 
-    let (leases_at_end, lease_records_at_end, connections_at_end, settle_ms) =
-        settle(sources, &sampler, &plan.child_machine, start_ms).await?;
+    let settled = settle(sources, &sampler, &plan.child_machine, start_ms).await?;
     let series = sampler.finish().await;
     let counters_after = {
         let mut conn = admin.lock().await;
@@ -242,58 +281,62 @@ pub async fn run(
         counters_after,
         stats_before,
         stats_after,
-        leases_at_end,
-        lease_records_at_end,
-        connections_at_end,
-        settle_ms,
+        settled,
     })
 }
 
-/// Waits for the run to settle: the cleanup path releases the leases of failed children, the
-/// reclaim frees drained ones, connections of killed containers close when their query ends.
-/// Bounded: what remains is reported as (leases in use, lease records, connections, ms waited).
+/// Waits for the run to settle: the cleanup path releases the leases of failed children and
+/// withdraws their waiters, the reclaim frees drained leases and removes waiters past their
+/// deadline, connections of killed containers close when their query ends. Bounded: what
+/// remains is reported.
 async fn settle(
     sources: &Sources,
     sampler: &Sampler,
     child_machine: &str,
     start_ms: i64,
-) -> Result<(i64, i64, i64, i64), DemoError> {
+) -> Result<Settled, DemoError> {
     let settle_start = Instant::now();
-    let (mut leases_at_end, mut lease_records_at_end, mut connections_at_end);
     loop {
-        let (_, in_use) = sources.pool_record().await?;
-        let records = sources.lease_records().await?;
+        let (_, leases, waiters) = sources.pool_record().await?;
+        let lease_records = sources.lease_records().await?;
+        let waiter_records = sources.waiter_records().await?;
         let connections = sampler.latest.connections.load(Ordering::Relaxed);
         let running = sources
             .list_executions(child_machine)
             .await?
             .iter()
             .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
-        (leases_at_end, lease_records_at_end, connections_at_end) = (in_use, records, connections);
+        let now = Settled {
+            leases,
+            lease_records,
+            waiters,
+            waiter_records,
+            connections,
+            ms: settle_start.elapsed().as_millis() as i64,
+        };
         // Other clients of a shared database may keep connections open: wait for those of
         // the run to close only for a while.
         let quiet = connections == 0 || settle_start.elapsed() >= CONNECTIONS_SETTLE_LIMIT;
-        let settled = in_use == 0 && records == 0 && !running && quiet;
+        let settled = leases == 0
+            && lease_records == 0
+            && waiters == 0
+            && waiter_records == 0
+            && !running
+            && quiet;
         if settled || settle_start.elapsed() >= SETTLE_LIMIT {
-            break;
+            return Ok(now);
         }
-        if records > 0 && !running {
-            // Draining leases come back only through reclaim: ask for it, as the schedule
-            // would (it runs every few minutes, longer than a demo waits). Reclaim is
-            // idempotent, and the release function's containers may be killed in a kill run:
-            // a failed call is simply made again on the next pass.
+        if (lease_records > 0 || waiter_records > 0) && !running {
+            // Draining leases and abandoned waiters go only through reclaim: ask for it, as
+            // the schedule would (it runs every few minutes, longer than a demo waits).
+            // Reclaim is idempotent, and the release function's containers may be killed in
+            // a kill run: a failed call is simply made again on the next pass.
             if let Err(error) = sources.reclaim().await {
                 eprintln!("leasehold-demo: reclaim failed, asking again: {error}");
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok((
-        leases_at_end,
-        lease_records_at_end,
-        connections_at_end,
-        settle_start.elapsed().as_millis() as i64,
-    ))
 }
 
 /// Starts the run's harness; its name ends in `suffix`. Returns its ARN and start (epoch ms).

@@ -1,5 +1,6 @@
 //! Samples, while a run goes on, the database's open connections (`Threads_connected`, without
-//! the sampler's own) and the pool's leases in use (the pool record's `inUse`).
+//! the sampler's own) and the pool's leases in use and queued requests (the pool record's
+//! `inUse` and `waiting`, read together).
 
 use super::sources::{Sources, now_ms, threads_connected};
 use mysql_async::Conn;
@@ -22,6 +23,8 @@ pub const OWN_CONNECTIONS: i64 = 1;
 pub struct Series {
     pub connections: Vec<(i64, i64)>,
     pub leases_in_use: Vec<(i64, i64)>,
+    /// Requests waiting in the pool's queue (queued mode).
+    pub waiting: Vec<(i64, i64)>,
     /// Samples that could not be taken (a busy moto, a lost connection).
     pub missed: u64,
 }
@@ -31,29 +34,31 @@ pub struct Series {
 pub struct Latest {
     pub connections: AtomicI64,
     pub leases_in_use: AtomicI64,
+    pub waiting: AtomicI64,
 }
 
 pub struct Sampler {
     stop: watch::Sender<bool>,
-    db: JoinHandle<Sampled>,
-    leases: JoinHandle<Sampled>,
+    db: JoinHandle<Sampled<i64>>,
+    pool: JoinHandle<Sampled<(i64, i64)>>,
     pub latest: Arc<Latest>,
 }
 
 /// Points of one sampled value and how many samples could not be taken.
-type Sampled = (Vec<(i64, i64)>, u64);
+type Sampled<T> = (Vec<(i64, T)>, u64);
 
 /// Takes `read` every `every` until `stopped` changes; each value is also stored in `latest`.
-fn sample<F, Fut>(
+fn sample<T, F, Fut>(
     every: Duration,
     mut stopped: watch::Receiver<bool>,
     latest: Arc<Latest>,
-    store: fn(&Latest) -> &AtomicI64,
+    store: fn(&Latest, T),
     mut read: F,
-) -> JoinHandle<Sampled>
+) -> JoinHandle<Sampled<T>>
 where
+    T: Copy + Send + 'static,
     F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = Option<i64>> + Send,
+    Fut: Future<Output = Option<T>> + Send,
 {
     tokio::spawn(async move {
         let (mut points, mut missed) = (Vec::new(), 0);
@@ -66,7 +71,7 @@ where
             }
             match read().await {
                 Some(n) => {
-                    store(&latest).store(n, Ordering::Relaxed);
+                    store(&latest, n);
                     points.push((now_ms(), n));
                 }
                 None => missed += 1,
@@ -84,7 +89,7 @@ impl Sampler {
             DB_EVERY,
             stopped.clone(),
             latest.clone(),
-            |l| &l.connections,
+            |l, n| l.connections.store(n, Ordering::Relaxed),
             move || {
                 let admin = admin.clone();
                 async move {
@@ -94,20 +99,26 @@ impl Sampler {
                 }
             },
         );
-        let leases = sample(
+        let pool = sample(
             LEASES_EVERY,
             stopped,
             latest.clone(),
-            |l| &l.leases_in_use,
+            |l, (in_use, waiting)| {
+                l.leases_in_use.store(in_use, Ordering::Relaxed);
+                l.waiting.store(waiting, Ordering::Relaxed);
+            },
             move || {
                 let sources = sources.clone();
-                async move { sources.pool_record().await.ok().map(|(_, in_use)| in_use) }
+                async move {
+                    let (_, in_use, waiting) = sources.pool_record().await.ok()?;
+                    Some((in_use, waiting))
+                }
             },
         );
         Sampler {
             stop,
             db,
-            leases,
+            pool,
             latest,
         }
     }
@@ -115,10 +126,11 @@ impl Sampler {
     pub async fn finish(self) -> Series {
         let _ = self.stop.send(true);
         let (connections, a) = self.db.await.unwrap_or_default();
-        let (leases_in_use, b) = self.leases.await.unwrap_or_default();
+        let (pool, b) = self.pool.await.unwrap_or_default();
         Series {
             connections,
-            leases_in_use,
+            leases_in_use: pool.iter().map(|&(t, (in_use, _))| (t, in_use)).collect(),
+            waiting: pool.iter().map(|&(t, (_, waiting))| (t, waiting)).collect(),
             missed: a + b,
         }
     }

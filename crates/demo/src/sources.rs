@@ -176,8 +176,8 @@ impl Sources {
 
     // ------------------------------------------------------------------ the lease table
 
-    /// The pool record: (budget, inUse).
-    pub async fn pool_record(&self) -> Result<(i64, i64), DemoError> {
+    /// The pool record: (budget, inUse, waiting).
+    pub async fn pool_record(&self) -> Result<(i64, i64, i64), DemoError> {
         let record = self
             .leases
             .pool(&self.pool)
@@ -189,7 +189,21 @@ impl Sources {
                     self.env.lease_table
                 ))
             })?;
-        Ok((i64::from(record.budget), i64::from(record.in_use)))
+        Ok((
+            i64::from(record.budget),
+            i64::from(record.in_use),
+            i64::from(record.waiting),
+        ))
+    }
+
+    /// Waiter records of the pool (queued requests), live or past their deadline.
+    pub async fn waiter_records(&self) -> Result<i64, DemoError> {
+        let waiters = self
+            .leases
+            .waiters(&self.pool)
+            .await
+            .map_err(|e| DemoError::service("counting waiter records", e))?;
+        Ok(waiters.len() as i64)
     }
 
     /// Lease records of the pool, live or expired.
@@ -303,8 +317,9 @@ impl Sources {
 
     // ------------------------------------------------------------------ CloudWatch (moto)
 
-    /// `RemainingConnections` (minimum) and `NoConnectionsLeftError` (sum) of the pool, per
-    /// second, between two instants: what the sample's dashboard showed.
+    /// `RemainingConnections` (minimum), `NoConnectionsLeftError` (sum), `WaitingRequests`
+    /// (maximum) and `WaitTime` (average and maximum) of the pool, per second, between two
+    /// instants: what the sample's dashboard showed, and the queue's own gauges.
     pub async fn pool_metrics(
         &self,
         start_ms: i64,
@@ -338,6 +353,9 @@ impl Sources {
                 .get_metric_data()
                 .metric_data_queries(query("remaining", "RemainingConnections", "Minimum"))
                 .metric_data_queries(query("refused", "NoConnectionsLeftError", "Sum"))
+                .metric_data_queries(query("waiting", "WaitingRequests", "Maximum"))
+                .metric_data_queries(query("waitAverage", "WaitTime", "Average"))
+                .metric_data_queries(query("waitMaximum", "WaitTime", "Maximum"))
                 .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_millis(start))
                 .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_millis(end))
                 .set_next_token(token.take())
@@ -348,6 +366,9 @@ impl Sources {
                 let name = match result.id() {
                     Some("remaining") => "remainingConnections",
                     Some("refused") => "noConnectionsLeftError",
+                    Some("waiting") => "waitingRequests",
+                    Some("waitAverage") => "waitTime",
+                    Some("waitMaximum") => "waitTimeMaximum",
                     _ => continue,
                 };
                 let points = series.entry(name.to_owned()).or_default();

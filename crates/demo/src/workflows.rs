@@ -68,9 +68,19 @@ pub fn ungoverned_child(
     )
 }
 
+/// The `mode` default of a derived harness. The ungoverned child takes no lease, so it ignores
+/// the mode; the placeholder only needs a valid value.
+pub const DERIVED_HARNESS_MODE: &str = "queued";
+
 /// The load harness starting `child_arn` instead of the connection workflow.
 pub fn harness_for(harness_asl: &str, child_arn: &str) -> Result<String, DemoError> {
-    substitute(harness_asl, &[("ConnectionStateMachineArn", child_arn)])
+    substitute(
+        harness_asl,
+        &[
+            ("ConnectionStateMachineArn", child_arn),
+            ("AcquireMode", DERIVED_HARNESS_MODE),
+        ],
+    )
 }
 
 /// Fills `${Name}` placeholders; any left over is an error naming it.
@@ -131,6 +141,14 @@ mod tests {
             text.replace(
                 "arn:aws:states:r:1:stateMachine:u",
                 "${ConnectionStateMachineArn}"
+            )
+            .replace(
+                &format!("\"mode\": \"{DERIVED_HARNESS_MODE}\""),
+                "\"mode\": \"${AcquireMode}\""
+            )
+            .replace(
+                &format!("default {DERIVED_HARNESS_MODE}:"),
+                "default ${AcquireMode}:"
             ),
             HARNESS
         );
