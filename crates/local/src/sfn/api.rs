@@ -33,6 +33,19 @@ pub async fn dispatch(
         "StopExecution" => stop_execution(sfn, body).await,
         "GetExecutionHistory" => get_execution_history(sfn, body),
         "ListExecutions" => list_executions(sfn, body),
+        "SendTaskSuccess" => {
+            let (token, output) = (field(body, "taskToken")?, field(body, "output")?);
+            sfn.callbacks.succeed(token, output).map(|()| json!({}))
+        }
+        "SendTaskFailure" => {
+            let token = field(body, "taskToken")?;
+            let (error, cause) = (optional(body, "error")?, optional(body, "cause")?);
+            sfn.callbacks.fail(token, error, cause).map(|()| json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            let token = field(body, "taskToken")?;
+            sfn.callbacks.heartbeat(token, now_ms()).map(|()| json!({}))
+        }
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("The operation {other} is not supported by the local stack"),
