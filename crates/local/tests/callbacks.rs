@@ -1,48 +1,28 @@
 //! Callback tasks (`arn:aws:states:::lambda:invoke.waitForTaskToken`) on a real local stack:
 //! the function runs with the task token in its payload, then the task waits until
 //! SendTaskSuccess or SendTaskFailure answers it, through the real `aws` CLI and through
-//! aws-sdk-sfn (what the handlers use). The functions are real handler binaries
-//! ([`common::callback_template`]); none calls back by itself: the tests do, as a later handler
-//! would.
+//! aws-sdk-sfn (what the handlers use). The state machine and the functions (real handler
+//! binaries) come from a template ([`common::callback_template`]), so the template reader takes
+//! the resource too; no function calls back by itself: the tests do, as a later handler would.
 
 mod common;
 
 use common::{
-    Setup, TestStack, aws, callback_input, callback_machine, callback_template, ok, silent_server,
-    start, task_token,
+    Setup, TestStack, aws, callback_input, callback_template, ok, silent_server, start, task_token,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/local";
 /// Of the shape of the stack's tokens, but never issued.
 const UNKNOWN_TOKEN: &str = "00000000-0000-4000-8000-000000000000";
 /// Bounds the waits for a state the stack reaches in a moment.
 const SOON: Duration = Duration::from_secs(10);
 
-async fn machine(t: &TestStack) -> String {
-    t.sfn
-        .create_state_machine()
-        .name(format!("{}-callback", t.name))
-        .definition(callback_machine())
-        .role_arn(ROLE)
-        .send()
-        .await
-        .expect("CreateStateMachine")
-        .state_machine_arn
-}
-
-/// Starts [`callback_machine`] on `function` of the template; the execution's ARN.
-async fn start_callback(
-    t: &TestStack,
-    machine: &str,
-    function: &str,
-    timeout: u64,
-    heartbeat: u64,
-) -> String {
+/// Starts the template's [`common::callback_machine`] on `function`; the execution's ARN.
+async fn start_callback(t: &TestStack, function: &str, timeout: u64, heartbeat: u64) -> String {
     t.sfn
         .start_execution()
-        .state_machine_arn(machine)
+        .state_machine_arn(t.arn("Callback"))
         .input(callback_input(t, function, timeout, heartbeat))
         .send()
         .await
@@ -91,10 +71,9 @@ async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
         ..Setup::default()
     })
     .await;
-    let machine = machine(&t).await;
 
     // GIVEN a task whose function answered and which now waits for its token
-    let arn = start_callback(&t, &machine, "Notify", 30, 30).await;
+    let arn = start_callback(&t, "Notify", 30, 30).await;
     let history = t.history_with(&arn, "TaskSubmitted", SOON).await;
     let token = task_token(&history);
     let submitted = history
@@ -152,7 +131,7 @@ async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
     refused(send(&t, "send-task-heartbeat", &token, &[]), "TaskTimedOut");
 
     // SendTaskFailure with an error the state's Catch matches: the execution goes on
-    let arn = start_callback(&t, &machine, "Notify", 30, 30).await;
+    let arn = start_callback(&t, "Notify", 30, 30).await;
     let token = task_token(&t.history_with(&arn, "TaskSubmitted", SOON).await);
     send(
         &t,
@@ -169,7 +148,7 @@ async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
     );
 
     // ... and with one nothing catches: the execution fails with it
-    let arn = start_callback(&t, &machine, "Notify", 30, 30).await;
+    let arn = start_callback(&t, "Notify", 30, 30).await;
     let token = task_token(&t.history_with(&arn, "TaskSubmitted", SOON).await);
     send(
         &t,
@@ -209,7 +188,7 @@ async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
     );
 
     // GIVEN a task of TimeoutSeconds 1 that nobody answers
-    let arn = start_callback(&t, &machine, "Notify", 1, 30).await;
+    let arn = start_callback(&t, "Notify", 1, 30).await;
     let token = task_token(&t.history_with(&arn, "TaskSubmitted", SOON).await);
     // THEN the execution takes its States.Timeout path, and the token is closed
     let d = t.finished(&arn, SOON).await;
@@ -227,7 +206,7 @@ async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
     );
 
     // GIVEN a waiting task whose execution is stopped
-    let arn = start_callback(&t, &machine, "Notify", 30, 30).await;
+    let arn = start_callback(&t, "Notify", 30, 30).await;
     let token = task_token(&t.history_with(&arn, "TaskSubmitted", SOON).await);
     ok(
         &t.url,
@@ -256,12 +235,11 @@ async fn a_callback_that_comes_while_the_function_runs_completes_the_task() {
         ..Setup::default()
     })
     .await;
-    let machine = machine(&t).await;
     let stalls = format!("{}-Stalls", t.name);
 
     // GIVEN a callback task whose function is still running
     let started = Instant::now();
-    let arn = start_callback(&t, &machine, "Stalls", 30, 30).await;
+    let arn = start_callback(&t, "Stalls", 30, 30).await;
     let token = task_token(&t.history_with(&arn, "TaskScheduled", SOON).await);
 
     // WHEN the callback comes before the function has answered
@@ -315,10 +293,9 @@ async fn failed_invocations_fail_the_task_and_heartbeats_keep_it_waiting() {
         ..Setup::default()
     })
     .await;
-    let machine = machine(&t).await;
 
     // A function error fails the task as lambda:invoke does, and closes its token.
-    let arn = start_callback(&t, &machine, "Acquire", 30, 30).await;
+    let arn = start_callback(&t, "Acquire", 30, 30).await;
     let d = t.finished(&arn, SOON).await;
     assert_eq!(
         (d.status.as_str(), d.error()),
@@ -342,7 +319,7 @@ async fn failed_invocations_fail_the_task_and_heartbeats_keep_it_waiting() {
     );
 
     // So does a refusal of Lambda's.
-    let arn = start_callback(&t, &machine, "Missing", 30, 30).await;
+    let arn = start_callback(&t, "Missing", 30, 30).await;
     let d = t.finished(&arn, SOON).await;
     assert_eq!(
         (d.status.as_str(), d.error()),
@@ -350,7 +327,7 @@ async fn failed_invocations_fail_the_task_and_heartbeats_keep_it_waiting() {
     );
 
     // GIVEN a waiting task of HeartbeatSeconds 1
-    let arn = start_callback(&t, &machine, "Notify", 30, 1).await;
+    let arn = start_callback(&t, "Notify", 30, 1).await;
     let token = task_token(&t.history_with(&arn, "TaskSubmitted", SOON).await);
     // WHEN heartbeats come for twice that long
     for _ in 0..8 {
@@ -376,7 +353,7 @@ async fn failed_invocations_fail_the_task_and_heartbeats_keep_it_waiting() {
     assert_eq!(output(&d), json!({"leaseId": "kept"}));
 
     // ... while one without heartbeats times out after 1 s
-    let arn = start_callback(&t, &machine, "Notify", 30, 1).await;
+    let arn = start_callback(&t, "Notify", 30, 1).await;
     let d = t.finished(&arn, SOON).await;
     assert_eq!(
         (d.status.as_str(), d.error()),

@@ -312,20 +312,10 @@ async fn a_task_that_waits_for_its_callback_is_shown_waiting() {
         ..Setup::default()
     })
     .await;
-    let machine = t
-        .sfn
-        .create_state_machine()
-        .name(format!("{}-callback", t.name))
-        .definition(common::callback_machine())
-        .role_arn("arn:aws:iam::123456789012:role/local")
-        .send()
-        .await
-        .expect("CreateStateMachine")
-        .state_machine_arn;
     let arn = t
         .sfn
         .start_execution()
-        .state_machine_arn(&machine)
+        .state_machine_arn(t.arn("Callback"))
         .input(common::callback_input(&t, "Notify", 30, 30))
         .send()
         .await

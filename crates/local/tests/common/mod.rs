@@ -48,15 +48,14 @@ pub fn test_template(name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// A template for callback tasks: `Notify` and `Stalls` run the release handler, which given a
-/// status change event of an execution whose input names no pool answers at once ("nothing to
-/// release") and otherwise calls DynamoDB (the `Stalls` tests point it at a server that never
-/// answers, so it runs into its 3 s timeout); `Acquire` refuses any event with a task token in
-/// it (`InvalidInput`). None of them calls back: the tests do, as a later handler would.
+/// A template for callback tasks: the state machine `Callback` ([`callback_machine`]), and
+/// functions for it. `Notify` and `Stalls` run the release handler, which given a status change
+/// event of an execution whose input names no pool answers at once ("nothing to release") and
+/// otherwise calls DynamoDB (the `Stalls` tests point it at a server that never answers, so it
+/// runs into its 3 s timeout); `Acquire` refuses any event with a task token in it
+/// (`InvalidInput`). None of them calls back: the tests do, as a later handler would.
 pub fn callback_template() -> PathBuf {
-    test_template(
-        "callbacks",
-        r#"
+    let text = r#"
 Transform: AWS::Serverless-2016-10-31
 Globals:
   Function:
@@ -65,6 +64,10 @@ Globals:
       Variables:
         LEASE_TABLE: callback-leases
 Resources:
+  Callback:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Definition: DEFINITION
   Notify:
     Type: AWS::Serverless::Function
     Properties:
@@ -78,7 +81,11 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: handlers/acquire
-"#,
+"#;
+    // JSON is YAML: the definition goes in as it is.
+    test_template(
+        "callbacks",
+        &text.replace("DEFINITION", &callback_machine()),
     )
 }
 
