@@ -301,7 +301,7 @@ fn task_token(g: &mut Gen, issued: &[String]) -> Value {
         0..=5 => json!(g.pick(issued)),
         6 => json!(leasehold_asl::intrinsics::uuid_v4(g.next(), g.next())),
         7 => json!(g.pick(issued).to_uppercase()),
-        8 => json!("t".repeat(g.pick(&[1024, 1025, 5000]))),
+        8 => json!("t".repeat(g.pick(&[2048, 2049, 5000]))),
         _ => json!(g.text()),
     }
 }

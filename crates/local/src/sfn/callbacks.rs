@@ -11,7 +11,7 @@
 //!   that no longer waits. Closed tokens are kept for the life of the stack, like executions.
 //!
 //! Errors: `InvalidToken` for a token this stack could never have issued (empty, longer than
-//! 1024 characters, not of the UUID shape), `TaskDoesNotExist` for a well-formed one it did not
+//! 2048 characters, not of the UUID shape), `TaskDoesNotExist` for a well-formed one it did not
 //! issue, `TaskTimedOut` for a closed one, `InvalidOutput` for an output that is not JSON or
 //! is over 256 KiB.
 
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// AWS's limit on a task token's length.
-const MAX_TOKEN: usize = 1024;
+const MAX_TOKEN: usize = 2048;
 /// AWS's limits on SendTaskFailure's `error` and `cause`.
 const MAX_ERROR: usize = 256;
 const MAX_CAUSE: usize = 32_768;
@@ -61,7 +61,7 @@ fn check_shape(token: &str) -> Result<(), ApiError> {
     let why = if token.is_empty() {
         "the token is empty"
     } else if token.len() > MAX_TOKEN {
-        "the token is longer than 1024 characters"
+        "the token is longer than 2048 characters"
     } else if !issued_shape(token) {
         "the token is not one Step Functions issues"
     } else {

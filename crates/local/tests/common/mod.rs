@@ -386,12 +386,84 @@ impl TestStack {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
         };
+        let sk = |item: &HashMap<String, AttributeValue>| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
         let pool = items
             .iter()
-            .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("#POOL"))
+            .find(|i| sk(i) == "#POOL")
             .expect("pool record of main");
-        let leases = items.len() - 1;
+        let leases = items.iter().filter(|i| sk(i).starts_with("LEASE#")).count();
         (number(pool, "budget"), number(pool, "inUse"), leases)
+    }
+
+    /// The waiting counter and the number of waiter records of pool `main`.
+    pub async fn waiters(&self) -> (u64, usize) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(self.lease_table())
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S("main".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Query lease table")
+            .items
+            .unwrap_or_default();
+        let mut counter = 0;
+        let mut records = 0;
+        for item in &items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some("#POOL") => {
+                    counter = item
+                        .get("waiting")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                }
+                Some(sk) if sk.starts_with("WAIT#") => records += 1,
+                _ => {}
+            }
+        }
+        (counter, records)
+    }
+
+    /// Waits until pool `main` has `records` waiter records (bounded).
+    pub async fn waiting(&self, records: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, now) = self.waiters().await;
+            if now == records {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} waiters, not {records}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Invokes a function of the stack with `payload`; its answer as JSON (errors included).
+    pub async fn invoke(&self, logical_id: &str, payload: &str) -> Value {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(format!("{}-{logical_id}", self.name))
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .expect("Invoke");
+        serde_json::from_slice(out.payload.expect("payload").as_ref()).expect("JSON answer")
     }
 
     /// Waits until pool `main` holds no lease (bounded); returns what is left.
