@@ -3,8 +3,8 @@
 # directory, stack name and pool, stopped again by its pid), runs connection workflows (served,
 # invalid input, a failed query caught) and a small load harness with the aws CLI, then drives
 # Debian's chromium through playwright-core (scripts/checks/trace-page.mjs): graph and coloured
-# path, live refresh of a running execution, event history, Map iterations opening their
-# child's trace, the pool's metrics chart.
+# path, live refresh of a running execution, a task waiting for its callback, event history, Map
+# iterations opening their child's trace, the pool's metrics chart.
 # Screenshots go to target/trace-check/.
 #
 # Needs the local services' variables (scripts/test.sh exports .local/env; run alone, this
@@ -73,4 +73,5 @@ log "browser test (chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2
 TRACE_URL="$LOCAL_STACK_URL" TRACE_POOL="$pool" TRACE_OUT="$OUT" \
   CONNECTION_MACHINE_ARN="$CONNECTION_STATE_MACHINE_ARN" CONNECTION_ARN="$connection_arn" \
   FAILED_ARN="$failed_arn" CAUGHT_ARN="$caught_arn" HARNESS_ARN="$harness_arn" \
+  RELEASE_FUNCTION_NAME="$RELEASE_FUNCTION_NAME" \
   node scripts/checks/trace-page.mjs

@@ -19,6 +19,7 @@ const failedArn = env("FAILED_ARN");
 const harnessArn = env("HARNESS_ARN");
 const caughtArn = env("CAUGHT_ARN");
 const connectionMachineArn = env("CONNECTION_MACHINE_ARN");
+const releaseFunction = env("RELEASE_FUNCTION_NAME");
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const connectionStates = Object.keys(
   JSON.parse(readFileSync(path.join(root, "statemachines/connection.asl.json"), "utf8")).States,
@@ -34,16 +35,19 @@ async function statusOf(state) {
 async function statuses(states) {
   return Object.fromEntries(await Promise.all(states.map(async (s) => [s, await statusOf(s)])));
 }
-// StartExecution through the stack's Step Functions API, the way the SDKs call it.
-async function startExecution(machineArn, input) {
+// An action of the stack's Step Functions API, called the way the SDKs call it.
+async function stepFunctions(action, request) {
   const response = await fetch(url + "/", {
     method: "POST",
-    headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AWSStepFunctions.StartExecution" },
-    body: JSON.stringify({ stateMachineArn: machineArn, input: JSON.stringify(input) }),
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AWSStepFunctions." + action },
+    body: JSON.stringify(request),
   });
   const body = await response.json();
-  assert.ok(response.ok, `StartExecution: ${JSON.stringify(body)}`);
-  return body.executionArn;
+  assert.ok(response.ok, `${action}: ${JSON.stringify(body)}`);
+  return body;
+}
+async function startExecution(machineArn, input) {
+  return (await stepFunctions("StartExecution", { stateMachineArn: machineArn, input: JSON.stringify(input) })).executionArn;
 }
 async function openExecution(arn, finalStatus, timeout) {
   await page.goto(`${url}/trace#execution=${encodeURIComponent(arn)}`);
@@ -130,6 +134,38 @@ try {
   assert.deepEqual(failed, { ValidateInput: "succeeded", InvalidInput: "failed", CheckTypes: "not-reached" });
   assert.equal(await page.textContent("#exec-error"), "InvalidInput");
   assert.equal(await page.getAttribute(`#graph g.edge[data-from="InvalidInput"][data-to="__end__"]`, "data-status"), "failed");
+
+  // --- a callback task: waiting for its token, then answered --------------------------------
+  step("a task waiting for its callback");
+  // The release function, told of an execution whose input names no pool, answers at once; the
+  // task then waits for SendTaskSuccess with its token.
+  const callbackMachine = (await stepFunctions("CreateStateMachine", {
+    name: `trace-callback-${Date.now()}`,
+    roleArn: "arn:aws:iam::123456789012:role/local",
+    definition: JSON.stringify({ StartAt: "Wait", States: { Wait: {
+      Type: "Task", Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken", TimeoutSeconds: 120, End: true,
+      Parameters: { FunctionName: releaseFunction, Payload: {
+        "detail-type": "Step Functions Execution Status Change",
+        detail: { "executionArn.$": "$$.Execution.Id", "taskToken.$": "$$.Task.Token" } } } } } }),
+  })).stateMachineArn;
+  const waitingArn = await startExecution(callbackMachine, {});
+  await page.goto(`${url}/trace#execution=${encodeURIComponent(waitingArn)}`);
+  await page.waitForSelector(`#graph g.node[data-state="Wait"][data-status="waiting"]`, { timeout: 20000 });
+  await page.waitForSelector("#exec-waiting");
+  assert.equal(await page.textContent("#exec-waiting"), "Wait");
+  assert.equal(await page.getAttribute("#exec-status", "data-status"), "RUNNING");
+  assert.equal(await page.getAttribute("#live", "class"), "on", "a waiting execution is live");
+  const legend = await page.$$eval("#graph-section .legend span", (els) => els.map((e) => e.textContent));
+  assert.ok(legend.includes("waiting for callback"), `legend: ${legend}`);
+  await page.screenshot({ path: path.join(out, "trace-waiting.png"), fullPage: true });
+  const { events } = await stepFunctions("GetExecutionHistory", { executionArn: waitingArn });
+  const scheduledTask = events.find((e) => e.type === "TaskScheduled");
+  const taskToken = JSON.parse(scheduledTask.taskScheduledEventDetails.parameters).Payload.detail.taskToken;
+  await stepFunctions("SendTaskSuccess", { taskToken, output: JSON.stringify({ leaseId: "from-the-check" }) });
+  // No reload: the page's polling brings the end.
+  await page.waitForSelector(`#exec-status[data-status="SUCCEEDED"]`, { timeout: 30000 });
+  await page.waitForSelector(`#graph g.node[data-state="Wait"][data-status="succeeded"]`);
+  assert.equal(await page.$("#exec-waiting"), null, "nothing waits any more");
 
   // --- the harness: Map iterations and their child executions ------------------------------
   step("harness: iterations");

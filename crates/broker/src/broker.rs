@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
-use crate::queue::Freed;
+use crate::slot::Freed;
 use crate::store::{GrantAttempt, LeaseStore};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -59,6 +59,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+mod slot;
 pub mod store;
 
 pub use broker::{AcquireRequest, AuditReport, Broker, Drained, Grant, Reclaimed, Released};

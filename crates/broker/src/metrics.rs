@@ -284,4 +284,30 @@ pub(crate) mod tests {
         assert_eq!(first["RemainingConnections"], 4.0);
         assert_eq!(lines[1]["NoConnectionsLeftError"], 1.0);
     }
+
+    #[test]
+    fn wait_time_is_declared_in_milliseconds_and_gauges_as_counts() {
+        let pool = PoolName::parse("orders").unwrap();
+        let doc = EmfSink::document(
+            "RDSLambda",
+            &pool,
+            &[
+                Metric::count("WaitingRequests", 3.0),
+                Metric::milliseconds("WaitTime", 250.0),
+            ],
+            1_700_000_000_000,
+        );
+        let declared = &doc["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert_eq!(
+            declared,
+            &json!([
+                {"Name": "WaitingRequests", "Unit": "Count"},
+                {"Name": "WaitTime", "Unit": "Milliseconds"}
+            ])
+        );
+        assert_eq!(
+            (doc["WaitingRequests"].as_f64(), doc["WaitTime"].as_f64()),
+            (Some(3.0), Some(250.0))
+        );
+    }
 }

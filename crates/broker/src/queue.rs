@@ -17,7 +17,8 @@ use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use crate::store::{EnqueueAttempt, GrantAttempt, HandOver, ReclaimAttempt, SlotSource};
+use crate::slot::{Freed, GaveBack};
+use crate::store::{EnqueueAttempt, GrantAttempt, HandOver, ReclaimAttempt};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -412,37 +413,6 @@ impl Broker {
         }
         Ok(removed)
     }
-}
-
-/// A slot being given back (owned form of [`SlotSource`]).
-pub(crate) enum Freed {
-    /// A lease released by its holder (`true`: only if it is not draining).
-    Release(LeaseId, bool),
-    /// An expired lease.
-    Reclaim(Lease),
-    /// A free slot beside waiters.
-    Free,
-}
-
-impl Freed {
-    fn slot(&self) -> SlotSource<'_> {
-        match self {
-            Freed::Release(id, settled) => SlotSource::Release {
-                id,
-                settled: *settled,
-            },
-            Freed::Reclaim(lease) => SlotSource::Reclaim(lease),
-            Freed::Free => SlotSource::Free,
-        }
-    }
-}
-
-/// What giving back a slot did to its source.
-pub(crate) struct GaveBack {
-    pub(crate) released: bool,
-    pub(crate) draining: bool,
-    /// The pool afterwards; `None` when it does not exist.
-    pub(crate) record: Option<PoolRecord>,
 }
 
 #[cfg(test)]

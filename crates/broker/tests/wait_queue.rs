@@ -209,3 +209,29 @@ async fn racing_enqueues_and_releases_never_leave_a_waiter_beside_a_free_slot() 
         "{audit:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reclaim_pass_removes_waiters_whose_wait_has_ended() {
+    // GIVEN a full pool with a request queued for one second
+    let s = setup(1).await;
+    assert!(
+        !s.broker
+            .acquire_queued(&queued(&s.pool, "holder"))
+            .await
+            .unwrap()
+            .waiting
+    );
+    let mut short = queued(&s.pool, "short");
+    short.wait_seconds = 1;
+    assert!(s.broker.acquire_queued(&short).await.unwrap().waiting);
+
+    // WHEN its wait is over (whole seconds: two are certainly past it) and the reclaim runs
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let reclaimed = s.broker.reclaim_expired(&s.pool).await.unwrap();
+
+    // THEN the waiter is gone and counted off, and it never gets the slot when it comes free
+    assert_eq!((reclaimed.expired_waiters, reclaimed.waiting), (1, 0));
+    let released = s.broker.release(&s.pool, "holder").await.unwrap();
+    assert!(released.released && released.remaining == 1, "{released:?}");
+    assert_eq!(served(&s.calls), ["holder"]);
+}

@@ -2,6 +2,8 @@
 //! gives them on AWS:
 //! - `arn:aws:states:::lambda:invoke` (output with `Payload`, `StatusCode`, ...) and bare
 //!   function ARNs (output = the function's response);
+//! - `arn:aws:states:::lambda:invoke.waitForTaskToken`: the same invocation, then the task waits
+//!   for SendTaskSuccess/SendTaskFailure with its token (see [`crate::sfn::callbacks`]);
 //! - `arn:aws:states:::states:startExecution`, `.sync` and `.sync:2`;
 //! - `arn:aws:states:::dynamodb:getItem|putItem|updateItem|deleteItem`, whose parameters are
 //!   passed verbatim to DynamoDB's API (signed with SigV4) at the configured endpoint.
@@ -19,6 +21,7 @@ use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+const LAMBDA_INVOKE_CALLBACK: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 const DYNAMODB: &str = "arn:aws:states:::dynamodb:";
 
@@ -83,6 +86,7 @@ impl Integrations {
     /// Whether a Task resource can run here.
     pub fn supports(lambda: &LambdaService, resource: &str) -> bool {
         resource == LAMBDA_INVOKE
+            || resource == LAMBDA_INVOKE_CALLBACK
             || (resource.starts_with("arn:aws:lambda:") && lambda.resolve(resource).is_some())
             || resource
                 .strip_prefix(START_EXECUTION)
@@ -92,7 +96,7 @@ impl Integrations {
 
     async fn run(self, request: TaskRequest) -> Result<Value, TaskError> {
         let resource = request.resource.as_str();
-        if resource == LAMBDA_INVOKE {
+        if resource == LAMBDA_INVOKE || resource == LAMBDA_INVOKE_CALLBACK {
             let function = request.parameters["FunctionName"].as_str().ok_or_else(|| {
                 failed(
                     "States.Runtime",
@@ -104,18 +108,11 @@ impl Integrations {
                 Some(Value::String(s)) => s.clone().into_bytes(),
                 Some(other) => other.to_string().into_bytes(),
             };
+            if resource == LAMBDA_INVOKE_CALLBACK {
+                return self.invoke_and_wait(function, payload, &request).await;
+            }
             let (request_id, body) = self.invoke_lambda(function, payload).await?;
-            return Ok(json!({
-                "ExecutedVersion": "$LATEST",
-                "Payload": body,
-                "SdkHttpMetadata": {
-                    "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "x-amzn-RequestId": [request_id], "Content-Type": ["application/json"]},
-                    "HttpHeaders": {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id, "Content-Type": "application/json"},
-                    "HttpStatusCode": 200
-                },
-                "SdkResponseMetadata": {"RequestId": request_id},
-                "StatusCode": 200
-            }));
+            return Ok(invoke_output(&request_id, body));
         }
         if resource.starts_with("arn:aws:lambda:") {
             let (_, body) = self
@@ -133,6 +130,44 @@ impl Integrations {
             "States.TaskFailed",
             format!("The resource {resource} is not supported by the leasehold local stack"),
         ))
+    }
+
+    /// `lambda:invoke.waitForTaskToken`: the token is open before the function starts, so that
+    /// a callback that comes while it runs is kept; the invocation's failure fails the task
+    /// unless a callback completed it first; its success is only recorded (`TaskSubmitted`)
+    /// and the task waits for the callback.
+    async fn invoke_and_wait(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        request: &TaskRequest,
+    ) -> Result<Value, TaskError> {
+        let token = request.task_token.as_deref().ok_or_else(|| {
+            failed(
+                "States.Runtime",
+                "a .waitForTaskToken task was given no task token",
+            )
+        })?;
+        let sfn = self
+            .sfn
+            .upgrade()
+            .ok_or_else(|| failed("States.TaskFailed", "the local stack is shutting down"))?;
+        let mut waiter = sfn
+            .callbacks
+            .register(token, request.heartbeat.clone())
+            .ok_or_else(|| failed("States.Runtime", "the task token was issued twice"))?;
+        drop(sfn);
+        let invoked = self.invoke_lambda(function, payload);
+        tokio::pin!(invoked);
+        tokio::select! {
+            biased;
+            outcome = waiter.outcome() => return outcome,
+            result = &mut invoked => match result {
+                Ok((request_id, body)) => request.submitted.submit(invoke_output(&request_id, body)),
+                Err(e) => return waiter.close().unwrap_or(Err(e)),
+            },
+        }
+        waiter.outcome().await
     }
 
     /// Invokes a function; a function error becomes the task's error with Lambda's payload as
@@ -269,6 +304,21 @@ impl Integrations {
             ),
         ))
     }
+}
+
+/// The output of `lambda:invoke`: the function's response as `Payload`, with Lambda's metadata.
+fn invoke_output(request_id: &str, body: Value) -> Value {
+    json!({
+        "ExecutedVersion": "$LATEST",
+        "Payload": body,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "x-amzn-RequestId": [request_id], "Content-Type": ["application/json"]},
+            "HttpHeaders": {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id, "Content-Type": "application/json"},
+            "HttpStatusCode": 200
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200
+    })
 }
 
 /// The output of `startExecution.sync` (strings) and `.sync:2` (JSON input and output).

@@ -13,9 +13,10 @@
 //!   substitutions; `template/resources`: each resource type the stack runs).
 //! - [`lambda`]: containers, the Runtime API, concurrency, timeouts, fault injection, logs.
 //! - [`metrics`]: Embedded Metric Format lines to CloudWatch metrics.
-//! - [`sfn`]: state machines, executions and the Step Functions JSON 1.0 API.
-//! - [`integrations`]: the Task resources (`lambda:invoke`, `states:startExecution(.sync:2)`,
-//!   `dynamodb:*Item`).
+//! - [`sfn`]: state machines, executions, task tokens of callback tasks and the Step Functions
+//!   JSON 1.0 API.
+//! - [`integrations`]: the Task resources (`lambda:invoke` and `.waitForTaskToken`,
+//!   `states:startExecution(.sync:2)`, `dynamodb:*Item`).
 //! - [`events`]: EventBridge rules (status change events, schedules).
 //!
 //! Dependencies run one way: [`sfn`] knows no other service; [`integrations`] (its Task

@@ -119,7 +119,7 @@ impl Stack {
             &functions,
             LambdaConfig {
                 binaries: options.binaries.clone(),
-                base_env: aws_env(env),
+                base_env: aws_env(env, &url),
                 default_concurrency: options.concurrency,
                 idle_timeout: options.idle_timeout,
                 logs_dir: options.state_dir.join("logs"),
@@ -377,8 +377,12 @@ fn with_extra_env(
         .collect())
 }
 
-fn aws_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    env.iter()
+/// The AWS settings every function gets: region, credentials and endpoints of the services
+/// behind the stack, with the Step Functions and Lambda endpoints pointing at this stack (a
+/// function completes waiting tasks through SendTaskSuccess here, as it would in AWS).
+fn aws_env(env: &BTreeMap<String, String>, stack_url: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = env
+        .iter()
         .filter(|(k, _)| {
             matches!(
                 k.as_str(),
@@ -386,7 +390,11 @@ fn aws_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
             ) || k.starts_with("AWS_ENDPOINT_URL")
         })
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .collect();
+    for key in ["AWS_ENDPOINT_URL_SFN", "AWS_ENDPOINT_URL_LAMBDA"] {
+        out.insert(key.to_owned(), stack_url.to_owned());
+    }
+    out
 }
 
 /// Creates the template's state machines, after checking that every Task resource runs here.

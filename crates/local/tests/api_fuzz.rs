@@ -32,7 +32,7 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 
 /// The Step Functions operations of the dispatch table, and some it does not have.
-const OPERATIONS: [&str; 17] = [
+const OPERATIONS: [&str; 19] = [
     "CreateStateMachine",
     "DescribeStateMachine",
     "DescribeStateMachineForExecution",
@@ -47,6 +47,8 @@ const OPERATIONS: [&str; 17] = [
     "GetExecutionHistory",
     "ListExecutions",
     "SendTaskSuccess",
+    "SendTaskFailure",
+    "SendTaskHeartbeat",
     "TagResource",
     "",
     "describeexecution",
@@ -223,6 +225,8 @@ fn definition(g: &mut Gen, quick: bool) -> String {
 struct Snapshot {
     machines: Vec<(String, String, String, String, Option<i64>)>,
     executions: BTreeSet<String>,
+    /// Task tokens a task still waits on.
+    open_tokens: Vec<String>,
 }
 
 fn snapshot(sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Snapshot {
@@ -249,6 +253,7 @@ fn snapshot(sfn: &StepFunctions, known: &Mutex<BTreeSet<String>>) -> Snapshot {
     Snapshot {
         machines,
         executions,
+        open_tokens: sfn.callbacks.open(),
     }
 }
 
@@ -290,12 +295,24 @@ fn arn(
     }
 }
 
+/// A task token: one the service issued (open or closed), or one it never did.
+fn task_token(g: &mut Gen, issued: &[String]) -> Value {
+    match g.below(10) {
+        0..=5 => json!(g.pick(issued)),
+        6 => json!(leasehold_asl::intrinsics::uuid_v4(g.next(), g.next())),
+        7 => json!(g.pick(issued).to_uppercase()),
+        8 => json!("t".repeat(g.pick(&[2048, 2049, 5000]))),
+        _ => json!(g.text()),
+    }
+}
+
 /// A body for a Step Functions operation.
 fn sfn_body(
     g: &mut Gen,
     sfn: &StepFunctions,
     known: &Mutex<BTreeSet<String>>,
     operation: &str,
+    tokens: &[String],
 ) -> Value {
     let names = ["m1", "m2", "x", "express-1", "e", "has space", "a:b", ""];
     let mut body = serde_json::Map::new();
@@ -348,6 +365,13 @@ fn sfn_body(
     put(g, "includeExecutionData", &|g| json!(g.chance(50)));
     put(g, "error", &|g| json!(g.text()));
     put(g, "cause", &|g| json!(g.text()));
+    put(g, "taskToken", &|g| task_token(g, tokens));
+    put(g, "output", &|g| match g.below(6) {
+        0 => json!(g.text()),
+        // Quoted, so 262143 to 262145 bytes: around Step Functions' limit.
+        1 => json!(format!("\"{}\"", "o".repeat(256 * 1024 - 3 + g.below(3)))),
+        _ => json!(g.any().to_string()),
+    });
     Value::Object(body)
 }
 
@@ -440,8 +464,24 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
 
     let known = Mutex::new(BTreeSet::new());
     let mut g = Gen(SeededRandom::new(SEED));
+    // Task tokens as callback tasks register them: most wait (their waiters are kept), some
+    // are closed at once, as a task that timed out leaves its token.
+    let mut waiting = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..400 {
+        let token = leasehold_asl::intrinsics::uuid_v4(g.next(), g.next());
+        let waiter = sfn
+            .callbacks
+            .register(&token, Default::default())
+            .expect("a new token");
+        if i % 4 != 0 {
+            waiting.push(waiter);
+        }
+        tokens.push(token);
+    }
     let (mut errors, mut successes, mut executions) = (0u64, 0u64, 0u64);
     let mut by_type: HashMap<String, u64> = HashMap::new();
+    let mut answered: HashMap<(&str, u16), u64> = HashMap::new();
     let started = Instant::now();
     let cases = std::env::var("API_FUZZ_CASES")
         .ok()
@@ -475,7 +515,7 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
                 5 if g.chance(10) => {
                     format!("{{\"definition\": \"{}\"}}", "d".repeat(3 << 20)).into_bytes()
                 }
-                _ => sfn_body(&mut g, &sfn, &known, operation)
+                _ => sfn_body(&mut g, &sfn, &known, operation, &tokens)
                     .to_string()
                     .into_bytes(),
             };
@@ -488,6 +528,9 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
             let a = call(&app, request, case, &shown).await;
             if a.status == StatusCode::OK && operation.starts_with("Start") {
                 executions += 1;
+            }
+            if operation.starts_with("SendTask") {
+                *answered.entry((operation, a.status.as_u16())).or_default() += 1;
             }
             let text = String::from_utf8_lossy(&a.body);
             let v: Value = serde_json::from_slice(&a.body).unwrap_or_else(|_| {
@@ -670,5 +713,23 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
             "the cases reach both sides"
         );
         assert!(executions > 150, "the cases start executions: {executions}");
+        // The callback actions complete and refuse tokens alike, with each of their errors.
+        for operation in ["SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"] {
+            for status in [200, 400] {
+                assert!(
+                    answered.get(&(operation, status)).is_some_and(|n| *n > 5),
+                    "{operation} answered {status} too rarely: {answered:?}"
+                );
+            }
+        }
+        for kind in [
+            "InvalidToken",
+            "TaskDoesNotExist",
+            "TaskTimedOut",
+            "InvalidOutput",
+        ] {
+            assert!(types.iter().any(|(k, _)| k == kind), "no {kind}: {types:?}");
+        }
     }
+    drop(waiting);
 }

@@ -2,35 +2,9 @@
 
 mod common;
 
-use common::{Setup, TestStack, start, workspace};
+use common::{Setup, TestStack, aws, ok, start, workspace};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
-
-/// Runs `aws <args> --endpoint-url <url>`; returns (success, stdout JSON or text, stderr).
-fn aws(url: &str, args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new("aws")
-        .args(args)
-        .args(["--endpoint-url", url, "--output", "json"])
-        .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-        .env("AWS_PAGER", "")
-        .current_dir(workspace())
-        .output()
-        .expect("the aws CLI is installed (scripts/test.sh installs it)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let value = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout));
-    (
-        output.status.success(),
-        value,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn ok(url: &str, args: &[&str]) -> Value {
-    let (success, value, stderr) = aws(url, args);
-    assert!(success, "aws {args:?} failed: {stderr}");
-    value
-}
 
 const WAIT_MACHINE: &str = r#"{"StartAt": "Hello", "States": {
   "Hello": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hi {}', $.name)"}, "Next": "Nap"},

@@ -4,14 +4,16 @@
 mod common;
 
 use aws_sdk_lambda::primitives::Blob;
-use common::{Setup, start, workspace};
+use common::{Setup, start, test_template};
 use serde_json::Value;
 use std::time::Duration;
 
 /// A template with two query functions of 2 s timeout: "Slow" (one container at most) and
 /// "Stuck" (pointed at a database that never answers by the test).
 fn small_template() -> std::path::PathBuf {
-    let text = r#"
+    test_template(
+        "small",
+        r#"
 Transform: AWS::Serverless-2016-10-31
 Resources:
   Database:
@@ -52,17 +54,8 @@ Resources:
       Environment:
         Variables:
           LEASE_TABLE: !Ref Leases
-"#;
-    let dir = workspace().join("target/local-stack-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("small-{}.yaml", std::process::id()));
-    // CodeUri is relative to the template's folder: point it at the workspace.
-    let fixed = text.replace(
-        "CodeUri: handlers/",
-        &format!("CodeUri: {}/handlers/", workspace().display()),
-    );
-    std::fs::write(&path, fixed).unwrap();
-    path
+"#,
+    )
 }
 
 fn payload(text: &str) -> Blob {

@@ -303,3 +303,67 @@ async fn map_iterations_link_to_the_child_executions_they_started() {
     }
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_waits_for_its_callback_is_shown_waiting() {
+    // GIVEN a callback task whose function has answered
+    let t = start(Setup {
+        template: Some(common::callback_template()),
+        ..Setup::default()
+    })
+    .await;
+    let arn = t
+        .sfn
+        .start_execution()
+        .state_machine_arn(t.arn("Callback"))
+        .input(common::callback_input(&t, "Notify", 30, 30))
+        .send()
+        .await
+        .expect("StartExecution")
+        .execution_arn;
+    let history = t
+        .history_with(&arn, "TaskSubmitted", Duration::from_secs(10))
+        .await;
+    let app = trace_app(&t);
+
+    // WHEN the page asks for the execution
+    let (status, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&arn))).await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+
+    // THEN it runs, its state waits for the callback, and the history says why
+    assert_eq!(x["execution"]["status"], "RUNNING");
+    assert_eq!(x["execution"]["waitingForCallback"], json!(["Wait"]));
+    let s = statuses(&x);
+    assert_eq!(
+        (s["Wait"].as_str(), s["Refused"].as_str()),
+        ("waiting", "not-reached")
+    );
+    let (_, h) = get(&app, &format!("/trace/api/history?arn={}", q(&arn))).await;
+    let submitted = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "TaskSubmitted")
+        .expect("TaskSubmitted");
+    assert_eq!(submitted["state"], "Wait");
+
+    // WHEN the callback comes THEN the state succeeds and nothing waits any more
+    t.sfn
+        .send_task_success()
+        .task_token(common::task_token(&history))
+        .output(r#"{"leaseId": "l-1"}"#)
+        .send()
+        .await
+        .expect("SendTaskSuccess");
+    assert_eq!(
+        t.finished(&arn, Duration::from_secs(10))
+            .await
+            .status
+            .as_str(),
+        "SUCCEEDED"
+    );
+    let (_, x) = get(&app, &format!("/trace/api/execution?arn={}", q(&arn))).await;
+    assert_eq!(statuses(&x)["Wait"], "succeeded");
+    assert_eq!(x["execution"]["waitingForCallback"], json!([]));
+    t.shutdown().await;
+}

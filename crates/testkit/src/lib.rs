@@ -8,6 +8,7 @@
 //! - [`catcher`]: an HTTP server on 127.0.0.1 that stands in for a CloudFormation `ResponseURL`.
 //! - [`handler`]: calling a handler as the Lambda runtime does; the lease handlers' broker.
 //! - [`router`]: calling an axum router without a socket.
+//! - [`queue`]: waiter records queued without the broker's token check.
 #![forbid(unsafe_code)]
 
 pub mod catcher;
@@ -15,6 +16,7 @@ pub mod env;
 pub mod handler;
 pub mod mysql;
 pub mod names;
+pub mod queue;
 pub mod router;
 
 pub use catcher::ResponseCatcher;

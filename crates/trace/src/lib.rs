@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `/trace/api/machines` | state machines with execution counts |
 //! | `/trace/api/executions?machine=ARN&status=S&limit=N` | executions, newest first |
-//! | `/trace/api/execution?arn=ARN` | the execution, its laid-out graph with a status per state and edge, Map iterations, child executions |
+//! | `/trace/api/execution?arn=ARN` | the execution (with the states that wait for a task token's callback), its laid-out graph with a status per state and edge, Map iterations, child executions |
 //! | `/trace/api/history?arn=ARN&after=ID` | history events after an id, each with its state and iteration |
 //! | `/trace/api/metrics?pool=P&minutes=M` (or `&startMs=T&endMs=T`) | `RemainingConnections` and `NoConnectionsLeftError` of a pool over time |
 //!

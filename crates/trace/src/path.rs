@@ -20,6 +20,9 @@ pub const FAILED: &str = "failed";
 /// An error was taken by a `Catch`: the state ended with an error, the execution went on.
 pub const CAUGHT: &str = "caught";
 pub const RUNNING: &str = "running";
+/// A callback task (`.waitForTaskToken`) whose work was submitted and that now waits for
+/// SendTaskSuccess or SendTaskFailure with its token.
+pub const WAITING: &str = "waiting";
 pub const ABORTED: &str = "aborted";
 pub const NOT_REACHED: &str = "not-reached";
 
@@ -27,7 +30,8 @@ pub const NOT_REACHED: &str = "not-reached";
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateRun {
-    /// The most telling status of its visits: running, failed, aborted, caught, succeeded.
+    /// The most telling status of its visits: running, waiting, failed, aborted, caught,
+    /// succeeded.
     pub status: &'static str,
     pub visits: u64,
     /// Visits per status.
@@ -93,6 +97,8 @@ struct Visit {
     attempts: u64,
     /// The error of the last attempt, if it failed.
     error: Option<String>,
+    /// The current attempt is a callback task that submitted its work and waits for its token.
+    waiting: bool,
     status: &'static str,
     entered_ms: i64,
     exited_ms: Option<i64>,
@@ -250,6 +256,7 @@ impl Reader {
             open: true,
             attempts: 0,
             error: None,
+            waiting: false,
             status: RUNNING,
             entered_ms: step.event.timestamp_millis,
             exited_ms: None,
@@ -372,6 +379,12 @@ impl Reader {
         let Some(i) = step.prev else { return };
         let ty = step.ty;
         let visit = &mut self.visits[i];
+        // Step Functions records `TaskSubmitted` once a callback task's work was handed over;
+        // the task's next event is its end.
+        visit.waiting = ty == "TaskSubmitted"
+            && step.details["resource"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(".waitForTaskToken"));
         if ty.ends_with("Scheduled") {
             visit.attempts += 1;
         } else if ty.ends_with("Succeeded") {
@@ -403,7 +416,9 @@ impl Reader {
         let iterations = &self.iterations;
         for v in &mut self.visits {
             if v.open {
-                v.status = if running {
+                v.status = if running && v.waiting {
+                    WAITING
+                } else if running {
                     RUNNING
                 } else if aborted || v.iteration.is_some_and(|i| iterations[i].status == ABORTED) {
                     ABORTED
@@ -436,7 +451,7 @@ fn state_runs(visits: &[Visit]) -> BTreeMap<String, StateRun> {
         }
     }
     for run in states.values_mut() {
-        run.status = [RUNNING, FAILED, ABORTED, CAUGHT, SUCCEEDED]
+        run.status = [RUNNING, WAITING, FAILED, ABORTED, CAUGHT, SUCCEEDED]
             .into_iter()
             .find(|s| run.counts.contains_key(s))
             .unwrap_or(NOT_REACHED);
@@ -504,6 +519,12 @@ mod tests {
                 *n += 1;
                 *n
             };
+            if request.resource.ends_with(".waitForTaskToken")
+                || request.resource.ends_with(".sync")
+            {
+                // The work is handed over; the callback (or the job's end) is the result below.
+                request.submitted.submit(json!({"StatusCode": 200}));
+            }
             let result = if request.resource.contains("startExecution") {
                 let k = self.children.fetch_add(1, Ordering::SeqCst);
                 let arn = format!("arn:aws:states:us-east-1:123456789012:execution:child:c{k}");
@@ -710,5 +731,45 @@ mod tests {
         assert_eq!(status(&path, "Query"), RUNNING);
         assert_eq!(status(&path, "Done"), NOT_REACHED);
         assert_eq!(status(&full, "Done"), SUCCEEDED);
+    }
+
+    #[test]
+    fn a_callback_task_waits_once_its_work_is_submitted() {
+        // GIVEN a callback task, and its history cut at each of its events
+        let definition = r#"{"StartAt":"Acquire","States":{
+          "Acquire":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters":{"FunctionName":"acquire","Payload":{"taskToken.$":"$$.Task.Token"}},"Next":"Done"},
+          "Done":{"Type":"Succeed"}}}"#;
+        let outcome = execution(definition, &json!({}), Script::new(vec![]));
+        let at = |ty: &str| {
+            let cut = outcome
+                .history
+                .iter()
+                .position(|e| e.event_type == ty)
+                .unwrap_or_else(|| panic!("no {ty}"));
+            analyse(&outcome.history[..=cut], "RUNNING")
+        };
+        // THEN it runs while its function may still run, waits once the work is submitted,
+        // and succeeds with the callback
+        assert_eq!(status(&at("TaskStarted"), "Acquire"), RUNNING);
+        assert_eq!(status(&at("TaskSubmitted"), "Acquire"), WAITING);
+        assert_eq!(status(&at("TaskSucceeded"), "Acquire"), RUNNING);
+        let done = analyse(&outcome.history, outcome.status.as_str());
+        assert_eq!(status(&done, "Acquire"), SUCCEEDED);
+        // AND a `.sync` task that submitted its job runs on: only a token is waited for
+        let sync = definition.replace(
+            r#"lambda:invoke.waitForTaskToken",
+            "Parameters":{"FunctionName":"acquire","Payload":{"taskToken.$":"$$.Task.Token"}}"#,
+            r#"states:startExecution.sync","Parameters":{"StateMachineArn":"arn:m"}"#,
+        );
+        assert_ne!(sync, definition);
+        let outcome = execution(&sync, &json!({}), Script::new(vec![]));
+        let cut = outcome
+            .history
+            .iter()
+            .position(|e| e.event_type == "TaskSubmitted")
+            .expect("a TaskSubmitted event");
+        let path = analyse(&outcome.history[..=cut], "RUNNING");
+        assert_eq!(status(&path, "Acquire"), RUNNING);
     }
 }

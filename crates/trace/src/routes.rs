@@ -320,6 +320,14 @@ async fn execution(
     execution_json["error"] = json!(d.error);
     execution_json["cause"] = json!(d.cause);
     execution_json["machineType"] = json!(machine.kind);
+    // The states that wait for SendTaskSuccess/Failure (their node's status is `waiting`).
+    let waiting: Vec<&String> = p
+        .states
+        .iter()
+        .filter(|(_, run)| run.status == path::WAITING)
+        .map(|(name, _)| name)
+        .collect();
+    execution_json["waitingForCallback"] = json!(waiting);
     Ok(json_response(
         StatusCode::OK,
         json!({

@@ -79,7 +79,7 @@ async fn reclaim_and_audit_modes() {
         .unwrap();
     assert_eq!(
         reclaimed,
-        json!({"pool": pool, "reclaimed": 1, "remaining": 1})
+        json!({"pool": pool, "reclaimed": 1, "remaining": 1, "expiredWaiters": 0, "waiting": 0})
     );
     let audit = call(&broker, json!({"pool": pool, "audit": true}))
         .await

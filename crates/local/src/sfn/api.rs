@@ -33,6 +33,19 @@ pub async fn dispatch(
         "StopExecution" => stop_execution(sfn, body).await,
         "GetExecutionHistory" => get_execution_history(sfn, body),
         "ListExecutions" => list_executions(sfn, body),
+        "SendTaskSuccess" => {
+            let (token, output) = (field(body, "taskToken")?, field(body, "output")?);
+            sfn.callbacks.succeed(token, output).map(|()| json!({}))
+        }
+        "SendTaskFailure" => {
+            let token = field(body, "taskToken")?;
+            let (error, cause) = (optional(body, "error")?, optional(body, "cause")?);
+            sfn.callbacks.fail(token, error, cause).map(|()| json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            let token = field(body, "taskToken")?;
+            sfn.callbacks.heartbeat(token, now_ms()).map(|()| json!({}))
+        }
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("The operation {other} is not supported by the local stack"),
@@ -427,6 +440,36 @@ mod tests {
         assert!(page(&json!({"nextToken": "bogus"}), 100).is_err());
     }
 
+    /// A task token of the shape the interpreter issues.
+    const TOKEN: &str = "5c0e2b7a-93d1-4f6e-8a2b-0c1d2e3f4a5b";
+
+    /// The callback actions answer `{}`, and a missing token is a validation error.
+    #[tokio::test]
+    async fn callback_actions_answer_empty_objects() {
+        let sfn = StepFunctions::new("us-east-1", "123456789012", 1);
+        let _waiting = sfn.callbacks.register(TOKEN, Default::default());
+        let heartbeat = json!({"taskToken": TOKEN});
+        assert_eq!(
+            dispatch(&sfn, "SendTaskHeartbeat", &heartbeat).await,
+            Ok(json!({}))
+        );
+        let success = json!({"taskToken": TOKEN, "output": "[1]"});
+        assert_eq!(
+            dispatch(&sfn, "SendTaskSuccess", &success).await,
+            Ok(json!({}))
+        );
+        for target in ["SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"] {
+            let e = dispatch(&sfn, target, &json!({"output": "{}"}))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind, "ValidationException", "{target}: {e}");
+        }
+        let e = dispatch(&sfn, "SendTaskSuccess", &json!({"taskToken": TOKEN}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "ValidationException");
+    }
+
     const PASS: &str = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
     const ROLE: &str = "arn:aws:iam::123456789012:role/r";
 
@@ -514,6 +557,7 @@ mod tests {
     #[tokio::test]
     async fn members_of_the_wrong_type_are_serialization_errors() {
         let (sfn, machine, execution) = one_pass_execution();
+        let _waiting = sfn.callbacks.register(TOKEN, Default::default());
         let m = json!(machine.arn);
         let e = json!(execution.arn);
         for (target, body) in [
@@ -557,12 +601,24 @@ mod tests {
                 json!({"stateMachineArn": m, "nextToken": 2}),
             ),
             ("ListStateMachines", json!({"maxResults": "10"})),
+            ("SendTaskSuccess", json!({"taskToken": 1, "output": "{}"})),
+            (
+                "SendTaskSuccess",
+                json!({"taskToken": TOKEN, "output": {"leaseId": "l"}}),
+            ),
+            ("SendTaskFailure", json!({"taskToken": TOKEN, "error": 5})),
+            (
+                "SendTaskFailure",
+                json!({"taskToken": TOKEN, "cause": ["c"]}),
+            ),
+            ("SendTaskHeartbeat", json!({"taskToken": [TOKEN]})),
         ] {
             let err = dispatch(&sfn, target, &body).await.unwrap_err();
             assert_eq!(err.kind, "SerializationException", "{target} {body}: {err}");
         }
         assert_eq!(sfn.machines().len(), 1);
         assert_eq!(sfn.executions_of(&machine.arn).len(), 1);
+        assert_eq!(sfn.callbacks.open(), [TOKEN]);
         assert!(machine.updated_ms.lock().unwrap().is_none());
         assert!(
             sfn.machine(&machine.arn)

@@ -11,12 +11,17 @@
 //! - [`StatusListener`]: who hears about execution status changes (EventBridge rules). A
 //!   listener subscribes with [`StepFunctions::subscribe`] and holds the service's handle
 //!   itself; the service only knows the trait, and calls listeners synchronously, in order.
+//!
+//! `callbacks` holds the task tokens of callback tasks, which the invoker registers and the
+//! SendTask* actions complete.
 
 mod api;
+pub mod callbacks;
 
 pub use crate::error::ApiError;
 use crate::rng::Rng;
 pub use api::dispatch;
+pub use callbacks::Callbacks;
 use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
 use leasehold_asl::history::{Details, HistoryEvent, HistoryObserver};
@@ -235,6 +240,8 @@ pub struct StepFunctions {
     tasks: Tasks,
     listeners: RwLock<Vec<Arc<dyn StatusListener>>>,
     random: Arc<Rng>,
+    /// Task tokens of `.waitForTaskToken` tasks.
+    pub callbacks: Callbacks,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -291,6 +298,7 @@ impl StepFunctions {
             tasks: tasks(me),
             listeners: RwLock::default(),
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
+            callbacks: Callbacks::default(),
         })
     }
 

@@ -5,8 +5,10 @@
 
 use leasehold_local::{Stack, StackOptions};
 use leasehold_testkit::{sdk_config, unique};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 pub fn workspace() -> PathBuf {
@@ -30,6 +32,157 @@ pub fn binaries() -> PathBuf {
         );
     }
     dir
+}
+
+/// Writes a test template under target/ (one file per test process) and returns its path;
+/// `CodeUri: handlers/...` is made absolute, since it is relative to the template's folder.
+pub fn test_template(name: &str, text: &str) -> PathBuf {
+    let dir = workspace().join("target/local-stack-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{}.yaml", std::process::id()));
+    let fixed = text.replace(
+        "CodeUri: handlers/",
+        &format!("CodeUri: {}/handlers/", workspace().display()),
+    );
+    std::fs::write(&path, fixed).unwrap();
+    path
+}
+
+/// A template for callback tasks: the state machine `Callback` ([`callback_machine`]), and
+/// functions for it. `Notify` and `Stalls` run the release handler, which given a status change
+/// event of an execution whose input names no pool answers at once ("nothing to release") and
+/// otherwise calls DynamoDB (the `Stalls` tests point it at a server that never answers, so it
+/// runs into its 3 s timeout); `Acquire` refuses any event with a task token in it
+/// (`InvalidInput`). None of them calls back: the tests do, as a later handler would.
+pub fn callback_template() -> PathBuf {
+    let text = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: 2
+    Environment:
+      Variables:
+        LEASE_TABLE: callback-leases
+Resources:
+  Callback:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Definition: DEFINITION
+  Notify:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: handlers/release
+  Stalls:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: handlers/release
+      Timeout: 3
+  Acquire:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: handlers/acquire
+"#;
+    // JSON is YAML: the definition goes in as it is.
+    test_template(
+        "callbacks",
+        &text.replace("DEFINITION", &callback_machine()),
+    )
+}
+
+/// A machine whose `Wait` state invokes `$.function` with its task token and waits for the
+/// callback, within `$.timeout` and `$.heartbeat` seconds. The callback's `Refused` error and a
+/// timeout are caught (into `$.refused`, `$.timedOut`); its output is the execution's output.
+pub fn callback_machine() -> String {
+    json!({"StartAt": "Wait", "States": {
+        "Wait": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName.$": "$.function", "Payload": {
+                "detail-type": "Step Functions Execution Status Change",
+                "detail": {"executionArn.$": "$$.Execution.Id", "status": "FAILED",
+                           "input.$": "$.notifyInput", "taskToken.$": "$$.Task.Token"}}},
+            "TimeoutSecondsPath": "$.timeout", "HeartbeatSecondsPath": "$.heartbeat",
+            "Catch": [{"ErrorEquals": ["Refused"], "ResultPath": "$.refused", "Next": "Refused"},
+                      {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timedOut", "Next": "TimedOut"}],
+            "End": true},
+        "Refused": {"Type": "Pass", "End": true},
+        "TimedOut": {"Type": "Pass", "End": true}}})
+    .to_string()
+}
+
+/// The input of [`callback_machine`]: the function of the callback template to call, the
+/// task's limits, and the pool the function is told about (`Stalls` needs one to stall).
+pub fn callback_input(t: &TestStack, function: &str, timeout: u64, heartbeat: u64) -> String {
+    let pool = if function == "Stalls" {
+        r#"{"pool": "main"}"#
+    } else {
+        "{}"
+    };
+    json!({"function": format!("{}-{function}", t.name), "timeout": timeout,
+           "heartbeat": heartbeat, "notifyInput": pool})
+    .to_string()
+}
+
+/// A server that accepts connections and never answers (a stalled dependency); its port.
+pub fn silent_server() -> u16 {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(16).flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+/// The task token a callback task was given, read from its `TaskScheduled` parameters.
+pub fn task_token(history: &[Value]) -> String {
+    fn find(v: &Value) -> Option<&str> {
+        match v {
+            Value::Object(m) => m
+                .get("taskToken")
+                .and_then(Value::as_str)
+                .or_else(|| m.values().find_map(find)),
+            Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let scheduled = history
+        .iter()
+        .rfind(|e| e["type"] == "TaskScheduled")
+        .expect("a TaskScheduled event");
+    let parameters: Value = serde_json::from_str(
+        scheduled["taskScheduledEventDetails"]["parameters"]
+            .as_str()
+            .expect("parameters"),
+    )
+    .expect("parameters are JSON");
+    find(&parameters).expect("a taskToken").to_owned()
+}
+
+/// Runs `aws <args> --endpoint-url <url>`; returns (success, stdout JSON or text, stderr).
+pub fn aws(url: &str, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", url, "--output", "json"])
+        .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        .env("AWS_PAGER", "")
+        .current_dir(workspace())
+        .output()
+        .expect("the aws CLI is installed (scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout));
+    (
+        output.status.success(),
+        value,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `aws <args>`, which must succeed; its JSON answer.
+pub fn ok(url: &str, args: &[&str]) -> Value {
+    let (success, value, stderr) = aws(url, args);
+    assert!(success, "aws {args:?} failed: {stderr}");
+    value
 }
 
 /// The local services' environment, as the stack reads it from .local/env.
@@ -196,6 +349,22 @@ impl TestStack {
         value["events"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The execution's history once it has an event of type `event_type` (bounded).
+    pub async fn history_with(&self, arn: &str, event_type: &str, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let history = self.history(arn).await;
+            if history.iter().any(|e| e["type"] == event_type) {
+                return history;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{arn} has no {event_type} after {within:?}: {history:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The pool record (budget, in use) and the number of lease records of pool `main`.
     pub async fn pool(&self) -> (u64, u64, usize) {
         use aws_sdk_dynamodb::types::AttributeValue;
@@ -217,12 +386,84 @@ impl TestStack {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
         };
+        let sk = |item: &HashMap<String, AttributeValue>| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
         let pool = items
             .iter()
-            .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("#POOL"))
+            .find(|i| sk(i) == "#POOL")
             .expect("pool record of main");
-        let leases = items.len() - 1;
+        let leases = items.iter().filter(|i| sk(i).starts_with("LEASE#")).count();
         (number(pool, "budget"), number(pool, "inUse"), leases)
+    }
+
+    /// The waiting counter and the number of waiter records of pool `main`.
+    pub async fn waiters(&self) -> (u64, usize) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(self.lease_table())
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S("main".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Query lease table")
+            .items
+            .unwrap_or_default();
+        let mut counter = 0;
+        let mut records = 0;
+        for item in &items {
+            match item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some("#POOL") => {
+                    counter = item
+                        .get("waiting")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                }
+                Some(sk) if sk.starts_with("WAIT#") => records += 1,
+                _ => {}
+            }
+        }
+        (counter, records)
+    }
+
+    /// Waits until pool `main` has `records` waiter records (bounded).
+    pub async fn waiting(&self, records: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, now) = self.waiters().await;
+            if now == records {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} waiters, not {records}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Invokes a function of the stack with `payload`; its answer as JSON (errors included).
+    pub async fn invoke(&self, logical_id: &str, payload: &str) -> Value {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(format!("{}-{logical_id}", self.name))
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .expect("Invoke");
+        serde_json::from_slice(out.payload.expect("payload").as_ref()).expect("JSON answer")
     }
 
     /// Waits until pool `main` holds no lease (bounded); returns what is left.
