@@ -6,12 +6,18 @@
 Every check reads figures the demo measured; nothing is compared with a number fixed here
 except the load the check itself asked for. Exits 1 with every broken expectation listed.
 
-Governed run: no DatabaseBusy error, peak connections within budget + admin reserve, leases in
-use never above the budget, no lease held at the end, every execution accounted for, the
-pool's metrics read back from CloudWatch. Ungoverned run: DatabaseBusy errors seen and more
-connections than the governed run may ever use. With --kills: containers were really killed.
-With --aborted (a demo run with --abort-harness-after): the governed harness was stopped part
-way and started again, and still no connection went above the budget and no lease was left.
+Governed (polling) run: no DatabaseBusy error, peak connections within budget + admin reserve,
+leases in use never above the budget, no lease held at the end, every execution accounted for,
+the pool's metrics read back from CloudWatch. Queued run: the same promises, and no waiter left
+at the end either; requests really queued, and the queue's metrics were read back. Ungoverned
+run: DatabaseBusy errors seen and more connections than the governed runs may ever use. The
+FIFO ideal and every run's ratio to it are there. With --kills: containers were really killed
+in both governed runs. With --aborted (a demo run with --abort-harness-after): both governed
+harnesses were stopped part way and started again, and still no connection went above the
+budget and no lease or waiter was left.
+
+The queued run's goals (served per second near the physical limit, p99 at most a third of
+polling's) are the demo's own checks: its exit status says whether they held.
 """
 
 import json
@@ -24,6 +30,10 @@ RUN = [
     "leasesHeldAtEnd", "p50Ms", "p95Ms", "p99Ms", "servedPerSecond", "physicalLimitPerSecond",
     "peakConnectionsAboveBudget",
 ]
+# Added with the queued run.
+TOP_QUEUED = ["fifoIdeal"]
+RUN_QUEUED = ["acquireMode", "leaseWait", "waitersAtEnd", "waiterRecordsAtEnd", "ratioToFifoIdeal"]
+RUNS = ("queued", "governed", "ungoverned")
 
 
 def main(argv):
@@ -40,11 +50,11 @@ def main(argv):
         if not ok:
             problems.append(text)
 
-    for key in TOP:
+    for key in TOP + TOP_QUEUED:
         expect(key in report, f"report has {key}")
     runs = report.get("runs", {})
-    for name in ("governed", "ungoverned"):
-        for key in RUN:
+    for name in RUNS:
+        for key in RUN + RUN_QUEUED:
             expect(key in runs.get(name, {}), f"{name} run has {key}")
     if problems:
         return finish(problems)
@@ -52,11 +62,11 @@ def main(argv):
     budget, max_conn = report["budget"], report["maxConnections"]
     reserve = report["adminReserve"]
     asked = report["load"]["executions"]
-    g, u = runs["governed"], runs["ungoverned"]
+    q, g, u = runs["queued"], runs["governed"], runs["ungoverned"]
     expect(1 <= budget <= max_conn - reserve,
            f"budget {budget} leaves the admin reserve {reserve} of max_connections {max_conn}")
 
-    for name, r in (("governed", g), ("ungoverned", u)):
+    for name, r in (("queued", q), ("governed", g), ("ungoverned", u)):
         total = r["served"] + r["fallback"] + r["failed"]
         total_ok = total == r["executions"]
         expect(total_ok, f"{name}: served + fallback + failed = {total} = executions")
@@ -99,6 +109,36 @@ def main(argv):
     expect(sum(v for _, v in g["series"]["noConnectionsLeftError"]) > 0,
            "governed: NoConnectionsLeftError read back from CloudWatch")
 
+    # The queued run: the same promises, and the queue empty at the end.
+    expect(q["acquireMode"] == "queued" and g["acquireMode"] == "polling" and u["acquireMode"] is None,
+           f"modes: queued {q['acquireMode']}, governed {g['acquireMode']}, ungoverned {u['acquireMode']}")
+    expect(q["databaseBusyErrors"] == 0, f"queued: {q['databaseBusyErrors']} DatabaseBusy errors (want 0)")
+    expect(q["connectionErrorsMaxConnections"] == 0,
+           f"queued: the server refused {q['connectionErrorsMaxConnections']} connections at max_connections (want 0)")
+    expect(q["peakConnectionsAboveBudget"] == 0,
+           f"queued: {q['peakConnectionsAboveBudget']} connections above the budget {budget} at the peak (want 0)")
+    expect(1 <= q["peakLeasesInUse"] <= budget,
+           f"queued: peak leases in use {q['peakLeasesInUse']} within the budget {budget}")
+    left = (q["leasesHeldAtEnd"], q["leaseRecordsAtEnd"], q["waitersAtEnd"], q["waiterRecordsAtEnd"])
+    expect(left == (0, 0, 0, 0),
+           f"queued: {left[0]} leases in use, {left[1]} lease records, {left[2]} waiting, {left[3]} waiter records at the end (want 0)")
+    expect(q["served"] > 0, f"queued: {q['served']} executions served")
+    wait = q["leaseWait"] or {}
+    expect(wait.get("state") == "AcquireQueued" and wait.get("granted", 0) >= q["served"],
+           f"queued: a lease wait in AcquireQueued for every served execution ({wait.get('granted')} of {q['served']})")
+    expect(sum(b["count"] for b in wait.get("histogram", [])) == wait.get("count"),
+           "queued: the wait histogram counts every wait once")
+    expect(q["peakWaiting"] > 0, f"queued: at most {q['peakWaiting']} requests waited at once (want > 0)")
+    expect(len(q["series"]["waitingRequests"]) > 0, "queued: WaitingRequests read back from CloudWatch")
+    expect(len(q["series"]["waitTime"]) > 0, "queued: WaitTime read back from CloudWatch")
+
+    ideal = report["fifoIdeal"]
+    expect(ideal["executions"] == asked and ideal["budget"] == budget and ideal["servedPerSecond"] > 0,
+           f"FIFO ideal over the budget {budget} for the {asked} executions: {ideal['servedPerSecond']} per second")
+    for name, r in (("queued", q), ("governed", g), ("ungoverned", u)):
+        ratio = r["ratioToFifoIdeal"] or {}
+        expect(ratio.get("servedPerSecond") is not None, f"{name}: a ratio to the FIFO ideal ({ratio})")
+
     # The problem leasehold prevents.
     expect(u["databaseBusyErrors"] > 0, f"ungoverned: {u['databaseBusyErrors']} DatabaseBusy errors (want > 0)")
     expect(u["peakConnections"] > budget + reserve,
@@ -106,13 +146,15 @@ def main(argv):
     expect(u["acquireWait"] is None and u["peakLeasesInUse"] == 0, "ungoverned: no lease taken")
 
     if kills:
-        killed = sum(f.get("kills", 0) for f in g["functions"].values())
-        expect(killed > 0 and g["containerKills"] == killed,
-               f"kills: {killed} containers killed in the governed run (want > 0)")
+        for name, r in (("queued", q), ("governed", g)):
+            killed = sum(f.get("kills", 0) for f in r["functions"].values())
+            expect(killed > 0 and r["containerKills"] == killed,
+                   f"kills: {killed} containers killed in the {name} run (want > 0)")
         expect(report["load"]["killProbability"] > 0, "kills: the report records the kill probability")
     if aborted:
-        expect("abortedHarnessExecutionArn" in g,
-               "aborted: the governed harness was stopped part way and the load started again")
+        for name, r in (("queued", q), ("governed", g)):
+            expect("abortedHarnessExecutionArn" in r,
+                   f"aborted: the {name} harness was stopped part way and the load started again")
         expect(report["load"].get("abortHarnessAfterSeconds", 0) > 0,
                "aborted: the report records --abort-harness-after")
     return finish(problems)

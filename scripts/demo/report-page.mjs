@@ -1,8 +1,9 @@
 // The demo's HTML report in headless chromium (run by scripts/checks/30-demo.sh):
 //   node scripts/demo/report-page.mjs REPORT.html SCREENSHOT.png
 // Checks that the page loads nothing from the network, runs its script without errors, shows
-// the figures of the JSON beside it, draws every chart from the JSON's series, and that the
-// hover read-out reports values. Exits non-zero on the first failed expectation.
+// the figures of the JSON beside it for the three runs, draws every chart from the JSON's series
+// and every wait histogram from its buckets, and that the hover read-out reports values. Exits
+// non-zero on the first failed expectation.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -26,11 +27,15 @@ try {
   assert.deepEqual(requests.filter((r) => r !== url), [], "the page loads nothing else");
   say("self-contained, no requests besides the page");
 
-  // The figures of both runs, side by side, as in the JSON.
+  // The figures of the three runs, side by side, as in the JSON: queued, polling (the JSON's
+  // governed), ungoverned.
+  const RUNS = [[0, "queued"], [1, "governed"], [2, "ungoverned"]];
+  const heads = await page.locator("table.figures thead th").allInnerTexts();
+  assert.deepEqual(heads.slice(1), ["queued", "polling", "ungoverned"], "one column per run");
   const cell = async (label, column) =>
     page.locator("table.figures tr", { has: page.locator(`th:text-is("${label}")`) })
       .locator("td").nth(column).innerText();
-  for (const [column, name] of [[0, "governed"], [1, "ungoverned"]]) {
+  for (const [column, name] of RUNS) {
     const run = report.runs[name];
     assert.equal(await cell("executions", column), String(run.executions), `${name} executions`);
     assert.equal(await cell("served", column), String(run.served), `${name} served`);
@@ -38,8 +43,13 @@ try {
     assert.equal(await cell("DatabaseBusy errors (MySQL 1040)", column), String(run.databaseBusyErrors),
       `${name} DatabaseBusy errors`);
     assert.equal(await cell("leases held at the end", column), String(run.leasesHeldAtEnd), `${name} leases at end`);
+    assert.equal(await cell("served per second", column), String(run.servedPerSecond), `${name} served per second`);
   }
-  say("the table shows the JSON's figures for both runs");
+  say("the table shows the JSON's figures for the three runs");
+
+  // The FIFO ideal, as in the JSON.
+  const ideal = await page.locator("p.ideal").innerText();
+  assert.ok(ideal.includes(String(report.fifoIdeal.servedPerSecond)), `the ideal's served per second in "${ideal}"`);
 
   // One check line per check of the JSON, marked as the JSON says.
   const checks = await page.locator("ul.checks li").evaluateAll((items) => items.map((li) => li.className));
@@ -47,8 +57,8 @@ try {
   assert.deepEqual(checks, expected, "check marks follow the JSON");
   say(`${checks.length} check lines, marked as in the JSON`);
 
-  // Four charts per run, each drawing exactly the series of the JSON.
-  const charts = await page.locator("svg.chart").evaluateAll((svgs) => svgs.map((svg) => {
+  // Five charts over time per run, each drawing exactly the series of the JSON.
+  const charts = await page.locator("svg.chart:not(.histogram)").evaluateAll((svgs) => svgs.map((svg) => {
     const box = svg.getBoundingClientRect();
     return {
       label: svg.getAttribute("aria-label"),
@@ -60,11 +70,11 @@ try {
       height: box.height,
     };
   }));
-  assert.equal(charts.length, 8, "four charts per run");
-  for (const [index, name] of [[0, "governed"], [1, "ungoverned"]]) {
+  assert.equal(charts.length, 15, "five charts over time per run");
+  for (const [index, name] of RUNS) {
     const run = report.runs[name];
-    const [connections, remaining, refused, busy] = charts.slice(index * 4, index * 4 + 4);
-    for (const c of [connections, remaining, refused, busy]) {
+    const [connections, remaining, refused, busy, waiting] = charts.slice(index * 5, index * 5 + 5);
+    for (const c of [connections, remaining, refused, busy, waiting]) {
       assert.ok(c.width > 300 && c.height > 100, `${name}: ${c.label} is drawn at a readable size`);
     }
     assert.equal(connections.series[0].points.length, run.series.connections.length,
@@ -80,8 +90,36 @@ try {
     const busyBars = run.series.databaseBusyErrors.length;
     assert.equal(busy.bars, busyBars, `${name}: one bar per second with DatabaseBusy errors`);
     assert.equal(busy.empty !== null, busyBars === 0, `${name}: an empty DatabaseBusy chart says so`);
+    if (run.acquireMode) {
+      assert.equal(waiting.series[0].points.length, run.series.waiting.length,
+        `${name}: the waiting chart carries every sample of the pool's queue`);
+      assert.equal(waiting.series[1].points.length, run.series.waitingRequests.length,
+        `${name}: WaitingRequests from CloudWatch`);
+    } else {
+      assert.ok(waiting.empty !== null, `${name}: no queue without leases, and the chart says so`);
+    }
   }
-  say("8 charts drawn from the JSON's series");
+  say("15 charts drawn from the JSON's series");
+
+  // One wait histogram per run, its bars the JSON's buckets.
+  const histograms = await page.locator("svg.chart.histogram").evaluateAll((svgs) => svgs.map((svg) => ({
+    bars: [...svg.querySelectorAll("rect title")].map((t) => Number(t.textContent.split(": ").pop())),
+    empty: svg.querySelector("text.empty")?.textContent ?? null,
+    width: svg.getBoundingClientRect().width,
+  })));
+  assert.equal(histograms.length, 3, "a wait histogram per run");
+  for (const [index, name] of RUNS) {
+    const wait = report.runs[name].leaseWait;
+    const h = histograms[index];
+    if (wait === null) {
+      assert.ok(h.empty !== null, `${name}: no wait without leases, and the histogram says so`);
+      continue;
+    }
+    assert.ok(h.width > 300, `${name}: the histogram is drawn at a readable size`);
+    assert.deepEqual(h.bars, wait.histogram.filter((b) => b.count > 0).map((b) => b.count),
+      `${name}: one bar per non-empty bucket, as counted in the JSON`);
+  }
+  say("3 wait histograms drawn from the JSON's buckets");
 
   // Hovering over the governed connections chart reads values out.
   const first = page.locator("svg.chart").first();

@@ -38,6 +38,8 @@ pub const ACQUIRE_STATE: &str = "Acquire";
 pub const QUEUED_ACQUIRE_STATE: &str = "AcquireQueued";
 /// The state that runs the query, in both the governed and the ungoverned workflow.
 pub const QUERY_STATE: &str = "Query";
+/// The state that gives a served execution's lease back.
+pub const RELEASE_STATE: &str = "Release";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
@@ -59,6 +61,9 @@ pub struct Facts {
     pub queue_waited_ms: Option<i64>,
     /// `AcquireQueued` attempts that timed out (`States.Timeout`: no slot in time).
     pub queue_timeouts: u32,
+    /// The acquire state's `TaskSucceeded` → the Release state's `TaskSucceeded`: how long
+    /// the lease was held as the workflow saw it (served executions).
+    pub lease_held_ms: Option<i64>,
     /// Acquire attempts refused with `ConnectionsExhausted`.
     pub exhausted_failures: u32,
     /// Of those, the ones the workflow retried (the last refusal before a fallback is not).
@@ -93,6 +98,7 @@ pub fn analyze(events: &[Event]) -> Facts {
         lease_wait_ms: None,
         queue_waited_ms: None,
         queue_timeouts: 0,
+        lease_held_ms: None,
         exhausted_failures: 0,
         exhausted_retries: 0,
         busy_failures: 0,
@@ -148,6 +154,8 @@ pub fn analyze(events: &[Event]) -> Facts {
                 if in_acquire {
                     last_acquire_event = Some(event.timestamp_ms);
                     facts.acquire_wait_ms = first_acquire_scheduled.map(|t| event.timestamp_ms - t);
+                } else if in_state(RELEASE_STATE) {
+                    facts.lease_held_ms = last_acquire_event.map(|t| event.timestamp_ms - t);
                 } else if in_state(QUERY_STATE)
                     && let Some(started) = task_started
                 {
@@ -295,6 +303,7 @@ mod tests {
         assert_eq!(f.lease_wait_ms, Some(2520 - 1002));
         assert_eq!((f.exhausted_failures, f.exhausted_retries), (2, 2));
         assert_eq!(f.query_hold_ms, vec![3530 - 2523]);
+        assert_eq!(f.lease_held_ms, Some(3550 - 2520));
         assert_eq!(f.duration_ms(), Some(2600));
         assert_eq!(f.busy_failures, 0);
     }

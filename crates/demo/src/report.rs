@@ -240,12 +240,19 @@ pub struct RunReport {
     pub lease_wait: Option<WaitDistribution>,
     /// The broker's `waitedMs` of the served children (enqueue → hand-over); queued only.
     pub queue_wait: Option<Spread>,
+    /// Per served queued child, its lease wait minus the broker's `waitedMs`: the acquire
+    /// call before the request queued, and the hand-over's way back to the waiting task
+    /// (`SendTaskSuccess` → `TaskSucceeded`); queued only.
+    pub queue_overhead: Option<Spread>,
     /// `AcquireQueued` attempts that timed out without a slot.
     pub queue_timeouts: u64,
     pub connections_exhausted_retries: u64,
     pub connections_exhausted_errors: u64,
     pub crashed_tasks: u64,
     pub mean_hold_ms: Option<f64>,
+    /// Mean of the acquire state's `TaskSucceeded` → Release `TaskSucceeded` of served
+    /// children: a slot's time under one lease; beyond `meanHoldMs` it held no connection.
+    pub mean_lease_held_ms: Option<f64>,
     pub connection_limit: i64,
     pub served_per_second: f64,
     pub physical_limit_per_second: Option<f64>,
@@ -397,6 +404,7 @@ pub fn run_report(data: &RunData, connection_limit: i64, budget: i64) -> RunRepo
     let governed = mode.is_some();
     let lease_waits: Vec<i64> = facts.iter().filter_map(|f| f.lease_wait_ms).collect();
     let queue_waits: Vec<i64> = facts.iter().filter_map(|f| f.queue_waited_ms).collect();
+    let lease_held: Vec<i64> = facts.iter().filter_map(|f| f.lease_held_ms).collect();
     let holds: Vec<i64> = facts
         .iter()
         .flat_map(|f| f.query_hold_ms.iter().copied())
@@ -480,11 +488,19 @@ pub fn run_report(data: &RunData, connection_limit: i64, budget: i64) -> RunRepo
             histogram: histogram(&lease_waits),
         }),
         queue_wait: (mode == Some(Mode::Queued)).then(|| Spread::of(&queue_waits)),
+        queue_overhead: (mode == Some(Mode::Queued)).then(|| {
+            let overheads: Vec<i64> = facts
+                .iter()
+                .filter_map(|f| Some(f.acquire_wait_ms? - f.queue_waited_ms?))
+                .collect();
+            Spread::of(&overheads)
+        }),
         queue_timeouts: facts.iter().map(|f| u64::from(f.queue_timeouts)).sum(),
         connections_exhausted_retries: facts.iter().map(|f| u64::from(f.exhausted_retries)).sum(),
         connections_exhausted_errors: facts.iter().map(|f| u64::from(f.exhausted_failures)).sum(),
         crashed_tasks: facts.iter().map(|f| u64::from(f.crashed_tasks)).sum(),
         mean_hold_ms: mean_hold_ms.map(round1),
+        mean_lease_held_ms: mean(&lease_held).map(round1),
         connection_limit,
         served_per_second: round2(served_per_second),
         physical_limit_per_second: physical.map(round2),
@@ -717,6 +733,19 @@ pub fn figures(report: &Report, medium: Medium) -> Vec<Row> {
             leased(&|r| r.queue_timeouts.to_string()),
         ),
         ("mean connection hold ms", all(&|r| of(r.mean_hold_ms))),
+        ("mean lease held ms", leased(&|r| of(r.mean_lease_held_ms))),
+        (
+            medium.pick(
+                "queue overhead p50 / p99 ms",
+                "queue overhead p50 / p99 ms (wait − waitedMs)",
+            ),
+            leased(&|r| {
+                r.queue_overhead.as_ref().map_or_else(
+                    || dash.to_owned(),
+                    |s| format!("{} / {}", o(s.p50_ms), o(s.p99_ms)),
+                )
+            }),
+        ),
         (
             "served per second",
             all(&|r| r.served_per_second.to_string()),
@@ -974,6 +1003,7 @@ pub(crate) mod sample {
             lease_wait_ms: wait,
             queue_waited_ms: wait.filter(|_| leased).map(|w| w - 20),
             queue_timeouts: 0,
+            lease_held_ms: leased.then_some(1100),
             exhausted_failures: 0,
             exhausted_retries: 0,
             busy_failures: 0,
@@ -1186,6 +1216,8 @@ mod tests {
         let total: u64 = histogram.iter().map(|b| b["count"].as_u64().unwrap()).sum();
         assert_eq!(total, 10);
         assert_eq!(q["queueWait"]["p50Ms"], 880);
+        assert_eq!(q["queueOverhead"]["p99Ms"], 20);
+        assert_eq!(q["meanLeaseHeldMs"], 1100.0);
         assert_eq!(json["runs"]["governed"]["queueWait"], Value::Null);
         assert_eq!(json["runs"]["ungoverned"]["leaseWait"], Value::Null);
         // The queue's series beside remainingConnections, relative to the run's start.
