@@ -496,8 +496,8 @@ fn wait_chart(report: &Report, run: &RunReport, y_max: f64) -> String {
             let f = &report.fifo_ideal;
             let _ = write!(
                 s,
-                "<div class=\"legend\"><span>{}: {} children, {} with a lease · p50 {} · p95 {} · p99 {} · max {} ms</span>\
-                 <span>FIFO ideal: p50 {} · p99 {} ms</span></div>",
+                "<p class=\"caption\">{}: {} children, {} with a lease · p50 {} · p95 {} · p99 {} · max {} ms<br>\
+                 FIFO ideal: p50 {} · p99 {} ms</p>",
                 escape(wait.state),
                 w.count,
                 wait.granted,
@@ -516,7 +516,7 @@ fn wait_chart(report: &Report, run: &RunReport, y_max: f64) -> String {
                 1.0,
                 "no leases are taken in this run, so no wait",
             ));
-            s.push_str("<div class=\"legend\"></div>");
+            s.push_str("<p class=\"caption\"></p>");
         }
     }
     s
@@ -606,7 +606,7 @@ svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb}
 .legend i{display:inline-block;width:14px;height:3px;margin-right:5px;vertical-align:middle}
 .legend i.dash{height:0;border-top:2px dashed}
 code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
-.notes li{margin:4px 0}.ideal{max-width:900px}";
+.notes li{margin:4px 0}.ideal{max-width:900px}.caption{font-size:12px;color:#333;margin:2px 0 10px}";
 
 /// The hover read-out: the value of every series nearest to the cursor's time.
 const SCRIPT: &str = "document.querySelectorAll('svg.chart').forEach(function(svg){
