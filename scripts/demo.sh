@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main demo: the same load twice on the local stack, once through leasehold's connection
-# workflow (governed) and once through the same query function without leases (ungoverned),
+# The main demo: the same load three times on the local stack, one run after another: through
+# leasehold's connection workflow with requests queued for a slot (queued), the same workflow
+# retrying with backoff (polling), and the same query function without leases (ungoverned),
 # against a MariaDB with a deliberately small max_connections; then a report with the numbers.
 #
-#   scripts/demo.sh [OPTIONS]     set up what is missing, run both, report, stop what it started
+#   scripts/demo.sh [OPTIONS]     set up what is missing, run all three, report, stop what it started
 #   scripts/demo.sh down          stop a stack left running with --keep (and what it started)
 #
 # Options (defaults in brackets):
@@ -21,7 +22,7 @@
 #   --keep                 leave the stack (and the services) running for exploring
 #
 # The report's fields are described in docs/report.md. The first run builds the workspace
-# (a few minutes on 2 cores); later runs take about as long as the two load runs.
+# (a few minutes on 2 cores); later runs take about as long as the three load runs.
 set -euo pipefail
 
 CALLER_DIR=$PWD
@@ -38,7 +39,8 @@ BUDGET_PERCENT=80
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, without the shebang and the code after it.
+usage() { sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 bad() {
   printf 'demo: %s\n' "$*" >&2
   printf 'demo: see scripts/demo.sh --help\n' >&2

@@ -1,5 +1,5 @@
-//! `leasehold-demo`: runs the load harness governed and ungoverned on a running local stack and
-//! writes the report. `scripts/demo.sh` starts everything it needs and then runs this.
+//! `leasehold-demo`: runs the load harness queued, polling and ungoverned on a running local
+//! stack and writes the report. `scripts/demo.sh` starts everything it needs and then runs this.
 
 #![forbid(unsafe_code)]
 
