@@ -69,7 +69,7 @@ python3 scripts/demo/check_report.py "$OUT/plain/report.json"
 
 # Kills on the acquire, query and release functions: a probability at which every function
 # loses containers in 40 executions, yet three kills of the same release in a row (the only
-# way a served execution keeps its lease until expiry) stay unlikely. The governed harness is
+# way a served execution keeps its lease until expiry) stay unlikely. Each governed harness is
 # also stopped mid-load and started again: the stopped children's queries run on, and the
 # budget must hold all the same.
 run_demo kills --kill-probability 0.05 --seed 7 --abort-harness-after 3
