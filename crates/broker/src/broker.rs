@@ -10,6 +10,7 @@ use crate::slot::Freed;
 use crate::store::{GrantAttempt, LeaseStore};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
@@ -139,6 +140,8 @@ pub struct Broker {
     pub(crate) clock: Arc<dyn Clock>,
     /// Completes waiting tasks; without it nothing can be queued.
     pub(crate) callbacks: Option<Arc<dyn Callbacks>>,
+    /// This process last found requests queued when it freed a slot: read the queue first.
+    pub(crate) queue_seen: AtomicBool,
     /// The clock second of this process's last reclaim pass per pool, so that a storm of
     /// refused acquires costs one lease query per pool and second, not one per refusal.
     reclaimed_at: Mutex<HashMap<PoolName, i64>>,
@@ -161,6 +164,7 @@ impl Broker {
             metrics,
             clock,
             callbacks: None,
+            queue_seen: AtomicBool::new(false),
             reclaimed_at: Mutex::new(HashMap::new()),
         }
     }
@@ -478,9 +482,15 @@ impl Broker {
     /// Leases expire on whole seconds, so a second pass within the same second finds nothing
     /// the first one did not.
     pub(crate) fn first_reclaim_this_second(&self, pool: &PoolName, now: i64) -> bool {
+        self.first_reclaim_within(pool, now, 1)
+    }
+
+    /// True when this process last reclaimed `pool` at least `window` seconds before `now`
+    /// (and marks `now`).
+    pub(crate) fn first_reclaim_within(&self, pool: &PoolName, now: i64, window: i64) -> bool {
         let mut marks = self.reclaimed_at.lock().unwrap_or_else(|e| e.into_inner());
         match marks.get(pool) {
-            Some(&second) if second >= now => false,
+            Some(&last) if now < last + window => false,
             _ => {
                 marks.insert(pool.clone(), now);
                 true

@@ -126,6 +126,12 @@ impl LeaseStore for LosingGrants {
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
         self.inner.waiters(pool).await
     }
+    async fn queue(
+        &self,
+        pool: &PoolName,
+    ) -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError> {
+        self.inner.queue(pool).await
+    }
     async fn hand_over(
         &self,
         source: SlotSource<'_>,

@@ -190,7 +190,7 @@ impl LeaseStore for MemoryStore {
             }
             s.count(0, 1);
             s.waiters.insert(waiter.id.clone(), waiter.clone());
-            EnqueueAttempt::Enqueued(s.record)
+            EnqueueAttempt::Enqueued
         }))
     }
 
@@ -199,6 +199,16 @@ impl LeaseStore for MemoryStore {
             p.get(pool)
                 .map(|s| s.waiters.values().cloned().collect())
                 .unwrap_or_default()
+        }))
+    }
+
+    async fn queue(
+        &self,
+        pool: &PoolName,
+    ) -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError> {
+        Ok(self.with(|p| match p.get(pool) {
+            None => (None, Vec::new()),
+            Some(s) => (Some(s.record), s.waiters.values().cloned().collect()),
         }))
     }
 
@@ -249,7 +259,7 @@ impl LeaseStore for MemoryStore {
             }
             s.waiters.remove(&waiter.id);
             s.leases.insert(lease.id.clone(), lease.clone());
-            HandOver::Done(s.record)
+            HandOver::Done
         }))
     }
 

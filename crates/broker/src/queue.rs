@@ -20,12 +20,17 @@ use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::slot::{Freed, GaveBack};
 use crate::store::{EnqueueAttempt, GrantAttempt, HandOver, ReclaimAttempt};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use tracing::{info, warn};
 
 /// Longest wait of a queued request (the waiting task's `TimeoutSeconds`): one hour.
 pub const MAX_WAIT_SECONDS: u32 = 3600;
 /// Attempts to complete a waiting task while Step Functions cannot be reached.
 const CALLBACK_ATTEMPTS: u32 = 3;
+/// How often one container's queued acquires reclaim expired leases of a full pool: a lease
+/// expires only after its TTL (minutes), so a few seconds more cost nothing, and the reclaim's
+/// lease query is then not repeated by every waiter.
+const QUEUED_RECLAIM_SECONDS: i64 = 5;
 /// Hand-overs tried for one freed slot (waiters that turn out gone pass it on).
 const HANDOVER_PASSES: usize = 32;
 
@@ -50,7 +55,7 @@ pub struct Queued {
     /// True when the request was queued (its task completes when a slot is handed to it);
     /// false when it was granted at once and its task already completed.
     pub waiting: bool,
-    /// Requests queued in the pool after this call (this one included when waiting).
+    /// Requests queued in the pool as this call found it (this one included when waiting).
     pub waiters: u32,
     /// When the waiter is dropped if no slot came (epoch seconds); only when waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,7 +126,9 @@ impl Broker {
                     if record.remaining() > 0 {
                         // Slots beside waiters (a raised budget): serve the queue, then retry.
                         self.fill_free_slots(&pool).await?;
-                    } else if !reclaimed_once && self.first_reclaim_this_second(&pool, now) {
+                    } else if !reclaimed_once
+                        && self.first_reclaim_within(&pool, now, QUEUED_RECLAIM_SECONDS)
+                    {
                         reclaimed_once = true;
                         if self.reclaim_expired_of(&pool, now).await? > 0 {
                             continue;
@@ -135,13 +142,17 @@ impl Broker {
                         deadline: now + i64::from(request.wait_seconds),
                         ttl_seconds: request.ttl_seconds,
                     };
+                    // The queue as this request found it (no second read on the hot path).
                     let (waiters, deadline) = match self.store.enqueue(&waiter).await? {
-                        EnqueueAttempt::Enqueued(record) => {
-                            self.gauge(&pool, record).await;
-                            (record.waiting, waiter.deadline)
+                        EnqueueAttempt::Enqueued => {
+                            let seen = PoolRecord {
+                                waiting: record.waiting + 1,
+                                ..record
+                            };
+                            self.gauge(&pool, seen).await;
+                            (seen.waiting, waiter.deadline)
                         }
                         EnqueueAttempt::AlreadyWaiting(existing) => {
-                            let record = self.pool_or_missing(&pool).await?;
                             (record.waiting, existing.deadline)
                         }
                         EnqueueAttempt::LeaseExists | EnqueueAttempt::SlotFree => continue,
@@ -228,6 +239,11 @@ impl Broker {
 
     /// Gives back the slot of `source`: to the oldest live waiter while requests are queued
     /// (then completes its task), to the pool otherwise. The outcome is the source's.
+    ///
+    /// Both orders of asking are correct (the store's conditions decide); they differ in cost.
+    /// While this process last found requests queued, it reads the queue first (one query,
+    /// then the hand-over); otherwise it tries the plain release first, whose failed condition
+    /// tells it that requests wait.
     pub(crate) async fn give_back(
         &self,
         pool: &PoolName,
@@ -236,7 +252,14 @@ impl Broker {
         let mut source = source;
         let mut outcome: Option<GaveBack> = None;
         // A free slot has no plain path: it is only ever handed to a waiter.
-        let mut queue_first = matches!(source, Freed::Free);
+        let mut queue_first =
+            matches!(source, Freed::Free) || self.queue_seen.load(Ordering::Relaxed);
+        // The pool record as last seen, for the handed-over grant and the gauges.
+        let mut known: Option<PoolRecord> = None;
+        // Live waiters as last read, oldest first. A hand-over that finds its waiter gone
+        // (served by a concurrent release, or withdrawn) tries the next one instead of reading
+        // the queue again: concurrent releases then serve the oldest few, one each.
+        let mut candidates: std::collections::VecDeque<Waiter> = Default::default();
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
                 let plain = match &source {
@@ -246,7 +269,10 @@ impl Broker {
                         } else {
                             self.store.release(pool, id).await?
                         };
-                        if let Some(record) = attempt.pool {
+                        known = attempt.pool.or(known);
+                        if !attempt.waiters_first
+                            && let Some(record) = attempt.pool
+                        {
                             self.gauge(pool, record).await;
                         }
                         (!attempt.waiters_first).then_some(GaveBack {
@@ -266,29 +292,46 @@ impl Broker {
                     Freed::Free => None,
                 };
                 match plain {
-                    Some(done) => return Ok(outcome.unwrap_or(done)),
-                    None => queue_first = true,
+                    Some(done) => {
+                        self.queue_seen.store(false, Ordering::Relaxed);
+                        return Ok(outcome.unwrap_or(done));
+                    }
+                    None => {
+                        self.queue_seen.store(true, Ordering::Relaxed);
+                        queue_first = true;
+                    }
                 }
             }
             let now = self.clock.now();
-            let mut waiters = self.store.waiters(pool).await?;
-            waiters.sort_by(Waiter::queue_order);
-            let mut next = None;
-            for waiter in waiters {
-                if waiter.is_live(now) {
-                    next = Some(waiter);
+            if candidates.is_empty() {
+                let (record, mut waiters) = if known.is_some() {
+                    (known, self.store.waiters(pool).await?)
+                } else {
+                    self.store.queue(pool).await?
+                };
+                let Some(record) = record else {
                     break;
-                }
-                if self.store.withdraw(pool, &waiter.id).await? {
-                    info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
+                };
+                known = Some(record);
+                if record.waiting > 0 {
+                    waiters.sort_by(Waiter::queue_order);
+                    for waiter in waiters {
+                        if waiter.is_live(now) {
+                            candidates.push_back(waiter);
+                        } else if self.store.withdraw(pool, &waiter.id).await? {
+                            info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
+                        }
+                    }
                 }
             }
-            let Some(waiter) = next else {
+            // Nobody (live) is counted as waiting; stray records are the audit's business.
+            let (Some(record), Some(waiter)) = (known, candidates.pop_front()) else {
                 if matches!(source, Freed::Free) {
                     break;
                 }
-                // Everybody left: the slot goes back to the pool.
+                // The slot goes back to the pool.
                 queue_first = false;
+                known = None;
                 continue;
             };
             let lease = Lease {
@@ -299,18 +342,25 @@ impl Broker {
                 draining: false,
             };
             match self.store.hand_over(source.slot(), &waiter, &lease).await? {
-                HandOver::Done(record) => {
+                HandOver::Done => {
+                    let after = PoolRecord {
+                        in_use: record.in_use + u32::from(matches!(source, Freed::Free)),
+                        waiting: record.waiting.saturating_sub(1),
+                        version: record.version + 1,
+                        ..record
+                    };
+                    known = Some(after);
                     outcome.get_or_insert(GaveBack {
                         released: true,
                         draining: false,
-                        record: Some(record),
+                        record: Some(after),
                     });
-                    self.gauge(pool, record).await;
-                    match self.wake(&waiter, lease, record).await {
+                    self.gauge(pool, after).await;
+                    match self.wake(&waiter, lease, after).await {
                         Some(gone) => {
                             // Its execution is gone: the slot goes on to the next one.
                             source = Freed::Release(gone, false);
-                            queue_first = false;
+                            queue_first = after.waiting > 0;
                         }
                         None => break,
                     }
@@ -321,7 +371,7 @@ impl Broker {
                         outcome = Some(GaveBack {
                             released: false,
                             draining,
-                            record: self.store.pool(pool).await?,
+                            record: Some(record),
                         });
                     }
                     break;

@@ -50,8 +50,8 @@ pub enum ReclaimAttempt {
 /// The outcome of queueing a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueAttempt {
-    /// Recorded and counted; the pool as it is after the enqueue.
-    Enqueued(PoolRecord),
+    /// Recorded and counted.
+    Enqueued,
     /// The id was already waiting: its record now carries the new token and deadline, and it
     /// keeps its place in the queue.
     AlreadyWaiting(Waiter),
@@ -77,8 +77,8 @@ pub enum SlotSource<'a> {
 /// The outcome of turning a waiter into a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandOver {
-    /// The source's slot is now the waiter's lease; the pool as it is afterwards.
-    Done(PoolRecord),
+    /// The source's slot is now the waiter's lease.
+    Done,
     /// The waiter is gone or carries another token now; nothing was written.
     WaiterGone,
     /// The source lease is gone, renewed or (settled) draining, or no slot is free; nothing
@@ -137,6 +137,9 @@ pub trait LeaseStore: Send + Sync {
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError>;
     /// Every waiter record of the pool, in no particular order.
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError>;
+    /// The pool record and every waiter record, read together (one request in DynamoDB).
+    async fn queue(&self, pool: &PoolName)
+    -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError>;
     /// Atomically: takes the slot from `source`, removes `waiter` (only if it still carries
     /// its token) and records `lease` (its id, new) in that slot. The in-use count does not
     /// change for a released or reclaimed source: the slot is never free in between.

@@ -3,7 +3,7 @@
 use leasehold_broker::metrics::MetricsSink;
 use leasehold_broker::{
     AcquireRequest, Broker, BrokerConfig, CloudWatchSink, DynamoStore, LeaseStore, ManualClock,
-    Metric, NullSink, PoolName, SystemClock,
+    Metric, NullSink, PoolName, QueuedRequest, RecordingCallbacks, SystemClock,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::Arc;
@@ -332,9 +332,30 @@ async fn api_mode_publishes_the_same_metrics_with_put_metric_data() {
     let pool = unique("metrics");
     broker.put_pool(&pool, 1).await.unwrap();
 
-    // WHEN a grant and a refusal happen
+    // WHEN a grant and a refusal happen, and a queued request is handed a released slot
     broker.acquire(&req(&pool, "a", 60)).await.unwrap();
     broker.acquire(&req(&pool, "b", 60)).await.unwrap_err();
+    let queue = Broker::new(
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            require_env("LEASE_TABLE"),
+        )),
+        Arc::new(CloudWatchSink::new(&sdk, &namespace)),
+        Arc::new(SystemClock),
+    )
+    .with_callbacks(Arc::new(RecordingCallbacks::default()));
+    let waiting = queue
+        .acquire_queued(&QueuedRequest {
+            pool: pool.clone(),
+            lease_id: "c".into(),
+            ttl_seconds: 60,
+            task_token: "token-c".into(),
+            wait_seconds: 60,
+        })
+        .await
+        .unwrap();
+    assert!(waiting.waiting);
+    assert!(queue.release(&pool, "a").await.unwrap().released);
 
     // THEN both metrics exist in CloudWatch under the namespace with DBName = pool
     let listed = aws_sdk_cloudwatch::Client::new(&sdk)
@@ -365,7 +386,9 @@ async fn api_mode_publishes_the_same_metrics_with_put_metric_data() {
         names,
         vec![
             ("NoConnectionsLeftError".to_owned(), expected_dim.clone()),
-            ("RemainingConnections".to_owned(), expected_dim),
+            ("RemainingConnections".to_owned(), expected_dim.clone()),
+            ("WaitTime".to_owned(), expected_dim.clone()),
+            ("WaitingRequests".to_owned(), expected_dim),
         ]
     );
 }

@@ -10,6 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+/// How long the forwarder gathers data points before one PutMetricData call.
+const BATCH_WINDOW: Duration = Duration::from_millis(500);
+
 /// One extracted data point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datum {
@@ -111,12 +114,15 @@ impl MetricsForwarder {
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
-                // CloudWatch takes up to 1000 data points per call; small batches keep the
-                // local charts close to real time.
-                while batch.len() < 100 {
-                    match receiver.try_recv() {
-                        Ok(d) => batch.push(d),
-                        Err(_) => break,
+                // CloudWatch takes up to 1000 data points per call. Gathering for a moment
+                // keeps the local charts within a second of real time while a busy stack
+                // sends a few calls a second instead of one per log line (every call to the
+                // local CloudWatch queues behind, or ahead of, a lease transaction).
+                let until = tokio::time::Instant::now() + BATCH_WINDOW;
+                while batch.len() < 1000 {
+                    match tokio::time::timeout_at(until, receiver.recv()).await {
+                        Ok(Some(d)) => batch.push(d),
+                        _ => break,
                     }
                 }
                 let mut by_namespace: std::collections::BTreeMap<String, Vec<Datum>> =

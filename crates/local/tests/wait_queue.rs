@@ -168,3 +168,30 @@ async fn a_waiter_whose_token_no_task_answers_to_is_skipped_without_losing_the_s
     assert_eq!(t.waiters().await, (0, 0));
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_or_malformed_token_is_invalid_input_and_changes_nothing() {
+    // GIVEN a full pool
+    let t = one_slot_held(60).await;
+    let before = (t.pool().await, t.waiters().await);
+
+    // WHEN the acquire function is called in queued mode with tokens no waiting task has
+    for token in [
+        "\"00000000-0000-4000-8000-000000000001\"",
+        "\"not a token\"",
+        "\"\"",
+    ] {
+        let answer = t
+            .invoke(
+                "AcquireFunction",
+                &format!(
+                    r#"{{"pool": "main", "leaseId": "stranger", "taskToken": {token}, "waitSeconds": 5}}"#
+                ),
+            )
+            .await;
+        // THEN each is refused by name, and neither the pool nor the queue changed
+        assert_eq!(answer["errorType"], "InvalidInput", "{token}: {answer}");
+    }
+    assert_eq!((t.pool().await, t.waiters().await), before);
+    t.shutdown().await;
+}

@@ -32,6 +32,6 @@ pub async fn enqueue_unchecked(
     };
     matches!(
         store.enqueue(&waiter).await.expect("enqueue"),
-        EnqueueAttempt::Enqueued(_)
+        EnqueueAttempt::Enqueued
     )
 }

@@ -143,9 +143,20 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pool AND begins_with(sk, :prefix)")
+                .key_condition_expression(if prefix.is_empty() {
+                    "pk = :pool"
+                } else {
+                    "pk = :pool AND begins_with(sk, :prefix)"
+                })
                 .expression_attribute_values(":pool", s(pool.as_str()))
-                .expression_attribute_values(":prefix", s(prefix))
+                .set_expression_attribute_values(Some(if prefix.is_empty() {
+                    HashMap::from([(":pool".to_owned(), s(pool.as_str()))])
+                } else {
+                    HashMap::from([
+                        (":pool".to_owned(), s(pool.as_str())),
+                        (":prefix".to_owned(), s(prefix)),
+                    ])
+                }))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -272,7 +283,15 @@ impl DynamoStore {
             None => (true, false, false),
             // The lease is gone, or it is there but the condition kept it (draining).
             Some(cancelled) if cancelled.failed(0) => (false, cancelled.item(0).is_some(), false),
-            Some(cancelled) if waiting_in(cancelled.item(1)) => (false, false, true),
+            Some(cancelled) if waiting_in(cancelled.item(1)) => {
+                // The failed condition answered with the pool record: no read needed.
+                return Ok(ReleaseAttempt {
+                    released: false,
+                    draining: false,
+                    waiters_first: true,
+                    pool: cancelled.item(1).map(pool_record).transpose()?,
+                });
+            }
             Some(_) => (self.remove_uncounted(pool, id, None).await?, false, false),
         };
         Ok(ReleaseAttempt {
@@ -679,10 +698,7 @@ impl LeaseStore for DynamoStore {
                 .build(),
         ];
         match self.transact("TransactWriteItems(enqueue)", items).await? {
-            None => Ok(match self.read_pool(pool).await? {
-                Some(record) => EnqueueAttempt::Enqueued(record),
-                None => EnqueueAttempt::PoolMissing,
-            }),
+            None => Ok(EnqueueAttempt::Enqueued),
             Some(cancelled) if cancelled.failed(2) => Ok(EnqueueAttempt::LeaseExists),
             Some(cancelled) if cancelled.failed(1) => {
                 // Already queued: carry the new token (a retried task has a new one) and
@@ -725,6 +741,26 @@ impl LeaseStore for DynamoStore {
             .iter()
             .map(|item| waiter_from(pool, item))
             .collect()
+    }
+
+    async fn queue(
+        &self,
+        pool: &PoolName,
+    ) -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError> {
+        // One query of the whole partition ("#POOL" sorts before "LEASE#" and "WAIT#"): the
+        // record and the waiters as of one moment; the lease items come along unused.
+        let mut record = None;
+        let mut waiters = Vec::new();
+        for item in self.query_prefix(pool, "").await? {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == POOL_SK => record = Some(pool_record(&item)?),
+                Some(AttributeValue::S(sk)) if sk.starts_with(WAIT_PREFIX) => {
+                    waiters.push(waiter_from(pool, &item)?)
+                }
+                _ => {}
+            }
+        }
+        Ok((record, waiters))
     }
 
     async fn hand_over(
@@ -802,10 +838,7 @@ impl LeaseStore for DynamoStore {
             .transact("TransactWriteItems(hand over)", items)
             .await?
         {
-            None => Ok(match self.read_pool(pool).await? {
-                Some(record) => HandOver::Done(record),
-                None => HandOver::PoolMissing,
-            }),
+            None => Ok(HandOver::Done),
             Some(cancelled) if cancelled.failed(0) => Ok(HandOver::WaiterGone),
             Some(cancelled) if cancelled.failed(1) => {
                 // The waiter's id holds a lease already: it is not waiting for one.
