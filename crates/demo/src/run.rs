@@ -424,12 +424,16 @@ async fn update_tally(
     Ok(())
 }
 
-/// The stack turns log lines into metrics as they come; waits until the count stops growing
-/// (at most 5 s) and returns the last `/stats`.
+/// How often the forwarded metric count is compared: longer than the stack's metrics
+/// forwarder gathers a batch (500 ms), so that an unchanged count means nothing is pending.
+const METRICS_SETTLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The stack turns log lines into metrics as they come, in batches; waits until the count
+/// stops growing (at most 10 s) and returns the last `/stats`.
 async fn wait_for_metrics(sources: &Sources) -> Result<StackStats, DemoError> {
     let mut last = sources.stack_stats().await?;
     for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(METRICS_SETTLE_EVERY).await;
         let now = sources.stack_stats().await?;
         let same = now.metrics_published == last.metrics_published;
         last = now;
