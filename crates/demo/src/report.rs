@@ -38,14 +38,16 @@ pub struct Report {
 
 impl Report {
     /// Containers were killed or harnesses stopped on purpose: throughput and latency say
-    /// little then, so only the safety checks decide the demo's exit status.
+    /// little then (the text says so beside the goals).
     pub fn faults_injected(&self) -> bool {
         self.load.kill_probability > 0.0 || self.load.abort_harness_after_seconds.is_some()
     }
 
-    /// Whether the demo kept what it promises (its exit status).
+    /// Whether the demo kept what it promises (its exit status). The goals (throughput and
+    /// tail against the polling run) are measured and shown, never part of the exit status:
+    /// timing depends on the machine, a broken budget does not.
     pub fn passed(&self) -> bool {
-        self.checks.passed(self.faults_injected())
+        self.checks.passed()
     }
 }
 
@@ -322,10 +324,9 @@ impl Checks {
         self.queued_served_near_physical_limit && self.queued_p99_at_most_a_third_of_polling
     }
 
-    /// The demo's verdict: the promises always; the goals only when no fault was injected,
-    /// since killed containers and stopped harnesses cost time by design.
-    pub fn passed(&self, faults_injected: bool) -> bool {
-        self.governed_ok() && self.queued_safe() && (faults_injected || self.queued_goals_met())
+    /// The demo's verdict: the promises, whatever was injected.
+    pub fn passed(&self) -> bool {
+        self.governed_ok() && self.queued_safe()
     }
 }
 

@@ -124,23 +124,20 @@ fn each_governed_run_has_its_wait_distribution_series_and_ratios() {
 }
 
 #[test]
-fn goals_fail_the_demo_only_without_faults_and_promises_always() {
+fn promises_decide_the_exit_status_and_goals_are_only_measured() {
     // GIVEN the sample: queued p99 2000 ms against polling's 7000, 5 served per second
     // against a physical limit of 5 / 1 s
     let mut report = sample::report();
     assert!(report.checks.queued_p99_at_most_a_third_of_polling);
     assert!(report.checks.queued_served_near_physical_limit);
+    assert!(report.checks.queued_goals_met());
     assert!(report.passed());
-    // WHEN the queued tail is too long, the demo fails ...
+    // WHEN the queued tail is too long, the goal shows as missed but the demo passes
     report.checks.queued_p99_at_most_a_third_of_polling = false;
-    assert!(!report.passed());
-    // ... unless containers were killed or harnesses stopped on purpose
-    report.load.kill_probability = 0.1;
-    assert!(report.passed());
-    report.load.kill_probability = 0.0;
-    report.load.abort_harness_after_seconds = Some(3);
+    assert!(!report.checks.queued_goals_met());
     assert!(report.passed());
     // AND a waiter left at the end fails it whatever was injected
+    report.load.kill_probability = 0.1;
     report.runs.queued.waiter_records_at_end = 1;
     report.checks = checks(
         5,
