@@ -17,7 +17,8 @@ harnesses were stopped part way and started again, and still no connection went 
 budget and no lease or waiter was left.
 
 The queued run's goals (served per second near the physical limit, p99 at most a third of
-polling's) are the demo's own checks: its exit status says whether they held.
+polling's) are timing: the report shows them, and neither the demo's exit status nor this
+check asserts them.
 """
 
 import json
