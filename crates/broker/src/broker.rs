@@ -229,6 +229,7 @@ impl Broker {
                 granted_at: now,
                 expires_at: now + ttl,
                 draining: false,
+                handed_to: None,
             };
             match self.store.grant(&lease).await? {
                 GrantAttempt::Granted(record) => {

@@ -4,7 +4,7 @@
 //! set; the template never sets it, only tests of the local stack do.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
 };
@@ -142,5 +142,16 @@ impl LeaseStore for LosingGrants {
     }
     async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
         self.inner.withdraw(pool, id).await
+    }
+    async fn release_unclaimed(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        token: &TaskToken,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release_unclaimed(pool, id, token).await
+    }
+    async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
+        self.inner.claim(lease, from).await
     }
 }

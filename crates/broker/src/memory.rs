@@ -2,7 +2,7 @@
 //! every deployed or local run use [`crate::DynamoStore`].
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
 };
@@ -223,12 +223,16 @@ impl LeaseStore for MemoryStore {
                 return HandOver::PoolMissing;
             };
             let source_ok = match source {
-                SlotSource::Release { id, settled } => match s.leases.get(id) {
+                SlotSource::Release {
+                    id,
+                    settled,
+                    unclaimed,
+                } => match s.leases.get(id) {
                     None => return HandOver::SourceGone { draining: false },
                     Some(l) if settled && l.draining => {
                         return HandOver::SourceGone { draining: true };
                     }
-                    Some(_) => true,
+                    Some(l) => unclaimed.is_none_or(|t| l.handed_to.as_ref() == Some(t)),
                 },
                 SlotSource::Reclaim(expired) => s
                     .leases
@@ -263,6 +267,30 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
+    async fn release_unclaimed(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        token: &TaskToken,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        Ok(self.release_where(pool, id, |lease| lease.handed_to.as_ref() == Some(token)))
+    }
+
+    async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
+        Ok(self.with(|p| {
+            match p
+                .get_mut(&lease.pool)
+                .and_then(|s| s.leases.get_mut(&lease.id))
+            {
+                Some(l) if l.handed_to.as_ref() == Some(from) => {
+                    l.handed_to = None;
+                    true
+                }
+                _ => false,
+            }
+        }))
+    }
+
     async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
         Ok(self.with(|p| {
             let Some(s) = p.get_mut(pool) else {
@@ -293,10 +321,11 @@ impl MemoryStore {
                 pool: None,
             },
             Some(s) => {
-                let draining = s.leases.get(id).is_some_and(|l| !may(l));
+                let kept = s.leases.get(id).is_some_and(|l| !may(l));
+                let draining = kept && s.leases.get(id).is_some_and(|l| l.draining);
                 let present = s.leases.contains_key(id);
-                let waiters_first = present && !draining && s.record.waiting > 0;
-                let released = present && !draining && !waiters_first;
+                let waiters_first = present && !kept && s.record.waiting > 0;
+                let released = present && !kept && !waiters_first;
                 if released {
                     s.leases.remove(id);
                     s.count(-1, 0);

@@ -87,6 +87,10 @@ pub struct Lease {
     /// started may still hold a database connection: the slot stays counted until the lease
     /// expires (never earlier), and only reclaim frees it.
     pub draining: bool,
+    /// The task token a hand-over gave this lease to, until its holder claims it: a hand-over
+    /// whose task turns out gone gives the lease back only while it is still unclaimed, so a
+    /// new round of the same request (a new token) that found the lease keeps it.
+    pub handed_to: Option<TaskToken>,
 }
 
 impl Lease {

@@ -103,21 +103,37 @@ impl Broker {
                 granted_at: now,
                 expires_at: now + ttl,
                 draining: false,
+                handed_to: None,
             };
-            let granted = match self.store.grant(&lease).await? {
+            // `fresh`: this call made the lease, so it may give it back if the task is gone.
+            let (granted, fresh) = match self.store.grant(&lease).await? {
                 GrantAttempt::Granted(record) => {
                     info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted without waiting");
                     self.gauge(&pool, record).await;
-                    grant(lease, record, false)
+                    (grant(lease, record, false), true)
                 }
                 GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
-                    grant(existing, self.pool_or_missing(&pool).await?, false)
+                    // Handed over to an earlier round of this request whose task ended before
+                    // it was told: claim it for this round, unless that hand-over gives it back
+                    // first (then ask again).
+                    if let Some(earlier) = existing.handed_to.as_ref().filter(|t| **t != token)
+                        && !self.store.claim(&existing, earlier).await?
+                    {
+                        continue;
+                    }
+                    (
+                        grant(existing, self.pool_or_missing(&pool).await?, false),
+                        false,
+                    )
                 }
                 GrantAttempt::LeaseExists(expired) => {
                     if !self.store.renew(&expired, lease.expires_at).await? {
                         continue;
                     }
-                    grant(lease, self.pool_or_missing(&pool).await?, true)
+                    (
+                        grant(lease, self.pool_or_missing(&pool).await?, true),
+                        false,
+                    )
                 }
                 GrantAttempt::PoolMissing => {
                     return Err(BrokerError::PoolNotFound(pool.to_string()));
@@ -171,7 +187,7 @@ impl Broker {
                     });
                 }
             };
-            return self.complete_at_once(&token, granted).await;
+            return self.complete_at_once(&token, granted, fresh).await;
         }
         Err(BrokerError::Store(crate::error::StoreError::Contended {
             operation: "acquire (queued)",
@@ -179,11 +195,14 @@ impl Broker {
         }))
     }
 
-    /// Completes the task of a request granted without waiting.
+    /// Completes the task of a request granted without waiting. A lease this call did not make
+    /// (`fresh` false) is never given back here: another round or hand-over of the same
+    /// request may be using it.
     async fn complete_at_once(
         &self,
         token: &TaskToken,
         mut granted: Grant,
+        fresh: bool,
     ) -> Result<Queued, BrokerError> {
         granted.waited_ms = Some(0);
         let output = serde_json::to_value(&granted).expect("plain structs serialize");
@@ -197,12 +216,14 @@ impl Broker {
                 grant: Some(granted),
             }),
             Err(CallbackError::Gone(why)) => {
-                // The task ended between the check and now: nobody will use the lease.
-                self.give_back(
-                    &granted.pool,
-                    Freed::Release(granted.lease_id.clone(), false),
-                )
-                .await?;
+                // The task ended between the check and now: nobody will use a new lease.
+                if fresh {
+                    self.give_back(
+                        &granted.pool,
+                        Freed::Release(granted.lease_id.clone(), false),
+                    )
+                    .await?;
+                }
                 Err(BrokerError::InvalidInput(format!(
                     "taskToken does not belong to a waiting task ({why})"
                 )))
@@ -262,13 +283,16 @@ impl Broker {
         let mut candidates: std::collections::VecDeque<Waiter> = Default::default();
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
-                let plain = match &source {
-                    Freed::Release(id, settled) => {
-                        let attempt = if *settled {
-                            self.store.release_settled(pool, id).await?
-                        } else {
-                            self.store.release(pool, id).await?
-                        };
+                let released = match &source {
+                    Freed::Release(id, true) => Some(self.store.release_settled(pool, id).await?),
+                    Freed::Release(id, false) => Some(self.store.release(pool, id).await?),
+                    Freed::Unclaimed(id, token) => {
+                        Some(self.store.release_unclaimed(pool, id, token).await?)
+                    }
+                    Freed::Reclaim(_) | Freed::Free => None,
+                };
+                let plain = match (&source, released) {
+                    (_, Some(attempt)) => {
                         known = attempt.pool.or(known);
                         if !attempt.waiters_first
                             && let Some(record) = attempt.pool
@@ -281,7 +305,7 @@ impl Broker {
                             record: attempt.pool,
                         })
                     }
-                    Freed::Reclaim(lease) => match self.store.reclaim(lease).await? {
+                    (Freed::Reclaim(lease), None) => match self.store.reclaim(lease).await? {
                         ReclaimAttempt::WaitersFirst => None,
                         done => Some(GaveBack {
                             released: done == ReclaimAttempt::Reclaimed,
@@ -289,7 +313,7 @@ impl Broker {
                             record: self.store.pool(pool).await?,
                         }),
                     },
-                    Freed::Free => None,
+                    _ => None,
                 };
                 match plain {
                     Some(done) => {
@@ -340,6 +364,7 @@ impl Broker {
                 granted_at: now,
                 expires_at: now + i64::from(waiter.ttl_seconds),
                 draining: false,
+                handed_to: Some(waiter.task_token.clone()),
             };
             match self.store.hand_over(source.slot(), &waiter, &lease).await? {
                 HandOver::Done => {
@@ -358,8 +383,9 @@ impl Broker {
                     self.gauge(pool, after).await;
                     match self.wake(&waiter, lease, after).await {
                         Some(gone) => {
-                            // Its execution is gone: the slot goes on to the next one.
-                            source = Freed::Release(gone, false);
+                            // Its task is gone: the slot goes on to the next one, unless a new
+                            // round of the same request claimed the lease meanwhile.
+                            source = Freed::Unclaimed(gone, waiter.task_token.clone());
                             queue_first = after.waiting > 0;
                         }
                         None => break,
@@ -473,10 +499,12 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::memory::MemoryStore;
     use crate::metrics::NullSink;
+    use crate::store::{LeaseStore, SlotSource};
     use std::sync::Arc;
 
     struct Fixture {
         broker: Broker,
+        store: Arc<MemoryStore>,
         clock: Arc<ManualClock>,
         calls: Arc<RecordingCallbacks>,
     }
@@ -484,15 +512,13 @@ mod tests {
     async fn fixture(budget: u32) -> Fixture {
         let clock = Arc::new(ManualClock::new(10_000));
         let calls = Arc::new(RecordingCallbacks::default());
-        let broker = Broker::new(
-            Arc::new(MemoryStore::default()),
-            Arc::new(NullSink),
-            clock.clone(),
-        )
-        .with_callbacks(calls.clone());
+        let store = Arc::new(MemoryStore::default());
+        let broker = Broker::new(store.clone(), Arc::new(NullSink), clock.clone())
+            .with_callbacks(calls.clone());
         broker.put_pool("db", budget).await.unwrap();
         Fixture {
             broker,
+            store,
             clock,
             calls,
         }
@@ -711,5 +737,66 @@ mod tests {
         let repaired = f.broker.audit("db", true).await.unwrap();
         assert_eq!((repaired.waiting, repaired.waiter_records), (0, 0));
         assert!(repaired.consistent);
+    }
+
+    #[tokio::test]
+    async fn a_new_round_claims_a_lease_handed_to_its_ended_round_and_keeps_it() {
+        // GIVEN a slot handed to a waiter whose round (token-w) ended before it was told
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("w")).await.unwrap();
+        let pool = PoolName::parse("db").unwrap();
+        let waiter = f.store.waiters(&pool).await.unwrap().remove(0);
+        let handed = Lease {
+            pool: pool.clone(),
+            id: waiter.id.clone(),
+            granted_at: 10_000,
+            expires_at: 10_060,
+            draining: false,
+            handed_to: Some(waiter.task_token.clone()),
+        };
+        let holder = LeaseId::parse("holder").unwrap();
+        let source = SlotSource::Release {
+            id: &holder,
+            settled: false,
+            unclaimed: None,
+        };
+        assert_eq!(
+            f.store.hand_over(source, &waiter, &handed).await.unwrap(),
+            HandOver::Done
+        );
+        // WHEN its next round (a new token) asks before the hand-over gives the lease back
+        let mut next_round = queued("w");
+        next_round.task_token = "token-w-2".into();
+        let done = f.broker.acquire_queued(&next_round).await.unwrap();
+        // THEN the new round gets the lease, and the late give-back leaves it alone
+        assert!(!done.waiting);
+        assert_eq!(f.calls.completed().last().unwrap().0, "token-w-2");
+        let late = f
+            .store
+            .release_unclaimed(&pool, &waiter.id, &waiter.task_token)
+            .await
+            .unwrap();
+        assert!(!late.released);
+        assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+        assert_eq!(f.store.leases(&pool).await.unwrap()[0].id.as_str(), "w");
+    }
+
+    #[tokio::test]
+    async fn a_lease_handed_to_an_ended_round_goes_on_when_nobody_claimed_it() {
+        // GIVEN a waiter whose task is gone, and nobody behind it
+        let f = fixture(1).await;
+        f.broker.acquire_queued(&queued("holder")).await.unwrap();
+        f.broker.acquire_queued(&queued("w")).await.unwrap();
+        f.calls.mark_gone("token-w");
+        // WHEN the holder releases
+        f.broker.release("db", "holder").await.unwrap();
+        // THEN the slot was handed over, found unclaimed and given back to the pool
+        let record = f.broker.pool("db").await.unwrap();
+        assert_eq!((record.in_use, record.waiting), (0, 0));
+        // AND the request's next round is granted the free slot at once
+        let mut next_round = queued("w");
+        next_round.task_token = "token-w-2".into();
+        assert!(!f.broker.acquire_queued(&next_round).await.unwrap().waiting);
     }
 }

@@ -5,7 +5,7 @@
 //! one read).
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use async_trait::async_trait;
 
 /// The outcome of trying to record a new lease and count it against its pool, atomically.
@@ -66,8 +66,13 @@ pub enum EnqueueAttempt {
 /// Where the slot of a hand-over comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotSource<'a> {
-    /// A lease being released; with `settled`, only if it is not draining.
-    Release { id: &'a LeaseId, settled: bool },
+    /// A lease being released; with `settled`, only if it is not draining; with `unclaimed`,
+    /// only if it is still handed to that token (see [`Lease::handed_to`]).
+    Release {
+        id: &'a LeaseId,
+        settled: bool,
+        unclaimed: Option<&'a TaskToken>,
+    },
     /// An expired lease, only if it is unchanged (still expiring at the same time).
     Reclaim(&'a Lease),
     /// A free slot of the pool (after a budget raise, a repair, or withdrawn waiters).
@@ -149,6 +154,17 @@ pub trait LeaseStore: Send + Sync {
         waiter: &Waiter,
         lease: &Lease,
     ) -> Result<HandOver, StoreError>;
+    /// Like [`LeaseStore::release`], but only while the lease is still handed to `token` and
+    /// unclaimed (a hand-over whose task was gone gives it back this way).
+    async fn release_unclaimed(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        token: &TaskToken,
+    ) -> Result<ReleaseAttempt, StoreError>;
+    /// Claims a lease handed to `from` for its holder's new task: clears `handed_to` only if it
+    /// is still `from`; false otherwise (given back meanwhile, or claimed already).
+    async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError>;
     /// Removes a waiter record and uncounts it; false when the id was not waiting.
     async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError>;
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use leasehold_broker::{
     AcquireRequest, Broker, DynamoStore, EnqueueAttempt, GrantAttempt, HandOver, Lease, LeaseId,
     LeaseStore, NullSink, PoolName, PoolRecord, ReclaimAttempt, ReleaseAttempt, SlotSource,
-    StoreError, SystemClock, Waiter,
+    StoreError, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::{Arc, Mutex};
@@ -105,6 +105,17 @@ impl LeaseStore for Interleaving {
     async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
         self.inner.withdraw(pool, id).await
     }
+    async fn release_unclaimed(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        token: &TaskToken,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release_unclaimed(pool, id, token).await
+    }
+    async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
+        self.inner.claim(lease, from).await
+    }
 }
 
 fn lease(pool: &str, id: &str) -> Lease {
@@ -118,6 +129,7 @@ fn lease(pool: &str, id: &str) -> Lease {
         granted_at: now,
         expires_at: now + 60,
         draining: false,
+        handed_to: None,
     }
 }
 

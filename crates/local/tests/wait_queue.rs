@@ -15,12 +15,14 @@ fn queued(hold_ms: u64) -> String {
     )
 }
 
-/// A stack whose pool has one slot, taken by `holder` through the acquire function.
-async fn one_slot_held(wait_seconds: u64) -> TestStack {
+/// A stack whose pool has one slot, taken by `holder` through the acquire function for
+/// `ttl` seconds; queued requests wait `wait_seconds` in rounds of `check_seconds`.
+async fn one_slot_held_for(ttl: u64, wait_seconds: u64, check_seconds: u64) -> TestStack {
     let t = start(Setup {
         parameters: vec![
             ("PoolBudget", "1".into()),
             ("QueueWaitSeconds", wait_seconds.to_string()),
+            ("QueueCheckSeconds", check_seconds.to_string()),
         ],
         ..Setup::default()
     })
@@ -28,11 +30,15 @@ async fn one_slot_held(wait_seconds: u64) -> TestStack {
     let grant = t
         .invoke(
             "AcquireFunction",
-            r#"{"pool": "main", "leaseId": "holder", "ttlSeconds": 120}"#,
+            &format!(r#"{{"pool": "main", "leaseId": "holder", "ttlSeconds": {ttl}}}"#),
         )
         .await;
     assert_eq!(grant["remaining"], 0, "{grant}");
     t
+}
+
+async fn one_slot_held(wait_seconds: u64) -> TestStack {
+    one_slot_held_for(120, wait_seconds, wait_seconds.min(10)).await
 }
 
 async fn release(t: &TestStack, id: &str) -> Value {
@@ -63,8 +69,8 @@ async fn entered(t: &TestStack, arn: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_that_times_out_takes_the_fallback_and_leaves_the_queue() {
-    // GIVEN a pool whose only slot is held, and a queued wait of 2 s
-    let t = one_slot_held(2).await;
+    // GIVEN a pool whose only slot is held, and a queued wait of 2 s in rounds of 1 s
+    let t = one_slot_held_for(120, 2, 1).await;
 
     // WHEN a queued execution waits longer than that
     let arn = t
@@ -84,6 +90,8 @@ async fn a_waiter_that_times_out_takes_the_fallback_and_leaves_the_queue() {
     );
     let states = entered(&t, &arn).await;
     assert!(states.contains(&"LeaveQueue".to_owned()), "{states:?}");
+    let rounds = states.iter().filter(|s| *s == "AcquireQueued").count();
+    assert_eq!(rounds, 2, "two rounds of 1 s: {states:?}");
     assert!(!states.contains(&"Query".to_owned()), "{states:?}");
     assert_eq!(t.waiters().await, (0, 0));
     assert_eq!(release(&t, "holder").await["released"], true);
@@ -193,5 +201,33 @@ async fn a_foreign_or_malformed_token_is_invalid_input_and_changes_nothing() {
         assert_eq!(answer["errorType"], "InvalidInput", "{token}: {answer}");
     }
     assert_eq!((t.pool().await, t.waiters().await), before);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_only_holder_vanished_comes_back_to_the_queue_without_a_release() {
+    // GIVEN a slot held by a lease of 2 s that nobody will ever release, and a queued
+    // execution that may wait 30 s in rounds of 2 s
+    let t = one_slot_held_for(2, 30, 2).await;
+
+    // WHEN it waits
+    let arn = t
+        .start_execution("ConnectionStateMachine", &queued(0))
+        .await;
+    let d = t.finished(&arn, Duration::from_secs(40)).await;
+
+    // THEN a later round reclaims the expired lease (no release, no schedule) and the slot is
+    // handed to the waiting execution, which is served well before its wait runs out
+    let out = output(&d);
+    assert_eq!(out["status"], "SERVED", "{out}");
+    let waited = out["lease"]["waitedMs"].as_i64().unwrap();
+    assert!(waited < 20_000, "waited {waited} ms");
+    let states = entered(&t, &arn).await;
+    assert!(
+        states.iter().filter(|s| *s == "AcquireQueued").count() >= 2,
+        "{states:?}"
+    );
+    assert_eq!(t.drained(Duration::from_secs(10)).await, (0, 0));
+    assert_eq!(t.waiters().await, (0, 0));
     t.shutdown().await;
 }

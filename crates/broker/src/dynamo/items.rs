@@ -92,6 +92,12 @@ pub(super) fn lease_from(pool: &PoolName, item: &Item) -> Result<Lease, StoreErr
         granted_at: number(item, "grantedAt")?,
         expires_at: number(item, "expiresAt")?,
         draining: matches!(item.get("draining"), Some(AttributeValue::Bool(true))),
+        handed_to: match item.get("handedTo") {
+            Some(AttributeValue::S(token)) => {
+                Some(TaskToken::parse(token).map_err(|e| StoreError::Malformed(e.to_string()))?)
+            }
+            _ => None,
+        },
     })
 }
 

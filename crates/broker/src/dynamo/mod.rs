@@ -38,7 +38,7 @@
 //! `expiresAt`, never by DynamoDB TTL.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
 };
@@ -124,6 +124,9 @@ impl DynamoStore {
         item.insert("leaseId".into(), s(lease.id.as_str()));
         item.insert("grantedAt".into(), n(lease.granted_at));
         item.insert("expiresAt".into(), n(lease.expires_at));
+        if let Some(token) = &lease.handed_to {
+            item.insert("handedTo".into(), s(token.as_str()));
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -260,14 +263,19 @@ impl DynamoStore {
         pool: &PoolName,
         id: &LeaseId,
         condition: &str,
+        token: Option<&TaskToken>,
     ) -> Result<ReleaseAttempt, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(Self::lease_key(pool, id)))
             .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .expect("table and key are set");
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let delete = match token {
+            Some(token) => delete.expression_attribute_values(":token", s(token.as_str())),
+            None => delete,
+        }
+        .build()
+        .expect("table and key are set");
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
             self.counter_update(
@@ -276,24 +284,29 @@ impl DynamoStore {
                 &format!("attribute_exists(pk) AND inUse > :zero AND {NOBODY_WAITS}"),
             ),
         ];
-        let (released, draining, waiters_first) = match self
-            .transact("TransactWriteItems(release)", items)
-            .await?
-        {
-            None => (true, false, false),
-            // The lease is gone, or it is there but the condition kept it (draining).
-            Some(cancelled) if cancelled.failed(0) => (false, cancelled.item(0).is_some(), false),
-            Some(cancelled) if waiting_in(cancelled.item(1)) => {
-                // The failed condition answered with the pool record: no read needed.
-                return Ok(ReleaseAttempt {
-                    released: false,
-                    draining: false,
-                    waiters_first: true,
-                    pool: cancelled.item(1).map(pool_record).transpose()?,
-                });
-            }
-            Some(_) => (self.remove_uncounted(pool, id, None).await?, false, false),
-        };
+        let (released, draining, waiters_first) =
+            match self.transact("TransactWriteItems(release)", items).await? {
+                None => (true, false, false),
+                // The lease is gone, or it is there but the condition kept it (draining, or
+                // claimed by its holder).
+                Some(cancelled) if cancelled.failed(0) => (
+                    false,
+                    cancelled.item(0).is_some_and(|i| {
+                        matches!(i.get("draining"), Some(AttributeValue::Bool(true)))
+                    }),
+                    false,
+                ),
+                Some(cancelled) if waiting_in(cancelled.item(1)) => {
+                    // The failed condition answered with the pool record: no read needed.
+                    return Ok(ReleaseAttempt {
+                        released: false,
+                        draining: false,
+                        waiters_first: true,
+                        pool: cancelled.item(1).map(pool_record).transpose()?,
+                    });
+                }
+                Some(_) => (self.remove_uncounted(pool, id, None).await?, false, false),
+            };
         Ok(ReleaseAttempt {
             released,
             draining,
@@ -537,7 +550,8 @@ impl LeaseStore for DynamoStore {
     }
 
     async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        self.release_where(pool, id, "attribute_exists(pk)").await
+        self.release_where(pool, id, "attribute_exists(pk)", None)
+            .await
     }
 
     async fn release_settled(
@@ -549,8 +563,37 @@ impl LeaseStore for DynamoStore {
             pool,
             id,
             "attribute_exists(pk) AND attribute_not_exists(draining)",
+            None,
         )
         .await
+    }
+
+    async fn release_unclaimed(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        token: &TaskToken,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.release_where(pool, id, "handedTo = :token", Some(token))
+            .await
+    }
+
+    async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(&lease.pool, &lease.id)))
+            .update_expression("REMOVE handedTo")
+            .condition_expression("handedTo = :from")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::service("UpdateItem(claim)", e)),
+        }
     }
 
     async fn drain(
@@ -781,31 +824,39 @@ impl LeaseStore for DynamoStore {
             TransactWriteItem::builder().delete(remove_waiter).build(),
             self.lease_put(lease),
         ];
-        let source_delete = |id: &LeaseId, condition: &str, expires: Option<i64>| {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(Self::lease_key(pool, id)))
-                .condition_expression(condition)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                );
-            let delete = match expires {
-                Some(at) => delete.expression_attribute_values(":expected", n(at)),
-                None => delete,
+        let source_delete =
+            |id: &LeaseId, condition: &str, expires: Option<i64>, token: Option<&TaskToken>| {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::lease_key(pool, id)))
+                    .condition_expression(condition)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
+                let delete = match (expires, token) {
+                    (Some(at), _) => delete.expression_attribute_values(":expected", n(at)),
+                    (None, Some(token)) => {
+                        delete.expression_attribute_values(":expected", s(token.as_str()))
+                    }
+                    (None, None) => delete,
+                };
+                TransactWriteItem::builder()
+                    .delete(delete.build().expect("table and key are set"))
+                    .build()
             };
-            TransactWriteItem::builder()
-                .delete(delete.build().expect("table and key are set"))
-                .build()
-        };
         let handed_on = "ADD waiting :minus, counterVersion :one";
         match source {
-            SlotSource::Release { id, settled } => {
-                let condition = if settled {
-                    "attribute_exists(pk) AND attribute_not_exists(draining)"
-                } else {
-                    "attribute_exists(pk)"
+            SlotSource::Release {
+                id,
+                settled,
+                unclaimed,
+            } => {
+                let condition = match (settled, unclaimed) {
+                    (_, Some(_)) => "handedTo = :expected",
+                    (true, None) => "attribute_exists(pk) AND attribute_not_exists(draining)",
+                    (false, None) => "attribute_exists(pk)",
                 };
-                items.push(source_delete(id, condition, None));
+                items.push(source_delete(id, condition, None, unclaimed));
                 items.push(self.pool_update(
                     pool,
                     handed_on,
@@ -818,6 +869,7 @@ impl LeaseStore for DynamoStore {
                     &expired.id,
                     "expiresAt = :expected",
                     Some(expired.expires_at),
+                    None,
                 ));
                 items.push(self.pool_update(
                     pool,
