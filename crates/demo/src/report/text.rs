@@ -195,7 +195,10 @@ fn time_rows(c: &Cells) -> Vec<Row> {
             c.leased(|r| r.connections_exhausted_retries.to_string()),
         ),
         (
-            m.pick("queue rounds without a slot", "queue rounds that ended without a slot"),
+            m.pick(
+                "queue rounds without a slot",
+                "queue rounds that ended without a slot",
+            ),
             c.leased(|r| r.queue_timeouts.to_string()),
         ),
         ("mean connection hold ms", c.all(|r| c.num(r.mean_hold_ms))),
