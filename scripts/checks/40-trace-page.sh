@@ -62,10 +62,12 @@ start() {
   aws stepfunctions start-execution --endpoint-url "$AWS_ENDPOINT_URL_SFN" \
     --state-machine-arn "$1" --input "$2" --query executionArn --output text
 }
+# The connection executions take the polling path (Acquire); the harness's children the queued
+# one (the default).
 connection_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" \
-  "{\"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 200}")
+  "{\"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 200, \"mode\": \"polling\"}")
 failed_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" '{"query": "listEmployees"}')
-caught_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" "{\"pool\": \"$pool\", \"query\": \"noSuchQuery\"}")
+caught_arn=$(start "$CONNECTION_STATE_MACHINE_ARN" "{\"pool\": \"$pool\", \"query\": \"noSuchQuery\", \"mode\": \"polling\"}")
 harness_arn=$(start "$HARNESS_STATE_MACHINE_ARN" \
   "{\"iterations\": 3, \"concurrency\": 2, \"pool\": \"$pool\", \"query\": \"listEmployees\", \"params\": {}, \"holdMs\": 300}")
 

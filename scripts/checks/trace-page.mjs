@@ -77,7 +77,7 @@ try {
   await openExecution(connectionArn, "SUCCEEDED", 60000);
   const drawn = await page.$$eval("#graph g.node[data-kind='state']", (els) => els.map((e) => e.dataset.state));
   assert.deepEqual([...drawn].sort(), [...connectionStates].sort(), "every state of connection.asl.json is drawn");
-  const taken = ["ValidateInput", "CheckTypes", "ApplyDefaults", "Prepare", "BuildCacheKey", "Acquire", "Query", "Release", "WriteCache", "Served"];
+  const taken = ["ValidateInput", "CheckTypes", "ApplyDefaults", "Prepare", "BuildCacheKey", "ChooseAcquireMode", "Acquire", "Query", "Release", "WriteCache", "Served"];
   const notTaken = connectionStates.filter((s) => !taken.includes(s));
   for (const [state, status] of Object.entries(await statuses(taken))) assert.equal(status, "succeeded", `${state} on the path`);
   for (const [state, status] of Object.entries(await statuses(notTaken))) assert.equal(status, "not-reached", `${state} off the path`);
@@ -115,7 +115,7 @@ try {
   assert.equal(await page.textContent("#exec-error"), "UnknownQuery");
 
   step("a running execution: live refresh");
-  const slowArn = await startExecution(connectionMachineArn, { pool, query: "listEmployees", params: {}, holdMs: 3000 });
+  const slowArn = await startExecution(connectionMachineArn, { pool, query: "listEmployees", params: {}, holdMs: 3000, mode: "polling" });
   await page.goto(`${url}/trace#execution=${encodeURIComponent(slowArn)}`);
   await page.waitForSelector(`#graph g.node[data-state="Query"][data-status="running"]`, { timeout: 20000 });
   assert.equal(await page.getAttribute("#live", "class"), "on", "the page says it is live");

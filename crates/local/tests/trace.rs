@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const LIST: &str = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
+/// The polling path (Acquire with retries); the queued path's waiting state is traced in
+/// `a_task_that_waits_for_its_callback_is_shown_waiting`.
+const LIST: &str =
+    r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0, "mode": "polling"}"#;
 
 fn trace_app(t: &common::TestStack) -> axum::Router {
     app(Arc::new(TraceState {
@@ -84,6 +87,7 @@ async fn an_execution_is_traced_with_its_path_history_and_list() {
     assert_eq!(names, expected);
     for state in [
         "ValidateInput",
+        "ChooseAcquireMode",
         "Acquire",
         "Query",
         "Release",
@@ -92,7 +96,13 @@ async fn an_execution_is_traced_with_its_path_history_and_list() {
     ] {
         assert_eq!(s[state], "succeeded", "{state}");
     }
-    for state in ["LookupCache", "Shed", "InvalidInput", "QueryFailed"] {
+    for state in [
+        "LookupCache",
+        "Shed",
+        "InvalidInput",
+        "QueryFailed",
+        "AcquireQueued",
+    ] {
         assert_eq!(s[state], "not-reached", "{state}");
     }
     assert_eq!(edge(&x, "Acquire", "Query", "next")["status"], "succeeded");

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const LIST: &str = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
+/// The polling path (Acquire with retries on ConnectionsExhausted); the queued path is tested in
+/// tests/wait_queue.rs and below with the harness.
+const LIST: &str =
+    r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0, "mode": "polling"}"#;
 
 fn output(d: &aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput) -> Value {
     serde_json::from_str(d.output().unwrap_or("null")).unwrap()
@@ -324,7 +327,7 @@ async fn the_load_harness_runs_child_workflows_concurrently_within_the_budget() 
         ..Setup::default()
     })
     .await;
-    let input = r#"{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 300}"#;
+    let input = r#"{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 300, "mode": "polling"}"#;
     let arn = t.start_execution("LoadHarnessStateMachine", input).await;
     let d = t.finished(&arn, Duration::from_secs(120)).await;
     assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
@@ -366,5 +369,63 @@ async fn the_load_harness_runs_child_workflows_concurrently_within_the_budget() 
         "never more queries than the budget: {query}"
     );
     assert_eq!(t.drained(Duration::from_secs(10)).await, (0, 0));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_queued_mode_the_harness_children_wait_in_line_and_all_are_served() {
+    // GIVEN a budget of 2 and four children at a time, each holding its connection 300 ms
+    let t = start(Setup {
+        parameters: vec![("PoolBudget", "2".into())],
+        ..Setup::default()
+    })
+    .await;
+    let input = r#"{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 300, "mode": "queued"}"#;
+    let arn = t.start_execution("LoadHarnessStateMachine", input).await;
+    let d = t.finished(&arn, Duration::from_secs(120)).await;
+    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+
+    // THEN every child is served (nobody is refused, nobody falls back) ...
+    let summary = output(&d);
+    assert_eq!(summary["served"], 8, "{summary}");
+    let children = t
+        .sfn
+        .list_executions()
+        .state_machine_arn(t.arn("ConnectionStateMachine"))
+        .send()
+        .await
+        .unwrap()
+        .executions;
+    let mut waited = 0;
+    for child in &children {
+        let history = t.history(&child.execution_arn).await;
+        assert!(
+            !history
+                .iter()
+                .any(|e| e["taskFailedEventDetails"]["error"] == "ConnectionsExhausted"),
+            "a queued child is never refused"
+        );
+        let out: Value = serde_json::from_str(
+            history
+                .iter()
+                .rev()
+                .find_map(|e| e["executionSucceededEventDetails"]["output"].as_str())
+                .unwrap(),
+        )
+        .unwrap();
+        if out["lease"]["waitedMs"].as_i64().unwrap() > 0 {
+            waited += 1;
+        }
+    }
+    // ... some after waiting in the queue for a slot handed over, never more queries at once
+    // than the budget, and nothing is left
+    assert!(
+        waited >= 1,
+        "with 4 at a time and a budget of 2 someone waited"
+    );
+    let query = &t.stats().await["functions"][format!("{}-QueryFunction", t.name)];
+    assert!(query["peakContainers"].as_u64().unwrap() <= 2, "{query}");
+    assert_eq!(t.drained(Duration::from_secs(10)).await, (0, 0));
+    assert_eq!(t.waiters().await, (0, 0));
     t.shutdown().await;
 }

@@ -127,6 +127,12 @@ impl DynamoStore {
         if let Some(token) = &lease.handed_to {
             item.insert("handedTo".into(), s(token.as_str()));
         }
+        self.put_new(item)
+    }
+
+    /// A transaction item that puts `item` only if no item has its key, answering with the
+    /// existing item when one does.
+    fn put_new(&self, item: Item) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -714,13 +720,6 @@ impl LeaseStore for DynamoStore {
         item.insert("enqueuedAtMs".into(), n(waiter.enqueued_at_ms));
         item.insert("deadline".into(), n(waiter.deadline));
         item.insert("ttlSeconds".into(), n(i64::from(waiter.ttl_seconds)));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .expect("table and item are set");
         let no_lease = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(Self::lease_key(pool, &waiter.id)))
@@ -735,7 +734,7 @@ impl LeaseStore for DynamoStore {
                  AND (inUse >= budget OR waiting > :zero)",
                 &[(":one", 1), (":zero", 0)],
             ),
-            TransactWriteItem::builder().put(put).build(),
+            self.put_new(item),
             TransactWriteItem::builder()
                 .condition_check(no_lease)
                 .build(),

@@ -365,21 +365,28 @@ impl TestStack {
         }
     }
 
-    /// The pool record (budget, in use) and the number of lease records of pool `main`.
-    pub async fn pool(&self) -> (u64, u64, usize) {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let items = self
-            .dynamodb
+    /// Every item of pool `main` in the lease table: its record, leases and waiters.
+    async fn pool_items(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.dynamodb
             .query()
             .table_name(self.lease_table())
             .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", AttributeValue::S("main".into()))
+            .expression_attribute_values(
+                ":p",
+                aws_sdk_dynamodb::types::AttributeValue::S("main".into()),
+            )
             .consistent_read(true)
             .send()
             .await
             .expect("Query lease table")
             .items
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The pool record (budget, in use) and the number of lease records of pool `main`.
+    pub async fn pool(&self) -> (u64, u64, usize) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let items = self.pool_items().await;
         let number = |item: &HashMap<String, AttributeValue>, key: &str| -> u64 {
             item.get(key)
                 .and_then(|v| v.as_n().ok())
@@ -402,19 +409,7 @@ impl TestStack {
 
     /// The waiting counter and the number of waiter records of pool `main`.
     pub async fn waiters(&self) -> (u64, usize) {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let items = self
-            .dynamodb
-            .query()
-            .table_name(self.lease_table())
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", AttributeValue::S("main".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("Query lease table")
-            .items
-            .unwrap_or_default();
+        let items = self.pool_items().await;
         let mut counter = 0;
         let mut records = 0;
         for item in &items {
