@@ -25,8 +25,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -121,10 +122,18 @@ impl SecretSource {
     }
 }
 
+/// How long credentials read from the secret are used before they are read again. RDS rotates
+/// a managed master password every 7 days by default; a rotation is also noticed at once by the
+/// connect that the server refuses (MySQL 1045), which reads the secret again and retries.
+pub const CREDENTIALS_TTL: Duration = Duration::from_secs(15 * 60);
+/// MySQL's "Access denied for user": the password (or user) is not the server's any more.
+const ER_ACCESS_DENIED_ERROR: u16 = 1045;
+
 pub struct Database {
     config: DbConfig,
     secrets: SecretSource,
-    credentials: OnceCell<Credentials>,
+    /// The credentials and when they were read.
+    credentials: Mutex<Option<(Arc<Credentials>, Instant)>>,
     server: OnceCell<ServerKind>,
 }
 
@@ -135,7 +144,7 @@ impl Database {
         Database {
             config,
             secrets,
-            credentials: OnceCell::new(),
+            credentials: Mutex::new(None),
             server: OnceCell::new(),
         }
     }
@@ -144,17 +153,45 @@ impl Database {
         &self.config
     }
 
-    /// The credentials, read from the secret on first use and kept for the container's life.
-    /// A failed read is not cached, so the next invocation tries again.
-    async fn credentials(&self) -> Result<&Credentials, DbError> {
-        self.credentials
-            .get_or_try_init(|| self.secrets.fetch())
-            .await
+    /// The credentials, read from the secret on first use and again once they are older than
+    /// [`CREDENTIALS_TTL`], or at once when `stale` (the server refused them). A failed read
+    /// is not cached, so the next invocation tries again.
+    async fn credentials(
+        &self,
+        stale: Option<&Arc<Credentials>>,
+    ) -> Result<Arc<Credentials>, DbError> {
+        let mut cached = self.credentials.lock().await;
+        if let Some((creds, read_at)) = cached.as_ref() {
+            let refused = stale.is_some_and(|s| Arc::ptr_eq(s, creds));
+            if !refused && read_at.elapsed() < CREDENTIALS_TTL {
+                return Ok(creds.clone());
+            }
+        }
+        let creds = Arc::new(self.secrets.fetch().await?);
+        *cached = Some((creds.clone(), Instant::now()));
+        Ok(creds)
     }
 
-    /// Opens one connection over TCP.
+    /// Opens one connection over TCP. When the server refuses the credentials (MySQL 1045:
+    /// the password was rotated since they were read), the secret is read again and the
+    /// connect tried once more.
     pub async fn connect(&self) -> Result<Conn, DbError> {
-        let creds = self.credentials().await?;
+        let creds = self.credentials(None).await?;
+        match self.connect_as(&creds).await {
+            Err(DbError::Unavailable(mysql_async::Error::Server(e)))
+                if e.code == ER_ACCESS_DENIED_ERROR =>
+            {
+                tracing::warn!(
+                    "the database refused the cached credentials; reading the secret again"
+                );
+                let fresh = self.credentials(Some(&creds)).await?;
+                self.connect_as(&fresh).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_as(&self, creds: &Credentials) -> Result<Conn, DbError> {
         let opts = OptsBuilder::default()
             .ip_or_hostname(self.config.host.clone())
             .tcp_port(self.config.port)
