@@ -429,3 +429,62 @@ async fn in_queued_mode_the_harness_children_wait_in_line_and_all_are_served() {
     assert_eq!(t.waiters().await, (0, 0));
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_answer_is_served_only_while_it_is_fresh() {
+    // GIVEN a pool of one, queued waits of 1 s, and an answer cached by a served execution
+    let t = start(Setup {
+        parameters: vec![
+            ("PoolBudget", "1".into()),
+            ("QueueWaitSeconds", "1".into()),
+            ("QueueCheckSeconds", "1".into()),
+        ],
+        ..Setup::default()
+    })
+    .await;
+    let input = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0, "mode": "queued"}"#;
+    let first = t.start_execution("ConnectionStateMachine", input).await;
+    let d = t.finished(&first, Duration::from_secs(30)).await;
+    assert_eq!(output(&d)["status"], "SERVED");
+    let blocker = t
+        .invoke(
+            "AcquireFunction",
+            r#"{"pool": "main", "leaseId": "blocker", "ttlSeconds": 120}"#,
+        )
+        .await;
+    assert_eq!(blocker["remaining"], 0, "{blocker}");
+
+    // WHEN the pool is full: the fresh cached answer is served
+    let second = t.start_execution("ConnectionStateMachine", input).await;
+    let out = output(&t.finished(&second, Duration::from_secs(30)).await);
+    assert_eq!(
+        (out["status"].as_str(), out["source"].as_str()),
+        (Some("FALLBACK"), Some("cache")),
+        "{out}"
+    );
+
+    // AND once its expiry has passed (DynamoDB's TTL has not deleted it yet), it is not: shed
+    let table = format!("{}-CacheTable", t.name);
+    let items = t.dynamodb.scan().table_name(&table).send().await.unwrap();
+    let key = items.items()[0]["pk"].clone();
+    t.dynamodb
+        .update_item()
+        .table_name(&table)
+        .key("pk", key)
+        .update_expression("SET expiresAt = :past")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N("1000000000".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let third = t.start_execution("ConnectionStateMachine", input).await;
+    let out = output(&t.finished(&third, Duration::from_secs(30)).await);
+    assert_eq!(
+        (out["status"].as_str(), out["source"].as_str()),
+        (Some("FALLBACK"), Some("none")),
+        "{out}"
+    );
+    t.shutdown().await;
+}
