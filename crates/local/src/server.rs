@@ -47,6 +47,72 @@ pub struct AppState {
 /// The largest synchronous invocation payload Lambda takes (6 MB).
 const INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
+/// Guards a router served at `address` (a loopback address) against callers that are not
+/// local tools: a request whose `Host` names anything but this address (or `localhost` with its
+/// port) is refused, which defeats DNS rebinding, and so is a `POST` that a web page could send
+/// cross-site without a preflight (a form's or plain text's content type, and no `X-Amz-*`
+/// header). The AWS CLI and SDKs always send `X-Amz-*` headers, and their content types are
+/// JSON or binary. A request without `Host` (never sent by a browser) is let through.
+pub fn local_only(router: Router, address: std::net::SocketAddr) -> Router {
+    let hosts: Arc<Vec<String>> = Arc::new(vec![
+        address.to_string(),
+        format!("localhost:{}", address.port()),
+    ]);
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let hosts = hosts.clone();
+            async move {
+                if let Some(refusal) = refusal(&request, &hosts) {
+                    return json_response(
+                        StatusCode::FORBIDDEN,
+                        "application/json",
+                        json!({"__type": "AccessDeniedException", "message": refusal}),
+                    );
+                }
+                next.run(request).await
+            }
+        },
+    ))
+}
+
+/// Why a request is refused by [`local_only`], if it is.
+fn refusal(request: &axum::extract::Request, hosts: &[String]) -> Option<String> {
+    let headers = request.headers();
+    if let Some(host) = headers.get(axum::http::header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return Some(format!(
+                "the local stack answers only requests addressed to {}",
+                hosts[0]
+            ));
+        }
+    }
+    if request.method() == axum::http::Method::POST {
+        let aws_client = headers
+            .keys()
+            .any(|name| name.as_str().starts_with("x-amz-"));
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let form_like = matches!(
+            content_type.as_str(),
+            "" | "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+        );
+        if form_like && !aws_client {
+            return Some(
+                "a POST needs an AWS client's headers (X-Amz-*) or a JSON content type".into(),
+            );
+        }
+    }
+    None
+}
+
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", post(step_functions))

@@ -9,7 +9,7 @@ use crate::integrations::{DynamoTarget, Integrations};
 use crate::lambda::{LambdaConfig, LambdaService};
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
-use crate::server::{AppState, CfnResponses, app};
+use crate::server::{AppState, CfnResponses, app, local_only};
 use crate::sfn::StepFunctions;
 use crate::template::{
     self, CustomResourceSpec, FunctionSpec, LocalContext, LocalDatabase, StackModel,
@@ -167,7 +167,7 @@ impl Stack {
             trace: crate::trace_view::trace_state(&sfn, &lambda, env, &sdk),
         };
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app(state)).await {
+            if let Err(e) = axum::serve(listener, local_only(app(state), address)).await {
                 warn!(error = %e, "server stopped");
             }
         });
