@@ -22,6 +22,11 @@ Sections:
                  workflow checks; cleanup events match the cleanup rule's pattern
   tables         the tables the local services get (scripts/lib/provision.py) have the
                  template's key schemas
+  operations     the release function keeps reserved concurrency; alarms watch failed, timed
+                 out and aborted executions, the lease functions' errors and throttles (the
+                 release function's on their own), RDS DatabaseConnections, the queue's
+                 metrics, and the drift a scheduled audit (no repair) publishes; each alarm is
+                 described in docs/operations.md
 """
 
 from __future__ import annotations
@@ -577,6 +582,74 @@ def check_tables(facts: dict) -> None:
         fail(f"{provision} creates {logical_id}, which the template does not have")
 
 
+def alarm_metrics(alarm: dict) -> set[tuple[str, str, str]]:
+    """(namespace, metric, dimension value's target) of an alarm, plain or metric math."""
+    props = alarm.get("Properties", {})
+    found = set()
+    def add(namespace, name, dimensions):
+        targets = [ref_target(d.get("Value")) or str(d.get("Value")) for d in as_list(dimensions)]
+        for target in targets or [""]:
+            found.add((str(namespace), str(name), target))
+    if "MetricName" in props:
+        add(props.get("Namespace"), props["MetricName"], props.get("Dimensions"))
+    for metric in as_list(props.get("Metrics")):
+        stat = metric.get("MetricStat", {}).get("Metric")
+        if stat:
+            add(stat.get("Namespace"), stat.get("MetricName"), stat.get("Dimensions"))
+    return found
+
+
+def check_operations(template: dict) -> None:
+    print("operations: reserved concurrency for release, and an alarm on every failure that matters")
+    problems = []
+    release = template["Resources"].get("ReleaseFunction", {}).get("Properties", {})
+    if "ReservedConcurrentExecutions" not in release:
+        problems.append("ReleaseFunction has no ReservedConcurrentExecutions")
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    watched = set()
+    for alarm in alarms.values():
+        watched |= alarm_metrics(alarm)
+    names = {(ns, name) for ns, name, _ in watched}
+    wanted = [
+        (("AWS/States", "ExecutionsFailed"), "failed connection executions"),
+        (("AWS/States", "ExecutionsTimedOut"), "timed-out connection executions"),
+        (("AWS/States", "ExecutionsAborted"), "aborted connection executions"),
+        (("AWS/RDS", "DatabaseConnections"), "the database's connections"),
+    ]
+    for key, what in wanted:
+        if key not in names:
+            problems.append(f"no alarm on {what} ({key[0]} {key[1]})")
+    for metric in ["Errors", "Throttles"]:
+        for function in ["ReleaseFunction", "AcquireFunction", "QueryFunction"]:
+            if ("AWS/Lambda", metric, function) not in watched:
+                problems.append(f"no alarm on {function}'s {metric}")
+    for metric in ["NoConnectionsLeftError", "RemainingConnections", "WaitingRequests", "WaitTime",
+                   "LeaseCounterDrift"]:
+        if not any(name == metric for _, name in names):
+            problems.append(f"no alarm on the pool metric {metric}")
+    events = release.get("Events", {})
+    def schedule_input(event: dict) -> str:
+        raw = event.get("Properties", {}).get("Input", "")
+        return raw.get("Fn::Sub", "") if isinstance(raw, dict) else str(raw)
+
+    audits = [e for e in events.values()
+              if e.get("Type") == "Schedule" and re.search(r'"audit":\s*true', schedule_input(e))]
+    if not audits:
+        problems.append('no scheduled audit of the pool (a Schedule event with "audit": true)')
+    elif any('"repair"' in schedule_input(e) for e in audits):
+        problems.append("the scheduled audit must only report, never repair")
+    docs = Path("docs/operations.md").read_text()
+    for logical_id in alarms:
+        if f"`{logical_id}`" not in docs:
+            problems.append(f"{logical_id} is not described in docs/operations.md")
+    verdict(
+        "operations",
+        problems,
+        f"release keeps reserved concurrency; {len(alarms)} alarms cover executions, functions, "
+        "the database, the queue and the audit, each in docs/operations.md",
+    )
+
+
 def main() -> int:
     facts = load_facts()
     template = facts["template"]
@@ -588,6 +661,7 @@ def main() -> int:
     check_retries()
     check_events(template, facts)
     check_tables(facts)
+    check_operations(template)
     if FAILURES:
         print(f"template_check: {len(FAILURES)} problem(s)")
         return 1

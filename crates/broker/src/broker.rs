@@ -445,6 +445,16 @@ impl Broker {
                 && !beside_free,
             repaired: false,
         };
+        // How far the counters are from the records (0 when consistent), before any repair: a
+        // scheduled audit's alarm watches it.
+        let drift = record.in_use.abs_diff(records)
+            + record.waiting.abs_diff(waiter_records)
+            + u32::from(beside_free);
+        self.publish(
+            &name,
+            &[Metric::count("LeaseCounterDrift", f64::from(drift))],
+        )
+        .await;
         if !repair || report.consistent {
             return Ok(report);
         }
@@ -698,6 +708,9 @@ mod tests {
         let fixed = f.broker.audit("db", true).await.unwrap();
         assert!(fixed.consistent && fixed.repaired);
         assert_eq!(f.broker.pool("db").await.unwrap().in_use, 1);
+        f.broker.audit("db", false).await.unwrap();
+        // The drift each audit found, before its repair: what the scheduled audit alarms on.
+        assert_eq!(f.sink.values("LeaseCounterDrift"), [2.0, 2.0, 0.0]);
     }
 
     #[tokio::test]

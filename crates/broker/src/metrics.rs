@@ -216,11 +216,22 @@ pub(crate) mod tests {
 
     /// Remembers metric names in publication order.
     #[derive(Default)]
-    pub struct RecordingSink(Mutex<Vec<&'static str>>);
+    pub struct RecordingSink(Mutex<Vec<(&'static str, f64)>>);
 
     impl RecordingSink {
         pub fn names(&self) -> Vec<&'static str> {
-            self.0.lock().unwrap().clone()
+            self.0.lock().unwrap().iter().map(|(n, _)| *n).collect()
+        }
+
+        /// The values published under `name`, in order.
+        pub fn values(&self, name: &str) -> Vec<f64> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .collect()
         }
     }
 
@@ -230,7 +241,7 @@ pub(crate) mod tests {
             self.0
                 .lock()
                 .unwrap()
-                .extend(metrics.iter().map(|m| m.name));
+                .extend(metrics.iter().map(|m| (m.name, m.value)));
             Ok(())
         }
     }
