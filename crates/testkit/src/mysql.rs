@@ -51,3 +51,40 @@ pub async fn connections_of(conn: &mut Conn, user: &str) -> u64 {
         .expect("PROCESSLIST");
     count.unwrap_or(0)
 }
+
+/// Rotates the application user's password as a managed rotation does: a new password in
+/// MariaDB and in its secret (`DB_SECRET_ARN`). Later readers of the secret get the new one;
+/// anyone holding the old one is refused (MySQL 1045) until they read the secret again.
+pub async fn rotate_application_password(new_password: &str) {
+    let sdk = sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret_id = require_env("DB_SECRET_ARN");
+    let current = secrets
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .send()
+        .await
+        .expect("the application secret is readable");
+    let mut creds: Value = serde_json::from_str(current.secret_string().expect("secret string"))
+        .expect("the application secret is JSON");
+    let user = creds["username"]
+        .as_str()
+        .expect("the secret names its user")
+        .to_owned();
+    let mut conn = admin().await;
+    // ALTER USER takes no placeholders: quote the literal (a test's own password).
+    let quoted = new_password.replace('\\', "\\\\").replace('\'', "''");
+    conn.query_drop(format!(
+        "ALTER USER '{user}'@'127.0.0.1' IDENTIFIED BY '{quoted}'"
+    ))
+    .await
+    .expect("ALTER USER");
+    creds["password"] = Value::String(new_password.to_owned());
+    secrets
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(creds.to_string())
+        .send()
+        .await
+        .expect("PutSecretValue");
+}
