@@ -188,8 +188,7 @@ impl Broker {
         info!(pool = %pool, budget, in_use = record.in_use, "pool budget set");
         if record.waiting > 0 && record.remaining() > 0 {
             // A raised budget serves the queue first.
-            self.fill_free_slots(&pool).await?;
-            record = self.pool_or_missing(&pool).await?;
+            record = self.fill_free_slots(&pool).await?;
         }
         Ok(record)
     }
@@ -212,50 +211,14 @@ impl Broker {
     ///
     /// When the pool is full, expired leases of the pool are reclaimed first.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
-        let pool = PoolName::parse(&request.pool)?;
-        let id = LeaseId::parse(&request.lease_id)?;
-        if !(1..=MAX_TTL_SECONDS).contains(&request.ttl_seconds) {
-            return Err(BrokerError::InvalidInput(format!(
-                "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
-            )));
-        }
-        let ttl = i64::from(request.ttl_seconds);
+        let (pool, id, ttl) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
-            let lease = Lease {
-                pool: pool.clone(),
-                id: id.clone(),
-                granted_at: now,
-                expires_at: now + ttl,
-                draining: false,
-                handed_to: None,
-            };
-            match self.store.grant(&lease).await? {
-                GrantAttempt::Granted(record) => {
-                    info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted");
-                    self.gauge(&pool, record).await;
-                    return Ok(grant(lease, record, false));
-                }
-                GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
-                    let record = self.pool_or_missing(&pool).await?;
-                    info!(pool = %pool, lease = %id, "lease already held; returned as is");
-                    return Ok(grant(existing, record, false));
-                }
-                GrantAttempt::LeaseExists(expired) => {
-                    // The holder came back after its lease expired but before anyone reclaimed
-                    // it: the record still counts against the pool, so renewing it takes no
-                    // new slot.
-                    if self.store.renew(&expired, lease.expires_at).await? {
-                        let record = self.pool_or_missing(&pool).await?;
-                        info!(pool = %pool, lease = %id, "expired lease renewed");
-                        return Ok(grant(lease, record, true));
-                    }
-                }
-                GrantAttempt::PoolMissing => {
-                    return Err(BrokerError::PoolNotFound(pool.to_string()));
-                }
-                GrantAttempt::PoolFull(record) => {
+            match self.attempt_grant(&pool, &id, ttl, now).await? {
+                Attempt::Leased { grant, .. } => return Ok(grant),
+                Attempt::Again => {}
+                Attempt::Full(record) => {
                     if !reclaimed_once && self.first_reclaim_this_second(&pool, now) {
                         reclaimed_once = true;
                         if self.reclaim_expired_of(&pool, now).await? > 0 {
@@ -277,6 +240,62 @@ impl Broker {
             operation: "acquire",
             attempts: GRANT_PASSES as u32,
         }))
+    }
+
+    /// One grant attempt for `id` at `now`, shared by the polling and the queued acquire: a
+    /// new lease, the live lease the id already holds, or its expired one renewed in place.
+    pub(crate) async fn attempt_grant(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        ttl: i64,
+        now: i64,
+    ) -> Result<Attempt, BrokerError> {
+        let lease = Lease {
+            pool: pool.clone(),
+            id: id.clone(),
+            granted_at: now,
+            expires_at: now + ttl,
+            draining: false,
+            handed_to: None,
+        };
+        Ok(match self.store.grant(&lease).await? {
+            GrantAttempt::Granted(record) => {
+                info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted");
+                self.gauge(pool, record).await;
+                Attempt::Leased {
+                    grant: grant(lease, record, false),
+                    fresh: true,
+                    held: None,
+                }
+            }
+            GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
+                let record = self.pool_or_missing(pool).await?;
+                info!(pool = %pool, lease = %id, "lease already held; returned as is");
+                Attempt::Leased {
+                    grant: grant(existing.clone(), record, false),
+                    fresh: false,
+                    held: Some(existing),
+                }
+            }
+            GrantAttempt::LeaseExists(expired) => {
+                // The holder came back after its lease expired but before anyone reclaimed
+                // it: the record still counts against the pool, so renewing it takes no new
+                // slot.
+                if !self.store.renew(&expired, lease.expires_at).await? {
+                    return Ok(Attempt::Again);
+                }
+                let record = self.pool_or_missing(pool).await?;
+                info!(pool = %pool, lease = %id, "expired lease renewed");
+                Attempt::Leased {
+                    grant: grant(lease, record, true),
+                    fresh: false,
+                    held: None,
+                }
+            }
+            GrantAttempt::PoolMissing => return Err(BrokerError::PoolNotFound(pool.to_string())),
+            GrantAttempt::PoolFull(record) => Attempt::Full(record),
+        })
     }
 
     /// Ends a lease. Releasing a lease that is already gone is not an error.
@@ -380,8 +399,7 @@ impl Broker {
         let now = self.clock.now();
         let expired_waiters = self.withdraw_expired_waiters(&pool, now).await?;
         let reclaimed = self.reclaim_expired_of(&pool, now).await?;
-        self.fill_free_slots(&pool).await?;
-        let record = self.pool_or_missing(&pool).await?;
+        let record = self.fill_free_slots(&pool).await?;
         if reclaimed > 0 {
             self.publish(
                 &pool,
@@ -468,8 +486,7 @@ impl Broker {
             if !counters_right {
                 warn!(pool = %name, was = record.in_use, now = records, waiting_was = record.waiting, waiting = waiter_records, "counters repaired");
             }
-            self.fill_free_slots(&name).await?;
-            let after = self.pool_or_missing(&name).await?;
+            let after = self.fill_free_slots(&name).await?;
             report.in_use = after.in_use;
             report.waiting = after.waiting;
             report.waiters_beside_free_slots = after.remaining() > 0 && after.waiting > 0;
@@ -554,6 +571,37 @@ impl Broker {
             warn!(pool = %pool, error = %error, "metrics not published");
         }
     }
+}
+
+/// What one grant attempt found ([`Broker::attempt_grant`]).
+pub(crate) enum Attempt {
+    /// A lease for the id: `fresh` when this attempt made it; `held` the live lease the id
+    /// already held, when that is what was returned.
+    Leased {
+        grant: Grant,
+        fresh: bool,
+        held: Option<Lease>,
+    },
+    /// No free slot, or requests are queued; the pool as the refusal saw it.
+    Full(PoolRecord),
+    /// Lost a race with a renewal or a reclaim of the same id: try again.
+    Again,
+}
+
+/// A request's pool, lease id and lease lifetime, validated.
+pub(crate) fn checked(
+    pool: &str,
+    lease_id: &str,
+    ttl_seconds: u32,
+) -> Result<(PoolName, LeaseId, i64), BrokerError> {
+    let pool = PoolName::parse(pool)?;
+    let id = LeaseId::parse(lease_id)?;
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl_seconds) {
+        return Err(BrokerError::InvalidInput(format!(
+            "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
+        )));
+    }
+    Ok((pool, id, i64::from(ttl_seconds)))
 }
 
 pub(crate) fn grant(lease: Lease, record: PoolRecord, extended: bool) -> Grant {

@@ -12,13 +12,13 @@
 //! workflow's timeout path and the execution-status cleanup both send one), and by the reclaim
 //! pass and a repairing audit once their deadline has passed.
 
-use crate::broker::{Broker, GRANT_PASSES, Grant, MAX_TTL_SECONDS, grant};
+use crate::broker::{Attempt, Broker, GRANT_PASSES, Grant, checked, grant};
 use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
 use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::slot::{Freed, GaveBack};
-use crate::store::{EnqueueAttempt, GrantAttempt, HandOver, ReclaimAttempt};
+use crate::store::{EnqueueAttempt, HandOver, ReclaimAttempt};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use tracing::{info, warn};
@@ -71,13 +71,7 @@ impl Broker {
     /// it. The token is checked first (`SendTaskHeartbeat`), so a malformed or foreign token
     /// is `InvalidInput` with nothing changed.
     pub async fn acquire_queued(&self, request: &QueuedRequest) -> Result<Queued, BrokerError> {
-        let pool = PoolName::parse(&request.pool)?;
-        let id = LeaseId::parse(&request.lease_id)?;
-        if !(1..=MAX_TTL_SECONDS).contains(&request.ttl_seconds) {
-            return Err(BrokerError::InvalidInput(format!(
-                "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
-            )));
-        }
+        let (pool, id, _) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
         if !(1..=MAX_WAIT_SECONDS).contains(&request.wait_seconds) {
             return Err(BrokerError::InvalidInput(format!(
                 "waitSeconds must be between 1 and {MAX_WAIT_SECONDS}"
@@ -97,48 +91,21 @@ impl Broker {
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();
-            let lease = Lease {
-                pool: pool.clone(),
-                id: id.clone(),
-                granted_at: now,
-                expires_at: now + ttl,
-                draining: false,
-                handed_to: None,
-            };
-            // `fresh`: this call made the lease, so it may give it back if the task is gone.
-            let (granted, fresh) = match self.store.grant(&lease).await? {
-                GrantAttempt::Granted(record) => {
-                    info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted without waiting");
-                    self.gauge(&pool, record).await;
-                    (grant(lease, record, false), true)
-                }
-                GrantAttempt::LeaseExists(existing) if existing.is_live(now) => {
+            let (granted, fresh) = match self.attempt_grant(&pool, &id, ttl, now).await? {
+                Attempt::Leased { grant, fresh, held } => {
                     // Handed over to an earlier round of this request whose task ended before
-                    // it was told: claim it for this round, unless that hand-over gives it back
-                    // first (then ask again).
-                    if let Some(earlier) = existing.handed_to.as_ref().filter(|t| **t != token)
-                        && !self.store.claim(&existing, earlier).await?
+                    // it was told: claim it for this round, unless that hand-over gives it
+                    // back first (then ask again).
+                    if let Some(held) = &held
+                        && let Some(earlier) = held.handed_to.as_ref().filter(|t| **t != token)
+                        && !self.store.claim(held, earlier).await?
                     {
                         continue;
                     }
-                    (
-                        grant(existing, self.pool_or_missing(&pool).await?, false),
-                        false,
-                    )
+                    (grant, fresh)
                 }
-                GrantAttempt::LeaseExists(expired) => {
-                    if !self.store.renew(&expired, lease.expires_at).await? {
-                        continue;
-                    }
-                    (
-                        grant(lease, self.pool_or_missing(&pool).await?, true),
-                        false,
-                    )
-                }
-                GrantAttempt::PoolMissing => {
-                    return Err(BrokerError::PoolNotFound(pool.to_string()));
-                }
-                GrantAttempt::PoolFull(record) => {
+                Attempt::Again => continue,
+                Attempt::Full(record) => {
                     if record.remaining() > 0 {
                         // Slots beside waiters (a raised budget): serve the queue, then retry.
                         self.fill_free_slots(&pool).await?;
@@ -305,12 +272,13 @@ impl Broker {
                             record: attempt.pool,
                         })
                     }
+                    // Not read for a reclaim: the reclaim pass reads the pool once at its end.
                     (Freed::Reclaim(lease), None) => match self.store.reclaim(lease).await? {
                         ReclaimAttempt::WaitersFirst => None,
                         done => Some(GaveBack {
                             released: done == ReclaimAttempt::Reclaimed,
                             draining: false,
-                            record: self.store.pool(pool).await?,
+                            record: known,
                         }),
                     },
                     _ => None,
@@ -339,13 +307,8 @@ impl Broker {
                 known = Some(record);
                 if record.waiting > 0 {
                     waiters.sort_by(Waiter::queue_order);
-                    for waiter in waiters {
-                        if waiter.is_live(now) {
-                            candidates.push_back(waiter);
-                        } else if self.store.withdraw(pool, &waiter.id).await? {
-                            info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
-                        }
-                    }
+                    let (live, _) = self.drop_timed_out(pool, waiters, now).await?;
+                    candidates.extend(live);
                 }
             }
             // Nobody (live) is counted as waiting; stray records are the audit's business.
@@ -441,21 +404,23 @@ impl Broker {
         }
     }
 
-    /// Hands free slots to waiters while both exist (after a budget raise or a repair).
-    pub(crate) async fn fill_free_slots(&self, pool: &PoolName) -> Result<(), BrokerError> {
+    /// Hands free slots to waiters while both exist (after a budget raise or a repair);
+    /// returns the pool as it is afterwards.
+    pub(crate) async fn fill_free_slots(&self, pool: &PoolName) -> Result<PoolRecord, BrokerError> {
+        let mut record = self.pool_or_missing(pool).await?;
         for _ in 0..HANDOVER_PASSES {
-            let record = self.pool_or_missing(pool).await?;
             if record.remaining() == 0 || record.waiting == 0 {
-                return Ok(());
+                break;
             }
             let before = record.version;
             self.give_back(pool, Freed::Free).await?;
-            if self.pool_or_missing(pool).await?.version == before {
+            record = self.pool_or_missing(pool).await?;
+            if record.version == before {
                 // Nobody live was waiting (only stale counts): an audit repairs those.
-                return Ok(());
+                break;
             }
         }
-        Ok(())
+        Ok(record)
     }
 
     /// Removes the id's waiter record; false when it was not waiting.
@@ -480,14 +445,29 @@ impl Broker {
         pool: &PoolName,
         now: i64,
     ) -> Result<u32, BrokerError> {
+        let waiters = self.store.waiters(pool).await?;
+        Ok(self.drop_timed_out(pool, waiters, now).await?.1)
+    }
+
+    /// Withdraws the waiters whose deadline has passed at `now`; the live ones in their order,
+    /// and how many were removed.
+    async fn drop_timed_out(
+        &self,
+        pool: &PoolName,
+        waiters: Vec<Waiter>,
+        now: i64,
+    ) -> Result<(Vec<Waiter>, u32), BrokerError> {
+        let mut live = Vec::with_capacity(waiters.len());
         let mut removed = 0;
-        for waiter in self.store.waiters(pool).await? {
-            if !waiter.is_live(now) && self.store.withdraw(pool, &waiter.id).await? {
+        for waiter in waiters {
+            if waiter.is_live(now) {
+                live.push(waiter);
+            } else if self.store.withdraw(pool, &waiter.id).await? {
                 info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
                 removed += 1;
             }
         }
-        Ok(removed)
+        Ok((live, removed))
     }
 }
 

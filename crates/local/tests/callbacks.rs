@@ -64,6 +64,21 @@ fn refused(result: Result<(), String>, name: &str) {
     }
 }
 
+/// Completes the task of `token` with `value` through the SDK, then checks that the
+/// execution succeeded with exactly that output.
+async fn succeeds_with(t: &TestStack, arn: &str, token: &str, value: Value) {
+    t.sfn
+        .send_task_success()
+        .task_token(token)
+        .output(value.to_string())
+        .send()
+        .await
+        .expect("SendTaskSuccess");
+    let d = t.finished(arn, SOON).await;
+    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+    assert_eq!(output(&d), value);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_cli_completes_fails_and_heartbeats_waiting_tasks() {
     let t = start(Setup {
@@ -243,18 +258,8 @@ async fn a_callback_that_comes_while_the_function_runs_completes_the_task() {
     let token = task_token(&t.history_with(&arn, "TaskScheduled", SOON).await);
 
     // WHEN the callback comes before the function has answered
-    t.sfn
-        .send_task_success()
-        .task_token(&token)
-        .output(r#"{"leaseId": "early"}"#)
-        .send()
-        .await
-        .expect("SendTaskSuccess while the function runs");
-
     // THEN the task is complete with it, without waiting for the function
-    let d = t.finished(&arn, SOON).await;
-    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
-    assert_eq!(output(&d), json!({"leaseId": "early"}));
+    succeeds_with(&t, &arn, &token, json!({"leaseId": "early"})).await;
     let stats = &t.stats().await["functions"][&stalls];
     assert_eq!(
         (stats["invocations"].as_u64(), stats["timeouts"].as_u64()),
@@ -341,16 +346,7 @@ async fn failed_invocations_fail_the_task_and_heartbeats_keep_it_waiting() {
     }
     // THEN the task still waits, and completes with the callback
     assert_eq!(status(&t, &arn).await, "RUNNING");
-    t.sfn
-        .send_task_success()
-        .task_token(&token)
-        .output(r#"{"leaseId": "kept"}"#)
-        .send()
-        .await
-        .expect("SendTaskSuccess");
-    let d = t.finished(&arn, SOON).await;
-    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
-    assert_eq!(output(&d), json!({"leaseId": "kept"}));
+    succeeds_with(&t, &arn, &token, json!({"leaseId": "kept"})).await;
 
     // ... while one without heartbeats times out after 1 s
     let arn = start_callback(&t, "Notify", 30, 1).await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Setup, start};
+use common::{Setup, TestStack, start};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -320,25 +320,20 @@ async fn a_container_killed_mid_query_still_gives_the_lease_back() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_load_harness_runs_child_workflows_concurrently_within_the_budget() {
+/// A stack with a budget of 2 that ran 8 children of the harness in `mode`, 4 at a time, each
+/// holding its connection 300 ms: the harness's summary and each child's history.
+async fn harness_run(mode: &str) -> (TestStack, Value, Vec<Vec<Value>>) {
     let t = start(Setup {
         parameters: vec![("PoolBudget", "2".into())],
         ..Setup::default()
     })
     .await;
-    let input = r#"{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 300, "mode": "polling"}"#;
-    let arn = t.start_execution("LoadHarnessStateMachine", input).await;
+    let input = format!(
+        r#"{{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {{}}, "holdMs": 300, "mode": "{mode}"}}"#
+    );
+    let arn = t.start_execution("LoadHarnessStateMachine", &input).await;
     let d = t.finished(&arn, Duration::from_secs(120)).await;
     assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
-    let summary = output(&d);
-    assert_eq!(summary["iterations"], 8);
-    let total = ["served", "fallback", "failed"]
-        .iter()
-        .map(|k| summary[*k].as_u64().unwrap())
-        .sum::<u64>();
-    assert_eq!(total, 8, "{summary}");
-    assert!(summary["served"].as_u64().unwrap() >= 2, "{summary}");
     // Every iteration is its own execution of the connection workflow.
     let children = t
         .sfn
@@ -349,62 +344,61 @@ async fn the_load_harness_runs_child_workflows_concurrently_within_the_budget() 
         .unwrap()
         .executions;
     assert_eq!(children.len(), 8);
-    // With 4 at a time and a budget of 2, some waited: refusals and retries show in histories.
-    let mut refusals = 0;
+    let mut histories = Vec::new();
     for child in &children {
-        refusals += t
-            .history(&child.execution_arn)
-            .await
-            .iter()
-            .filter(|e| e["taskFailedEventDetails"]["error"] == "ConnectionsExhausted")
-            .count();
+        histories.push(t.history(&child.execution_arn).await);
     }
-    assert!(
-        refusals >= 1,
-        "the budget of 2 was never reached with 4 concurrent children"
-    );
+    (t, output(&d), histories)
+}
+
+fn refusals(history: &[Value]) -> usize {
+    history
+        .iter()
+        .filter(|e| e["taskFailedEventDetails"]["error"] == "ConnectionsExhausted")
+        .count()
+}
+
+/// Never more queries at once than the budget of 2, and nothing left behind.
+async fn within_budget_and_drained(t: TestStack) {
     let query = &t.stats().await["functions"][format!("{}-QueryFunction", t.name)];
     assert!(
         query["peakContainers"].as_u64().unwrap() <= 2,
         "never more queries than the budget: {query}"
     );
     assert_eq!(t.drained(Duration::from_secs(10)).await, (0, 0));
+    assert_eq!(t.waiters().await, (0, 0));
     t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_harness_runs_child_workflows_concurrently_within_the_budget() {
+    let (t, summary, histories) = harness_run("polling").await;
+    assert_eq!(summary["iterations"], 8);
+    let total = ["served", "fallback", "failed"]
+        .iter()
+        .map(|k| summary[*k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(total, 8, "{summary}");
+    assert!(summary["served"].as_u64().unwrap() >= 2, "{summary}");
+    // With 4 at a time and a budget of 2, some waited: refusals and retries show in histories.
+    let refused: usize = histories.iter().map(|h| refusals(h)).sum();
+    assert!(
+        refused >= 1,
+        "the budget of 2 was never reached with 4 concurrent children"
+    );
+    within_budget_and_drained(t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_queued_mode_the_harness_children_wait_in_line_and_all_are_served() {
     // GIVEN a budget of 2 and four children at a time, each holding its connection 300 ms
-    let t = start(Setup {
-        parameters: vec![("PoolBudget", "2".into())],
-        ..Setup::default()
-    })
-    .await;
-    let input = r#"{"iterations": 8, "concurrency": 4, "pool": "main", "query": "listEmployees", "params": {}, "holdMs": 300, "mode": "queued"}"#;
-    let arn = t.start_execution("LoadHarnessStateMachine", input).await;
-    let d = t.finished(&arn, Duration::from_secs(120)).await;
-    assert_eq!(d.status.as_str(), "SUCCEEDED", "{:?}", d.cause());
+    let (t, summary, histories) = harness_run("queued").await;
 
     // THEN every child is served (nobody is refused, nobody falls back) ...
-    let summary = output(&d);
     assert_eq!(summary["served"], 8, "{summary}");
-    let children = t
-        .sfn
-        .list_executions()
-        .state_machine_arn(t.arn("ConnectionStateMachine"))
-        .send()
-        .await
-        .unwrap()
-        .executions;
     let mut waited = 0;
-    for child in &children {
-        let history = t.history(&child.execution_arn).await;
-        assert!(
-            !history
-                .iter()
-                .any(|e| e["taskFailedEventDetails"]["error"] == "ConnectionsExhausted"),
-            "a queued child is never refused"
-        );
+    for history in &histories {
+        assert_eq!(refusals(history), 0, "a queued child is never refused");
         let out: Value = serde_json::from_str(
             history
                 .iter()
@@ -423,11 +417,7 @@ async fn in_queued_mode_the_harness_children_wait_in_line_and_all_are_served() {
         waited >= 1,
         "with 4 at a time and a budget of 2 someone waited"
     );
-    let query = &t.stats().await["functions"][format!("{}-QueryFunction", t.name)];
-    assert!(query["peakContainers"].as_u64().unwrap() <= 2, "{query}");
-    assert_eq!(t.drained(Duration::from_secs(10)).await, (0, 0));
-    assert_eq!(t.waiters().await, (0, 0));
-    t.shutdown().await;
+    within_budget_and_drained(t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
