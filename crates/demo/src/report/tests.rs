@@ -138,7 +138,10 @@ fn promises_decide_the_exit_status_and_goals_are_only_measured() {
     assert!(report.passed());
     let shown = text(&report);
     assert!(shown.contains("miss queued: end-to-end p99"), "{shown}");
-    assert!(!shown.contains("FAIL"), "a missed goal is not a failure: {shown}");
+    assert!(
+        !shown.contains("FAIL"),
+        "a missed goal is not a failure: {shown}"
+    );
     // AND a waiter left at the end fails it whatever was injected
     report.load.kill_probability = 0.1;
     report.runs.queued.waiter_records_at_end = 1;
