@@ -76,7 +76,10 @@ async fn queries_keep_succeeding_after_the_password_is_rotated() {
         other => std::env::var(other).ok(),
     })
     .unwrap();
-    Database::new(admin_config, &sdk).prepare(true).await.unwrap();
+    Database::new(admin_config, &sdk)
+        .prepare(true)
+        .await
+        .unwrap();
     let database = Database::new(config, &sdk);
     let list = || NamedQuery::parse("listEmployees", None).unwrap();
     assert_eq!(database.run(list(), 0).await.unwrap().len(), 3);
