@@ -5,9 +5,11 @@ use crate::callback::Callbacks;
 use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::shares;
 use crate::slot::Freed;
-use crate::store::{GrantAttempt, LeaseStore};
+use crate::store::{Counts, GrantAttempt, LeaseStore};
+use std::collections::BTreeMap;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -25,6 +27,8 @@ pub struct AcquireRequest {
     pub pool: String,
     pub lease_id: String,
     pub ttl_seconds: u32,
+    /// The application asking, on a pool that divides its budget between applications.
+    pub app: Option<String>,
 }
 
 impl AcquireRequest {
@@ -33,7 +37,14 @@ impl AcquireRequest {
             pool: pool.into(),
             lease_id: lease_id.into(),
             ttl_seconds,
+            app: None,
         }
+    }
+
+    /// The same request on behalf of an application.
+    pub fn for_app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
     }
 }
 
@@ -55,6 +66,9 @@ pub struct Grant {
     /// is completed with: 0 when granted at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<i64>,
+    /// The application the lease counts against (only on a pool divided between them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,6 +145,22 @@ pub struct AuditReport {
     /// The counters were corrected to the number of records (or waiters were served or
     /// removed).
     pub repaired: bool,
+    /// Per application of a divided pool: its counters against its records (omitted when the
+    /// pool has no applications).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub applications: BTreeMap<AppName, AppAudit>,
+}
+
+/// One application's counters against its lease and waiter records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppAudit {
+    pub reserved: u32,
+    pub max: u32,
+    pub in_use: u32,
+    pub lease_records: u32,
+    pub waiting: u32,
+    pub waiter_records: u32,
 }
 
 /// The broker: stateless apart from its ports, so one instance serves a whole container.
@@ -176,16 +206,30 @@ impl Broker {
         self
     }
 
-    /// Creates a pool or changes its budget; live leases are kept.
+    /// Creates a pool or changes its budget; live leases are kept. The pool has no
+    /// applications afterwards (see [`Broker::put_shared_pool`]).
     pub async fn put_pool(&self, pool: &str, budget: u32) -> Result<PoolRecord, BrokerError> {
+        self.put_shared_pool(pool, budget, &[]).await
+    }
+
+    /// Creates a pool or changes its budget and the applications it is divided between
+    /// (none: one budget for everybody). Live leases and waiters are kept, also those of an
+    /// application whose share shrinks or that is removed (it then takes no new slot).
+    pub async fn put_shared_pool(
+        &self,
+        pool: &str,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, BrokerError> {
         let pool = PoolName::parse(pool)?;
         if budget == 0 {
             return Err(BrokerError::InvalidInput(
                 "budget must be at least 1".into(),
             ));
         }
-        let mut record = self.store.put_pool(&pool, budget).await?;
-        info!(pool = %pool, budget, in_use = record.in_use, "pool budget set");
+        shares::validate(budget, apps)?;
+        let mut record = self.store.put_pool(&pool, budget, apps).await?;
+        info!(pool = %pool, budget, in_use = record.in_use, applications = apps.len(), "pool budget set");
         if record.waiting > 0 && record.remaining() > 0 {
             // A raised budget serves the queue first.
             record = self.fill_free_slots(&pool).await?;
@@ -212,10 +256,11 @@ impl Broker {
     /// When the pool is full, expired leases of the pool are reclaimed first.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
         let (pool, id, ttl) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
+        let app = self.application(&pool, request.app.as_deref()).await?;
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
-            match self.attempt_grant(&pool, &id, ttl, now).await? {
+            match self.attempt_grant(&pool, &id, ttl, now, app.as_ref()).await? {
                 Attempt::Leased { grant, .. } => return Ok(grant),
                 Attempt::Again => {}
                 Attempt::Full(record) => {
@@ -225,9 +270,12 @@ impl Broker {
                             continue;
                         }
                     }
-                    info!(pool = %pool, lease = %id, budget = record.budget, "pool exhausted");
-                    self.publish(&pool, &[Metric::count("NoConnectionsLeftError", 1.0)])
-                        .await;
+                    info!(pool = %pool, lease = %id, budget = record.budget, app = ?app, "pool exhausted");
+                    let mut refused = vec![Metric::count("NoConnectionsLeftError", 1.0)];
+                    if let Some(app) = &app {
+                        refused.push(Metric::count("NoConnectionsLeftError", 1.0).for_app(app));
+                    }
+                    self.publish(&pool, &refused).await;
                     return Err(BrokerError::ConnectionsExhausted {
                         pool: pool.to_string(),
                         budget: record.budget,
@@ -250,6 +298,7 @@ impl Broker {
         id: &LeaseId,
         ttl: i64,
         now: i64,
+        app: Option<&AppName>,
     ) -> Result<Attempt, BrokerError> {
         let lease = Lease {
             pool: pool.clone(),
@@ -258,13 +307,44 @@ impl Broker {
             expires_at: now + ttl,
             draining: false,
             handed_to: None,
+            app: app.cloned(),
         };
-        Ok(match self.store.grant(&lease).await? {
+        let mut attempt = self.store.grant(&lease, 0).await?;
+        if let GrantAttempt::PoolFull(record) = &attempt {
+            if app.is_none() && record.shared() {
+                return Err(BrokerError::InvalidInput(format!(
+                    "pool {pool} divides its budget between applications ({}): name one in app",
+                    names(record)
+                )));
+            }
+            if let Some(app) = app
+                && !record.apps.get(app).is_some_and(|a| !a.retired)
+            {
+                return Err(unknown_app(pool, app, record));
+            }
+            // Free slots beside waiters none of whom may take them (each at its application's
+            // max): a newcomer that may takes one, if the queue has not moved meanwhile.
+            if record.shared()
+                && record.waiting > 0
+                && app.is_some_and(|a| record.remaining_for(a) > 0)
+            {
+                let waiters = self.store.waiters(pool).await?;
+                let mut live: Vec<Waiter> =
+                    waiters.into_iter().filter(|w| w.is_live(now)).collect();
+                live.sort_by(Waiter::queue_order);
+                if u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
+                    && shares::pick(record, &live, None).is_none()
+                {
+                    attempt = self.store.grant(&lease, record.waiting).await?;
+                }
+            }
+        }
+        Ok(match attempt {
             GrantAttempt::Granted(record) => {
                 info!(pool = %pool, lease = %id, remaining = record.remaining(), "lease granted");
-                self.gauge(pool, record).await;
+                self.gauge(pool, &record).await;
                 Attempt::Leased {
-                    grant: grant(lease, record, false),
+                    grant: grant(lease, &record, false),
                     fresh: true,
                     held: None,
                 }
@@ -273,7 +353,7 @@ impl Broker {
                 let record = self.pool_or_missing(pool).await?;
                 info!(pool = %pool, lease = %id, "lease already held; returned as is");
                 Attempt::Leased {
-                    grant: grant(existing.clone(), record, false),
+                    grant: grant(existing.clone(), &record, false),
                     fresh: false,
                     held: Some(existing),
                 }
@@ -288,7 +368,14 @@ impl Broker {
                 let record = self.pool_or_missing(pool).await?;
                 info!(pool = %pool, lease = %id, "expired lease renewed");
                 Attempt::Leased {
-                    grant: grant(lease, record, true),
+                    grant: grant(
+                        Lease {
+                            app: expired.app.clone(),
+                            ..lease
+                        },
+                        &record,
+                        true,
+                    ),
                     fresh: false,
                     held: None,
                 }
@@ -298,14 +385,49 @@ impl Broker {
         })
     }
 
+    /// The application a request names, checked against the pool: `None` when it names none
+    /// (a pool divided between applications then refuses it at the grant), or when the pool
+    /// is not divided (the name is then ignored); `InvalidInput` for a name the pool does not
+    /// have. Reads the pool record only when a name is given.
+    pub(crate) async fn application(
+        &self,
+        pool: &PoolName,
+        app: Option<&str>,
+    ) -> Result<Option<AppName>, BrokerError> {
+        let Some(raw) = app else {
+            return Ok(None);
+        };
+        let app = AppName::parse(raw)?;
+        let record = self.pool_or_missing(pool).await?;
+        if !record.shared() {
+            return Ok(None);
+        }
+        match record.apps.get(&app) {
+            Some(state) if !state.retired => Ok(Some(app)),
+            _ => Err(unknown_app(pool, &app, &record)),
+        }
+    }
+
     /// Ends a lease. Releasing a lease that is already gone is not an error.
     ///
     /// While requests wait, the slot goes straight to the oldest of them. An id that holds no
     /// lease but waits in the queue is withdrawn from it.
     pub async fn release(&self, pool: &str, lease_id: &str) -> Result<Released, BrokerError> {
+        self.release_for(pool, lease_id, None).await
+    }
+
+    /// [`Broker::release`] with the application the lease was acquired for, when the caller
+    /// knows it (saves a second try on a divided pool; a wrong name costs only that).
+    pub async fn release_for(
+        &self,
+        pool: &str,
+        lease_id: &str,
+        app: Option<&str>,
+    ) -> Result<Released, BrokerError> {
         let pool = PoolName::parse(pool)?;
         let id = LeaseId::parse(lease_id)?;
-        self.release_or_withdraw(pool, id, false).await
+        let app = app.map(AppName::parse).transpose()?;
+        self.release_or_withdraw(pool, id, false, app).await
     }
 
     async fn release_or_withdraw(
@@ -313,18 +435,19 @@ impl Broker {
         pool: PoolName,
         id: LeaseId,
         settled: bool,
+        app: Option<AppName>,
     ) -> Result<Released, BrokerError> {
         let mut outcome = self
-            .give_back(&pool, Freed::Release(id.clone(), settled))
+            .give_back(&pool, Freed::Release(id.clone(), settled, app.clone()))
             .await?;
         let mut withdrawn = false;
         if !outcome.released && !outcome.draining && outcome.record.is_some() {
-            withdrawn = self.withdraw(&pool, &id).await?;
+            withdrawn = self.withdraw(&pool, &id, app.as_ref()).await?;
             if !withdrawn {
                 // Neither a lease nor a waiter: a hand-over may have turned the waiter into a
                 // lease between the two steps, so look for the lease once more.
                 outcome = self
-                    .give_back(&pool, Freed::Release(id.clone(), settled))
+                    .give_back(&pool, Freed::Release(id.clone(), settled, app.clone()))
                     .await?;
             }
         }
@@ -352,7 +475,7 @@ impl Broker {
     ) -> Result<Released, BrokerError> {
         let pool = PoolName::parse(pool)?;
         let id = LeaseId::parse(lease_id)?;
-        self.release_or_withdraw(pool, id, true).await
+        self.release_or_withdraw(pool, id, true, None).await
     }
 
     /// Marks a lease draining: its holder has ended, but a query it started may still hold a
@@ -378,7 +501,7 @@ impl Broker {
         if lease.is_none() {
             // No lease: the holder was still waiting (a stopped execution); it must never get
             // a slot now. A hand-over between the two steps leaves a lease to drain instead.
-            withdrawn = self.withdraw(&pool, &id).await?;
+            withdrawn = self.withdraw(&pool, &id, None).await?;
             if !withdrawn {
                 lease = self.store.drain(&pool, &id, by).await?;
             }
@@ -407,7 +530,7 @@ impl Broker {
             )
             .await;
         }
-        self.gauge(&pool, record).await;
+        self.gauge(&pool, &record).await;
         Ok(Reclaimed {
             pool,
             reclaimed,
@@ -444,8 +567,56 @@ impl Broker {
         let records = count(leases.len());
         let live = count(leases.iter().filter(|l| l.is_live(now)).count());
         let waiter_records = count(waiters.len());
-        let live_waiters = count(waiters.iter().filter(|w| w.is_live(now)).count());
-        let beside_free = live_waiters > 0 && records < record.budget;
+        let mut live_list: Vec<Waiter> =
+            waiters.iter().filter(|w| w.is_live(now)).cloned().collect();
+        live_list.sort_by(Waiter::queue_order);
+        let live_waiters = count(live_list.len());
+        // Records per application, and the pool as its records say it is.
+        let mut actual = Counts {
+            in_use: records,
+            waiting: waiter_records,
+            apps: BTreeMap::new(),
+        };
+        for name in record.apps.keys() {
+            let of = |app: &Option<AppName>| app.as_ref() == Some(name);
+            actual.apps.insert(
+                name.clone(),
+                (
+                    count(leases.iter().filter(|l| of(&l.app)).count()),
+                    count(waiters.iter().filter(|w| of(&w.app)).count()),
+                ),
+            );
+        }
+        let mut as_recorded = record.clone();
+        as_recorded.in_use = records;
+        for (name, state) in as_recorded.apps.iter_mut() {
+            (state.in_use, state.waiting) = actual.apps[name];
+        }
+        let beside_free = records < record.budget
+            && !live_list.is_empty()
+            && shares::pick(&as_recorded, &live_list, None).is_some();
+        let applications: BTreeMap<AppName, AppAudit> = record
+            .apps
+            .iter()
+            .map(|(name, state)| {
+                let (leases, waiters) = actual.apps[name];
+                (
+                    name.clone(),
+                    AppAudit {
+                        reserved: state.reserved,
+                        max: state.max,
+                        in_use: state.in_use,
+                        lease_records: leases,
+                        waiting: state.waiting,
+                        waiter_records: waiters,
+                    },
+                )
+            })
+            .collect();
+        let apps_drift: u32 = applications
+            .values()
+            .map(|a| a.in_use.abs_diff(a.lease_records) + a.waiting.abs_diff(a.waiter_records))
+            .sum();
         let mut report = AuditReport {
             pool: name.clone(),
             budget: record.budget,
@@ -460,13 +631,16 @@ impl Broker {
             waiters_beside_free_slots: beside_free,
             consistent: record.in_use == records
                 && record.waiting == waiter_records
+                && apps_drift == 0
                 && !beside_free,
             repaired: false,
+            applications,
         };
         // How far the counters are from the records (0 when consistent), before any repair: a
         // scheduled audit's alarm watches it.
         let drift = record.in_use.abs_diff(records)
             + record.waiting.abs_diff(waiter_records)
+            + apps_drift
             + u32::from(beside_free);
         self.publish(
             &name,
@@ -476,20 +650,27 @@ impl Broker {
         if !repair || report.consistent {
             return Ok(report);
         }
-        let counters_right = record.in_use == records && record.waiting == waiter_records;
-        if counters_right
-            || self
-                .store
-                .set_in_use(&name, &record, records, waiter_records)
-                .await?
-        {
+        let counters_right =
+            record.in_use == records && record.waiting == waiter_records && apps_drift == 0;
+        if counters_right || self.store.set_in_use(&name, &record, &actual).await? {
             if !counters_right {
-                warn!(pool = %name, was = record.in_use, now = records, waiting_was = record.waiting, waiting = waiter_records, "counters repaired");
+                warn!(pool = %name, was = record.in_use, now = records, waiting_was = record.waiting, waiting = waiter_records, apps_drift, "counters repaired");
             }
             let after = self.fill_free_slots(&name).await?;
             report.in_use = after.in_use;
             report.waiting = after.waiting;
-            report.waiters_beside_free_slots = after.remaining() > 0 && after.waiting > 0;
+            for (name, state) in &after.apps {
+                if let Some(app) = report.applications.get_mut(name) {
+                    app.in_use = state.in_use;
+                    app.waiting = state.waiting;
+                }
+            }
+            let (_, mut left) = self.store.queue(&name).await?;
+            left.retain(|w| w.is_live(now));
+            left.sort_by(Waiter::queue_order);
+            report.waiters_beside_free_slots = after.remaining() > 0
+                && !left.is_empty()
+                && shares::pick(&after, &left, None).is_some();
             report.consistent = !report.waiters_beside_free_slots;
             report.repaired = true;
         }
@@ -554,15 +735,25 @@ impl Broker {
             .ok_or_else(|| BrokerError::PoolNotFound(pool.to_string()))
     }
 
-    pub(crate) async fn gauge(&self, pool: &PoolName, record: PoolRecord) {
-        self.publish(
-            pool,
-            &[
-                Metric::count("RemainingConnections", f64::from(record.remaining())),
-                Metric::count("WaitingRequests", f64::from(record.waiting)),
-            ],
-        )
-        .await;
+    /// The pool's gauges, and on a divided pool each application's: the slots it may still
+    /// take, its waiting requests and the slots it holds beyond its reservation.
+    pub(crate) async fn gauge(&self, pool: &PoolName, record: &PoolRecord) {
+        let mut metrics = vec![
+            Metric::count("RemainingConnections", f64::from(record.remaining())),
+            Metric::count("WaitingRequests", f64::from(record.waiting)),
+        ];
+        for (app, state) in record.apps.iter().filter(|(_, a)| !a.retired) {
+            metrics.extend([
+                Metric::count(
+                    "RemainingConnections",
+                    f64::from(record.remaining_for(app)),
+                )
+                .for_app(app),
+                Metric::count("WaitingRequests", f64::from(state.waiting)).for_app(app),
+                Metric::count("BorrowedConnections", f64::from(state.borrowed())).for_app(app),
+            ]);
+        }
+        self.publish(pool, &metrics).await;
     }
 
     /// Metrics never fail or undo the operation they describe: a failure is logged and dropped.
@@ -604,10 +795,29 @@ pub(crate) fn checked(
     Ok((pool, id, i64::from(ttl_seconds)))
 }
 
-pub(crate) fn grant(lease: Lease, record: PoolRecord, extended: bool) -> Grant {
+/// The applications a pool names, for error messages.
+fn names(record: &PoolRecord) -> String {
+    record
+        .apps
+        .iter()
+        .filter(|(_, a)| !a.retired)
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn unknown_app(pool: &PoolName, app: &AppName, record: &PoolRecord) -> BrokerError {
+    BrokerError::InvalidInput(format!(
+        "pool {pool} has no application {app} (it has: {})",
+        names(record)
+    ))
+}
+
+pub(crate) fn grant(lease: Lease, record: &PoolRecord, extended: bool) -> Grant {
     Grant {
         extended,
         waited_ms: None,
+        app: lease.app,
         pool: lease.pool,
         lease_id: lease.id,
         expires_at: lease.expires_at,

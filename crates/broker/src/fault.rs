@@ -4,9 +4,10 @@
 //! set; the template never sets it, only tests of the local stack do.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
-    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -64,14 +65,19 @@ impl LeaseStore for LosingGrants {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
         self.inner.pool(pool).await
     }
-    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
-        self.inner.put_pool(pool, budget).await
+    async fn put_pool(
+        &self,
+        pool: &PoolName,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, StoreError> {
+        self.inner.put_pool(pool, budget, apps).await
     }
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
         self.inner.delete_pool(pool).await
     }
-    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
-        let attempt = self.inner.grant(lease).await?;
+    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+        let attempt = self.inner.grant(lease, beside).await?;
         let answered_with_a_lease = matches!(
             attempt,
             GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
@@ -87,15 +93,21 @@ impl LeaseStore for LosingGrants {
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await
     }
-    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release(pool, id).await
+    async fn release(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        freeing: Freeing<'_>,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release(pool, id, freeing).await
     }
     async fn release_settled(
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release_settled(pool, id).await
+        self.inner.release_settled(pool, id, freeing).await
     }
     async fn drain(
         &self,
@@ -108,17 +120,16 @@ impl LeaseStore for LosingGrants {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases(pool).await
     }
-    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
-        self.inner.reclaim(lease).await
+    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+        self.inner.reclaim(lease, beside).await
     }
     async fn set_in_use(
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
-        actual: u32,
-        waiting: u32,
+        actual: &Counts,
     ) -> Result<bool, StoreError> {
-        self.inner.set_in_use(pool, seen, actual, waiting).await
+        self.inner.set_in_use(pool, seen, actual).await
     }
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
         self.inner.enqueue(waiter).await
@@ -140,16 +151,22 @@ impl LeaseStore for LosingGrants {
     ) -> Result<HandOver, StoreError> {
         self.inner.hand_over(source, waiter, lease).await
     }
-    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
-        self.inner.withdraw(pool, id).await
+    async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        app: Option<&AppName>,
+    ) -> Result<bool, StoreError> {
+        self.inner.withdraw(pool, id, app).await
     }
     async fn release_unclaimed(
         &self,
         pool: &PoolName,
         id: &LeaseId,
         token: &TaskToken,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release_unclaimed(pool, id, token).await
+        self.inner.release_unclaimed(pool, id, token, freeing).await
     }
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
         self.inner.claim(lease, from).await

@@ -16,6 +16,8 @@
 //!   waiter), with how the queue's races are closed.
 //! - [`broker`]: the grant / release / reclaim / audit logic over the port.
 //! - [`queue`]: the wait queue: queued acquires, slot hand-over to the oldest waiter.
+//! - [`shares`]: applications dividing one pool (reservations, ceilings, weights): their
+//!   validation and who gets a freed slot.
 //! - [`callback`]: the [`Callbacks`] port that completes waiting Step Functions tasks
 //!   (`SendTaskSuccess`), with the Step Functions adapter and a recording one for tests.
 //! - [`budget`]: budgets set explicitly or derived from the database's `max_connections`.
@@ -59,6 +61,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod shares;
 mod slot;
 pub mod store;
 
@@ -71,8 +74,11 @@ pub use dynamo::DynamoStore;
 pub use error::{BrokerError, StoreError};
 pub use memory::MemoryStore;
 pub use metrics::{CloudWatchSink, EmfSink, Metric, MetricsSink, NullSink};
-pub use model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+pub use model::{
+    AppName, AppShare, AppState, Apps, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter,
+};
 pub use queue::{Queued, QueuedRequest};
 pub use store::{
-    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    ReleaseAttempt, SlotSource,
 };

@@ -2,9 +2,11 @@
 //! every deployed or local run use [`crate::DynamoStore`].
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::shares;
 use crate::store::{
-    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +25,28 @@ impl PoolState {
         self.record.in_use = (i64::from(self.record.in_use) + in_use).max(0) as u32;
         self.record.waiting = (i64::from(self.record.waiting) + waiting).max(0) as u32;
         self.record.version += 1;
+    }
+
+    /// Moves an application's counters (nothing for `None` or an application the record does
+    /// not name).
+    fn count_app(&mut self, app: Option<&AppName>, in_use: i64, waiting: i64) {
+        if let Some(state) = app.and_then(|a| self.record.apps.get_mut(a)) {
+            state.in_use = (i64::from(state.in_use) + in_use).max(0) as u32;
+            state.waiting = (i64::from(state.waiting) + waiting).max(0) as u32;
+        }
+    }
+
+    /// Whether one more slot fits the application's ceiling (and a lease without one is
+    /// allowed only on a pool that does not divide its budget).
+    fn app_fits(&self, app: Option<&AppName>) -> bool {
+        match app {
+            None => !self.record.shared(),
+            Some(app) => self
+                .record
+                .apps
+                .get(app)
+                .is_some_and(|a| a.in_use < a.max),
+        }
     }
 }
 
@@ -44,23 +68,24 @@ impl MemoryStore {
 #[async_trait]
 impl LeaseStore for MemoryStore {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
-        Ok(self.with(|p| p.get(pool).map(|s| s.record)))
+        Ok(self.with(|p| p.get(pool).map(|s| s.record.clone())))
     }
 
-    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
+    async fn put_pool(
+        &self,
+        pool: &PoolName,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, StoreError> {
         Ok(self.with(|p| {
             let entry = p.entry(pool.clone()).or_insert(PoolState {
-                record: PoolRecord {
-                    budget,
-                    in_use: 0,
-                    version: 0,
-                    waiting: 0,
-                },
+                record: PoolRecord::new(budget, 0, 0, 0),
                 leases: BTreeMap::new(),
                 waiters: BTreeMap::new(),
             });
             entry.record.budget = budget;
-            entry.record
+            entry.record.apps = shares::merge(&entry.record.apps, budget, apps);
+            entry.record.clone()
         }))
     }
 
@@ -68,19 +93,24 @@ impl LeaseStore for MemoryStore {
         Ok(self.with(|p| p.remove(pool).is_some()))
     }
 
-    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
+    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
         Ok(self.with(|p| match p.get_mut(&lease.pool) {
             None => GrantAttempt::PoolMissing,
             Some(s) if s.leases.contains_key(&lease.id) => {
                 GrantAttempt::LeaseExists(s.leases[&lease.id].clone())
             }
-            Some(s) if s.record.in_use >= s.record.budget || s.record.waiting > 0 => {
-                GrantAttempt::PoolFull(s.record)
+            Some(s)
+                if s.record.in_use >= s.record.budget
+                    || s.record.waiting != beside
+                    || !s.app_fits(lease.app.as_ref()) =>
+            {
+                GrantAttempt::PoolFull(s.record.clone())
             }
             Some(s) => {
                 s.count(1, 0);
+                s.count_app(lease.app.as_ref(), 1, 0);
                 s.leases.insert(lease.id.clone(), lease.clone());
-                GrantAttempt::Granted(s.record)
+                GrantAttempt::Granted(s.record.clone())
             }
         }))
     }
@@ -101,16 +131,22 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, |_| true))
+    async fn release(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        freeing: Freeing<'_>,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        Ok(self.release_where(pool, id, freeing.beside, |_| true))
     }
 
     async fn release_settled(
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, |lease| !lease.draining))
+        Ok(self.release_where(pool, id, freeing.beside, |lease| !lease.draining))
     }
 
     async fn drain(
@@ -135,18 +171,20 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
+    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
         Ok(self.with(|p| {
             let Some(s) = p.get_mut(&lease.pool) else {
                 return ReclaimAttempt::Kept;
             };
             match s.leases.get(&lease.id) {
                 Some(l) if l.expires_at == lease.expires_at => {
-                    if s.record.waiting > 0 {
+                    if s.record.waiting != beside {
                         return ReclaimAttempt::WaitersFirst;
                     }
+                    let app = l.app.clone();
                     s.leases.remove(&lease.id);
                     s.count(-1, 0);
+                    s.count_app(app.as_ref(), -1, 0);
                     ReclaimAttempt::Reclaimed
                 }
                 _ => ReclaimAttempt::Kept,
@@ -158,13 +196,17 @@ impl LeaseStore for MemoryStore {
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
-        actual: u32,
-        waiting: u32,
+        actual: &Counts,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|p| match p.get_mut(pool) {
             Some(s) if s.record == *seen => {
-                s.record.in_use = actual;
-                s.record.waiting = waiting;
+                s.record.in_use = actual.in_use;
+                s.record.waiting = actual.waiting;
+                for (name, state) in s.record.apps.iter_mut() {
+                    let (in_use, waiting) = actual.apps.get(name).copied().unwrap_or((0, 0));
+                    state.in_use = in_use;
+                    state.waiting = waiting;
+                }
                 s.record.version += 1;
                 true
             }
@@ -185,10 +227,19 @@ impl LeaseStore for MemoryStore {
                 existing.deadline = waiter.deadline;
                 return EnqueueAttempt::AlreadyWaiting(existing.clone());
             }
-            if s.record.in_use < s.record.budget && s.record.waiting == 0 {
+            if waiter.app.is_none() && s.record.shared() {
+                // Not queued: the grant it goes back to refuses it (a divided pool serves
+                // named applications only).
+                return EnqueueAttempt::SlotFree;
+            }
+            if s.record.in_use < s.record.budget
+                && s.record.waiting == 0
+                && s.app_fits(waiter.app.as_ref())
+            {
                 return EnqueueAttempt::SlotFree;
             }
             s.count(0, 1);
+            s.count_app(waiter.app.as_ref(), 0, 1);
             s.waiters.insert(waiter.id.clone(), waiter.clone());
             EnqueueAttempt::Enqueued
         }))
@@ -208,7 +259,7 @@ impl LeaseStore for MemoryStore {
     ) -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError> {
         Ok(self.with(|p| match p.get(pool) {
             None => (None, Vec::new()),
-            Some(s) => (Some(s.record), s.waiters.values().cloned().collect()),
+            Some(s) => (Some(s.record.clone()), s.waiters.values().cloned().collect()),
         }))
     }
 
@@ -227,6 +278,7 @@ impl LeaseStore for MemoryStore {
                     id,
                     settled,
                     unclaimed,
+                    ..
                 } => match s.leases.get(id) {
                     None => return HandOver::SourceGone { draining: false },
                     Some(l) if settled && l.draining => {
@@ -250,6 +302,17 @@ impl LeaseStore for MemoryStore {
             if !waiting || s.leases.contains_key(&lease.id) {
                 return HandOver::WaiterGone;
             }
+            let from = match source {
+                SlotSource::Release { id, .. } => s.leases.get(id).and_then(|l| l.app.clone()),
+                SlotSource::Reclaim(expired) => {
+                    s.leases.get(&expired.id).and_then(|l| l.app.clone())
+                }
+                SlotSource::Free => None,
+            };
+            let moves = from != lease.app || matches!(source, SlotSource::Free);
+            if moves && lease.app.is_some() && !s.app_fits(lease.app.as_ref()) {
+                return HandOver::SourceGone { draining: false };
+            }
             match source {
                 SlotSource::Release { id, .. } => {
                     s.leases.remove(id);
@@ -261,6 +324,11 @@ impl LeaseStore for MemoryStore {
                 }
                 SlotSource::Free => s.count(1, -1),
             }
+            if moves {
+                s.count_app(from.as_ref(), -1, 0);
+                s.count_app(lease.app.as_ref(), 1, 0);
+            }
+            s.count_app(waiter.app.as_ref(), 0, -1);
             s.waiters.remove(&waiter.id);
             s.leases.insert(lease.id.clone(), lease.clone());
             HandOver::Done
@@ -272,8 +340,11 @@ impl LeaseStore for MemoryStore {
         pool: &PoolName,
         id: &LeaseId,
         token: &TaskToken,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, |lease| lease.handed_to.as_ref() == Some(token)))
+        Ok(self.release_where(pool, id, freeing.beside, |lease| {
+            lease.handed_to.as_ref() == Some(token)
+        }))
     }
 
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
@@ -291,26 +362,35 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
+    async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        _app: Option<&AppName>,
+    ) -> Result<bool, StoreError> {
         Ok(self.with(|p| {
             let Some(s) = p.get_mut(pool) else {
                 return false;
             };
-            let removed = s.waiters.remove(id).is_some();
-            if removed {
-                s.count(0, -1);
+            match s.waiters.remove(id) {
+                Some(waiter) => {
+                    s.count(0, -1);
+                    s.count_app(waiter.app.as_ref(), 0, -1);
+                    true
+                }
+                None => false,
             }
-            removed
         }))
     }
 }
 
 impl MemoryStore {
-    /// Removes a lease and uncounts it when `may` allows and nobody waits.
+    /// Removes a lease and uncounts it when `may` allows and exactly `beside` requests wait.
     fn release_where(
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        beside: u32,
         may: impl Fn(&Lease) -> bool,
     ) -> ReleaseAttempt {
         self.with(|p| match p.get_mut(pool) {
@@ -319,22 +399,26 @@ impl MemoryStore {
                 draining: false,
                 waiters_first: false,
                 pool: None,
+                app: None,
             },
             Some(s) => {
                 let kept = s.leases.get(id).is_some_and(|l| !may(l));
                 let draining = kept && s.leases.get(id).is_some_and(|l| l.draining);
                 let present = s.leases.contains_key(id);
-                let waiters_first = present && !kept && s.record.waiting > 0;
+                let app = s.leases.get(id).and_then(|l| l.app.clone());
+                let waiters_first = present && !kept && s.record.waiting != beside;
                 let released = present && !kept && !waiters_first;
                 if released {
                     s.leases.remove(id);
                     s.count(-1, 0);
+                    s.count_app(app.as_ref(), -1, 0);
                 }
                 ReleaseAttempt {
                     released,
                     draining,
                     waiters_first,
-                    pool: Some(s.record),
+                    pool: Some(s.record.clone()),
+                    app,
                 }
             }
         })

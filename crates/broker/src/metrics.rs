@@ -5,7 +5,7 @@
 //! PutMetricData sink is for hosts that do not extract EMF; it runs with a short timeout and one
 //! retry, and its failures are dropped by the broker, never turned into a failed grant.
 
-use crate::model::PoolName;
+use crate::model::{AppName, PoolName};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde_json::{Map, Value, json};
@@ -16,6 +16,8 @@ use thiserror::Error;
 
 /// The dimension every metric carries; its value is the pool name.
 pub const DIMENSION: &str = "DBName";
+/// The second dimension of a metric about one application of a divided pool.
+pub const APP_DIMENSION: &str = "Application";
 /// The namespace of the original sample, kept so its dashboards and alarms still apply.
 pub const DEFAULT_NAMESPACE: &str = "RDSLambda";
 
@@ -25,6 +27,9 @@ pub struct Metric {
     pub name: &'static str,
     pub value: f64,
     pub unit: Unit,
+    /// The application it is about (dimension `Application` beside `DBName`); `None` for the
+    /// pool as a whole.
+    pub app: Option<AppName>,
 }
 
 /// The CloudWatch unit of a metric.
@@ -49,6 +54,7 @@ impl Metric {
             name,
             value,
             unit: Unit::Count,
+            app: None,
         }
     }
 
@@ -57,8 +63,29 @@ impl Metric {
             name,
             value,
             unit: Unit::Milliseconds,
+            app: None,
         }
     }
+
+    /// The same data point about one application.
+    pub fn for_app(mut self, app: &AppName) -> Self {
+        self.app = Some(app.clone());
+        self
+    }
+}
+
+/// The metrics of one publication grouped by their dimension set: the pool's first, then each
+/// application's, in order of appearance.
+pub fn by_dimensions(metrics: &[Metric]) -> Vec<(Option<&AppName>, Vec<&Metric>)> {
+    let mut groups: Vec<(Option<&AppName>, Vec<&Metric>)> = Vec::new();
+    for metric in metrics {
+        let app = metric.app.as_ref();
+        match groups.iter_mut().find(|(a, _)| *a == app) {
+            Some((_, group)) => group.push(metric),
+            None => groups.push((app, vec![metric])),
+        }
+    }
+    groups
 }
 
 #[derive(Debug, Error)]
@@ -104,12 +131,18 @@ impl EmfSink {
         }
     }
 
-    /// The EMF document for one publication.
+    /// The EMF document for metrics of one dimension set (all about the pool, or all about
+    /// the same application of it).
     pub fn document(namespace: &str, pool: &PoolName, metrics: &[Metric], epoch_ms: u128) -> Value {
         let definitions: Vec<Value> = metrics
             .iter()
             .map(|m| json!({"Name": m.name, "Unit": m.unit.as_str()}))
             .collect();
+        let app = metrics.first().and_then(|m| m.app.as_ref());
+        let dimensions = match app {
+            Some(_) => json!([[DIMENSION, APP_DIMENSION]]),
+            None => json!([[DIMENSION]]),
+        };
         let mut root = Map::new();
         root.insert(
             "_aws".into(),
@@ -117,12 +150,15 @@ impl EmfSink {
                 "Timestamp": epoch_ms as u64,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [[DIMENSION]],
+                    "Dimensions": dimensions,
                     "Metrics": definitions,
                 }],
             }),
         );
         root.insert(DIMENSION.into(), json!(pool.as_str()));
+        if let Some(app) = app {
+            root.insert(APP_DIMENSION.into(), json!(app.as_str()));
+        }
         for m in metrics {
             root.insert(m.name.into(), json!(m.value));
         }
@@ -137,10 +173,14 @@ impl MetricsSink for EmfSink {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        let mut line = Self::document(&self.namespace, pool, metrics, now).to_string();
-        line.push('\n');
+        let mut lines = String::new();
+        for (_, group) in by_dimensions(metrics) {
+            let group: Vec<Metric> = group.into_iter().cloned().collect();
+            lines.push_str(&Self::document(&self.namespace, pool, &group, now).to_string());
+            lines.push('\n');
+        }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        out.write_all(line.as_bytes())?;
+        out.write_all(lines.as_bytes())?;
         out.flush()?;
         Ok(())
     }
@@ -188,10 +228,18 @@ impl MetricsSink for CloudWatchSink {
             .build();
         let mut request = self.client.put_metric_data().namespace(&self.namespace);
         for m in metrics {
+            let mut datum = MetricDatum::builder().dimensions(dimension.clone());
+            if let Some(app) = &m.app {
+                datum = datum.dimensions(
+                    Dimension::builder()
+                        .name(APP_DIMENSION)
+                        .value(app.as_str())
+                        .build(),
+                );
+            }
             request = request.metric_data(
-                MetricDatum::builder()
+                datum
                     .metric_name(m.name)
-                    .dimensions(dimension.clone())
                     .value(m.value)
                     .unit(match m.unit {
                         Unit::Count => StandardUnit::Count,
@@ -214,23 +262,28 @@ pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// Remembers metric names in publication order.
+    /// Remembers metrics in publication order.
     #[derive(Default)]
-    pub struct RecordingSink(Mutex<Vec<(&'static str, f64)>>);
+    pub struct RecordingSink(Mutex<Vec<Metric>>);
 
     impl RecordingSink {
+        /// Names of the pool's metrics (not an application's), in order.
         pub fn names(&self) -> Vec<&'static str> {
-            self.0.lock().unwrap().iter().map(|(n, _)| *n).collect()
+            let all = self.0.lock().unwrap();
+            all.iter().filter(|m| m.app.is_none()).map(|m| m.name).collect()
         }
 
-        /// The values published under `name`, in order.
+        /// The pool's values published under `name`, in order.
         pub fn values(&self, name: &str) -> Vec<f64> {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(n, _)| *n == name)
-                .map(|(_, v)| *v)
+            self.values_of(name, None)
+        }
+
+        /// The values published under `name` for one application (`None`: the pool's).
+        pub fn values_of(&self, name: &str, app: Option<&str>) -> Vec<f64> {
+            let all = self.0.lock().unwrap();
+            all.iter()
+                .filter(|m| m.name == name && m.app.as_ref().map(|a| a.as_str()) == app)
+                .map(|m| m.value)
                 .collect()
         }
     }
@@ -238,10 +291,7 @@ pub(crate) mod tests {
     #[async_trait]
     impl MetricsSink for RecordingSink {
         async fn publish(&self, _: &PoolName, metrics: &[Metric]) -> Result<(), MetricsError> {
-            self.0
-                .lock()
-                .unwrap()
-                .extend(metrics.iter().map(|m| (m.name, m.value)));
+            self.0.lock().unwrap().extend(metrics.iter().cloned());
             Ok(())
         }
     }

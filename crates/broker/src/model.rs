@@ -2,6 +2,7 @@
 
 use crate::error::BrokerError;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Longest pool name accepted (it is also a CloudWatch dimension value, limit 1024).
@@ -74,6 +75,90 @@ impl fmt::Display for LeaseId {
     }
 }
 
+/// Longest application name accepted (a CloudWatch dimension value and a DynamoDB map key).
+pub const MAX_APP_NAME: usize = 64;
+/// Most applications one pool may divide its budget between: every one of them is named in
+/// the conditions of a grant, and DynamoDB bounds a condition's length.
+pub const MAX_APPS: usize = 16;
+
+/// A validated application name: 1 to 64 characters of `A-Z a-z 0-9 _ . -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AppName(String);
+
+impl AppName {
+    pub fn parse(raw: &str) -> Result<Self, BrokerError> {
+        if raw.is_empty() || raw.len() > MAX_APP_NAME {
+            return Err(BrokerError::InvalidInput(format!(
+                "app must be 1 to {MAX_APP_NAME} characters long"
+            )));
+        }
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(BrokerError::InvalidInput(format!(
+                "app may contain only letters, digits, '_', '.' and '-', not {bad:?}"
+            )));
+        }
+        Ok(AppName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One application's share of a pool, as configured (the seed's `Applications` property).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppShare {
+    pub name: AppName,
+    /// Connections the application can always get: when it is below this and waits, the next
+    /// freed slot is its, before any borrower's.
+    pub reserved: u32,
+    /// Its ceiling; `None` means the pool's budget.
+    pub max: Option<u32>,
+    /// Its weight when slots are shared out above the reservations (default 1).
+    pub weight: u32,
+}
+
+/// One application's share and counters, as the pool record keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppState {
+    pub reserved: u32,
+    pub max: u32,
+    pub weight: u32,
+    /// Lease records of this application counted against the pool.
+    pub in_use: u32,
+    /// Waiter records of this application.
+    pub waiting: u32,
+    /// Removed from the configuration while it still held leases or waiters: it takes no new
+    /// slot (its `max` is 0) and is dropped once its counters are 0.
+    pub retired: bool,
+}
+
+impl AppState {
+    /// Slots it may still take before its ceiling.
+    pub fn headroom(&self) -> u32 {
+        self.max.saturating_sub(self.in_use)
+    }
+
+    /// Slots it holds beyond its reservation (lent to it by the pool).
+    pub fn borrowed(&self) -> u32 {
+        self.in_use.saturating_sub(self.reserved)
+    }
+}
+
+/// The applications of a pool, by name.
+pub type Apps = BTreeMap<AppName, AppState>;
+
 /// One granted lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -91,6 +176,8 @@ pub struct Lease {
     /// whose task turns out gone gives the lease back only while it is still unclaimed, so a
     /// new round of the same request (a new token) that found the lease keeps it.
     pub handed_to: Option<TaskToken>,
+    /// The application it counts against, on a pool that divides its budget.
+    pub app: Option<AppName>,
 }
 
 impl Lease {
@@ -117,6 +204,8 @@ pub struct Waiter {
     pub deadline: i64,
     /// Lifetime of the lease it gets, in seconds.
     pub ttl_seconds: u32,
+    /// The application it waits for, on a pool that divides its budget.
+    pub app: Option<AppName>,
 }
 
 impl Waiter {
@@ -158,7 +247,7 @@ impl TaskToken {
 }
 
 /// The pool record: its budget and how many lease records currently count against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolRecord {
     pub budget: u32,
     pub in_use: u32,
@@ -170,12 +259,38 @@ pub struct PoolRecord {
     /// only while this is 0, and a waiter is recorded only while no slot is free or others
     /// wait. Records written before the queue existed read as 0.
     pub waiting: u32,
+    /// The applications the budget is divided between, with their counters (empty: one budget
+    /// for everybody). Retired applications stay until their counters are 0.
+    pub apps: Apps,
 }
 
 impl PoolRecord {
+    /// A record with no applications.
+    pub fn new(budget: u32, in_use: u32, version: u64, waiting: u32) -> Self {
+        PoolRecord {
+            budget,
+            in_use,
+            version,
+            waiting,
+            apps: Apps::new(),
+        }
+    }
+
     /// Free slots; zero when the budget was lowered below the slots in use.
     pub fn remaining(&self) -> u32 {
         self.budget.saturating_sub(self.in_use)
+    }
+
+    /// Whether the budget is divided between applications (an acquire must name one).
+    pub fn shared(&self) -> bool {
+        self.apps.values().any(|a| !a.retired)
+    }
+
+    /// Free slots the application may take now: within the pool's and within its ceiling.
+    pub fn remaining_for(&self, app: &AppName) -> u32 {
+        self.apps
+            .get(app)
+            .map_or(0, |a| a.headroom().min(self.remaining()))
     }
 }
 
@@ -211,12 +326,7 @@ mod tests {
 
     #[test]
     fn remaining_never_underflows_after_a_budget_cut() {
-        let record = PoolRecord {
-            budget: 2,
-            in_use: 5,
-            version: 0,
-            waiting: 0,
-        };
+        let record = PoolRecord::new(2, 5, 0, 0);
         assert_eq!(record.remaining(), 0);
     }
 }

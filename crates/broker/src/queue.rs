@@ -16,9 +16,10 @@ use crate::broker::{Attempt, Broker, GRANT_PASSES, Grant, checked, grant};
 use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use crate::slot::{Freed, GaveBack};
-use crate::store::{EnqueueAttempt, HandOver, ReclaimAttempt};
+use crate::model::{AppName, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::shares;
+use crate::slot::{Freed, GaveBack, handed_over};
+use crate::store::{EnqueueAttempt, Freeing, HandOver, ReclaimAttempt};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use tracing::{info, warn};
@@ -44,6 +45,8 @@ pub struct QueuedRequest {
     pub task_token: String,
     /// How long the task waits (its `TimeoutSeconds`): the waiter's deadline.
     pub wait_seconds: u32,
+    /// The application asking, on a pool that divides its budget between applications.
+    pub app: Option<String>,
 }
 
 /// What a queued acquire did.
@@ -87,11 +90,13 @@ impl Broker {
             )),
             CallbackError::Failed(why) => BrokerError::Callback(why),
         })?;
+        let app = self.application(&pool, request.app.as_deref()).await?;
         let ttl = i64::from(request.ttl_seconds);
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();
-            let (granted, fresh) = match self.attempt_grant(&pool, &id, ttl, now).await? {
+            let attempt = self.attempt_grant(&pool, &id, ttl, now, app.as_ref()).await?;
+            let (granted, fresh) = match attempt {
                 Attempt::Leased { grant, fresh, held } => {
                     // Handed over to an earlier round of this request whose task ended before
                     // it was told: claim it for this round, unless that hand-over gives it
@@ -124,15 +129,17 @@ impl Broker {
                         enqueued_at_ms: self.clock.now_ms(),
                         deadline: now + i64::from(request.wait_seconds),
                         ttl_seconds: request.ttl_seconds,
+                        app: app.clone(),
                     };
                     // The queue as this request found it (no second read on the hot path).
                     let (waiters, deadline) = match self.store.enqueue(&waiter).await? {
                         EnqueueAttempt::Enqueued => {
-                            let seen = PoolRecord {
-                                waiting: record.waiting + 1,
-                                ..record
-                            };
-                            self.gauge(&pool, seen).await;
+                            let mut seen = record.clone();
+                            seen.waiting += 1;
+                            if let Some(state) = app.as_ref().and_then(|a| seen.apps.get_mut(a)) {
+                                state.waiting += 1;
+                            }
+                            self.gauge(&pool, &seen).await;
                             (seen.waiting, waiter.deadline)
                         }
                         EnqueueAttempt::AlreadyWaiting(existing) => {
@@ -187,7 +194,7 @@ impl Broker {
                 if fresh {
                     self.give_back(
                         &granted.pool,
-                        Freed::Release(granted.lease_id.clone(), false),
+                        Freed::Release(granted.lease_id.clone(), false, granted.app.clone()),
                     )
                     .await?;
                 }
@@ -242,27 +249,45 @@ impl Broker {
         // A free slot has no plain path: it is only ever handed to a waiter.
         let mut queue_first =
             matches!(source, Freed::Free) || self.queue_seen.load(Ordering::Relaxed);
-        // The pool record as last seen, for the handed-over grant and the gauges.
+        // The pool record as last seen, for the choice of waiter, the handed-over grant and
+        // the gauges.
         let mut known: Option<PoolRecord> = None;
         // Live waiters as last read, oldest first. A hand-over that finds its waiter gone
         // (served by a concurrent release, or withdrawn) tries the next one instead of reading
         // the queue again: concurrent releases then serve the oldest few, one each.
-        let mut candidates: std::collections::VecDeque<Waiter> = Default::default();
+        let mut candidates: Vec<Waiter> = Vec::new();
+        // How many requests may wait while the slot comes back to the pool: 0, unless the
+        // queue was read and none of its waiters may take the slot (each of their
+        // applications is at its max); the store checks that the count has not moved.
+        let mut beside = 0;
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
+                let freeing = Freeing {
+                    app: source.app(),
+                    beside,
+                };
                 let released = match &source {
-                    Freed::Release(id, true) => Some(self.store.release_settled(pool, id).await?),
-                    Freed::Release(id, false) => Some(self.store.release(pool, id).await?),
-                    Freed::Unclaimed(id, token) => {
-                        Some(self.store.release_unclaimed(pool, id, token).await?)
+                    Freed::Release(id, true, _) => {
+                        Some(self.store.release_settled(pool, id, freeing).await?)
                     }
+                    Freed::Release(id, false, _) => {
+                        Some(self.store.release(pool, id, freeing).await?)
+                    }
+                    Freed::Unclaimed(id, token, _) => Some(
+                        self.store
+                            .release_unclaimed(pool, id, token, freeing)
+                            .await?,
+                    ),
                     Freed::Reclaim(_) | Freed::Free => None,
                 };
-                let plain = match (&source, released) {
-                    (_, Some(attempt)) => {
-                        known = attempt.pool.or(known);
+                let plain = match released {
+                    Some(attempt) => {
+                        source.set_app(attempt.app.clone());
+                        if attempt.pool.is_some() {
+                            known = attempt.pool.clone();
+                        }
                         if !attempt.waiters_first
-                            && let Some(record) = attempt.pool
+                            && let Some(record) = &attempt.pool
                         {
                             self.gauge(pool, record).await;
                         }
@@ -273,15 +298,17 @@ impl Broker {
                         })
                     }
                     // Not read for a reclaim: the reclaim pass reads the pool once at its end.
-                    (Freed::Reclaim(lease), None) => match self.store.reclaim(lease).await? {
-                        ReclaimAttempt::WaitersFirst => None,
-                        done => Some(GaveBack {
-                            released: done == ReclaimAttempt::Reclaimed,
-                            draining: false,
-                            record: known,
-                        }),
+                    None => match &source {
+                        Freed::Reclaim(lease) => match self.store.reclaim(lease, beside).await? {
+                            ReclaimAttempt::WaitersFirst => None,
+                            done => Some(GaveBack {
+                                released: done == ReclaimAttempt::Reclaimed,
+                                draining: false,
+                                record: known.clone(),
+                            }),
+                        },
+                        _ => None,
                     },
-                    _ => None,
                 };
                 match plain {
                     Some(done) => {
@@ -297,30 +324,41 @@ impl Broker {
             let now = self.clock.now();
             if candidates.is_empty() {
                 let (record, mut waiters) = if known.is_some() {
-                    (known, self.store.waiters(pool).await?)
+                    (known.clone(), self.store.waiters(pool).await?)
                 } else {
                     self.store.queue(pool).await?
                 };
-                let Some(record) = record else {
+                let Some(mut record) = record else {
                     break;
                 };
-                known = Some(record);
                 if record.waiting > 0 {
                     waiters.sort_by(Waiter::queue_order);
-                    let (live, _) = self.drop_timed_out(pool, waiters, now).await?;
-                    candidates.extend(live);
+                    let (live, removed) = self.drop_timed_out(pool, waiters, now).await?;
+                    record.waiting = record.waiting.saturating_sub(removed);
+                    record.version += u64::from(removed);
+                    candidates = live;
                 }
+                known = Some(record);
             }
-            // Nobody (live) is counted as waiting; stray records are the audit's business.
-            let (Some(record), Some(waiter)) = (known, candidates.pop_front()) else {
+            let Some(record) = known.clone() else {
+                break;
+            };
+            let freed_app = (!matches!(source, Freed::Free))
+                .then(|| source.app())
+                .flatten();
+            let Some(index) = shares::pick(&record, &candidates, freed_app) else {
                 if matches!(source, Freed::Free) {
                     break;
                 }
-                // The slot goes back to the pool.
+                // Nobody (live) who may take it: the slot goes back to the pool, beside the
+                // requests still counted (none of which may take it).
+                beside = record.waiting;
                 queue_first = false;
                 known = None;
+                candidates.clear();
                 continue;
             };
+            let waiter = candidates.remove(index);
             let lease = Lease {
                 pool: pool.clone(),
                 id: waiter.id.clone(),
@@ -328,33 +366,40 @@ impl Broker {
                 expires_at: now + i64::from(waiter.ttl_seconds),
                 draining: false,
                 handed_to: Some(waiter.task_token.clone()),
+                app: waiter.app.clone(),
             };
             match self.store.hand_over(source.slot(), &waiter, &lease).await? {
                 HandOver::Done => {
-                    let after = PoolRecord {
-                        in_use: record.in_use + u32::from(matches!(source, Freed::Free)),
-                        waiting: record.waiting.saturating_sub(1),
-                        version: record.version + 1,
-                        ..record
-                    };
-                    known = Some(after);
+                    let free = matches!(source, Freed::Free);
+                    let after = handed_over(&record, source.app(), waiter.app.as_ref(), free);
+                    known = Some(after.clone());
                     outcome.get_or_insert(GaveBack {
                         released: true,
                         draining: false,
-                        record: Some(after),
+                        record: Some(after.clone()),
                     });
-                    self.gauge(pool, after).await;
-                    match self.wake(&waiter, lease, after).await {
+                    self.gauge(pool, &after).await;
+                    match self.wake(&waiter, lease, &after).await {
                         Some(gone) => {
                             // Its task is gone: the slot goes on to the next one, unless a new
                             // round of the same request claimed the lease meanwhile.
-                            source = Freed::Unclaimed(gone, waiter.task_token.clone());
+                            source = Freed::Unclaimed(
+                                gone,
+                                waiter.task_token.clone(),
+                                waiter.app.clone(),
+                            );
                             queue_first = after.waiting > 0;
+                            beside = 0;
                         }
                         None => break,
                     }
                 }
                 HandOver::WaiterGone => {}
+                HandOver::SourceApp(app) => {
+                    // The released lease is another application's: the same waiter again.
+                    source.set_app(app);
+                    candidates.insert(index, waiter);
+                }
                 HandOver::SourceGone { draining } => {
                     if outcome.is_none() {
                         outcome = Some(GaveBack {
@@ -377,7 +422,7 @@ impl Broker {
 
     /// Completes the task of a waiter that was just handed a slot. Returns its id when its
     /// task is gone (the lease must be given back), `None` otherwise.
-    async fn wake(&self, waiter: &Waiter, lease: Lease, record: PoolRecord) -> Option<LeaseId> {
+    async fn wake(&self, waiter: &Waiter, lease: Lease, record: &PoolRecord) -> Option<LeaseId> {
         let waited_ms = (self.clock.now_ms() - waiter.enqueued_at_ms).max(0);
         let mut granted = grant(lease, record, false);
         granted.waited_ms = Some(waited_ms);
@@ -385,11 +430,11 @@ impl Broker {
         match self.complete(&waiter.task_token, &output).await {
             Ok(()) => {
                 info!(pool = %waiter.pool, lease = %waiter.id, waited_ms, "slot handed to waiter");
-                self.publish(
-                    &waiter.pool,
-                    &[Metric::milliseconds("WaitTime", waited_ms as f64)],
-                )
-                .await;
+                let mut waited = vec![Metric::milliseconds("WaitTime", waited_ms as f64)];
+                if let Some(app) = &waiter.app {
+                    waited.push(Metric::milliseconds("WaitTime", waited_ms as f64).for_app(app));
+                }
+                self.publish(&waiter.pool, &waited).await;
                 None
             }
             Err(CallbackError::Gone(why)) => {
@@ -428,12 +473,13 @@ impl Broker {
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        app: Option<&AppName>,
     ) -> Result<bool, BrokerError> {
-        let withdrawn = self.store.withdraw(pool, id).await?;
+        let withdrawn = self.store.withdraw(pool, id, app).await?;
         if withdrawn {
             info!(pool = %pool, lease = %id, "waiter withdrawn");
             if let Some(record) = self.store.pool(pool).await? {
-                self.gauge(pool, record).await;
+                self.gauge(pool, &record).await;
             }
         }
         Ok(withdrawn)
@@ -462,7 +508,11 @@ impl Broker {
         for waiter in waiters {
             if waiter.is_live(now) {
                 live.push(waiter);
-            } else if self.store.withdraw(pool, &waiter.id).await? {
+            } else if self
+                .store
+                .withdraw(pool, &waiter.id, waiter.app.as_ref())
+                .await?
+            {
                 info!(pool = %pool, lease = %waiter.id, "waiter past its deadline removed");
                 removed += 1;
             }
@@ -511,6 +561,7 @@ mod tests {
             ttl_seconds: 60,
             task_token: format!("token-{id}"),
             wait_seconds: 30,
+            app: None,
         }
     }
 
@@ -734,12 +785,14 @@ mod tests {
             expires_at: 10_060,
             draining: false,
             handed_to: Some(waiter.task_token.clone()),
+            app: None,
         };
         let holder = LeaseId::parse("holder").unwrap();
         let source = SlotSource::Release {
             id: &holder,
             settled: false,
             unclaimed: None,
+            app: None,
         };
         assert_eq!(
             f.store.hand_over(source, &waiter, &handed).await.unwrap(),
@@ -754,7 +807,7 @@ mod tests {
         assert_eq!(f.calls.completed().last().unwrap().0, "token-w-2");
         let late = f
             .store
-            .release_unclaimed(&pool, &waiter.id, &waiter.task_token)
+            .release_unclaimed(&pool, &waiter.id, &waiter.task_token, Freeing::default())
             .await
             .unwrap();
         assert!(!late.released);

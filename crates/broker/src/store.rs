@@ -5,7 +5,8 @@
 //! one read).
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 /// The outcome of trying to record a new lease and count it against its pool, atomically.
@@ -34,6 +35,8 @@ pub struct ReleaseAttempt {
     pub waiters_first: bool,
     /// The pool after the release; `None` when the pool does not exist.
     pub pool: Option<PoolRecord>,
+    /// The application the lease counted against (as found, whatever the hint said).
+    pub app: Option<AppName>,
 }
 
 /// The outcome of reclaiming one expired lease.
@@ -63,6 +66,25 @@ pub enum EnqueueAttempt {
     PoolMissing,
 }
 
+/// How a slot is given back to the pool: the application its lease counts against (a hint:
+/// the store finds the lease's own when it is another), and how many requests may wait while
+/// the slot becomes free (0: only while nobody waits; otherwise exactly that many, none of
+/// whom may take it: each waiting application is at its `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freeing<'a> {
+    pub app: Option<&'a AppName>,
+    pub beside: u32,
+}
+
+/// What an audit counted, to set the counters to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub in_use: u32,
+    pub waiting: u32,
+    /// Lease and waiter records per application of the pool record.
+    pub apps: BTreeMap<AppName, (u32, u32)>,
+}
+
 /// Where the slot of a hand-over comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotSource<'a> {
@@ -72,6 +94,8 @@ pub enum SlotSource<'a> {
         id: &'a LeaseId,
         settled: bool,
         unclaimed: Option<&'a TaskToken>,
+        /// The application the lease counts against.
+        app: Option<&'a AppName>,
     },
     /// An expired lease, only if it is unchanged (still expiring at the same time).
     Reclaim(&'a Lease),
@@ -91,28 +115,46 @@ pub enum HandOver {
     SourceGone { draining: bool },
     /// There is no such pool.
     PoolMissing,
+    /// The source lease counts against another application than the one named: ask again
+    /// with this one; nothing was written.
+    SourceApp(Option<AppName>),
 }
 
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Reads a pool record.
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError>;
-    /// Creates the pool or changes its budget, keeping the slots in use.
-    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError>;
+    /// Creates the pool or changes its budget and its applications (already validated),
+    /// keeping the slots in use and every counter.
+    async fn put_pool(
+        &self,
+        pool: &PoolName,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, StoreError>;
     /// Removes the pool record and all its lease records; false when there was no pool.
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError>;
-    /// Records `lease` and counts it, only if the pool has a free slot and the id is new.
-    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError>;
+    /// Records `lease` and counts it against the pool and its application, only if both have
+    /// a free slot, the id is new, and exactly `beside` requests wait (0: nobody; more only when
+    /// none of them may take a free slot). A lease without an application is refused by a pool
+    /// that divides its budget (`PoolFull` with that record).
+    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError>;
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`
     /// otherwise).
-    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError>;
+    async fn release(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        freeing: Freeing<'_>,
+    ) -> Result<ReleaseAttempt, StoreError>;
     /// Like [`LeaseStore::release`], but a draining lease is left in place to expire.
     async fn release_settled(
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError>;
     /// Marks a lease draining and moves its expiry to `expires_by`, unless it already expires
     /// sooner (never later). `None` when no such lease is recorded.
@@ -125,20 +167,20 @@ pub trait LeaseStore: Send + Sync {
     /// Every lease record of the pool, live or expired.
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time)
-    /// and nobody waits.
-    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError>;
-    /// Sets the in-use and waiting counts (audit repair), only if the pool record is still
-    /// exactly `seen` (same counts and same version): a grant and a release in between move
-    /// the version even when they leave the count where it was.
+    /// and exactly `beside` requests wait (see [`Freeing`]).
+    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError>;
+    /// Sets the in-use and waiting counts, the pool's and its applications' (audit repair),
+    /// only if the pool record is still exactly `seen` (same counts and same version): a grant
+    /// and a release in between move the version even when they leave the count where it was.
     async fn set_in_use(
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
-        actual: u32,
-        waiting: u32,
+        actual: &Counts,
     ) -> Result<bool, StoreError>;
-    /// Records `waiter` and counts it, only while no slot is free or others already wait, and
-    /// only if its id holds no lease. An id that already waits gets the new token and deadline.
+    /// Records `waiter` and counts it (against its application too), only while it could not
+    /// be granted (no slot free for it, or others already wait), and only if its id holds no
+    /// lease. An id that already waits gets the new token and deadline.
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError>;
     /// Every waiter record of the pool, in no particular order.
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError>;
@@ -147,7 +189,8 @@ pub trait LeaseStore: Send + Sync {
     -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError>;
     /// Atomically: takes the slot from `source`, removes `waiter` (only if it still carries
     /// its token) and records `lease` (its id, new) in that slot. The in-use count does not
-    /// change for a released or reclaimed source: the slot is never free in between.
+    /// change for a released or reclaimed source: the slot is never free in between. The slot
+    /// moves from the source's application to the waiter's, only within the latter's `max`.
     async fn hand_over(
         &self,
         source: SlotSource<'_>,
@@ -161,10 +204,17 @@ pub trait LeaseStore: Send + Sync {
         pool: &PoolName,
         id: &LeaseId,
         token: &TaskToken,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError>;
     /// Claims a lease handed to `from` for its holder's new task: clears `handed_to` only if it
     /// is still `from`; false otherwise (given back meanwhile, or claimed already).
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError>;
-    /// Removes a waiter record and uncounts it; false when the id was not waiting.
-    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError>;
+    /// Removes a waiter record and uncounts it (and its application's count; `app` is a hint,
+    /// as in [`Freeing`]); false when the id was not waiting.
+    async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        app: Option<&AppName>,
+    ) -> Result<bool, StoreError>;
 }

@@ -29,6 +29,7 @@ pub async fn enqueue_unchecked(
         enqueued_at_ms: now_ms,
         deadline: now_ms / 1000 + wait_seconds,
         ttl_seconds: 60,
+        app: None,
     };
     matches!(
         store.enqueue(&waiter).await.expect("enqueue"),

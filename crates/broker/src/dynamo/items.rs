@@ -1,7 +1,7 @@
 //! Conversions between the table's items and the model, and small helpers of the adapter.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{AppName, AppState, Apps, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,14 +53,74 @@ pub(super) fn pool_record(item: &Item) -> Result<PoolRecord, StoreError> {
         in_use: count(item, "inUse")?,
         version,
         waiting,
+        apps: match item.get("apps") {
+            None => Apps::new(),
+            Some(AttributeValue::M(apps)) => apps_from(apps)?,
+            Some(_) => return Err(StoreError::Malformed("apps is not a map".into())),
+        },
     })
 }
 
-/// Whether a pool record returned by a failed condition shows queued requests.
-pub(super) fn waiting_in(record: Option<&Item>) -> bool {
+fn apps_from(apps: &Item) -> Result<Apps, StoreError> {
+    let mut out = Apps::new();
+    for (name, value) in apps {
+        let AttributeValue::M(state) = value else {
+            return Err(StoreError::Malformed(format!("apps.{name} is not a map")));
+        };
+        let name = AppName::parse(name).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        out.insert(
+            name,
+            AppState {
+                reserved: count(state, "reserved")?,
+                max: count(state, "max")?,
+                weight: count(state, "weight")?,
+                in_use: count(state, "inUse")?,
+                waiting: count(state, "waiting")?,
+                retired: matches!(state.get("retired"), Some(AttributeValue::Bool(true))),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The `apps` map attribute of a pool record.
+pub(super) fn apps_item(apps: &Apps) -> AttributeValue {
+    AttributeValue::M(
+        apps.iter()
+            .map(|(name, state)| {
+                let mut fields = Item::from([
+                    ("reserved".to_owned(), n(i64::from(state.reserved))),
+                    ("max".to_owned(), n(i64::from(state.max))),
+                    ("weight".to_owned(), n(i64::from(state.weight))),
+                    ("inUse".to_owned(), n(i64::from(state.in_use))),
+                    ("waiting".to_owned(), n(i64::from(state.waiting))),
+                ]);
+                if state.retired {
+                    fields.insert("retired".to_owned(), AttributeValue::Bool(true));
+                }
+                (name.as_str().to_owned(), AttributeValue::M(fields))
+            })
+            .collect(),
+    )
+}
+
+/// Whether a pool record returned by a failed condition shows a number of queued requests
+/// other than `beside`.
+pub(super) fn waiting_differs(record: Option<&Item>, beside: u32) -> bool {
     record
         .and_then(|item| pool_record(item).ok())
-        .is_some_and(|r| r.waiting > 0)
+        .is_some_and(|r| r.waiting != beside)
+}
+
+/// The `app` attribute of a lease or waiter item.
+pub(super) fn app_of(item: &Item) -> Result<Option<AppName>, StoreError> {
+    match item.get("app") {
+        None => Ok(None),
+        Some(AttributeValue::S(name)) => AppName::parse(name)
+            .map(Some)
+            .map_err(|e| StoreError::Malformed(e.to_string())),
+        Some(_) => Err(StoreError::Malformed("app is not a string".into())),
+    }
 }
 
 pub(super) fn waiter_from(pool: &PoolName, item: &Item) -> Result<Waiter, StoreError> {
@@ -76,6 +136,7 @@ pub(super) fn waiter_from(pool: &PoolName, item: &Item) -> Result<Waiter, StoreE
         enqueued_at_ms: number(item, "enqueuedAtMs")?,
         deadline: number(item, "deadline")?,
         ttl_seconds: count(item, "ttlSeconds")?,
+        app: app_of(item)?,
     })
 }
 
@@ -98,6 +159,7 @@ pub(super) fn lease_from(pool: &PoolName, item: &Item) -> Result<Lease, StoreErr
             }
             _ => None,
         },
+        app: app_of(item)?,
     })
 }
 

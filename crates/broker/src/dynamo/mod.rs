@@ -38,9 +38,11 @@
 //! `expiresAt`, never by DynamoDB TTL.
 
 use crate::error::StoreError;
-use crate::model::{Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::shares;
 use crate::store::{
-    EnqueueAttempt, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt, ReleaseAttempt, SlotSource,
+    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -55,8 +57,8 @@ use std::collections::HashMap;
 mod items;
 
 use items::{
-    backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s, waiter_from,
-    waiting_in,
+    app_of, apps_item, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record,
+    s, waiter_from, waiting_differs,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -68,6 +70,72 @@ const WAIT_PREFIX: &str = "WAIT#";
 const NOBODY_WAITS: &str = "(attribute_not_exists(waiting) OR waiting = :zero)";
 /// Attempts of one transaction while other writers keep cancelling it (`TransactionConflict`).
 const CONFLICT_ATTEMPTS: u32 = 12;
+/// A lease or waiter without an application may only be counted by an undivided pool.
+const UNDIVIDED: &str = "attribute_not_exists(shared)";
+
+/// The condition that exactly `beside` requests wait (0: nobody, also on records written
+/// before the queue existed).
+fn waiting_is(beside: u32) -> &'static str {
+    if beside == 0 {
+        NOBODY_WAITS
+    } else {
+        "waiting = :beside"
+    }
+}
+
+/// The condition that a lease or waiter item belongs to `app` (or to none).
+fn belongs_to(app: Option<&AppName>) -> &'static str {
+    if app.is_some() {
+        "app = :app"
+    } else {
+        "attribute_not_exists(app)"
+    }
+}
+
+/// A change of the pool record's counters, as one update of a transaction: the pool's
+/// `inUse` and `waiting` and those of its applications, each lowering conditional on the
+/// counter being above 0, each raise of an application's `inUse` on its `max`.
+struct Counter<'a> {
+    in_use: i64,
+    waiting: i64,
+    /// (application, in-use change, waiting change)
+    apps: Vec<(&'a AppName, i64, i64)>,
+    condition: String,
+    /// Requests that must be waiting (`waiting_is`); `None`: no condition on the queue.
+    beside: Option<u32>,
+}
+
+impl<'a> Counter<'a> {
+    fn new(in_use: i64, waiting: i64, condition: impl Into<String>) -> Self {
+        Counter {
+            in_use,
+            waiting,
+            apps: Vec::new(),
+            condition: condition.into(),
+            beside: None,
+        }
+    }
+
+    fn beside(mut self, beside: u32) -> Self {
+        self.beside = Some(beside);
+        self
+    }
+
+    fn app(mut self, app: Option<&'a AppName>, in_use: i64, waiting: i64) -> Self {
+        if let Some(app) = app
+            && (in_use != 0 || waiting != 0)
+        {
+            match self.apps.iter_mut().find(|(a, ..)| *a == app) {
+                Some(entry) => {
+                    entry.1 += in_use;
+                    entry.2 += waiting;
+                }
+                None => self.apps.push((app, in_use, waiting)),
+            }
+        }
+        self
+    }
+}
 
 pub struct DynamoStore {
     client: Client,
@@ -127,6 +195,9 @@ impl DynamoStore {
         if let Some(token) = &lease.handed_to {
             item.insert("handedTo".into(), s(token.as_str()));
         }
+        if let Some(app) = &lease.app {
+            item.insert("app".into(), s(app.as_str()));
+        }
         self.put_new(item)
     }
 
@@ -177,31 +248,6 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
-    }
-
-    /// A pool-record update in a transaction: `update` with `condition`, answering with the
-    /// record when the condition fails.
-    fn pool_update(
-        &self,
-        pool: &PoolName,
-        update: &str,
-        condition: &str,
-        values: &[(&str, i64)],
-    ) -> TransactWriteItem {
-        let mut builder = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::pool_key(pool)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, value) in values {
-            if update.contains(name) || condition.contains(name) {
-                builder = builder.expression_attribute_values(*name, n(*value));
-            }
-        }
-        TransactWriteItem::builder()
-            .update(builder.build().expect("key, table and expression are set"))
-            .build()
     }
 
     /// Runs a transaction, retrying while it only lost to concurrent transactions on the same
@@ -263,61 +309,72 @@ impl DynamoStore {
         })
     }
 
-    /// Removes a lease and uncounts it, when the lease item meets `condition`.
+    /// Removes a lease and uncounts it (from its application too), when the lease item meets
+    /// `condition` and exactly `freeing.beside` requests wait. The application is a hint: a
+    /// lease of another one is released with its own on a second try.
     async fn release_where(
         &self,
         pool: &PoolName,
         id: &LeaseId,
         condition: &str,
         token: Option<&TaskToken>,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(pool, id)))
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let delete = match token {
-            Some(token) => delete.expression_attribute_values(":token", s(token.as_str())),
-            None => delete,
-        }
-        .build()
-        .expect("table and key are set");
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.counter_update(
-                pool,
-                -1,
-                &format!("attribute_exists(pk) AND inUse > :zero AND {NOBODY_WAITS}"),
-            ),
-        ];
-        let (released, draining, waiters_first) =
-            match self.transact("TransactWriteItems(release)", items).await? {
-                None => (true, false, false),
-                // The lease is gone, or it is there but the condition kept it (draining, or
-                // claimed by its holder).
-                Some(cancelled) if cancelled.failed(0) => (
-                    false,
-                    cancelled.item(0).is_some_and(|i| {
-                        matches!(i.get("draining"), Some(AttributeValue::Bool(true)))
-                    }),
-                    false,
+        let mut app = freeing.app.cloned();
+        let values: Vec<(&str, AttributeValue)> = token
+            .map(|t| vec![(":token", s(t.as_str()))])
+            .unwrap_or_default();
+        for _ in 0..3 {
+            let items = vec![
+                self.owned_delete(Self::lease_key(pool, id), condition, app.as_ref(), &values),
+                self.counter(
+                    pool,
+                    &Counter::new(-1, 0, "attribute_exists(pk) AND inUse > :zero")
+                        .beside(freeing.beside)
+                        .app(app.as_ref(), -1, 0),
                 ),
-                Some(cancelled) if waiting_in(cancelled.item(1)) => {
-                    // The failed condition answered with the pool record: no read needed.
-                    return Ok(ReleaseAttempt {
-                        released: false,
-                        draining: false,
-                        waiters_first: true,
-                        pool: cancelled.item(1).map(pool_record).transpose()?,
-                    });
-                }
-                Some(_) => (self.remove_uncounted(pool, id, None).await?, false, false),
-            };
-        Ok(ReleaseAttempt {
-            released,
-            draining,
-            waiters_first,
-            pool: self.read_pool(pool).await?,
+            ];
+            let (released, draining) =
+                match self.transact("TransactWriteItems(release)", items).await? {
+                    None => (true, false),
+                    Some(cancelled) if cancelled.failed(0) => match cancelled.item(0) {
+                        // The lease counts against another application: again with that one.
+                        Some(item) if app_of(item)? != app => {
+                            app = app_of(item)?;
+                            continue;
+                        }
+                        // The lease is gone, or it is there but the condition kept it
+                        // (draining, or claimed by its holder).
+                        item => (
+                            false,
+                            item.is_some_and(|i| {
+                                matches!(i.get("draining"), Some(AttributeValue::Bool(true)))
+                            }),
+                        ),
+                    },
+                    Some(cancelled) if waiting_differs(cancelled.item(1), freeing.beside) => {
+                        // The failed condition answered with the pool record: no read needed.
+                        return Ok(ReleaseAttempt {
+                            released: false,
+                            draining: false,
+                            waiters_first: true,
+                            pool: cancelled.item(1).map(pool_record).transpose()?,
+                            app,
+                        });
+                    }
+                    Some(_) => (self.remove_uncounted(pool, id, None).await?, false),
+                };
+            return Ok(ReleaseAttempt {
+                released,
+                draining,
+                waiters_first: false,
+                pool: self.read_pool(pool).await?,
+                app,
+            });
+        }
+        Err(StoreError::Contended {
+            operation: "release",
+            attempts: 3,
         })
     }
 
@@ -395,22 +452,103 @@ impl DynamoStore {
         out.item().map(pool_record).transpose()
     }
 
-    fn counter_update(&self, pool: &PoolName, delta: i64, condition: &str) -> TransactWriteItem {
-        let update = Update::builder()
+    /// The transaction item of a [`Counter`] change of the pool record (which moves its
+    /// version), answering with the record when a condition fails.
+    fn counter(&self, pool: &PoolName, change: &Counter<'_>) -> TransactWriteItem {
+        let mut set = Vec::new();
+        let mut add = vec!["counterVersion :one".to_owned()];
+        let mut conditions = vec![change.condition.clone()];
+        let mut values: Item = HashMap::from([(":one".to_owned(), n(1))]);
+        let mut names: HashMap<String, String> = HashMap::new();
+        if change.in_use != 0 {
+            set.push("inUse = inUse + :inUse".to_owned());
+            values.insert(":inUse".into(), n(change.in_use));
+        }
+        if change.waiting != 0 {
+            add.push("waiting :waiting".to_owned());
+            values.insert(":waiting".into(), n(change.waiting));
+        }
+        if let Some(beside) = change.beside {
+            conditions.push(waiting_is(beside).to_owned());
+        }
+        for (i, (app, in_use, waiting)) in change.apps.iter().enumerate() {
+            let path = format!("apps.#app{i}");
+            names.insert(format!("#app{i}"), app.as_str().to_owned());
+            if *in_use != 0 {
+                set.push(format!("{path}.inUse = {path}.inUse + :app{i}InUse"));
+                values.insert(format!(":app{i}InUse"), n(*in_use));
+                conditions.push(if *in_use > 0 {
+                    format!("{path}.inUse < {path}.#max")
+                } else {
+                    format!("{path}.inUse > :zero")
+                });
+            }
+            if *waiting != 0 {
+                set.push(format!("{path}.waiting = {path}.waiting + :app{i}Waiting"));
+                values.insert(format!(":app{i}Waiting"), n(*waiting));
+                if *waiting < 0 {
+                    conditions.push(format!("{path}.waiting > :zero"));
+                }
+            }
+        }
+        let condition = conditions
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        if condition.contains("#max") {
+            names.insert("#max".into(), "max".into());
+        }
+        for (name, value) in [(":zero", 0), (":beside", i64::from(change.beside.unwrap_or(0)))] {
+            if condition.contains(name) {
+                values.insert(name.to_owned(), n(value));
+            }
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str("SET ");
+            expression.push_str(&set.join(", "));
+            expression.push(' ');
+        }
+        expression.push_str("ADD ");
+        expression.push_str(&add.join(", "));
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET inUse = inUse + :delta ADD counterVersion :one")
+            .update_expression(expression)
             .condition_expression(condition)
-            .expression_attribute_values(":delta", n(delta))
-            .expression_attribute_values(":one", n(1))
+            .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let update = if condition.contains(":zero") {
-            update.expression_attribute_values(":zero", n(0))
-        } else {
-            update
-        };
+        if !names.is_empty() {
+            update = update.set_expression_attribute_names(Some(names));
+        }
         TransactWriteItem::builder()
             .update(update.build().expect("key, table and expression are set"))
+            .build()
+    }
+
+    /// Deletes a lease or waiter item in a transaction when it meets `condition` and belongs
+    /// to `app`, answering with the item when it does not. `token` fills `:token`.
+    fn owned_delete(
+        &self,
+        key: Item,
+        condition: &str,
+        app: Option<&AppName>,
+        values: &[(&str, AttributeValue)],
+    ) -> TransactWriteItem {
+        let mut delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(format!("{condition} AND {}", belongs_to(app)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(app) = app {
+            delete = delete.expression_attribute_values(":app", s(app.as_str()));
+        }
+        for (name, value) in values {
+            delete = delete.expression_attribute_values(*name, value.clone());
+        }
+        TransactWriteItem::builder()
+            .delete(delete.build().expect("table and key are set"))
             .build()
     }
 }
@@ -421,27 +559,86 @@ impl LeaseStore for DynamoStore {
         self.read_pool(pool).await
     }
 
-    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::pool_key(pool)))
-            .update_expression(
-                "SET budget = :budget, inUse = if_not_exists(inUse, :zero), \
-                 waiting = if_not_exists(waiting, :zero), updatedAt = :now",
-            )
-            .expression_attribute_values(":budget", n(i64::from(budget)))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", n(epoch_seconds()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| StoreError::service("UpdateItem", e))?;
-        let item = out
-            .attributes()
-            .ok_or_else(|| StoreError::Malformed("UpdateItem returned no attributes".into()))?;
-        pool_record(item)
+    async fn put_pool(
+        &self,
+        pool: &PoolName,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, StoreError> {
+        let base = "SET budget = :budget, inUse = if_not_exists(inUse, :zero), \
+                    waiting = if_not_exists(waiting, :zero), updatedAt = :now";
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let current = self.read_pool(pool).await?;
+            let held = current.as_ref().map(|r| r.apps.clone()).unwrap_or_default();
+            let merged = shares::merge(&held, budget, apps);
+            let shared = merged.values().any(|a| !a.retired);
+            let mut values: Item = HashMap::from([
+                (":budget".to_owned(), n(i64::from(budget))),
+                (":zero".to_owned(), n(0)),
+                (":now".to_owned(), n(epoch_seconds())),
+            ]);
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::pool_key(pool)))
+                .return_values(ReturnValue::AllNew);
+            if held.is_empty() && merged.is_empty() {
+                // A pool without applications: a plain budget change, as it always was.
+                request = request.update_expression(base);
+            } else {
+                // Applications are written whole, so the record must not have moved since it
+                // was read (their counters are in it).
+                request = request.update_expression(match (merged.is_empty(), shared) {
+                    (true, _) => format!("{base} REMOVE apps, shared"),
+                    (false, true) => format!("{base}, apps = :apps, shared = :yes"),
+                    (false, false) => format!("{base}, apps = :apps REMOVE shared"),
+                });
+                if !merged.is_empty() {
+                    values.insert(":apps".into(), apps_item(&merged));
+                }
+                if shared {
+                    values.insert(":yes".into(), AttributeValue::Bool(true));
+                }
+                let condition = match &current {
+                    None => "attribute_not_exists(pk)".to_owned(),
+                    Some(seen) => {
+                        values.insert(":seenInUse".into(), n(i64::from(seen.in_use)));
+                        let version = if seen.version == 0 {
+                            "attribute_not_exists(counterVersion)"
+                        } else {
+                            values.insert(":seenVersion".into(), n(seen.version as i64));
+                            "counterVersion = :seenVersion"
+                        };
+                        let waiting = if seen.waiting == 0 {
+                            NOBODY_WAITS
+                        } else {
+                            values.insert(":seenWaiting".into(), n(i64::from(seen.waiting)));
+                            "waiting = :seenWaiting"
+                        };
+                        format!("inUse = :seenInUse AND {version} AND {waiting}")
+                    }
+                };
+                request = request.condition_expression(condition);
+            }
+            match request.set_expression_attribute_values(Some(values)).send().await {
+                Ok(out) => {
+                    let item = out.attributes().ok_or_else(|| {
+                        StoreError::Malformed("UpdateItem returned no attributes".into())
+                    })?;
+                    return pool_record(item);
+                }
+                // Moved since it was read: read again.
+                Err(e) if is_condition_failure(&e) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(StoreError::service("UpdateItem", e)),
+            }
+        }
+        Err(StoreError::Contended {
+            operation: "put pool",
+            attempts: CONFLICT_ATTEMPTS,
+        })
     }
 
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
@@ -500,15 +697,18 @@ impl LeaseStore for DynamoStore {
         Ok(existed)
     }
 
-    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
+    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+        let open = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)";
+        let condition = match lease.app {
+            Some(_) => open.to_owned(),
+            None => format!("{open} AND {UNDIVIDED}"),
+        };
         let items = vec![
-            self.counter_update(
+            self.counter(
                 &lease.pool,
-                1,
-                &format!(
-                    "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing) \
-                     AND {NOBODY_WAITS}"
-                ),
+                &Counter::new(1, 0, condition)
+                    .beside(beside)
+                    .app(lease.app.as_ref(), 1, 0),
             ),
             self.lease_put(lease),
         ];
@@ -555,8 +755,13 @@ impl LeaseStore for DynamoStore {
         }
     }
 
-    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        self.release_where(pool, id, "attribute_exists(pk)", None)
+    async fn release(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        freeing: Freeing<'_>,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.release_where(pool, id, "attribute_exists(pk)", None, freeing)
             .await
     }
 
@@ -564,12 +769,14 @@ impl LeaseStore for DynamoStore {
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
         self.release_where(
             pool,
             id,
             "attribute_exists(pk) AND attribute_not_exists(draining)",
             None,
+            freeing,
         )
         .await
     }
@@ -579,8 +786,9 @@ impl LeaseStore for DynamoStore {
         pool: &PoolName,
         id: &LeaseId,
         token: &TaskToken,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        self.release_where(pool, id, "handedTo = :token", Some(token))
+        self.release_where(pool, id, "handedTo = :token", Some(token), freeing)
             .await
     }
 
@@ -636,27 +844,28 @@ impl LeaseStore for DynamoStore {
             .collect()
     }
 
-    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(&lease.pool, &lease.id)))
-            .condition_expression("expiresAt = :expected")
-            .expression_attribute_values(":expected", n(lease.expires_at))
-            .build()
-            .expect("table and key are set");
+    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
         let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.counter_update(
+            self.owned_delete(
+                Self::lease_key(&lease.pool, &lease.id),
+                "expiresAt = :expected",
+                lease.app.as_ref(),
+                &[(":expected", n(lease.expires_at))],
+            ),
+            self.counter(
                 &lease.pool,
-                -1,
-                &format!("attribute_exists(pk) AND inUse > :zero AND {NOBODY_WAITS}"),
+                &Counter::new(-1, 0, "attribute_exists(pk) AND inUse > :zero")
+                    .beside(beside)
+                    .app(lease.app.as_ref(), -1, 0),
             ),
         ];
         match self.transact("TransactWriteItems(reclaim)", items).await? {
             None => Ok(ReclaimAttempt::Reclaimed),
             // Gone or renewed meanwhile: not ours to reclaim.
             Some(cancelled) if cancelled.failed(0) => Ok(ReclaimAttempt::Kept),
-            Some(cancelled) if waiting_in(cancelled.item(1)) => Ok(ReclaimAttempt::WaitersFirst),
+            Some(cancelled) if waiting_differs(cancelled.item(1), beside) => {
+                Ok(ReclaimAttempt::WaitersFirst)
+            }
             Some(_) => Ok(
                 if self
                     .remove_uncounted(&lease.pool, &lease.id, Some(lease.expires_at))
@@ -674,8 +883,7 @@ impl LeaseStore for DynamoStore {
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
-        actual: u32,
-        waiting: u32,
+        actual: &Counts,
     ) -> Result<bool, StoreError> {
         // A record written before versions existed has none; it matches only while it still
         // has none (the first counter change adds one).
@@ -684,18 +892,27 @@ impl LeaseStore for DynamoStore {
         } else {
             "counterVersion = :version"
         };
-        let request = self
-            .client
-            .update_item()
+        let mut set = vec!["inUse = :actual".to_owned(), "waiting = :waiting".to_owned()];
+        let mut request = self.client.update_item();
+        for (i, name) in seen.apps.keys().enumerate() {
+            let (in_use, waiting) = actual.apps.get(name).copied().unwrap_or((0, 0));
+            set.push(format!("apps.#app{i}.inUse = :app{i}InUse"));
+            set.push(format!("apps.#app{i}.waiting = :app{i}Waiting"));
+            request = request
+                .expression_attribute_names(format!("#app{i}"), name.as_str())
+                .expression_attribute_values(format!(":app{i}InUse"), n(i64::from(in_use)))
+                .expression_attribute_values(format!(":app{i}Waiting"), n(i64::from(waiting)));
+        }
+        let request = request
             .table_name(&self.table)
             .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET inUse = :actual, waiting = :waiting ADD counterVersion :one")
+            .update_expression(format!("SET {} ADD counterVersion :one", set.join(", ")))
             .condition_expression(format!(
                 "inUse = :expected AND {version_unchanged} AND \
                  (attribute_not_exists(waiting) OR waiting = :seenWaiting)"
             ))
-            .expression_attribute_values(":actual", n(i64::from(actual)))
-            .expression_attribute_values(":waiting", n(i64::from(waiting)))
+            .expression_attribute_values(":actual", n(i64::from(actual.in_use)))
+            .expression_attribute_values(":waiting", n(i64::from(actual.waiting)))
             .expression_attribute_values(":seenWaiting", n(i64::from(seen.waiting)))
             .expression_attribute_values(":expected", n(i64::from(seen.in_use)))
             .expression_attribute_values(":one", n(1));
@@ -720,19 +937,29 @@ impl LeaseStore for DynamoStore {
         item.insert("enqueuedAtMs".into(), n(waiter.enqueued_at_ms));
         item.insert("deadline".into(), n(waiter.deadline));
         item.insert("ttlSeconds".into(), n(i64::from(waiter.ttl_seconds)));
+        if let Some(app) = &waiter.app {
+            item.insert("app".into(), s(app.as_str()));
+        }
         let no_lease = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(Self::lease_key(pool, &waiter.id)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table, key and condition are set");
+        // Exactly when a grant of it would fail: no slot free, or others wait, or (with an
+        // application) its ceiling is reached.
+        let open = "attribute_exists(pk) AND attribute_not_exists(closing)";
+        let condition = match &waiter.app {
+            Some(_) => format!(
+                "{open} AND (inUse >= budget OR waiting > :zero \
+                 OR apps.#app0.inUse >= apps.#app0.#max)"
+            ),
+            None => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
+        };
         let items = vec![
-            self.pool_update(
+            self.counter(
                 pool,
-                "ADD waiting :one",
-                "attribute_exists(pk) AND attribute_not_exists(closing) \
-                 AND (inUse >= budget OR waiting > :zero)",
-                &[(":one", 1), (":zero", 0)],
+                &Counter::new(0, 1, condition).app(waiter.app.as_ref(), 0, 1),
             ),
             self.put_new(item),
             TransactWriteItem::builder()
@@ -823,67 +1050,54 @@ impl LeaseStore for DynamoStore {
             TransactWriteItem::builder().delete(remove_waiter).build(),
             self.lease_put(lease),
         ];
-        let source_delete =
-            |id: &LeaseId, condition: &str, expires: Option<i64>, token: Option<&TaskToken>| {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::lease_key(pool, id)))
-                    .condition_expression(condition)
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    );
-                let delete = match (expires, token) {
-                    (Some(at), _) => delete.expression_attribute_values(":expected", n(at)),
-                    (None, Some(token)) => {
-                        delete.expression_attribute_values(":expected", s(token.as_str()))
-                    }
-                    (None, None) => delete,
-                };
-                TransactWriteItem::builder()
-                    .delete(delete.build().expect("table and key are set"))
-                    .build()
-            };
-        let handed_on = "ADD waiting :minus, counterVersion :one";
-        match source {
+        // The slot leaves the source's application and joins the waiter's (within its max).
+        let (from, counter) = match source {
             SlotSource::Release {
                 id,
                 settled,
                 unclaimed,
+                app,
             } => {
                 let condition = match (settled, unclaimed) {
                     (_, Some(_)) => "handedTo = :expected",
                     (true, None) => "attribute_exists(pk) AND attribute_not_exists(draining)",
                     (false, None) => "attribute_exists(pk)",
                 };
-                items.push(source_delete(id, condition, None, unclaimed));
-                items.push(self.pool_update(
-                    pool,
-                    handed_on,
-                    "attribute_exists(pk) AND waiting > :zero",
-                    &[(":minus", -1), (":one", 1), (":zero", 0)],
-                ));
+                let values: Vec<(&str, AttributeValue)> = unclaimed
+                    .map(|t| vec![(":expected", s(t.as_str()))])
+                    .unwrap_or_default();
+                items.push(self.owned_delete(Self::lease_key(pool, id), condition, app, &values));
+                (
+                    app,
+                    Counter::new(0, -1, "attribute_exists(pk) AND waiting > :zero"),
+                )
             }
             SlotSource::Reclaim(expired) => {
-                items.push(source_delete(
-                    &expired.id,
+                items.push(self.owned_delete(
+                    Self::lease_key(pool, &expired.id),
                     "expiresAt = :expected",
-                    Some(expired.expires_at),
-                    None,
+                    expired.app.as_ref(),
+                    &[(":expected", n(expired.expires_at))],
                 ));
-                items.push(self.pool_update(
-                    pool,
-                    handed_on,
-                    "attribute_exists(pk) AND waiting > :zero",
-                    &[(":minus", -1), (":one", 1), (":zero", 0)],
-                ));
+                (
+                    expired.app.as_ref(),
+                    Counter::new(0, -1, "attribute_exists(pk) AND waiting > :zero"),
+                )
             }
-            SlotSource::Free => items.push(self.pool_update(
-                pool,
-                "SET inUse = inUse + :one ADD waiting :minus, counterVersion :one",
-                "attribute_exists(pk) AND inUse < budget AND waiting > :zero",
-                &[(":minus", -1), (":one", 1), (":zero", 0)],
-            )),
-        }
+            SlotSource::Free => (
+                None,
+                Counter::new(
+                    1,
+                    -1,
+                    "attribute_exists(pk) AND inUse < budget AND waiting > :zero",
+                ),
+            ),
+        };
+        let counter = counter
+            .app(from, -1, 0)
+            .app(lease.app.as_ref(), 1, 0)
+            .app(waiter.app.as_ref(), 0, -1);
+        items.push(self.counter(pool, &counter));
         let pool_index = items.len() - 1;
         match self
             .transact("TransactWriteItems(hand over)", items)
@@ -893,51 +1107,85 @@ impl LeaseStore for DynamoStore {
             Some(cancelled) if cancelled.failed(0) => Ok(HandOver::WaiterGone),
             Some(cancelled) if cancelled.failed(1) => {
                 // The waiter's id holds a lease already: it is not waiting for one.
-                self.withdraw(pool, &waiter.id).await?;
+                self.withdraw(pool, &waiter.id, waiter.app.as_ref())
+                    .await?;
                 Ok(HandOver::WaiterGone)
             }
-            Some(cancelled) if pool_index == 3 && cancelled.failed(2) => Ok(HandOver::SourceGone {
-                draining: cancelled.item(2).is_some(),
-            }),
+            Some(cancelled) if pool_index == 3 && cancelled.failed(2) => {
+                let named = match source {
+                    SlotSource::Release { app, .. } => app.cloned(),
+                    SlotSource::Reclaim(expired) => expired.app.clone(),
+                    SlotSource::Free => None,
+                };
+                match cancelled.item(2) {
+                    Some(item) if app_of(item)? != named => Ok(HandOver::SourceApp(app_of(item)?)),
+                    item => Ok(HandOver::SourceGone {
+                        draining: item.is_some_and(|i| {
+                            matches!(i.get("draining"), Some(AttributeValue::Bool(true)))
+                        }),
+                    }),
+                }
+            }
             Some(cancelled) => Ok(match cancelled.item(pool_index) {
                 None => HandOver::PoolMissing,
-                // The waiting counter drifted to 0 (a repair will fix it) or no slot is free.
+                // The waiting counter drifted to 0 (a repair will fix it), no slot is free, or
+                // the waiter's application is at its max.
                 Some(_) => HandOver::SourceGone { draining: false },
             }),
         }
     }
 
-    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::waiter_key(pool, id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .expect("table and key are set");
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.pool_update(
-                pool,
-                "ADD waiting :minus, counterVersion :one",
-                "attribute_exists(pk) AND waiting > :zero",
-                &[(":minus", -1), (":one", 1), (":zero", 0)],
-            ),
-        ];
-        match self.transact("TransactWriteItems(withdraw)", items).await? {
-            None => Ok(true),
-            Some(cancelled) if cancelled.failed(0) => Ok(false),
-            // The counter is already 0 (drift, or the pool is gone): remove the record alone.
-            Some(_) => {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::waiter_key(pool, id)))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::service("DeleteItem(withdraw)", e))?;
-                Ok(true)
-            }
+    async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        app: Option<&AppName>,
+    ) -> Result<bool, StoreError> {
+        let mut app = app.cloned();
+        for _ in 0..3 {
+            let items = vec![
+                self.owned_delete(
+                    Self::waiter_key(pool, id),
+                    "attribute_exists(pk)",
+                    app.as_ref(),
+                    &[],
+                ),
+                self.counter(
+                    pool,
+                    &Counter::new(0, -1, "attribute_exists(pk) AND waiting > :zero").app(
+                        app.as_ref(),
+                        0,
+                        -1,
+                    ),
+                ),
+            ];
+            return match self.transact("TransactWriteItems(withdraw)", items).await? {
+                None => Ok(true),
+                Some(cancelled) if cancelled.failed(0) => match cancelled.item(0) {
+                    // Waiting for another application: again with that one.
+                    Some(item) if app_of(item)? != app => {
+                        app = app_of(item)?;
+                        continue;
+                    }
+                    _ => Ok(false),
+                },
+                // The counter is already 0 (drift, or the pool is gone): remove the record alone.
+                Some(_) => {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(Self::waiter_key(pool, id)))
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::service("DeleteItem(withdraw)", e))?;
+                    Ok(true)
+                }
+            };
         }
+        Err(StoreError::Contended {
+            operation: "withdraw",
+            attempts: 3,
+        })
     }
 }
 

@@ -1,0 +1,271 @@
+//! Applications sharing one pool: their configuration and who gets a freed slot.
+//!
+//! A pool may divide its budget between named applications. Each has a `reserved` share, a
+//! `max` ceiling (default: the budget) and a `weight`. The rules, all enforced by the store's
+//! conditions or by the choice below:
+//!
+//! - A lease counts against the pool and its application in one transaction: neither the
+//!   budget nor the application's `max` can be exceeded.
+//! - **Borrowing**: a free slot may be taken by any application below its `max`, whether the
+//!   slot is unreserved or reserved by an application that is not using it.
+//! - **Giving back**: a freed slot goes to a waiting application that is below its reservation
+//!   first (a lent slot comes back at its holder's release; no running query is preempted),
+//!   then to the waiting application with the lowest in-use / weight, ties to the oldest
+//!   waiter; within one application, first come, first served.
+//! - A newcomer takes a free slot only when no waiter could take it (each waiting application
+//!   is at its `max`); otherwise it queues (or, polling, is refused) behind them.
+
+use crate::error::BrokerError;
+use crate::model::{AppName, AppShare, AppState, Apps, MAX_APPS, PoolRecord, Waiter};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+/// Checks a pool's applications against its budget: at most [`MAX_APPS`], unique names, a
+/// weight of at least 1, `max` at least 1 and not below `reserved`, and reservations that fit
+/// in the budget together.
+pub fn validate(budget: u32, shares: &[AppShare]) -> Result<(), BrokerError> {
+    let invalid = |why: String| Err(BrokerError::InvalidInput(why));
+    if shares.len() > MAX_APPS {
+        return invalid(format!(
+            "a pool may name at most {MAX_APPS} applications, got {}",
+            shares.len()
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut reserved: u64 = 0;
+    for share in shares {
+        if !names.insert(&share.name) {
+            return invalid(format!("application {} is named twice", share.name));
+        }
+        if share.weight == 0 {
+            return invalid(format!("application {}: weight must be at least 1", share.name));
+        }
+        if let Some(max) = share.max {
+            if max == 0 {
+                return invalid(format!("application {}: max must be at least 1", share.name));
+            }
+            if max < share.reserved {
+                return invalid(format!(
+                    "application {}: max ({max}) is below reserved ({})",
+                    share.name, share.reserved
+                ));
+            }
+        }
+        reserved += u64::from(share.reserved);
+    }
+    if reserved > u64::from(budget) {
+        return invalid(format!(
+            "the reservations add up to {reserved}, above the budget of {budget}"
+        ));
+    }
+    Ok(())
+}
+
+/// The applications of a pool after a configuration change: the configured ones with their
+/// counters kept (live leases stay, like budget cuts); removed ones that still hold leases or
+/// waiters are kept retired (no new slot) until their counters reach 0.
+pub fn merge(current: &Apps, budget: u32, shares: &[AppShare]) -> Apps {
+    let mut apps = Apps::new();
+    for share in shares {
+        let counters = current.get(&share.name).copied().unwrap_or_default();
+        apps.insert(
+            share.name.clone(),
+            AppState {
+                reserved: share.reserved,
+                max: share.max.unwrap_or(budget),
+                weight: share.weight,
+                in_use: counters.in_use,
+                waiting: counters.waiting,
+                retired: false,
+            },
+        );
+    }
+    for (name, state) in current {
+        if !apps.contains_key(name) && (state.in_use > 0 || state.waiting > 0) {
+            apps.insert(
+                name.clone(),
+                AppState {
+                    reserved: 0,
+                    max: 0,
+                    retired: true,
+                    ..*state
+                },
+            );
+        }
+    }
+    apps
+}
+
+/// The waiter a freed slot goes to: an index into `waiters` (live, in queue order), or `None`
+/// when none of them may take it. `freed` is the application whose lease gave the slot back
+/// (its count is one lower once the slot is handed on); `None` for a free slot.
+///
+/// On a pool without applications, the oldest waiter.
+pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) -> Option<usize> {
+    if record.apps.is_empty() {
+        return (!waiters.is_empty()).then_some(0);
+    }
+    let in_use = |app: &AppName, state: &AppState| {
+        state.in_use - u32::from(freed == Some(app) && state.in_use > 0)
+    };
+    // The head (oldest waiter) of each application that may take a slot.
+    let mut heads: Vec<(usize, Option<(&AppName, u32, &AppState)>)> = Vec::new();
+    for (index, waiter) in waiters.iter().enumerate() {
+        let entry = match &waiter.app {
+            // A waiter from before the pool was divided: it competes with no reservation.
+            None => None,
+            Some(app) => match record.apps.get(app) {
+                Some(state) if in_use(app, state) < state.max => {
+                    Some((app, in_use(app, state), state))
+                }
+                // At its ceiling, retired, or unknown: not now.
+                _ => continue,
+            },
+        };
+        let seen = heads.iter().any(|(_, other)| match (other, &entry) {
+            (Some((a, ..)), Some((b, ..))) => a == b,
+            (None, None) => true,
+            _ => false,
+        });
+        if !seen {
+            heads.push((index, entry));
+        }
+    }
+    let below_reservation = |e: &Option<(&AppName, u32, &AppState)>| {
+        e.is_some_and(|(_, used, state)| used < state.reserved)
+    };
+    heads
+        .iter()
+        .min_by(|(ia, a), (ib, b)| {
+            // Reservation owners first, in queue order.
+            match (below_reservation(a), below_reservation(b)) {
+                (true, false) => return Ordering::Less,
+                (false, true) => return Ordering::Greater,
+                (true, true) => return ia.cmp(ib),
+                (false, false) => {}
+            }
+            // Then the lowest in-use / weight (cross-multiplied), then the oldest.
+            let share = |e: &Option<(&AppName, u32, &AppState)>| {
+                e.map_or((0u64, 1u64), |(_, used, state)| {
+                    (u64::from(used), u64::from(state.weight.max(1)))
+                })
+            };
+            let ((ua, wa), (ub, wb)) = (share(a), share(b));
+            (ua * wb).cmp(&(ub * wa)).then(ia.cmp(ib))
+        })
+        .map(|(index, _)| *index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LeaseId, PoolName, TaskToken};
+
+    fn share(name: &str, reserved: u32, max: Option<u32>, weight: u32) -> AppShare {
+        AppShare {
+            name: AppName::parse(name).unwrap(),
+            reserved,
+            max,
+            weight,
+        }
+    }
+
+    fn record(budget: u32, apps: &[(&str, u32, u32, u32, u32)]) -> PoolRecord {
+        // (name, reserved, max, weight, in_use)
+        let mut record = PoolRecord::new(budget, 0, 0, 0);
+        for (name, reserved, max, weight, in_use) in apps {
+            record.in_use += in_use;
+            record.apps.insert(
+                AppName::parse(name).unwrap(),
+                AppState {
+                    reserved: *reserved,
+                    max: *max,
+                    weight: *weight,
+                    in_use: *in_use,
+                    ..AppState::default()
+                },
+            );
+        }
+        record
+    }
+
+    fn waiter(id: &str, app: &str, at: i64) -> Waiter {
+        Waiter {
+            pool: PoolName::parse("db").unwrap(),
+            id: LeaseId::parse(id).unwrap(),
+            task_token: TaskToken::parse(&format!("t-{id}")).unwrap(),
+            enqueued_at_ms: at,
+            deadline: i64::MAX,
+            ttl_seconds: 60,
+            app: Some(AppName::parse(app).unwrap()),
+        }
+    }
+
+    #[test]
+    fn bad_shares_are_refused_with_the_reason() {
+        let cases = [
+            (vec![share("a", 6, None, 1), share("b", 5, None, 1)], "add up to 11"),
+            (vec![share("a", 3, Some(2), 1)], "below reserved"),
+            (vec![share("a", 1, None, 0)], "weight"),
+            (vec![share("a", 1, None, 1), share("a", 1, None, 1)], "twice"),
+            (vec![share("a", 0, Some(0), 1)], "max must be at least 1"),
+        ];
+        for (shares, why) in cases {
+            let err = validate(10, &shares).unwrap_err();
+            assert_eq!(err.name(), "InvalidInput");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        assert!(validate(10, &[share("a", 6, None, 1), share("b", 4, Some(10), 2)]).is_ok());
+    }
+
+    #[test]
+    fn a_reconfiguration_keeps_counters_and_retires_busy_applications() {
+        let before = record(10, &[("a", 2, 10, 1, 3), ("gone", 1, 10, 1, 1), ("idle", 1, 10, 1, 0)])
+            .apps;
+        let after = merge(&before, 8, &[share("a", 1, None, 3)]);
+        let a = after[&AppName::parse("a").unwrap()];
+        assert_eq!((a.reserved, a.max, a.weight, a.in_use), (1, 8, 3, 3));
+        let gone = after[&AppName::parse("gone").unwrap()];
+        assert!(gone.retired && gone.max == 0 && gone.in_use == 1);
+        assert!(!after.contains_key(&AppName::parse("idle").unwrap()));
+    }
+
+    #[test]
+    fn a_reservation_owner_is_served_before_older_borrowers() {
+        // steady holds 1 of its 4 reserved; hot borrows 6 and waits for more.
+        let r = record(10, &[("steady", 4, 10, 1, 1), ("hot", 0, 10, 1, 9)]);
+        let waiters = [waiter("h1", "hot", 1), waiter("s1", "steady", 2)];
+        assert_eq!(pick(&r, &waiters, Some(&AppName::parse("hot").unwrap())), Some(1));
+    }
+
+    #[test]
+    fn among_borrowers_the_lowest_in_use_per_weight_goes_first_then_the_oldest() {
+        let r = record(10, &[("a", 0, 10, 1, 4), ("b", 0, 10, 2, 6)]);
+        // a: 4/1 = 4, b: 6/2 = 3 -> b although a waits longer.
+        let waiters = [waiter("a1", "a", 1), waiter("b1", "b", 2)];
+        assert_eq!(pick(&r, &waiters, None), Some(1));
+        // Equal shares: the oldest.
+        let r = record(10, &[("a", 0, 10, 1, 5), ("b", 0, 10, 1, 5)]);
+        let waiters = [waiter("b1", "b", 1), waiter("a1", "a", 2)];
+        assert_eq!(pick(&r, &waiters, None), Some(0));
+        // Within one application, first come first served.
+        let waiters = [waiter("a1", "a", 1), waiter("a2", "a", 2)];
+        assert_eq!(pick(&r, &waiters, None), Some(0));
+    }
+
+    #[test]
+    fn an_application_at_its_max_gets_nothing_but_its_own_freed_slot_counts() {
+        let r = record(10, &[("capped", 0, 3, 1, 3), ("other", 0, 10, 1, 2)]);
+        let waiters = [waiter("c1", "capped", 1)];
+        assert_eq!(pick(&r, &waiters, None), None);
+        assert_eq!(
+            pick(&r, &waiters, Some(&AppName::parse("other").unwrap())),
+            None
+        );
+        // Its own release brings it below the ceiling: the slot stays with it.
+        assert_eq!(
+            pick(&r, &waiters, Some(&AppName::parse("capped").unwrap())),
+            Some(0)
+        );
+    }
+}
