@@ -133,12 +133,18 @@ impl Broker {
                     };
                     // The queue as this request found it (no second read on the hot path).
                     let (waiters, deadline) = match self.store.enqueue(&waiter).await? {
+                        EnqueueAttempt::Enqueued if record.shared() => {
+                            // On a divided pool a request also queues beside free slots that
+                            // others' waiters may not take; a slot it may take can have come
+                            // free meanwhile, and its freer may not have seen this waiter:
+                            // look once more, now that the waiter is counted.
+                            let after = self.fill_free_slots(&pool).await?;
+                            self.gauge(&pool, &after).await;
+                            (after.waiting, waiter.deadline)
+                        }
                         EnqueueAttempt::Enqueued => {
                             let mut seen = record.clone();
                             seen.waiting += 1;
-                            if let Some(state) = app.as_ref().and_then(|a| seen.apps.get_mut(a)) {
-                                state.waiting += 1;
-                            }
                             self.gauge(&pool, &seen).await;
                             (seen.waiting, waiter.deadline)
                         }
@@ -346,6 +352,10 @@ impl Broker {
             let freed_app = (!matches!(source, Freed::Free))
                 .then(|| source.app())
                 .flatten();
+            // A released id that also waits (a new round of its request) is not its own heir.
+            if let Freed::Release(id, ..) | Freed::Unclaimed(id, ..) = &source {
+                candidates.retain(|w| w.id != *id);
+            }
             let Some(index) = shares::pick(&record, &candidates, freed_app) else {
                 if matches!(source, Freed::Free) {
                     break;

@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use leasehold_broker::{
-    AcquireRequest, Broker, DynamoStore, EnqueueAttempt, GrantAttempt, HandOver, Lease, LeaseId,
-    LeaseStore, NullSink, PoolName, PoolRecord, ReclaimAttempt, ReleaseAttempt, SlotSource,
-    StoreError, SystemClock, TaskToken, Waiter,
+    AcquireRequest, AppName, AppShare, Broker, Counts, DynamoStore, EnqueueAttempt, Freeing,
+    GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
+    ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::{Arc, Mutex};
@@ -28,27 +28,38 @@ impl LeaseStore for Interleaving {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
         self.inner.pool(pool).await
     }
-    async fn put_pool(&self, pool: &PoolName, budget: u32) -> Result<PoolRecord, StoreError> {
-        self.inner.put_pool(pool, budget).await
+    async fn put_pool(
+        &self,
+        pool: &PoolName,
+        budget: u32,
+        apps: &[AppShare],
+    ) -> Result<PoolRecord, StoreError> {
+        self.inner.put_pool(pool, budget, apps).await
     }
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
         self.inner.delete_pool(pool).await
     }
-    async fn grant(&self, lease: &Lease) -> Result<GrantAttempt, StoreError> {
-        self.inner.grant(lease).await
+    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+        self.inner.grant(lease, beside).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await
     }
-    async fn release(&self, pool: &PoolName, id: &LeaseId) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release(pool, id).await
+    async fn release(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        freeing: Freeing<'_>,
+    ) -> Result<ReleaseAttempt, StoreError> {
+        self.inner.release(pool, id, freeing).await
     }
     async fn release_settled(
         &self,
         pool: &PoolName,
         id: &LeaseId,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release_settled(pool, id).await
+        self.inner.release_settled(pool, id, freeing).await
     }
     async fn drain(
         &self,
@@ -70,17 +81,16 @@ impl LeaseStore for Interleaving {
         }
         leases
     }
-    async fn reclaim(&self, lease: &Lease) -> Result<ReclaimAttempt, StoreError> {
-        self.inner.reclaim(lease).await
+    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+        self.inner.reclaim(lease, beside).await
     }
     async fn set_in_use(
         &self,
         pool: &PoolName,
         seen: &PoolRecord,
-        actual: u32,
-        waiting: u32,
+        actual: &Counts,
     ) -> Result<bool, StoreError> {
-        self.inner.set_in_use(pool, seen, actual, waiting).await
+        self.inner.set_in_use(pool, seen, actual).await
     }
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
         self.inner.enqueue(waiter).await
@@ -102,16 +112,22 @@ impl LeaseStore for Interleaving {
     ) -> Result<HandOver, StoreError> {
         self.inner.hand_over(source, waiter, lease).await
     }
-    async fn withdraw(&self, pool: &PoolName, id: &LeaseId) -> Result<bool, StoreError> {
-        self.inner.withdraw(pool, id).await
+    async fn withdraw(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+        app: Option<&AppName>,
+    ) -> Result<bool, StoreError> {
+        self.inner.withdraw(pool, id, app).await
     }
     async fn release_unclaimed(
         &self,
         pool: &PoolName,
         id: &LeaseId,
         token: &TaskToken,
+        freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        self.inner.release_unclaimed(pool, id, token).await
+        self.inner.release_unclaimed(pool, id, token, freeing).await
     }
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
         self.inner.claim(lease, from).await
@@ -130,6 +146,7 @@ fn lease(pool: &str, id: &str) -> Lease {
         expires_at: now + 60,
         draining: false,
         handed_to: None,
+        app: None,
     }
 }
 
@@ -148,13 +165,13 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
     let inner = dynamo().await;
     let pool = unique("audit-race");
     let name = PoolName::parse(&pool).unwrap();
-    inner.put_pool(&name, 2).await.unwrap();
+    inner.put_pool(&name, 2, &[]).await.unwrap();
     assert!(matches!(
-        inner.grant(&lease(&pool, "a")).await.unwrap(),
+        inner.grant(&lease(&pool, "a"), 0).await.unwrap(),
         GrantAttempt::Granted(_)
     ));
     let seen = inner.pool(&name).await.unwrap().unwrap();
-    assert!(inner.set_in_use(&name, &seen, 2, 0).await.unwrap());
+    assert!(inner.set_in_use(&name, &seen, &Counts { in_use: 2, ..Counts::default() }).await.unwrap());
 
     // WHEN a repairing audit runs while another broker releases "a" just before the audit's
     // lease query and grants "b" just after it (the counter reads 2 before and after)
@@ -165,12 +182,12 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
             Box::pin(async move {
                 let name = PoolName::parse(&release_pool).unwrap();
                 let id = LeaseId::parse("a").unwrap();
-                assert!(s.release(&name, &id).await.unwrap().released);
+                assert!(s.release(&name, &id, Freeing::default()).await.unwrap().released);
             })
         }))),
         after_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
             Box::pin(async move {
-                let granted = s.grant(&lease(&grant_pool, "b")).await.unwrap();
+                let granted = s.grant(&lease(&grant_pool, "b"), 0).await.unwrap();
                 assert!(matches!(granted, GrantAttempt::Granted(_)));
             })
         }))),

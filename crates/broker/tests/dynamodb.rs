@@ -351,6 +351,7 @@ async fn api_mode_publishes_the_same_metrics_with_put_metric_data() {
             ttl_seconds: 60,
             task_token: "token-c".into(),
             wait_seconds: 60,
+            app: None,
         })
         .await
         .unwrap();

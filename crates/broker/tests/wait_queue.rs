@@ -45,6 +45,7 @@ fn queued(pool: &str, id: &str) -> QueuedRequest {
         ttl_seconds: 120,
         task_token: format!("token-{id}"),
         wait_seconds: 120,
+        app: None,
     }
 }
 

@@ -12,8 +12,13 @@
 //!   "grant"?}`. `waitSeconds` (default 60, at most 3600) must match the task's
 //!   `TimeoutSeconds`: after it the waiter is skipped and removed.
 //!
+//! Both take `"app"` on a pool whose budget is divided between applications (required there;
+//! ignored by a pool that is not divided): the lease counts against the pool and that
+//! application, and the grant names it (`"app"`).
+//!
 //! Errors (`errorType`): `ConnectionsExhausted` (polling only), `PoolNotFound`, `InvalidInput`
-//! (also for a malformed task token, or one whose task does not wait: nothing is changed),
+//! (also for a malformed task token, or one whose task does not wait, an unknown application,
+//! or a missing one on a divided pool: nothing is changed),
 //! `DependencyFailure` (DynamoDB or Step Functions out of reach).
 //!
 //! # Layout
@@ -42,6 +47,8 @@ pub struct AcquireEvent {
     pub task_token: Option<String>,
     /// How long the task waits (its `TimeoutSeconds`); queued mode only.
     pub wait_seconds: Option<u32>,
+    /// The application asking, on a pool divided between applications.
+    pub app: Option<String>,
 }
 
 /// The error a caller sees: the broker's error under its stable name.
@@ -68,7 +75,8 @@ pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value,
     let ttl_seconds = input.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     match (input.task_token, input.wait_seconds) {
         (None, None) => {
-            let request = AcquireRequest::new(input.pool, input.lease_id, ttl_seconds);
+            let mut request = AcquireRequest::new(input.pool, input.lease_id, ttl_seconds);
+            request.app = input.app;
             Ok(to_json(broker.acquire(&request).await?))
         }
         (None, Some(_)) => Err(BrokerError::InvalidInput(
@@ -82,6 +90,7 @@ pub async fn handle(broker: &Broker, event: LambdaEvent<Value>) -> Result<Value,
                 ttl_seconds,
                 task_token,
                 wait_seconds: wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS),
+                app: input.app,
             };
             Ok(to_json(broker.acquire_queued(&request).await?))
         }

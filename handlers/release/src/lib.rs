@@ -1,8 +1,10 @@
 //! The release function: ends leases, and reclaims or audits a pool on request.
 //!
 //! Accepted events:
-//! - release `{"pool", "leaseId"}` → `{"pool", "leaseId", "released", "remaining"}`;
-//!   releasing a lease that is already gone answers `released: false`, not an error.
+//! - release `{"pool", "leaseId", "app"?}` → `{"pool", "leaseId", "released", "remaining"}`;
+//!   releasing a lease that is already gone answers `released: false`, not an error. `app`
+//!   (the application the lease was acquired for, on a divided pool) only saves a second
+//!   DynamoDB request: the lease's own application is uncounted whatever it says.
 //! - reclaim `{"pool", "reclaimExpired": true}` → `{"pool", "reclaimed", "remaining"}` (the
 //!   scheduled reaper).
 //! - audit `{"pool", "audit": true, "repair"?: bool}` → the broker's audit report.
@@ -39,6 +41,8 @@ pub struct ReleaseEvent {
     pub reclaim_expired: Option<bool>,
     pub audit: Option<bool>,
     pub repair: Option<bool>,
+    /// The application the lease was acquired for (release only).
+    pub app: Option<String>,
 }
 
 /// The part of an EventBridge event this function reads.
@@ -138,7 +142,8 @@ pub async fn handle(
             audit: None | Some(false),
             repair: None,
             pool,
-        } => to_json(broker.release(&pool, &id).await),
+            app,
+        } => to_json(broker.release_for(&pool, &id, app.as_deref()).await),
         ReleaseEvent {
             lease_id: Some(id),
             drain_seconds: Some(seconds),
@@ -146,6 +151,7 @@ pub async fn handle(
             audit: None | Some(false),
             repair: None,
             pool,
+            app: None,
         } => to_json(broker.drain(&pool, &id, seconds).await),
         ReleaseEvent {
             lease_id: None,
@@ -154,6 +160,7 @@ pub async fn handle(
             audit: None | Some(false),
             repair: None,
             pool,
+            app: None,
         } => to_json(broker.reclaim_expired(&pool).await),
         ReleaseEvent {
             lease_id: None,
@@ -162,10 +169,11 @@ pub async fn handle(
             audit: Some(true),
             repair,
             pool,
+            app: None,
         } => to_json(broker.audit(&pool, repair.unwrap_or(false)).await),
         _ => Err(invalid(
             "give exactly one of leaseId, \"reclaimExpired\": true or \"audit\": true \
-             (repair only with audit, drainSeconds only with leaseId)",
+             (repair only with audit, drainSeconds and app only with leaseId, not both)",
         )),
     }
 }

@@ -71,7 +71,7 @@ const NOBODY_WAITS: &str = "(attribute_not_exists(waiting) OR waiting = :zero)";
 /// Attempts of one transaction while other writers keep cancelling it (`TransactionConflict`).
 const CONFLICT_ATTEMPTS: u32 = 12;
 /// A lease or waiter without an application may only be counted by an undivided pool.
-const UNDIVIDED: &str = "attribute_not_exists(shared)";
+const UNDIVIDED: &str = "attribute_not_exists(appsActive)";
 
 /// The condition that exactly `beside` requests wait (0: nobody, also on records written
 /// before the queue existed).
@@ -590,9 +590,9 @@ impl LeaseStore for DynamoStore {
                 // Applications are written whole, so the record must not have moved since it
                 // was read (their counters are in it).
                 request = request.update_expression(match (merged.is_empty(), shared) {
-                    (true, _) => format!("{base} REMOVE apps, shared"),
-                    (false, true) => format!("{base}, apps = :apps, shared = :yes"),
-                    (false, false) => format!("{base}, apps = :apps REMOVE shared"),
+                    (true, _) => format!("{base} REMOVE apps, appsActive"),
+                    (false, true) => format!("{base}, apps = :apps, appsActive = :yes"),
+                    (false, false) => format!("{base}, apps = :apps REMOVE appsActive"),
                 });
                 if !merged.is_empty() {
                     values.insert(":apps".into(), apps_item(&merged));

@@ -1,0 +1,426 @@
+//! Applications sharing one pool, against DynamoDB's API (moto over HTTP, through the real
+//! SDK): reservations under contention, borrowing up to `max`, reservation owners before
+//! borrowers, fair hand-over among equals, bad input, and a randomized run of several
+//! applications with an audit after every step. Waiting tasks are completed through the
+//! recording callbacks.
+
+use leasehold_broker::{
+    AcquireRequest, AppName, AppShare, Broker, DynamoStore, LeaseStore, NullSink, PoolName,
+    QueuedRequest, RecordingCallbacks, SystemClock,
+};
+use leasehold_testkit::{require_env, sdk_config, unique};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Setup {
+    broker: Arc<Broker>,
+    store: Arc<DynamoStore>,
+    calls: Arc<RecordingCallbacks>,
+    pool: String,
+}
+
+fn share(name: &str, reserved: u32, max: Option<u32>, weight: u32) -> AppShare {
+    AppShare {
+        name: AppName::parse(name).unwrap(),
+        reserved,
+        max,
+        weight,
+    }
+}
+
+async fn setup(budget: u32, apps: &[AppShare]) -> Setup {
+    let sdk = sdk_config().await;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        require_env("LEASE_TABLE"),
+    ));
+    let calls = Arc::new(RecordingCallbacks::default());
+    let broker = Arc::new(
+        Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock))
+            .with_callbacks(calls.clone()),
+    );
+    let pool = unique("shares");
+    broker.put_shared_pool(&pool, budget, apps).await.unwrap();
+    Setup {
+        broker,
+        store,
+        calls,
+        pool,
+    }
+}
+
+impl Setup {
+    fn name(&self) -> PoolName {
+        PoolName::parse(&self.pool).unwrap()
+    }
+
+    async fn grant(&self, app: &str, id: &str) -> Result<(), String> {
+        let request = AcquireRequest::new(&self.pool, id, 120).for_app(app);
+        self.broker
+            .acquire(&request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.name().to_owned())
+    }
+
+    /// Queues a request (true) or gets it granted at once (false).
+    async fn queue(&self, app: &str, id: &str) -> bool {
+        // Waiters are ordered by their enqueue millisecond: keep them apart.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        self.broker
+            .acquire_queued(&QueuedRequest {
+                pool: self.pool.clone(),
+                lease_id: id.into(),
+                ttl_seconds: 120,
+                task_token: format!("token-{id}"),
+                wait_seconds: 120,
+                app: Some(app.into()),
+            })
+            .await
+            .unwrap()
+            .waiting
+    }
+
+    async fn release(&self, id: &str) {
+        let released = self.broker.release(&self.pool, id).await.unwrap();
+        assert!(released.released, "{id} was not released: {released:?}");
+    }
+
+    /// Lease ids whose waiting tasks were completed, in order.
+    fn served(&self) -> Vec<String> {
+        self.calls
+            .completed()
+            .into_iter()
+            .map(|(_, output)| output["leaseId"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// In use per application, from the pool record.
+    async fn in_use(&self) -> BTreeMap<String, u32> {
+        let record = self.store.pool(&self.name()).await.unwrap().unwrap();
+        record
+            .apps
+            .iter()
+            .map(|(name, state)| (name.to_string(), state.in_use))
+            .collect()
+    }
+
+    async fn assert_consistent(&self) {
+        let audit = self.broker.audit(&self.pool, false).await.unwrap();
+        assert!(audit.consistent, "{audit:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_owner_is_served_before_borrowers_that_waited_longer() {
+    // GIVEN a pool of 6 where steady reserves 3 and hot has borrowed every slot
+    let s = setup(6, &[share("steady", 3, None, 1), share("hot", 0, None, 1)]).await;
+    for i in 0..6 {
+        s.grant("hot", &format!("hot-{i}")).await.unwrap();
+    }
+    // AND hot's next requests queued before steady's
+    for i in 6..9 {
+        assert!(s.queue("hot", &format!("hot-{i}")).await);
+    }
+    for i in 0..3 {
+        assert!(s.queue("steady", &format!("steady-{i}")).await);
+    }
+
+    // WHEN hot's running queries end one by one (none is preempted)
+    for i in 0..3 {
+        s.release(&format!("hot-{i}")).await;
+    }
+
+    // THEN the lent slots came back to steady, oldest first, before any borrower
+    assert_eq!(s.served(), ["steady-0", "steady-1", "steady-2"]);
+    let in_use = s.in_use().await;
+    assert_eq!((in_use["steady"], in_use["hot"]), (3, 3));
+    s.assert_consistent().await;
+
+    // AND once steady holds its reservation, hot's waiters get the next slots
+    s.release("hot-3").await;
+    assert_eq!(s.served().last().unwrap(), "hot-6");
+    assert_eq!(s.store.pool(&s.name()).await.unwrap().unwrap().in_use, 6);
+    s.assert_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_hold_under_contention() {
+    // GIVEN a pool of 8: steady reserves 4, hot none; hot holds every slot
+    let s = Arc::new(setup(8, &[share("steady", 4, None, 1), share("hot", 0, None, 1)]).await);
+    for i in 0..8 {
+        s.grant("hot", &format!("hot-{i}")).await.unwrap();
+    }
+
+    // WHEN 12 hot and 4 steady requests queue at once, and hot's holders release while more
+    // hot requests keep polling
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        let (app, id) = if i % 4 == 3 {
+            ("steady", format!("steady-{i}"))
+        } else {
+            ("hot", format!("hot-wait-{i}"))
+        };
+        tasks.push(tokio::spawn(async move { s.queue(app, &id).await }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap(), "every request waits: the pool is full");
+    }
+    for i in 0..4 {
+        let (poller, holder) = (unique("poller"), format!("hot-{i}"));
+        let (_, polled) = tokio::join!(s.release(&holder), s.grant("hot", &poller));
+        assert_eq!(polled.unwrap_err(), "ConnectionsExhausted");
+    }
+
+    // THEN the four freed slots all went to steady's four waiters
+    let served = s.served();
+    assert_eq!(served.len(), 4);
+    assert!(served.iter().all(|id| id.starts_with("steady")), "{served:?}");
+    let in_use = s.in_use().await;
+    assert_eq!((in_use["steady"], in_use["hot"]), (4, 4));
+    s.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn an_application_borrows_up_to_its_max_and_not_beyond() {
+    // GIVEN a pool of 10: capped may hold at most 4, steady reserves 2
+    let s = setup(10, &[share("capped", 0, Some(4), 1), share("steady", 2, None, 1)]).await;
+
+    // WHEN capped asks for more than its max while slots are free
+    for i in 0..4 {
+        s.grant("capped", &format!("c{i}")).await.unwrap();
+    }
+    assert_eq!(
+        s.grant("capped", "c4").await.unwrap_err(),
+        "ConnectionsExhausted"
+    );
+    // AND queues beyond it
+    assert!(s.queue("capped", "c5").await);
+
+    // THEN the free slots stay for the others: a newcomer of steady is granted at once,
+    // beside capped's waiter that may not take them
+    assert!(!s.queue("steady", "s0").await);
+    s.grant("steady", "s1").await.unwrap();
+    let record = s.store.pool(&s.name()).await.unwrap().unwrap();
+    assert_eq!((record.in_use, record.waiting), (6, 1));
+    s.assert_consistent().await;
+
+    // AND capped's own release hands its slot to its waiter, never above 4
+    s.release("c0").await;
+    assert_eq!(s.served().last().unwrap(), "c5");
+    assert_eq!(s.in_use().await["capped"], 4);
+    // AND a release of steady's frees its slot beside capped's nobody (no waiter left)
+    s.release("s1").await;
+    let record = s.store.pool(&s.name()).await.unwrap().unwrap();
+    assert_eq!((record.in_use, record.waiting), (5, 0));
+    s.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn among_equals_the_lowest_in_use_per_weight_goes_first_then_the_oldest() {
+    // GIVEN a pool of 6 without reservations: a holds 3, b holds 1, c (weight 2) holds 2
+    let s = setup(
+        6,
+        &[
+            share("a", 0, None, 1),
+            share("b", 0, None, 1),
+            share("c", 0, None, 2),
+        ],
+    )
+    .await;
+    for (app, id) in [("a", "a0"), ("a", "a1"), ("a", "a2"), ("b", "b0")] {
+        s.grant(app, id).await.unwrap();
+    }
+    for id in ["c0", "c1"] {
+        s.grant("c", id).await.unwrap();
+    }
+    // AND a waits longest, then c, then b
+    assert!(s.queue("a", "a-wait").await);
+    assert!(s.queue("c", "c-wait").await);
+    assert!(s.queue("b", "b-wait").await);
+
+    // WHEN a releases: a 2/1, b 1/1, c 2/2: b and c tie, c waited longer
+    s.release("a0").await;
+    assert_eq!(s.served(), ["c-wait"]);
+    // AND a releases again: a 1/1, b 1/1, c 3/2: a and b tie, a waited longer
+    s.release("a1").await;
+    assert_eq!(s.served(), ["c-wait", "a-wait"]);
+    // AND then b, the last
+    s.release("c0").await;
+    assert_eq!(s.served(), ["c-wait", "a-wait", "b-wait"]);
+    s.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn bad_applications_are_invalid_input_and_change_nothing() {
+    let s = setup(5, &[share("web", 2, None, 1), share("batch", 1, Some(3), 1)]).await;
+    let before = s.store.pool(&s.name()).await.unwrap().unwrap();
+    // An unknown application, none on a divided pool, a malformed name.
+    assert_eq!(s.grant("nope", "x").await.unwrap_err(), "InvalidInput");
+    let unnamed = AcquireRequest::new(&s.pool, "y", 60);
+    let err = s.broker.acquire(&unnamed).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidInput");
+    assert!(err.to_string().contains("batch, web"), "{err}");
+    assert_eq!(s.grant("bad name", "z").await.unwrap_err(), "InvalidInput");
+    // Shares that do not fit the budget, max below reserved, a zero weight.
+    for apps in [
+        vec![share("web", 4, None, 1), share("batch", 2, None, 1)],
+        vec![share("web", 3, Some(2), 1)],
+        vec![share("web", 1, None, 0)],
+    ] {
+        let err = s.broker.put_shared_pool(&s.pool, 5, &apps).await.unwrap_err();
+        assert_eq!(err.name(), "InvalidInput", "{apps:?}");
+    }
+    assert_eq!(s.store.pool(&s.name()).await.unwrap().unwrap(), before);
+    assert!(s.store.leases(&s.name()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn shrinking_or_removing_a_share_keeps_live_leases() {
+    let s = setup(6, &[share("web", 3, None, 1), share("batch", 1, None, 1)]).await;
+    for i in 0..3 {
+        s.grant("batch", &format!("b{i}")).await.unwrap();
+    }
+    // WHEN batch is removed while it holds three leases
+    s.broker
+        .put_shared_pool(&s.pool, 6, &[share("web", 3, None, 1)])
+        .await
+        .unwrap();
+    // THEN its leases stay counted, it takes no new slot, and its releases uncount it
+    assert_eq!(s.grant("batch", "b9").await.unwrap_err(), "InvalidInput");
+    assert_eq!(s.in_use().await["batch"], 3);
+    s.assert_consistent().await;
+    for i in 0..3 {
+        s.release(&format!("b{i}")).await;
+    }
+    // AND it disappears at the next change once nothing counts against it
+    s.broker
+        .put_shared_pool(&s.pool, 6, &[share("web", 3, None, 1)])
+        .await
+        .unwrap();
+    assert_eq!(s.in_use().await.keys().collect::<Vec<_>>(), ["web"]);
+    // AND a pool whose applications are all removed serves requests without one again
+    s.broker.put_pool(&s.pool, 6).await.unwrap();
+    s.broker
+        .acquire(&AcquireRequest::new(&s.pool, "plain", 60))
+        .await
+        .unwrap();
+    s.assert_consistent().await;
+}
+
+/// A small deterministic generator, so a failing run can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the_records() {
+    let seed = std::env::var("SHARES_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0011);
+    let mut rng = Rng(seed);
+    let apps = ["web", "batch", "report"];
+    let s = Arc::new(
+        setup(
+            6,
+            &[
+                share("web", 2, None, 2),
+                share("batch", 1, Some(4), 1),
+                share("report", 0, Some(3), 1),
+            ],
+        )
+        .await,
+    );
+    let mut next_id = 0;
+    for step in 0..60 {
+        // Each step runs two or three operations at once (the races), then audits.
+        let ops = 2 + rng.below(2);
+        let mut tasks = Vec::new();
+        let held: Vec<_> = s.store.leases(&s.name()).await.unwrap();
+        let waiting: Vec<_> = s.store.waiters(&s.name()).await.unwrap();
+        for _ in 0..ops {
+            next_id += 1;
+            let app = apps[rng.below(3) as usize];
+            let id = format!("r{next_id}");
+            let choice = rng.below(10);
+            let victim = held
+                .get(rng.below(held.len() as u64) as usize)
+                .map(|l| l.id.to_string());
+            let withdrawn = waiting
+                .get(rng.below(waiting.len() as u64) as usize)
+                .map(|w| w.id.to_string());
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                match (choice, victim, withdrawn) {
+                    (0..=2, _, _) => {
+                        let _ = s.grant(app, &id).await;
+                    }
+                    (3..=5, _, _) => {
+                        s.queue(app, &id).await;
+                    }
+                    (6..=8, Some(victim), _) => {
+                        let _ = s.broker.release(&s.pool, &victim).await.unwrap();
+                    }
+                    (9, _, Some(waiter)) => {
+                        // A stopped execution's cleanup withdraws its waiter.
+                        let _ = s.broker.release(&s.pool, &waiter).await.unwrap();
+                    }
+                    _ => {
+                        let _ = s.grant(app, &id).await;
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let audit = s.broker.audit(&s.pool, false).await.unwrap();
+        assert!(audit.consistent, "step {step} (seed {seed}): {audit:?}");
+        assert!(audit.in_use <= 6, "step {step}: budget exceeded: {audit:?}");
+        let configured = [("web", 6), ("batch", 4), ("report", 3)];
+        for (name, max) in configured {
+            let a = audit.applications[&AppName::parse(name).unwrap()];
+            assert_eq!(a.max, max);
+            assert!(
+                a.in_use <= max,
+                "step {step}: {name} above its max: {audit:?}"
+            );
+        }
+    }
+    // Everything given back leaves nothing behind.
+    for lease in s.store.leases(&s.name()).await.unwrap() {
+        s.broker.release(&s.pool, lease.id.as_str()).await.unwrap();
+    }
+    for waiter in s.store.waiters(&s.name()).await.unwrap() {
+        s.broker.release(&s.pool, waiter.id.as_str()).await.unwrap();
+    }
+    // Served waiters hold leases again: release until the pool is empty.
+    for _ in 0..20 {
+        let leases = s.store.leases(&s.name()).await.unwrap();
+        if leases.is_empty() {
+            break;
+        }
+        for lease in leases {
+            s.broker.release(&s.pool, lease.id.as_str()).await.unwrap();
+        }
+    }
+    let audit = s.broker.audit(&s.pool, false).await.unwrap();
+    assert!(audit.consistent, "{audit:?}");
+    assert_eq!((audit.in_use, audit.waiting), (0, 0), "{audit:?}");
+    assert!(
+        audit
+            .applications
+            .values()
+            .all(|a| a.in_use == 0 && a.waiting == 0)
+    );
+}
