@@ -137,7 +137,7 @@ impl LeaseStore for MemoryStore {
         id: &LeaseId,
         freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, freeing.beside, |_| true))
+        Ok(self.release_where(pool, id, freeing, |_| true))
     }
 
     async fn release_settled(
@@ -146,7 +146,7 @@ impl LeaseStore for MemoryStore {
         id: &LeaseId,
         freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, freeing.beside, |lease| !lease.draining))
+        Ok(self.release_where(pool, id, freeing, |lease| !lease.draining))
     }
 
     async fn drain(
@@ -311,7 +311,8 @@ impl LeaseStore for MemoryStore {
             };
             let moves = from != lease.app || matches!(source, SlotSource::Free);
             if moves && lease.app.is_some() && !s.app_fits(lease.app.as_ref()) {
-                return HandOver::SourceGone { draining: false };
+                // Its application is at its max: not this waiter now.
+                return HandOver::WaiterGone;
             }
             match source {
                 SlotSource::Release { id, .. } => {
@@ -342,7 +343,7 @@ impl LeaseStore for MemoryStore {
         token: &TaskToken,
         freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError> {
-        Ok(self.release_where(pool, id, freeing.beside, |lease| {
+        Ok(self.release_where(pool, id, freeing, |lease| {
             lease.handed_to.as_ref() == Some(token)
         }))
     }
@@ -385,12 +386,13 @@ impl LeaseStore for MemoryStore {
 }
 
 impl MemoryStore {
-    /// Removes a lease and uncounts it when `may` allows and exactly `beside` requests wait.
+    /// Removes a lease and uncounts it when `may` allows and exactly `freeing.beside` requests
+    /// wait (and, while some do, only when the lease is `freeing.app`'s, as named).
     fn release_where(
         &self,
         pool: &PoolName,
         id: &LeaseId,
-        beside: u32,
+        freeing: Freeing<'_>,
         may: impl Fn(&Lease) -> bool,
     ) -> ReleaseAttempt {
         self.with(|p| match p.get_mut(pool) {
@@ -406,7 +408,9 @@ impl MemoryStore {
                 let draining = kept && s.leases.get(id).is_some_and(|l| l.draining);
                 let present = s.leases.contains_key(id);
                 let app = s.leases.get(id).and_then(|l| l.app.clone());
-                let waiters_first = present && !kept && s.record.waiting != beside;
+                let misnamed = freeing.beside > 0 && app.as_ref() != freeing.app;
+                let waiters_first =
+                    present && !kept && (s.record.waiting != freeing.beside || misnamed);
                 let released = present && !kept && !waiters_first;
                 if released {
                     s.leases.remove(id);

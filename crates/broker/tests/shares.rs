@@ -346,6 +346,7 @@ async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the
         // Each step runs two or three operations at once (the races), then audits.
         let ops = 2 + rng.below(2);
         let mut tasks = Vec::new();
+        let mut plan = Vec::new();
         let held: Vec<_> = s.store.leases(&s.name()).await.unwrap();
         let waiting: Vec<_> = s.store.waiters(&s.name()).await.unwrap();
         for _ in 0..ops {
@@ -359,6 +360,7 @@ async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the
             let withdrawn = waiting
                 .get(rng.below(waiting.len() as u64) as usize)
                 .map(|w| w.id.to_string());
+            plan.push(format!("{choice}:{app}:{id}:{victim:?}:{withdrawn:?}"));
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 match (choice, victim, withdrawn) {
@@ -385,7 +387,10 @@ async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the
             task.await.unwrap();
         }
         let audit = s.broker.audit(&s.pool, false).await.unwrap();
-        assert!(audit.consistent, "step {step} (seed {seed}): {audit:?}");
+        assert!(
+            audit.consistent,
+            "step {step} (seed {seed}) after {plan:?}: {audit:?}"
+        );
         assert!(audit.in_use <= 6, "step {step}: budget exceeded: {audit:?}");
         let configured = [("web", 6), ("batch", 4), ("report", 3)];
         for (name, max) in configured {

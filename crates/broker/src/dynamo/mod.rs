@@ -338,7 +338,18 @@ impl DynamoStore {
                 match self.transact("TransactWriteItems(release)", items).await? {
                     None => (true, false),
                     Some(cancelled) if cancelled.failed(0) => match cancelled.item(0) {
-                        // The lease counts against another application: again with that one.
+                        // The lease counts against another application: again with that one,
+                        // unless requests wait: whether one of them may take the slot depends
+                        // on whose it is, so the broker decides again.
+                        Some(item) if app_of(item)? != app && freeing.beside > 0 => {
+                            return Ok(ReleaseAttempt {
+                                released: false,
+                                draining: false,
+                                waiters_first: true,
+                                pool: self.read_pool(pool).await?,
+                                app: app_of(item)?,
+                            });
+                        }
                         Some(item) if app_of(item)? != app => {
                             app = app_of(item)?;
                             continue;
@@ -1128,8 +1139,18 @@ impl LeaseStore for DynamoStore {
             }
             Some(cancelled) => Ok(match cancelled.item(pool_index) {
                 None => HandOver::PoolMissing,
-                // The waiting counter drifted to 0 (a repair will fix it), no slot is free, or
-                // the waiter's application is at its max.
+                // The waiter's application reached its max meanwhile: not this waiter now.
+                Some(item)
+                    if lease.app.as_ref().is_some_and(|app| {
+                        pool_record(item)
+                            .ok()
+                            .and_then(|r| r.apps.get(app).map(|a| a.in_use >= a.max))
+                            .unwrap_or(false)
+                    }) =>
+                {
+                    HandOver::WaiterGone
+                }
+                // The waiting counter drifted to 0 (a repair will fix it) or no slot is free.
                 Some(_) => HandOver::SourceGone { draining: false },
             }),
         }
