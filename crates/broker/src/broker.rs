@@ -9,8 +9,8 @@ use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Wait
 use crate::shares;
 use crate::slot::Freed;
 use crate::store::{Counts, GrantAttempt, LeaseStore};
-use std::collections::BTreeMap;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -260,7 +260,10 @@ impl Broker {
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
-            match self.attempt_grant(&pool, &id, ttl, now, app.as_ref()).await? {
+            match self
+                .attempt_grant(&pool, &id, ttl, now, app.as_ref())
+                .await?
+            {
                 Attempt::Leased { grant, .. } => return Ok(grant),
                 Attempt::Again => {}
                 Attempt::Full(record) => {
@@ -744,11 +747,8 @@ impl Broker {
         ];
         for (app, state) in record.apps.iter().filter(|(_, a)| !a.retired) {
             metrics.extend([
-                Metric::count(
-                    "RemainingConnections",
-                    f64::from(record.remaining_for(app)),
-                )
-                .for_app(app),
+                Metric::count("RemainingConnections", f64::from(record.remaining_for(app)))
+                    .for_app(app),
                 Metric::count("WaitingRequests", f64::from(state.waiting)).for_app(app),
                 Metric::count("BorrowedConnections", f64::from(state.borrowed())).for_app(app),
             ]);

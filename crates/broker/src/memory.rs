@@ -41,11 +41,7 @@ impl PoolState {
     fn app_fits(&self, app: Option<&AppName>) -> bool {
         match app {
             None => !self.record.shared(),
-            Some(app) => self
-                .record
-                .apps
-                .get(app)
-                .is_some_and(|a| a.in_use < a.max),
+            Some(app) => self.record.apps.get(app).is_some_and(|a| a.in_use < a.max),
         }
     }
 }
@@ -259,7 +255,10 @@ impl LeaseStore for MemoryStore {
     ) -> Result<(Option<PoolRecord>, Vec<Waiter>), StoreError> {
         Ok(self.with(|p| match p.get(pool) {
             None => (None, Vec::new()),
-            Some(s) => (Some(s.record.clone()), s.waiters.values().cloned().collect()),
+            Some(s) => (
+                Some(s.record.clone()),
+                s.waiters.values().cloned().collect(),
+            ),
         }))
     }
 

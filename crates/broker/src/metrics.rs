@@ -270,7 +270,10 @@ pub(crate) mod tests {
         /// Names of the pool's metrics (not an application's), in order.
         pub fn names(&self) -> Vec<&'static str> {
             let all = self.0.lock().unwrap();
-            all.iter().filter(|m| m.app.is_none()).map(|m| m.name).collect()
+            all.iter()
+                .filter(|m| m.app.is_none())
+                .map(|m| m.name)
+                .collect()
         }
 
         /// The pool's values published under `name`, in order.

@@ -95,7 +95,9 @@ impl Broker {
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();
-            let attempt = self.attempt_grant(&pool, &id, ttl, now, app.as_ref()).await?;
+            let attempt = self
+                .attempt_grant(&pool, &id, ttl, now, app.as_ref())
+                .await?;
             let (granted, fresh) = match attempt {
                 Attempt::Leased { grant, fresh, held } => {
                     // Handed over to an earlier round of this request whose task ended before

@@ -38,11 +38,17 @@ pub fn validate(budget: u32, shares: &[AppShare]) -> Result<(), BrokerError> {
             return invalid(format!("application {} is named twice", share.name));
         }
         if share.weight == 0 {
-            return invalid(format!("application {}: weight must be at least 1", share.name));
+            return invalid(format!(
+                "application {}: weight must be at least 1",
+                share.name
+            ));
         }
         if let Some(max) = share.max {
             if max == 0 {
-                return invalid(format!("application {}: max must be at least 1", share.name));
+                return invalid(format!(
+                    "application {}: max must be at least 1",
+                    share.name
+                ));
             }
             if max < share.reserved {
                 return invalid(format!(
@@ -204,10 +210,16 @@ mod tests {
     #[test]
     fn bad_shares_are_refused_with_the_reason() {
         let cases = [
-            (vec![share("a", 6, None, 1), share("b", 5, None, 1)], "add up to 11"),
+            (
+                vec![share("a", 6, None, 1), share("b", 5, None, 1)],
+                "add up to 11",
+            ),
             (vec![share("a", 3, Some(2), 1)], "below reserved"),
             (vec![share("a", 1, None, 0)], "weight"),
-            (vec![share("a", 1, None, 1), share("a", 1, None, 1)], "twice"),
+            (
+                vec![share("a", 1, None, 1), share("a", 1, None, 1)],
+                "twice",
+            ),
             (vec![share("a", 0, Some(0), 1)], "max must be at least 1"),
         ];
         for (shares, why) in cases {
@@ -220,8 +232,15 @@ mod tests {
 
     #[test]
     fn a_reconfiguration_keeps_counters_and_retires_busy_applications() {
-        let before = record(10, &[("a", 2, 10, 1, 3), ("gone", 1, 10, 1, 1), ("idle", 1, 10, 1, 0)])
-            .apps;
+        let before = record(
+            10,
+            &[
+                ("a", 2, 10, 1, 3),
+                ("gone", 1, 10, 1, 1),
+                ("idle", 1, 10, 1, 0),
+            ],
+        )
+        .apps;
         let after = merge(&before, 8, &[share("a", 1, None, 3)]);
         let a = after[&AppName::parse("a").unwrap()];
         assert_eq!((a.reserved, a.max, a.weight, a.in_use), (1, 8, 3, 3));
@@ -235,7 +254,10 @@ mod tests {
         // steady holds 1 of its 4 reserved; hot borrows 6 and waits for more.
         let r = record(10, &[("steady", 4, 10, 1, 1), ("hot", 0, 10, 1, 9)]);
         let waiters = [waiter("h1", "hot", 1), waiter("s1", "steady", 2)];
-        assert_eq!(pick(&r, &waiters, Some(&AppName::parse("hot").unwrap())), Some(1));
+        assert_eq!(
+            pick(&r, &waiters, Some(&AppName::parse("hot").unwrap())),
+            Some(1)
+        );
     }
 
     #[test]

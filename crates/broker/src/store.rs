@@ -6,8 +6,8 @@
 
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use std::collections::BTreeMap;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 /// The outcome of trying to record a new lease and count it against its pool, atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]

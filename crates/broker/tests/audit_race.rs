@@ -171,7 +171,19 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
         GrantAttempt::Granted(_)
     ));
     let seen = inner.pool(&name).await.unwrap().unwrap();
-    assert!(inner.set_in_use(&name, &seen, &Counts { in_use: 2, ..Counts::default() }).await.unwrap());
+    assert!(
+        inner
+            .set_in_use(
+                &name,
+                &seen,
+                &Counts {
+                    in_use: 2,
+                    ..Counts::default()
+                }
+            )
+            .await
+            .unwrap()
+    );
 
     // WHEN a repairing audit runs while another broker releases "a" just before the audit's
     // lease query and grants "b" just after it (the counter reads 2 before and after)
@@ -182,7 +194,12 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
             Box::pin(async move {
                 let name = PoolName::parse(&release_pool).unwrap();
                 let id = LeaseId::parse("a").unwrap();
-                assert!(s.release(&name, &id, Freeing::default()).await.unwrap().released);
+                assert!(
+                    s.release(&name, &id, Freeing::default())
+                        .await
+                        .unwrap()
+                        .released
+                );
             })
         }))),
         after_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {

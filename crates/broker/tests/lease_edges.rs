@@ -4,8 +4,8 @@
 //! DynamoDB's API (moto over HTTP, through the real SDK).
 
 use leasehold_broker::{
-    AcquireRequest, Broker, Clock, Counts, DynamoStore, LeaseStore, ManualClock, NullSink, PoolName,
-    SystemClock,
+    AcquireRequest, Broker, Clock, Counts, DynamoStore, LeaseStore, ManualClock, NullSink,
+    PoolName, SystemClock,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::Arc;
@@ -76,7 +76,12 @@ async fn reclaim_removes_an_expired_record_even_when_the_counter_is_already_zero
         .await
         .unwrap();
     let seen = store.pool(&name).await.unwrap().unwrap();
-    assert!(store.set_in_use(&name, &seen, &Counts::default()).await.unwrap());
+    assert!(
+        store
+            .set_in_use(&name, &seen, &Counts::default())
+            .await
+            .unwrap()
+    );
     clock.advance(60);
 
     // WHEN the reaper runs

@@ -177,7 +177,10 @@ async fn reservations_hold_under_contention() {
     // THEN the four freed slots all went to steady's four waiters
     let served = s.served();
     assert_eq!(served.len(), 4);
-    assert!(served.iter().all(|id| id.starts_with("steady")), "{served:?}");
+    assert!(
+        served.iter().all(|id| id.starts_with("steady")),
+        "{served:?}"
+    );
     let in_use = s.in_use().await;
     assert_eq!((in_use["steady"], in_use["hot"]), (4, 4));
     s.assert_consistent().await;
@@ -186,7 +189,11 @@ async fn reservations_hold_under_contention() {
 #[tokio::test]
 async fn an_application_borrows_up_to_its_max_and_not_beyond() {
     // GIVEN a pool of 10: capped may hold at most 4, steady reserves 2
-    let s = setup(10, &[share("capped", 0, Some(4), 1), share("steady", 2, None, 1)]).await;
+    let s = setup(
+        10,
+        &[share("capped", 0, Some(4), 1), share("steady", 2, None, 1)],
+    )
+    .await;
 
     // WHEN capped asks for more than its max while slots are free
     for i in 0..4 {
@@ -255,7 +262,11 @@ async fn among_equals_the_lowest_in_use_per_weight_goes_first_then_the_oldest() 
 
 #[tokio::test]
 async fn bad_applications_are_invalid_input_and_change_nothing() {
-    let s = setup(5, &[share("web", 2, None, 1), share("batch", 1, Some(3), 1)]).await;
+    let s = setup(
+        5,
+        &[share("web", 2, None, 1), share("batch", 1, Some(3), 1)],
+    )
+    .await;
     let before = s.store.pool(&s.name()).await.unwrap().unwrap();
     // An unknown application, none on a divided pool, a malformed name.
     assert_eq!(s.grant("nope", "x").await.unwrap_err(), "InvalidInput");
@@ -270,7 +281,11 @@ async fn bad_applications_are_invalid_input_and_change_nothing() {
         vec![share("web", 3, Some(2), 1)],
         vec![share("web", 1, None, 0)],
     ] {
-        let err = s.broker.put_shared_pool(&s.pool, 5, &apps).await.unwrap_err();
+        let err = s
+            .broker
+            .put_shared_pool(&s.pool, 5, &apps)
+            .await
+            .unwrap_err();
         assert_eq!(err.name(), "InvalidInput", "{apps:?}");
     }
     assert_eq!(s.store.pool(&s.name()).await.unwrap().unwrap(), before);

@@ -2,8 +2,11 @@
 //!
 //! On Create and Update it creates the sample `Employees` table (unless `SeedData` is false),
 //! resolves the pool's budget (`Budget`, or `BudgetPercent` of the database's
-//! `max_connections` minus `Reserve`) and writes the pool record, keeping live leases. On
-//! Delete it removes the pool record and its leases. Every request is answered by a PUT to the
+//! `max_connections` minus `Reserve`) and writes the pool record, keeping live leases. With
+//! `Applications` (a list of `{Name, Reserved?, Max?, Weight?}`; `Max` 0 or absent means the
+//! budget, `Weight` defaults to 1) the budget is divided between those applications; an empty
+//! or absent list leaves one budget for everybody. An Update that shrinks or removes a share
+//! keeps live leases, like a budget cut. On Delete it removes the pool record and its leases. Every request is answered by a PUT to the
 //! pre-signed `ResponseURL`, SUCCESS or FAILED with a reason, before the function's own
 //! deadline, so a stack never waits an hour for a custom resource.
 //!
@@ -20,7 +23,7 @@
 //!   per container.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use leasehold_broker::{BrokerError, BudgetPolicy};
+use leasehold_broker::{AppName, AppShare, BrokerError, BudgetPolicy};
 use leasehold_db::DbError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -69,13 +72,23 @@ pub struct PoolSpec {
     pub pool: String,
     pub budget: BudgetPolicy,
     pub seed_data: bool,
+    /// The applications the budget is divided between (none: one budget for everybody).
+    pub applications: Vec<AppShare>,
 }
 
 /// `ServiceToken` and `ServiceTimeout` belong to CloudFormation (it passes them along) and
 /// `Revision` may be changed to force an Update that re-seeds; the seed ignores all three.
 const IGNORED_PROPERTIES: [&str; 3] = ["ServiceToken", "ServiceTimeout", "Revision"];
 
-const KNOWN_PROPERTIES: [&str; 5] = ["Pool", "Budget", "BudgetPercent", "Reserve", "SeedData"];
+const KNOWN_PROPERTIES: [&str; 6] = [
+    "Pool",
+    "Budget",
+    "BudgetPercent",
+    "Reserve",
+    "SeedData",
+    "Applications",
+];
+const APPLICATION_PROPERTIES: [&str; 4] = ["Name", "Reserved", "Max", "Weight"];
 
 impl PoolSpec {
     pub fn from_properties(props: &Map<String, Value>) -> Result<Self, BrokerError> {
@@ -122,16 +135,67 @@ impl PoolSpec {
                 )));
             }
         };
+        let applications = match props.get("Applications") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| application(i, item))
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(invalid(
+                    "Applications must be a list of {Name, Reserved, Max, Weight}",
+                ));
+            }
+        };
+        if let BudgetPolicy::Explicit(budget) = budget {
+            // (a derived budget is checked once it is known)
+            leasehold_broker::shares::validate(budget, &applications)?;
+        }
         Ok(PoolSpec {
             pool,
             budget,
             seed_data,
+            applications,
         })
     }
 
     pub fn physical_id(&self) -> String {
         format!("{PHYSICAL_ID_PREFIX}{}", self.pool)
     }
+}
+
+/// One entry of `Applications`.
+fn application(index: usize, item: &Value) -> Result<AppShare, BrokerError> {
+    let Value::Object(fields) = item else {
+        return Err(invalid(format!(
+            "Applications[{index}] must be an object with Name, Reserved, Max and Weight"
+        )));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !APPLICATION_PROPERTIES.contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "Applications[{index}]: unknown property {unknown:?} (known: {})",
+            APPLICATION_PROPERTIES.join(", ")
+        )));
+    }
+    let name = match fields.get("Name") {
+        Some(Value::String(name)) => {
+            AppName::parse(name).map_err(|e| invalid(format!("Applications[{index}]: {e}")))?
+        }
+        _ => return Err(invalid(format!("Applications[{index}]: Name is required"))),
+    };
+    let field = |key: &str| {
+        number(fields, key).map_err(|e| invalid(format!("Applications[{index}] ({name}): {e}")))
+    };
+    Ok(AppShare {
+        reserved: field("Reserved")?.unwrap_or(0),
+        max: field("Max")?.filter(|max| *max > 0),
+        weight: field("Weight")?.unwrap_or(1),
+        name,
+    })
 }
 
 fn invalid(message: impl Into<String>) -> BrokerError {
@@ -277,8 +341,11 @@ async fn apply(deps: &SeedDeps, spec: &PoolSpec) -> Result<u32, Failure> {
         None
     };
     let budget = spec.budget.resolve(max_connections)?;
-    let record = deps.broker.put_pool(&spec.pool, budget).await?;
-    info!(pool = %spec.pool, budget, in_use = record.in_use, max_connections, "pool ready");
+    let record = deps
+        .broker
+        .put_shared_pool(&spec.pool, budget, &spec.applications)
+        .await?;
+    info!(pool = %spec.pool, budget, in_use = record.in_use, max_connections, applications = spec.applications.len(), "pool ready");
     Ok(budget)
 }
 
@@ -441,10 +508,30 @@ mod tests {
                     percent: 80,
                     reserve: 5
                 },
-                seed_data: false
+                seed_data: false,
+                applications: Vec::new(),
             }
         );
         assert_eq!(spec.physical_id(), "LeasePool-orders");
+    }
+
+    #[test]
+    fn applications_arrive_as_strings_and_max_zero_means_the_budget() {
+        let spec = PoolSpec::from_properties(&props(json!({
+            "Pool": "orders", "Budget": "10",
+            "Applications": [
+                {"Name": "web", "Reserved": "6", "Max": "0", "Weight": "2"},
+                {"Name": "batch", "Reserved": 1, "Max": 4}
+            ]
+        })))
+        .unwrap();
+        let web = &spec.applications[0];
+        assert_eq!(
+            (web.name.as_str(), web.reserved, web.max, web.weight),
+            ("web", 6, None, 2)
+        );
+        let batch = &spec.applications[1];
+        assert_eq!((batch.reserved, batch.max, batch.weight), (1, Some(4), 1));
     }
 
     #[test]
@@ -460,6 +547,17 @@ mod tests {
             json!({"Pool": "bad pool", "Budget": "5"}),
             json!({"Pool": "p", "Budget": "5", "SeedData": "maybe"}),
             json!({"Pool": "p", "Budget": "5", "Budgte": "5"}),
+            // Applications: not a list, no name, negative or fractional shares, reservations
+            // above the budget, max below reserved, an unknown key, a zero weight.
+            json!({"Pool": "p", "Budget": "5", "Applications": "web"}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Reserved": "1"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Reserved": "-1"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Reserved": "1.5"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Reserved": "6"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Reserved": "3", "Max": "2"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Share": "1"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a", "Weight": "0"}]}),
+            json!({"Pool": "p", "Budget": "5", "Applications": [{"Name": "a b"}]}),
         ];
         for case in cases {
             let err = PoolSpec::from_properties(&props(case.clone())).unwrap_err();

@@ -152,6 +152,92 @@ async fn create_twice_update_and_delete_a_pool() {
 }
 
 #[tokio::test]
+async fn applications_are_created_updated_with_live_leases_kept_and_deleted() {
+    let deps = deps().await;
+    let catcher = ResponseCatcher::start(200).await;
+    let pool = unique("seed-apps");
+    let apps = json!([
+        {"Name": "web", "Reserved": "4", "Max": "0", "Weight": "2"},
+        {"Name": "batch", "Reserved": "1", "Max": "3"}
+    ]);
+
+    // Create, twice: the same two applications
+    let create = request(
+        CREATE,
+        catcher.url(),
+        &pool,
+        json!({"Budget": "6", "SeedData": "false", "Applications": apps}),
+    );
+    for _ in 0..2 {
+        let answer = invoke(&deps, &catcher, create.clone()).await;
+        assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    }
+    let record = deps.broker.pool(&pool).await.unwrap();
+    let shares: Vec<(String, u32, u32, u32)> = record
+        .apps
+        .iter()
+        .map(|(n, a)| (n.to_string(), a.reserved, a.max, a.weight))
+        .collect();
+    assert_eq!(shares, [("batch".into(), 1, 3, 1), ("web".into(), 4, 6, 2)]);
+    // an acquire must name one of them
+    let unnamed = deps
+        .broker
+        .acquire(&AcquireRequest::new(&pool, "x", 60))
+        .await;
+    assert_eq!(unnamed.unwrap_err().name(), "InvalidInput");
+    for i in 0..3 {
+        let request = AcquireRequest::new(&pool, format!("b{i}"), 600).for_app("batch");
+        deps.broker.acquire(&request).await.unwrap();
+    }
+
+    // Update: batch shrinks to a max of 1 while it holds 3 leases; they stay
+    let update = request(
+        UPDATE,
+        catcher.url(),
+        &pool,
+        json!({"Budget": "6", "SeedData": "false", "Applications": [
+            {"Name": "web", "Reserved": "4"}, {"Name": "batch", "Max": "1"}
+        ]}),
+    );
+    assert_eq!(invoke(&deps, &catcher, update).await["Status"], "SUCCESS");
+    let audit = deps.broker.audit(&pool, false).await.unwrap();
+    assert!(audit.consistent, "{audit:?}");
+    let batch = audit.applications.values().next().unwrap();
+    assert_eq!((batch.max, batch.in_use, batch.lease_records), (1, 3, 3));
+    let more = AcquireRequest::new(&pool, "b9", 600).for_app("batch");
+    assert_eq!(
+        deps.broker.acquire(&more).await.unwrap_err().name(),
+        "ConnectionsExhausted"
+    );
+
+    // An update whose reservations do not fit answers FAILED and changes nothing
+    let before = deps.broker.pool(&pool).await.unwrap();
+    let too_much = request(
+        UPDATE,
+        catcher.url(),
+        &pool,
+        json!({"Budget": "6", "SeedData": "false", "Applications": [
+            {"Name": "web", "Reserved": "5"}, {"Name": "batch", "Reserved": "2"}
+        ]}),
+    );
+    let failed = invoke(&deps, &catcher, too_much).await;
+    assert_eq!(failed["Status"], "FAILED");
+    assert!(
+        failed["Reason"].as_str().unwrap().contains("InvalidInput"),
+        "{failed}"
+    );
+    assert_eq!(deps.broker.pool(&pool).await.unwrap(), before);
+
+    // Delete removes the pool with its leases
+    let delete = request(DELETE, catcher.url(), &pool, json!({"Budget": "6"}));
+    assert_eq!(invoke(&deps, &catcher, delete).await["Status"], "SUCCESS");
+    assert_eq!(
+        deps.broker.pool(&pool).await.unwrap_err().name(),
+        "PoolNotFound"
+    );
+}
+
+#[tokio::test]
 async fn a_create_with_the_database_down_answers_failed_with_the_reason() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,7 +1,9 @@
 //! Conversions between the table's items and the model, and small helpers of the adapter.
 
 use crate::error::StoreError;
-use crate::model::{AppName, AppState, Apps, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
+use crate::model::{
+    AppName, AppState, Apps, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter,
+};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

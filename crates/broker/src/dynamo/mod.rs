@@ -57,8 +57,8 @@ use std::collections::HashMap;
 mod items;
 
 use items::{
-    app_of, apps_item, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record,
-    s, waiter_from, waiting_differs,
+    app_of, apps_item, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s,
+    waiter_from, waiting_differs,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -510,7 +510,10 @@ impl DynamoStore {
         if condition.contains("#max") {
             names.insert("#max".into(), "max".into());
         }
-        for (name, value) in [(":zero", 0), (":beside", i64::from(change.beside.unwrap_or(0)))] {
+        for (name, value) in [
+            (":zero", 0),
+            (":beside", i64::from(change.beside.unwrap_or(0))),
+        ] {
             if condition.contains(name) {
                 values.insert(name.to_owned(), n(value));
             }
@@ -632,7 +635,11 @@ impl LeaseStore for DynamoStore {
                 };
                 request = request.condition_expression(condition);
             }
-            match request.set_expression_attribute_values(Some(values)).send().await {
+            match request
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+            {
                 Ok(out) => {
                     let item = out.attributes().ok_or_else(|| {
                         StoreError::Malformed("UpdateItem returned no attributes".into())
@@ -903,7 +910,10 @@ impl LeaseStore for DynamoStore {
         } else {
             "counterVersion = :version"
         };
-        let mut set = vec!["inUse = :actual".to_owned(), "waiting = :waiting".to_owned()];
+        let mut set = vec![
+            "inUse = :actual".to_owned(),
+            "waiting = :waiting".to_owned(),
+        ];
         let mut request = self.client.update_item();
         for (i, name) in seen.apps.keys().enumerate() {
             let (in_use, waiting) = actual.apps.get(name).copied().unwrap_or((0, 0));
@@ -1104,10 +1114,11 @@ impl LeaseStore for DynamoStore {
                 ),
             ),
         };
-        let counter = counter
-            .app(from, -1, 0)
-            .app(lease.app.as_ref(), 1, 0)
-            .app(waiter.app.as_ref(), 0, -1);
+        let counter =
+            counter
+                .app(from, -1, 0)
+                .app(lease.app.as_ref(), 1, 0)
+                .app(waiter.app.as_ref(), 0, -1);
         items.push(self.counter(pool, &counter));
         let pool_index = items.len() - 1;
         match self
@@ -1118,8 +1129,7 @@ impl LeaseStore for DynamoStore {
             Some(cancelled) if cancelled.failed(0) => Ok(HandOver::WaiterGone),
             Some(cancelled) if cancelled.failed(1) => {
                 // The waiter's id holds a lease already: it is not waiting for one.
-                self.withdraw(pool, &waiter.id, waiter.app.as_ref())
-                    .await?;
+                self.withdraw(pool, &waiter.id, waiter.app.as_ref()).await?;
                 Ok(HandOver::WaiterGone)
             }
             Some(cancelled) if pool_index == 3 && cancelled.failed(2) => {
