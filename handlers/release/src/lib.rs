@@ -151,7 +151,7 @@ pub async fn handle(
             audit: None | Some(false),
             repair: None,
             pool,
-            app: None,
+            app: _,
         } => to_json(broker.drain(&pool, &id, seconds).await),
         ReleaseEvent {
             lease_id: None,
@@ -173,7 +173,7 @@ pub async fn handle(
         } => to_json(broker.audit(&pool, repair.unwrap_or(false)).await),
         _ => Err(invalid(
             "give exactly one of leaseId, \"reclaimExpired\": true or \"audit\": true \
-             (repair only with audit, drainSeconds and app only with leaseId, not both)",
+             (repair only with audit, drainSeconds and app only with leaseId)",
         )),
     }
 }
