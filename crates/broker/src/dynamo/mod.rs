@@ -2,15 +2,20 @@
 //!
 //! # Item layout (one table, partition key `pk`, sort key `sk`, both strings)
 //! - pool record: `pk = <pool>`, `sk = "#POOL"`, `budget` (N), `inUse` (N), `counterVersion`
-//!   (N, incremented by every change of `inUse`; absent on records of older versions, read as
-//!   0), `updatedAt` (N), `closing` (BOOL, set while the pool is being deleted: no grant
-//!   commits on a closing pool).
+//!   (N, incremented by every change of a counter; absent on records of older versions, read
+//!   as 0), `updatedAt` (N), `closing` (BOOL, set while the pool is being deleted: no grant
+//!   commits on a closing pool). A pool divided between applications also has `apps` (M: per
+//!   application name, a map of `reserved`, `max`, `weight`, `inUse`, `waiting` (N) and
+//!   `retired` (BOOL)) and `appsActive` (BOOL, present while one of them is not retired: a lease
+//!   or waiter without an application is refused).
 //! - lease: `pk = <pool>`, `sk = "LEASE#<leaseId>"`, `leaseId` (S), `grantedAt` (N),
 //!   `expiresAt` (N, epoch seconds), `draining` (BOOL, present once its holder ended while a
 //!   query may still run: only expiry frees it).
 //! - waiter: `pk = <pool>`, `sk = "WAIT#<leaseId>"`, `leaseId` (S), `taskToken` (S),
 //!   `enqueuedAtMs` (N, the queue's order), `deadline` (N, epoch seconds), `ttlSeconds` (N);
 //!   counted by the pool record's `waiting` (N, absent on older records, read as 0).
+//! - lease and waiter items of a divided pool carry `app` (S), the application whose counters
+//!   in `apps` count them.
 //!
 //! # How the queue's races are closed
 //! Every change of a slot or a waiter is one transaction that also updates the pool record,
@@ -29,6 +34,23 @@
 //! (the enqueue's condition fails and the request is granted the free slot). Neither leaves a
 //! waiter asleep beside a free slot. Free slots with waiters can only appear when the budget is
 //! raised or an audit repairs the counter; both hand those slots over at once.
+//!
+//! # Applications
+//! On a divided pool the same transactions also move the application's counters inside the
+//! pool record, with conditions of their own: a grant or a hand-over that adds a slot to an
+//! application needs `apps.<app>.inUse < apps.<app>.max` (besides `inUse < budget`), and an
+//! enqueue commits exactly when the grant would fail (`inUse >= budget OR waiting > 0 OR
+//! apps.<app>.inUse >= apps.<app>.max`). Lease and waiter deletions are conditional on the
+//! item's `app` too, so a release always uncounts the application the lease really counts
+//! against (a wrong or missing hint costs one more try).
+//!
+//! Here a request may wait beside a free slot it may not take (its application is at its
+//! `max`). So the "nobody waits" of a grant and a release generalizes to "exactly `beside`
+//! requests wait": after reading the queue and finding that none of its waiters may take the
+//! slot, the broker grants or frees it on condition that the waiting count is still the one it
+//! read (any enqueue or hand-over in between moves it, and the broker decides again). A request
+//! queued beside free slots looks for a slot once more after its enqueue committed, so a slot
+//! freed by someone who read the queue before the enqueue is not left beside it.
 //!
 //! No item grows with the number of holders: each lease is its own small item, and the pool
 //! record holds only two counters. A grant or a release is one `TransactWriteItems` (lease item
@@ -70,7 +92,8 @@ const WAIT_PREFIX: &str = "WAIT#";
 const NOBODY_WAITS: &str = "(attribute_not_exists(waiting) OR waiting = :zero)";
 /// Attempts of one transaction while other writers keep cancelling it (`TransactionConflict`).
 const CONFLICT_ATTEMPTS: u32 = 12;
-/// A lease or waiter without an application may only be counted by an undivided pool.
+/// A lease or waiter without an application may only be counted by an undivided pool
+/// (`shared` would read better, but it is one of DynamoDB's reserved words).
 const UNDIVIDED: &str = "attribute_not_exists(appsActive)";
 
 /// The condition that exactly `beside` requests wait (0: nobody, also on records written
