@@ -321,7 +321,7 @@ impl Broker {
                 )));
             }
             if let Some(app) = app
-                && !record.apps.get(app).is_some_and(|a| !a.retired)
+                && record.apps.get(app).is_none_or(|a| a.retired)
             {
                 return Err(unknown_app(pool, app, record));
             }

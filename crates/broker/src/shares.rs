@@ -102,6 +102,10 @@ pub fn merge(current: &Apps, budget: u32, shares: &[AppShare]) -> Apps {
     apps
 }
 
+/// An application's standing in the choice: its name, its in-use count once the freed slot is
+/// handed on, its share; `None` for a waiter from before the pool was divided.
+type Standing<'a> = Option<(&'a AppName, u32, &'a AppState)>;
+
 /// The waiter a freed slot goes to: an index into `waiters` (live, in queue order), or `None`
 /// when none of them may take it. `freed` is the application whose lease gave the slot back
 /// (its count is one lower once the slot is handed on); `None` for a free slot.
@@ -115,7 +119,7 @@ pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) ->
         state.in_use - u32::from(freed == Some(app) && state.in_use > 0)
     };
     // The head (oldest waiter) of each application that may take a slot.
-    let mut heads: Vec<(usize, Option<(&AppName, u32, &AppState)>)> = Vec::new();
+    let mut heads: Vec<(usize, Standing)> = Vec::new();
     for (index, waiter) in waiters.iter().enumerate() {
         let entry = match &waiter.app {
             // A waiter from before the pool was divided: it competes with no reservation.
@@ -137,9 +141,7 @@ pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) ->
             heads.push((index, entry));
         }
     }
-    let below_reservation = |e: &Option<(&AppName, u32, &AppState)>| {
-        e.is_some_and(|(_, used, state)| used < state.reserved)
-    };
+    let below_reservation = |e: &Standing| e.is_some_and(|(_, used, state)| used < state.reserved);
     heads
         .iter()
         .min_by(|(ia, a), (ib, b)| {
@@ -151,7 +153,7 @@ pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) ->
                 (false, false) => {}
             }
             // Then the lowest in-use / weight (cross-multiplied), then the oldest.
-            let share = |e: &Option<(&AppName, u32, &AppState)>| {
+            let share = |e: &Standing| {
                 e.map_or((0u64, 1u64), |(_, used, state)| {
                     (u64::from(used), u64::from(state.weight.max(1)))
                 })
