@@ -8,7 +8,7 @@ use crate::metrics::{Metric, MetricsSink};
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
 use crate::shares;
 use crate::slot::Freed;
-use crate::store::{Counts, GrantAttempt, LeaseStore};
+use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -312,7 +312,7 @@ impl Broker {
             handed_to: None,
             app: app.cloned(),
         };
-        let mut attempt = self.store.grant(&lease, 0).await?;
+        let mut attempt = self.store.grant(&lease, None).await?;
         if let GrantAttempt::PoolFull(record) = &attempt {
             if app.is_none() && record.shared() {
                 return Err(BrokerError::InvalidInput(format!(
@@ -338,7 +338,8 @@ impl Broker {
                 if u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
                     && shares::pick(record, &live, None).is_none()
                 {
-                    attempt = self.store.grant(&lease, record.waiting).await?;
+                    let queue = Beside::of(record);
+                    attempt = self.store.grant(&lease, Some(&queue)).await?;
                 }
             }
         }

@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
-    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
     ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
@@ -76,7 +76,11 @@ impl LeaseStore for LosingGrants {
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
         self.inner.delete_pool(pool).await
     }
-    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+    async fn grant(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<GrantAttempt, StoreError> {
         let attempt = self.inner.grant(lease, beside).await?;
         let answered_with_a_lease = matches!(
             attempt,
@@ -120,7 +124,11 @@ impl LeaseStore for LosingGrants {
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases(pool).await
     }
-    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+    async fn reclaim(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<ReclaimAttempt, StoreError> {
         self.inner.reclaim(lease, beside).await
     }
     async fn set_in_use(

@@ -79,6 +79,6 @@ pub use model::{
 };
 pub use queue::{Queued, QueuedRequest};
 pub use store::{
-    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
     ReleaseAttempt, SlotSource,
 };

@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::shares;
 use crate::store::{
-    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
     ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
@@ -89,7 +89,11 @@ impl LeaseStore for MemoryStore {
         Ok(self.with(|p| p.remove(pool).is_some()))
     }
 
-    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+    async fn grant(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<GrantAttempt, StoreError> {
         Ok(self.with(|p| match p.get_mut(&lease.pool) {
             None => GrantAttempt::PoolMissing,
             Some(s) if s.leases.contains_key(&lease.id) => {
@@ -97,7 +101,7 @@ impl LeaseStore for MemoryStore {
             }
             Some(s)
                 if s.record.in_use >= s.record.budget
-                    || s.record.waiting != beside
+                    || !Beside::holds(beside, &s.record)
                     || !s.app_fits(lease.app.as_ref()) =>
             {
                 GrantAttempt::PoolFull(s.record.clone())
@@ -167,14 +171,18 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+    async fn reclaim(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<ReclaimAttempt, StoreError> {
         Ok(self.with(|p| {
             let Some(s) = p.get_mut(&lease.pool) else {
                 return ReclaimAttempt::Kept;
             };
             match s.leases.get(&lease.id) {
                 Some(l) if l.expires_at == lease.expires_at => {
-                    if s.record.waiting != beside {
+                    if !Beside::holds(beside, &s.record) {
                         return ReclaimAttempt::WaitersFirst;
                     }
                     let app = l.app.clone();
@@ -407,9 +415,9 @@ impl MemoryStore {
                 let draining = kept && s.leases.get(id).is_some_and(|l| l.draining);
                 let present = s.leases.contains_key(id);
                 let app = s.leases.get(id).and_then(|l| l.app.clone());
-                let misnamed = freeing.beside > 0 && app.as_ref() != freeing.app;
+                let misnamed = freeing.beside.is_some() && app.as_ref() != freeing.app;
                 let waiters_first =
-                    present && !kept && (s.record.waiting != freeing.beside || misnamed);
+                    present && !kept && (!Beside::holds(freeing.beside, &s.record) || misnamed);
                 let released = present && !kept && !waiters_first;
                 if released {
                     s.leases.remove(id);

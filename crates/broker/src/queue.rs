@@ -19,7 +19,7 @@ use crate::metrics::Metric;
 use crate::model::{AppName, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::shares;
 use crate::slot::{Freed, GaveBack, handed_over};
-use crate::store::{EnqueueAttempt, Freeing, HandOver, ReclaimAttempt};
+use crate::store::{Beside, EnqueueAttempt, Freeing, HandOver, ReclaimAttempt};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use tracing::{info, warn};
@@ -264,15 +264,15 @@ impl Broker {
         // (served by a concurrent release, or withdrawn) tries the next one instead of reading
         // the queue again: concurrent releases then serve the oldest few, one each.
         let mut candidates: Vec<Waiter> = Vec::new();
-        // How many requests may wait while the slot comes back to the pool: 0, unless the
+        // Which requests may wait while the slot comes back to the pool: none, unless the
         // queue was read and none of its waiters may take the slot (each of their
-        // applications is at its max); the store checks that the count has not moved.
-        let mut beside = 0;
+        // applications is at its max); the store checks that the queue has not moved.
+        let mut beside: Option<Beside> = None;
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
                 let freeing = Freeing {
                     app: source.app(),
-                    beside,
+                    beside: beside.as_ref(),
                 };
                 let released = match &source {
                     Freed::Release(id, true, _) => {
@@ -307,14 +307,16 @@ impl Broker {
                     }
                     // Not read for a reclaim: the reclaim pass reads the pool once at its end.
                     None => match &source {
-                        Freed::Reclaim(lease) => match self.store.reclaim(lease, beside).await? {
-                            ReclaimAttempt::WaitersFirst => None,
-                            done => Some(GaveBack {
-                                released: done == ReclaimAttempt::Reclaimed,
-                                draining: false,
-                                record: known.clone(),
-                            }),
-                        },
+                        Freed::Reclaim(lease) => {
+                            match self.store.reclaim(lease, beside.as_ref()).await? {
+                                ReclaimAttempt::WaitersFirst => None,
+                                done => Some(GaveBack {
+                                    released: done == ReclaimAttempt::Reclaimed,
+                                    draining: false,
+                                    record: known.clone(),
+                                }),
+                            }
+                        }
                         _ => None,
                     },
                 };
@@ -364,7 +366,7 @@ impl Broker {
                 }
                 // Nobody (live) who may take it: the slot goes back to the pool, beside the
                 // requests still counted (none of which may take it).
-                beside = record.waiting;
+                beside = (record.waiting > 0).then(|| Beside::of(&record));
                 queue_first = false;
                 known = None;
                 candidates.clear();
@@ -401,7 +403,7 @@ impl Broker {
                                 waiter.app.clone(),
                             );
                             queue_first = after.waiting > 0;
-                            beside = 0;
+                            beside = None;
                         }
                         None => break,
                     }

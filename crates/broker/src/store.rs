@@ -67,13 +67,45 @@ pub enum EnqueueAttempt {
 }
 
 /// How a slot is given back to the pool: the application its lease counts against (a hint:
-/// the store finds the lease's own when it is another), and how many requests may wait while
-/// the slot becomes free (0: only while nobody waits; otherwise exactly that many, none of
-/// whom may take it: each waiting application is at its `max`).
+/// the store finds the lease's own when it is another), and which requests may wait while the
+/// slot becomes free (`None`: only while nobody waits; see [`Beside`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Freeing<'a> {
     pub app: Option<&'a AppName>,
-    pub beside: u32,
+    pub beside: Option<&'a Beside>,
+}
+
+/// The queue as the broker read it when it found that none of its waiters may take a free
+/// slot (each waiting application is at its `max`): a slot is then granted or freed beside
+/// them only while the queue is exactly so, the pool's count and each application's. A
+/// change of either (an enqueue or a withdrawal, even two that leave the total where it was)
+/// sends the broker back to decide again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Beside {
+    pub waiting: u32,
+    pub apps: BTreeMap<AppName, u32>,
+}
+
+impl Beside {
+    /// The queue of `record`.
+    pub fn of(record: &PoolRecord) -> Self {
+        Beside {
+            waiting: record.waiting,
+            apps: record
+                .apps
+                .iter()
+                .map(|(name, state)| (name.clone(), state.waiting))
+                .collect(),
+        }
+    }
+
+    /// Whether `record`'s queue is still this one (`None`: nobody waits).
+    pub fn holds(beside: Option<&Beside>, record: &PoolRecord) -> bool {
+        match beside {
+            None => record.waiting == 0,
+            Some(b) => b.waiting == record.waiting && b.apps == Beside::of(record).apps,
+        }
+    }
 }
 
 /// What an audit counted, to set the counters to.
@@ -135,10 +167,13 @@ pub trait LeaseStore: Send + Sync {
     /// Removes the pool record and all its lease records; false when there was no pool.
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError>;
     /// Records `lease` and counts it against the pool and its application, only if both have
-    /// a free slot, the id is new, and exactly `beside` requests wait (0: nobody; more only when
-    /// none of them may take a free slot). A lease without an application is refused by a pool
+    /// a free slot, the id is new, and the queue is as `beside` says (`None`: nobody waits). A lease without an application is refused by a pool
     /// that divides its budget (`PoolFull` with that record).
-    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError>;
+    async fn grant(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<GrantAttempt, StoreError>;
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`
@@ -167,8 +202,12 @@ pub trait LeaseStore: Send + Sync {
     /// Every lease record of the pool, live or expired.
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time)
-    /// and exactly `beside` requests wait (see [`Freeing`]).
-    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError>;
+    /// and the queue is as `beside` says (see [`Beside`]).
+    async fn reclaim(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<ReclaimAttempt, StoreError>;
     /// Sets the in-use and waiting counts, the pool's and its applications' (audit repair),
     /// only if the pool record is still exactly `seen` (same counts and same version): a grant
     /// and a release in between move the version even when they leave the count where it was.

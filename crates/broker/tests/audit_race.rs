@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use leasehold_broker::{
-    AcquireRequest, AppName, AppShare, Broker, Counts, DynamoStore, EnqueueAttempt, Freeing,
-    GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
+    AcquireRequest, AppName, AppShare, Beside, Broker, Counts, DynamoStore, EnqueueAttempt,
+    Freeing, GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
     ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
@@ -39,7 +39,11 @@ impl LeaseStore for Interleaving {
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
         self.inner.delete_pool(pool).await
     }
-    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+    async fn grant(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<GrantAttempt, StoreError> {
         self.inner.grant(lease, beside).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
@@ -81,7 +85,11 @@ impl LeaseStore for Interleaving {
         }
         leases
     }
-    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+    async fn reclaim(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<ReclaimAttempt, StoreError> {
         self.inner.reclaim(lease, beside).await
     }
     async fn set_in_use(
@@ -167,7 +175,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
     let name = PoolName::parse(&pool).unwrap();
     inner.put_pool(&name, 2, &[]).await.unwrap();
     assert!(matches!(
-        inner.grant(&lease(&pool, "a"), 0).await.unwrap(),
+        inner.grant(&lease(&pool, "a"), None).await.unwrap(),
         GrantAttempt::Granted(_)
     ));
     let seen = inner.pool(&name).await.unwrap().unwrap();
@@ -204,7 +212,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
         }))),
         after_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
             Box::pin(async move {
-                let granted = s.grant(&lease(&grant_pool, "b"), 0).await.unwrap();
+                let granted = s.grant(&lease(&grant_pool, "b"), None).await.unwrap();
                 assert!(matches!(granted, GrantAttempt::Granted(_)));
             })
         }))),

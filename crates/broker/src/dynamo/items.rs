@@ -4,6 +4,7 @@ use crate::error::StoreError;
 use crate::model::{
     AppName, AppState, Apps, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter,
 };
+use crate::store::Beside;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -106,12 +107,11 @@ pub(super) fn apps_item(apps: &Apps) -> AttributeValue {
     )
 }
 
-/// Whether a pool record returned by a failed condition shows a number of queued requests
-/// other than `beside`.
-pub(super) fn waiting_differs(record: Option<&Item>, beside: u32) -> bool {
+/// Whether a pool record returned by a failed condition shows a queue other than `beside`.
+pub(super) fn waiting_differs(record: Option<&Item>, beside: Option<&Beside>) -> bool {
     record
         .and_then(|item| pool_record(item).ok())
-        .is_some_and(|r| r.waiting != beside)
+        .is_some_and(|r| !Beside::holds(beside, &r))
 }
 
 /// The `app` attribute of a lease or waiter item.

@@ -45,10 +45,13 @@
 //! against (a wrong or missing hint costs one more try).
 //!
 //! Here a request may wait beside a free slot it may not take (its application is at its
-//! `max`). So the "nobody waits" of a grant and a release generalizes to "exactly `beside`
-//! requests wait": after reading the queue and finding that none of its waiters may take the
-//! slot, the broker grants or frees it on condition that the waiting count is still the one it
-//! read (any enqueue or hand-over in between moves it, and the broker decides again). A request
+//! `max`). So the "nobody waits" of a grant and a release generalizes to "the queue is exactly
+//! the one read": after reading the queue and finding that none of its waiters may take the
+//! slot, the broker grants or frees it on condition that the pool's waiting count and every
+//! application's are still the ones it read (an enqueue, a withdrawal or a hand-over in between
+//! moves one of them, even when two leave the total where it was, and the broker decides
+//! again). An application's in-use count cannot drop below its `max` meanwhile without a
+//! hand-over: its own release sees its waiter and hands the slot to it. A request
 //! queued beside free slots looks for a slot once more after its enqueue committed, so a slot
 //! freed by someone who read the queue before the enqueue is not left beside it.
 //!
@@ -63,7 +66,7 @@ use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::shares;
 use crate::store::{
-    Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
+    Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
     ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
@@ -96,16 +99,6 @@ const CONFLICT_ATTEMPTS: u32 = 12;
 /// (`shared` would read better, but it is one of DynamoDB's reserved words).
 const UNDIVIDED: &str = "attribute_not_exists(appsActive)";
 
-/// The condition that exactly `beside` requests wait (0: nobody, also on records written
-/// before the queue existed).
-fn waiting_is(beside: u32) -> &'static str {
-    if beside == 0 {
-        NOBODY_WAITS
-    } else {
-        "waiting = :beside"
-    }
-}
-
 /// The condition that a lease or waiter item belongs to `app` (or to none).
 fn belongs_to(app: Option<&AppName>) -> &'static str {
     if app.is_some() {
@@ -124,8 +117,9 @@ struct Counter<'a> {
     /// (application, in-use change, waiting change)
     apps: Vec<(&'a AppName, i64, i64)>,
     condition: String,
-    /// Requests that must be waiting (`waiting_is`); `None`: no condition on the queue.
-    beside: Option<u32>,
+    /// The queue there must be: `Some(None)` nobody waits, `Some(Some(b))` exactly `b`;
+    /// `None`: no condition on the queue.
+    beside: Option<Option<&'a Beside>>,
 }
 
 impl<'a> Counter<'a> {
@@ -139,7 +133,7 @@ impl<'a> Counter<'a> {
         }
     }
 
-    fn beside(mut self, beside: u32) -> Self {
+    fn beside(mut self, beside: Option<&'a Beside>) -> Self {
         self.beside = Some(beside);
         self
     }
@@ -364,7 +358,7 @@ impl DynamoStore {
                         // The lease counts against another application: again with that one,
                         // unless requests wait: whether one of them may take the slot depends
                         // on whose it is, so the broker decides again.
-                        Some(item) if app_of(item)? != app && freeing.beside > 0 => {
+                        Some(item) if app_of(item)? != app && freeing.beside.is_some() => {
                             return Ok(ReleaseAttempt {
                                 released: false,
                                 draining: false,
@@ -502,8 +496,18 @@ impl DynamoStore {
             add.push("waiting :waiting".to_owned());
             values.insert(":waiting".into(), n(change.waiting));
         }
-        if let Some(beside) = change.beside {
-            conditions.push(waiting_is(beside).to_owned());
+        match change.beside {
+            None => {}
+            Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
+            Some(Some(queue)) => {
+                conditions.push("waiting = :beside".to_owned());
+                values.insert(":beside".into(), n(i64::from(queue.waiting)));
+                for (i, (app, waiting)) in queue.apps.iter().enumerate() {
+                    names.insert(format!("#queued{i}"), app.as_str().to_owned());
+                    values.insert(format!(":queued{i}"), n(i64::from(*waiting)));
+                    conditions.push(format!("apps.#queued{i}.waiting = :queued{i}"));
+                }
+            }
         }
         for (i, (app, in_use, waiting)) in change.apps.iter().enumerate() {
             let path = format!("apps.#app{i}");
@@ -533,13 +537,8 @@ impl DynamoStore {
         if condition.contains("#max") {
             names.insert("#max".into(), "max".into());
         }
-        for (name, value) in [
-            (":zero", 0),
-            (":beside", i64::from(change.beside.unwrap_or(0))),
-        ] {
-            if condition.contains(name) {
-                values.insert(name.to_owned(), n(value));
-            }
+        if condition.contains(":zero") {
+            values.insert(":zero".to_owned(), n(0));
         }
         let mut expression = String::new();
         if !set.is_empty() {
@@ -738,7 +737,11 @@ impl LeaseStore for DynamoStore {
         Ok(existed)
     }
 
-    async fn grant(&self, lease: &Lease, beside: u32) -> Result<GrantAttempt, StoreError> {
+    async fn grant(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<GrantAttempt, StoreError> {
         let open = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)";
         let condition = match lease.app {
             Some(_) => open.to_owned(),
@@ -885,7 +888,11 @@ impl LeaseStore for DynamoStore {
             .collect()
     }
 
-    async fn reclaim(&self, lease: &Lease, beside: u32) -> Result<ReclaimAttempt, StoreError> {
+    async fn reclaim(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+    ) -> Result<ReclaimAttempt, StoreError> {
         let items = vec![
             self.owned_delete(
                 Self::lease_key(&lease.pool, &lease.id),
