@@ -325,6 +325,42 @@ async fn shrinking_or_removing_a_share_keeps_live_leases() {
     s.assert_consistent().await;
 }
 
+#[tokio::test]
+async fn an_audit_finds_and_repairs_drifted_application_counters() {
+    // GIVEN two applications holding leases, whose counters a lost write left wrong
+    let s = setup(
+        6,
+        &[share("web", 2, None, 1), share("batch", 0, Some(3), 1)],
+    )
+    .await;
+    for (app, id) in [("web", "w0"), ("web", "w1"), ("batch", "b0")] {
+        s.grant(app, id).await.unwrap();
+    }
+    let seen = s.store.pool(&s.name()).await.unwrap().unwrap();
+    let mut wrong = leasehold_broker::Counts {
+        in_use: 3,
+        waiting: 0,
+        apps: BTreeMap::new(),
+    };
+    wrong.apps.insert(AppName::parse("web").unwrap(), (0, 0));
+    wrong.apps.insert(AppName::parse("batch").unwrap(), (3, 1));
+    assert!(s.store.set_in_use(&s.name(), &seen, &wrong).await.unwrap());
+
+    // WHEN an audit looks, and then one repairs
+    let found = s.broker.audit(&s.pool, false).await.unwrap();
+    let repaired = s.broker.audit(&s.pool, true).await.unwrap();
+
+    // THEN the first reports the drift per application, the second fixes the counters
+    assert!(!found.consistent && !found.repaired, "{found:?}");
+    let batch = found.applications[&AppName::parse("batch").unwrap()];
+    assert_eq!((batch.in_use, batch.lease_records), (3, 1));
+    assert_eq!((batch.waiting, batch.waiter_records), (1, 0));
+    assert!(repaired.consistent && repaired.repaired, "{repaired:?}");
+    let in_use = s.in_use().await;
+    assert_eq!((in_use["web"], in_use["batch"]), (2, 1));
+    s.assert_consistent().await;
+}
+
 /// A small deterministic generator, so a failing run can be replayed from its seed.
 struct Rng(u64);
 
