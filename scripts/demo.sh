@@ -3,11 +3,15 @@
 # leasehold's connection workflow with requests queued for a slot (queued), the same workflow
 # retrying with backoff (polling), and the same query function without leases (ungoverned),
 # against a MariaDB with a deliberately small max_connections; then a report with the numbers.
+# With --scenario hotspot: two applications on one pool, a steady one and a hot one bursting to
+# several times the budget, run as the steady one alone, both ungoverned, both on one shared
+# pool and both on the pool divided between them (shares), all queued.
 #
-#   scripts/demo.sh [OPTIONS]     set up what is missing, run all three, report, stop what it started
+#   scripts/demo.sh [OPTIONS]     set up what is missing, run the scenario, report, stop what it started
 #   scripts/demo.sh down          stop a stack left running with --keep (and what it started)
 #
 # Options (defaults in brackets):
+#   --scenario S           queue: queued, polling, ungoverned; hotspot: two applications [queue]
 #   --executions N         connection workflows per run, 1..1000 [300]
 #   --concurrency C        how many run at once, 1..40 [40]
 #   --hold-ms H            how long each query holds its connection, 0..30000 ms [1000]
@@ -20,6 +24,17 @@
 #                          same load again at once, as an operator would [off]
 #   --report PATH          the JSON report [.local/demo/report.json]; the HTML page goes beside it
 #   --keep                 leave the stack (and the services) running for exploring
+#
+# Hotspot scenario only (--executions, --concurrency, --kill-probability and
+# --abort-harness-after belong to the queue scenario; the other options apply to both):
+#   --steady-executions N  the steady application's executions per run, 1..1000 [150]
+#   --steady-concurrency C how many of them run at once, 1..40 [6]
+#   --steady-reserved R    its reservation of the budget [4]
+#   --steady-max M         its ceiling, R..budget [the budget]
+#   --hot-executions N     the hot application's executions per run, 1..1000 [240]
+#   --hot-concurrency C    how many of them run at once, 1..40 [40]
+#   --hot-reserved R       its reservation of the budget [2]
+#   --hot-max M            its ceiling, R..budget [the budget minus the steady concurrency]
 #
 # The report's fields are described in docs/report.md. The first run builds the workspace
 # (a few minutes on 2 cores); later runs take about as long as the three load runs.
@@ -121,6 +136,10 @@ KILL=0
 SEED=1
 REPORT="$STATE/report.json"
 KEEP=""
+SCENARIO=queue
+# Options given, to refuse those of the other scenario; hotspot options to pass on.
+GIVEN=()
+HOTSPOT_ARGS=()
 
 if [ "${1:-}" = down ]; then
   [ $# -eq 1 ] || bad "down takes no options"
@@ -140,6 +159,8 @@ while [ $# -gt 0 ]; do
   esac
   case "$flag" in
     --executions|--concurrency|--hold-ms|--budget|--max-connections|--seed|--kill-probability|--abort-harness-after|--report) ;;
+    --scenario|--steady-executions|--steady-concurrency|--steady-reserved|--steady-max) ;;
+    --hot-executions|--hot-concurrency|--hot-reserved|--hot-max) ;;
     --keep) bad "--keep takes no value" ;;
     *) bad "unknown option '$flag'" ;;
   esac
@@ -148,7 +169,21 @@ while [ $# -gt 0 ]; do
     value=$1
     shift
   fi
+  GIVEN+=("$flag")
   case "$flag" in
+    --scenario)
+      case "$value" in
+        queue|hotspot) SCENARIO=$value ;;
+        *) bad "--scenario: queue or hotspot, got '$value'" ;;
+      esac ;;
+    --steady-executions|--hot-executions)
+      whole "$flag" "$value" 1 1000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
+    --steady-concurrency|--hot-concurrency)
+      whole "$flag" "$value" 1 40; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
+    --steady-reserved|--hot-reserved)
+      whole "$flag" "$value" 0 10000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
+    --steady-max|--hot-max)
+      whole "$flag" "$value" 1 10000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
     --executions) whole "$flag" "$value" 1 1000; EXECUTIONS=$((10#$value)) ;;
     --concurrency) whole "$flag" "$value" 1 40; CONCURRENCY=$((10#$value)) ;;
     --hold-ms) whole "$flag" "$value" 0 30000; HOLD_MS=$((10#$value)) ;;
@@ -169,6 +204,38 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$BUDGET" ] && [ $((BUDGET + RESERVE)) -gt "$MAX_CONNECTIONS" ]; then
   bad "--budget: $BUDGET plus the admin reserve of $RESERVE is more than max_connections ($MAX_CONNECTIONS)"
+fi
+for flag in ${GIVEN[@]+"${GIVEN[@]}"}; do
+  case "$SCENARIO:$flag" in
+    queue:--steady-*|queue:--hot-*) bad "$flag: only with --scenario hotspot" ;;
+    hotspot:--executions|hotspot:--concurrency|hotspot:--kill-probability|hotspot:--abort-harness-after)
+      bad "$flag: not with --scenario hotspot (it has --steady-* and --hot-* options)" ;;
+  esac
+done
+if [ "$SCENARIO" = hotspot ]; then
+  # The shares must fit the budget the stack will have (derived as the seed does when not given).
+  budget=${BUDGET:-$(( MAX_CONNECTIONS * BUDGET_PERCENT / 100 - RESERVE ))}
+  [ "$budget" -ge 1 ] || bad "--max-connections: $MAX_CONNECTIONS leaves no budget after the admin reserve of $RESERVE"
+  python3 - "$budget" ${HOTSPOT_ARGS[@]+"${HOTSPOT_ARGS[@]}"} <<'PY' || exit 2
+import sys
+budget, args = int(sys.argv[1]), sys.argv[2:]
+given = dict(zip(args[::2], map(int, args[1::2])))
+reserved = {app: given.get(f"--{app}-reserved", default) for app, default in (("steady", 4), ("hot", 2))}
+problems = []
+if sum(reserved.values()) > budget:
+    problems.append(f"--steady-reserved {reserved['steady']} and --hot-reserved {reserved['hot']} add up to more than the budget {budget}")
+for app in ("steady", "hot"):
+    top = given.get(f"--{app}-max")
+    if top is not None and top < reserved[app]:
+        problems.append(f"--{app}-max: {top} is below the reservation {reserved[app]}")
+    if top is not None and top > budget:
+        problems.append(f"--{app}-max: {top} is above the budget {budget}")
+for p in problems:
+    print(f"demo: {p}", file=sys.stderr)
+if problems:
+    print("demo: see scripts/demo.sh --help", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 fi
 case "$REPORT" in
   /*) ;;
@@ -246,11 +313,15 @@ set -a
 # shellcheck disable=SC1090
 . "$STACK_ENV"
 set +a
-demo_args=(--executions "$EXECUTIONS" --concurrency "$CONCURRENCY" --hold-ms "$HOLD_MS"
-  --max-connections "$MAX_CONNECTIONS" --reserve "$RESERVE" --kill-probability "$KILL"
-  --seed "$SEED" --report "$REPORT")
+demo_args=(--scenario "$SCENARIO" --hold-ms "$HOLD_MS" --max-connections "$MAX_CONNECTIONS"
+  --reserve "$RESERVE" --seed "$SEED" --report "$REPORT")
+if [ "$SCENARIO" = queue ]; then
+  demo_args+=(--executions "$EXECUTIONS" --concurrency "$CONCURRENCY" --kill-probability "$KILL")
+  [ -n "$ABORT_AFTER" ] && demo_args+=(--abort-harness-after "$ABORT_AFTER")
+else
+  demo_args+=(${HOTSPOT_ARGS[@]+"${HOTSPOT_ARGS[@]}"})
+fi
 [ -n "$BUDGET" ] && demo_args+=(--budget "$BUDGET")
-[ -n "$ABORT_AFTER" ] && demo_args+=(--abort-harness-after "$ABORT_AFTER")
 status=0
 # In the background so that an interrupt reaches the trap at once (bash runs traps only between
 # foreground commands); the cleanup stops it.

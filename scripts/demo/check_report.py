@@ -2,6 +2,7 @@
 """Checks a demo report (the JSON scripts/demo.sh writes) against what leasehold promises.
 
     python3 scripts/demo/check_report.py REPORT.json [--kills] [--aborted]
+    python3 scripts/demo/check_report.py REPORT.json --hotspot
 
 Every check reads figures the demo measured; nothing is compared with a number fixed here
 except the load the check itself asked for. Exits 1 with every broken expectation listed.
@@ -19,6 +20,15 @@ budget and no lease or waiter was left.
 The queued run's goals (served per second near the physical limit, p99 at most a third of
 polling's) are timing: the report shows them, and neither the demo's exit status nor this
 check asserts them.
+
+With --hotspot (a report of scripts/demo.sh --scenario hotspot): the four runs (steadyAlone,
+ungoverned, sharedPool, shares) each account for every execution of each application; in the
+governed runs no DatabaseBusy error, leases and connections never above the budget, no lease
+and no waiter left; in the runs on the divided pool no application above its max, and the
+division as the load asked; the per-application series were sampled and the hot application
+really waited and borrowed beyond its reservation with shares; the goals (steady p99 with shares
+within 1.5 x alone, budget use while both want more than their share >= 0.9) agree with the
+figures they are computed from, and, as timing, are not asserted.
 """
 
 import json
@@ -50,6 +60,11 @@ def main(argv):
         print(("ok   " if ok else "FAIL ") + text)
         if not ok:
             problems.append(text)
+
+    if "--hotspot" in argv[1:]:
+        check_hotspot(report, expect)
+        return finish(problems)
+    expect(report.get("scenario", "queue") == "queue", f"a queue scenario report (scenario {report.get('scenario')})")
 
     for key in TOP + TOP_QUEUED:
         expect(key in report, f"report has {key}")
@@ -159,6 +174,117 @@ def main(argv):
         expect(report["load"].get("abortHarnessAfterSeconds", 0) > 0,
                "aborted: the report records --abort-harness-after")
     return finish(problems)
+
+
+HOTSPOT_RUNS = ("steadyAlone", "ungoverned", "sharedPool", "shares")
+GOVERNED = ("steadyAlone", "sharedPool", "shares")
+HOTSPOT_RUN = [
+    "acquireMode", "divided", "executions", "served", "fallback", "failed", "databaseBusyErrors",
+    "peakConnections", "peakConnectionsAboveBudget", "peakLeasesInUse", "peakLeaseRecords",
+    "leasesHeldAtEnd", "leaseRecordsAtEnd", "waitersAtEnd", "waiterRecordsAtEnd", "contention",
+    "applications", "series",
+]
+HOTSPOT_APP = [
+    "executions", "served", "fallback", "failed", "databaseBusyErrors", "leaseWait", "peakInUse",
+    "peakWaiting", "peakAboveMax", "reserved", "max", "latency",
+]
+
+
+def check_hotspot(report, expect):
+    """The hotspot scenario's promises, read again from its JSON."""
+    expect(report.get("scenario") == "hotspot", f"scenario is hotspot ({report.get('scenario')})")
+    h = report.get("hotspot")
+    expect(isinstance(h, dict), "report has hotspot")
+    expect("runs" not in report, "no queue scenario runs in a hotspot report")
+    if not isinstance(h, dict):
+        return
+    budget, max_conn = report["budget"], report["maxConnections"]
+    runs = h.get("runs", {})
+    for name in HOTSPOT_RUNS:
+        for key in HOTSPOT_RUN:
+            expect(key in runs.get(name, {}), f"{name} run has {key}")
+    apps = {a["name"]: a for a in h["load"]["applications"]}
+    expect(list(apps) == ["steady", "hot"], f"applications steady and hot ({list(apps)})")
+    steady, hot = apps.get("steady", {}), apps.get("hot", {})
+    expect(steady.get("reserved", 0) + hot.get("reserved", 0) <= budget,
+           f"reservations {steady.get('reserved')} + {hot.get('reserved')} within the budget {budget}")
+    expect(hot.get("concurrency", 0) >= 2 * budget,
+           f"the hot application runs {hot.get('concurrency')} at once, several times the budget {budget}")
+    for name in HOTSPOT_RUNS:
+        for app in (("steady",) if name == "steadyAlone" else ("steady", "hot")):
+            for key in HOTSPOT_APP:
+                expect(key in runs.get(name, {}).get("applications", {}).get(app, {}),
+                       f"{name}: {app} has {key}")
+    if any(name not in runs for name in HOTSPOT_RUNS):
+        return
+
+    for name in HOTSPOT_RUNS:
+        r = runs[name]
+        for app, a in r["applications"].items():
+            total = a["served"] + a["fallback"] + a["failed"]
+            expect(total == a["executions"] == apps[app]["executions"],
+                   f"{name}: {app} served + fallback + failed = {total} = executions {a['executions']} of {apps[app]['executions']}")
+        expect(r["executions"] == sum(a["executions"] for a in r["applications"].values()),
+               f"{name}: the run's executions are its applications'")
+        expect(len(r["series"]["connections"]) > 0, f"{name}: connections were sampled")
+    expect(set(runs["steadyAlone"]["applications"]) == {"steady"}, "steadyAlone runs the steady application only")
+
+    # What leasehold promises, in every governed run.
+    for name in GOVERNED:
+        r = runs[name]
+        expect(r["acquireMode"] == "queued", f"{name}: queued ({r['acquireMode']})")
+        expect(r["databaseBusyErrors"] == 0, f"{name}: {r['databaseBusyErrors']} DatabaseBusy errors (want 0)")
+        expect(1 <= r["peakLeasesInUse"] <= budget and r["peakLeaseRecords"] <= budget,
+               f"{name}: peak leases {r['peakLeasesInUse']} (records {r['peakLeaseRecords']}) within the budget {budget}")
+        expect(r["peakConnectionsAboveBudget"] == 0,
+               f"{name}: {r['peakConnectionsAboveBudget']} connections above the budget at the peak (want 0)")
+        left = (r["leasesHeldAtEnd"], r["leaseRecordsAtEnd"], r["waitersAtEnd"], r["waiterRecordsAtEnd"])
+        expect(left == (0, 0, 0, 0),
+               f"{name}: {left[0]} leases, {left[1]} lease records, {left[2]} waiting, {left[3]} waiter records at the end (want 0)")
+        for app, a in r["applications"].items():
+            series = r["series"]["applications"][app]
+            expect(len(series["inUse"]) > 0 and a["peakInUse"] >= 1,
+                   f"{name}: {app}'s leases were sampled (peak {a['peakInUse']})")
+            wait = a["leaseWait"] or {}
+            expect(wait.get("count", 0) >= a["served"] and wait.get("p99Ms") is not None,
+                   f"{name}: a lease wait for every served {app} child (p99 {wait.get('p99Ms')} ms)")
+    expect(runs["ungoverned"]["acquireMode"] is None, "ungoverned takes no lease")
+    expect(runs["sharedPool"]["divided"] is False and runs["shares"]["divided"] is True
+           and runs["steadyAlone"]["divided"] is True,
+           "the pool is divided for steadyAlone and shares, one budget for sharedPool")
+
+    # Shares: each application within its max, as the load asked.
+    for name in ("steadyAlone", "shares"):
+        for app, a in runs[name]["applications"].items():
+            expect((a["reserved"], a["max"]) == (apps[app]["reserved"], apps[app]["max"]),
+                   f"{name}: {app}'s share in force is reserved {a['reserved']}, max {a['max']}")
+            expect(a["peakInUse"] <= a["max"] and a["peakAboveMax"] == 0,
+                   f"{name}: {app} peak {a['peakInUse']} within its max {a['max']}")
+    shares = runs["shares"]
+    hot_run = shares["applications"]["hot"]
+    expect(hot_run["peakWaiting"] > 0, f"shares: the hot application queued ({hot_run['peakWaiting']} at most)")
+    expect(hot_run["peakInUse"] > hot["reserved"],
+           f"shares: the hot application borrowed beyond its reservation {hot['reserved']} (peak {hot_run['peakInUse']})")
+
+    # The problem the runs compare with.
+    u = runs["ungoverned"]
+    expect(u["databaseBusyErrors"] > 0, f"ungoverned: {u['databaseBusyErrors']} DatabaseBusy errors (want > 0)")
+    expect(u["peakConnections"] > budget, f"ungoverned: peak connections {u['peakConnections']} above the budget {budget}")
+    expect(u["peakConnections"] <= max_conn, f"ungoverned: peak connections within max_connections {max_conn}")
+
+    # The goals agree with the figures they come from (timing: not asserted).
+    checks = h["checks"]
+    alone = runs["steadyAlone"]["applications"]["steady"]["leaseWait"]["p99Ms"]
+    with_shares = shares["applications"]["steady"]["leaseWait"]["p99Ms"]
+    expect(checks["sharesSteadyP99WithinOneAndAHalfOfAlone"] == (with_shares <= 1.5 * alone),
+           f"goal as computed: steady p99 {with_shares} ms with shares against {alone} ms alone")
+    window = shares["contention"] or {}
+    use = window.get("budgetUse")
+    expect(checks["sharesBudgetUseAtLeast90Percent"] == (use is not None and use >= 0.9),
+           f"goal as computed: budget use {use} over {window.get('samples')} samples of contention")
+    expect(window.get("samples", 0) <= window.get("ofSamples", 0), "contention samples are a part of all samples")
+    promises = ("governedNoDatabaseBusy", "budgetNeverExceeded", "noApplicationAboveMax", "noLeasesOrWaitersLeft")
+    expect(all(checks[k] for k in promises), f"every promise holds in the report's own checks ({ {k: checks[k] for k in promises} })")
 
 
 def finish(problems):

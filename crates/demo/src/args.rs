@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 pub const USAGE: &str = "usage: leasehold-demo [options]   (normally run by scripts/demo.sh)
+  --scenario S            queue (default): the same load queued, polling and ungoverned;
+                          hotspot: a steady and a hot application on one pool, alone,
+                          ungoverned, with one shared pool and with shares
   --executions N          connection workflows per run, 1..1000 (default 300)
   --concurrency C         how many run at once, 1..40 (default 40)
   --hold-ms H             how long each query holds its connection, 0..30000 ms (default 1000)
@@ -20,7 +23,18 @@ pub const USAGE: &str = "usage: leasehold-demo [options]   (normally run by scri
   --report PATH           the JSON report (default .local/demo/report.json); the HTML page is
                           written beside it (same name, .html)
   --statemachines DIR     where connection.asl.json and load-harness.asl.json are
-                          (default statemachines)";
+                          (default statemachines)
+ hotspot scenario only (--hold-ms, --max-connections, --reserve, --budget, --seed, --report
+ and --statemachines apply to it too):
+  --steady-executions N   the steady application's executions per run, 1..1000 (default 150)
+  --steady-concurrency C  how many of them run at once, 1..40 (default 6)
+  --steady-reserved R     its reservation (default 4)
+  --steady-max M          its ceiling, R..budget (default: the budget)
+  --hot-executions N      the hot application's executions per run, 1..1000 (default 240)
+  --hot-concurrency C     how many of them run at once, 1..40 (default 40)
+  --hot-reserved R        its reservation (default 2)
+  --hot-max M             its ceiling, R..budget (default: the budget minus the steady
+                          application's concurrency)";
 
 /// Largest number of iterations of the load harness (`States.ArrayRange` makes at most 1000).
 pub const MAX_EXECUTIONS: u32 = 1000;
@@ -33,8 +47,106 @@ pub const MAX_KILL_PROBABILITY: f64 = 0.5;
 /// The latest a harness may be stopped, in seconds.
 pub const MAX_ABORT_AFTER_SECONDS: u64 = 600;
 
+/// Which comparison the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The same load queued, polling and ungoverned (the report's `runs`).
+    Queue,
+    /// Two applications on one pool: the steady one alone, both ungoverned, both with one
+    /// shared pool, both with shares (the report's `hotspot`).
+    Hotspot,
+}
+
+impl Scenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Queue => "queue",
+            Scenario::Hotspot => "hotspot",
+        }
+    }
+}
+
+/// One application's load and share in the hotspot scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppLoad {
+    pub executions: u32,
+    pub concurrency: u32,
+    pub reserved: u32,
+    /// Its ceiling; `None`: the scenario's default ([`Hotspot::max_of`]).
+    pub max: Option<u32>,
+}
+
+/// The hotspot scenario's two applications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hotspot {
+    pub steady: AppLoad,
+    pub hot: AppLoad,
+}
+
+impl Default for Hotspot {
+    fn default() -> Self {
+        Hotspot {
+            steady: AppLoad {
+                executions: 150,
+                concurrency: 6,
+                reserved: 4,
+                max: None,
+            },
+            hot: AppLoad {
+                executions: 240,
+                concurrency: 40,
+                reserved: 2,
+                max: None,
+            },
+        }
+    }
+}
+
+/// The steady application's name (its `app` in every request and the metrics' `Application`).
+pub const STEADY: &str = "steady";
+/// The hot application's name.
+pub const HOT: &str = "hot";
+
+impl Hotspot {
+    /// The ceilings on a pool of `budget`: as given, or by default the whole budget for the
+    /// steady application, and for the hot one the budget minus what the steady one runs at
+    /// once (never below its reservation): it borrows all the rest, and the steady one finds
+    /// a slot free whenever it asks.
+    pub fn max_of(&self, budget: u32) -> (u32, u32) {
+        let steady = self.steady.max.unwrap_or(budget);
+        let hot = self.hot.max.unwrap_or_else(|| {
+            budget
+                .saturating_sub(self.steady.concurrency)
+                .max(self.hot.reserved)
+                .max(1)
+        });
+        (steady, hot)
+    }
+
+    /// Checks the shares against a pool's budget; the message names the option to change.
+    pub fn check(&self, budget: u32) -> Result<(), String> {
+        let (steady, hot) = (&self.steady, &self.hot);
+        if steady.reserved + hot.reserved > budget {
+            return Err(format!(
+                "--steady-reserved {} and --hot-reserved {} add up to more than the budget {budget}",
+                steady.reserved, hot.reserved
+            ));
+        }
+        for (flag, app) in [("--steady-max", steady), ("--hot-max", hot)] {
+            if let Some(max) = app.max
+                && max > budget
+            {
+                return Err(format!("{flag}: {max} is above the budget {budget}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
+    pub scenario: Scenario,
+    pub hotspot: Hotspot,
     pub executions: u32,
     pub concurrency: u32,
     pub hold_ms: u64,
@@ -52,6 +164,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            scenario: Scenario::Queue,
+            hotspot: Hotspot::default(),
             executions: 300,
             concurrency: 40,
             hold_ms: 1000,
@@ -110,6 +224,7 @@ fn whole<T: std::str::FromStr>(flag: &str, value: &str, low: u64, high: u64) -> 
 /// Parses and checks the options (without the program name).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> {
     let mut o = Options::default();
+    let mut given: Vec<String> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -121,6 +236,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             _ => (arg.clone(), None),
         };
         let known = [
+            "--scenario",
+            "--steady-executions",
+            "--steady-concurrency",
+            "--steady-reserved",
+            "--steady-max",
+            "--hot-executions",
+            "--hot-concurrency",
+            "--hot-reserved",
+            "--hot-max",
             "--executions",
             "--concurrency",
             "--hold-ms",
@@ -140,7 +264,34 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             Some(v) => v,
             None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
         };
+        given.push(flag.clone());
+        let h = &mut o.hotspot;
         match flag.as_str() {
+            "--scenario" => {
+                o.scenario = match value.as_str() {
+                    "queue" => Scenario::Queue,
+                    "hotspot" => Scenario::Hotspot,
+                    _ => {
+                        return Err(format!("--scenario: queue or hotspot, got {value:?}"));
+                    }
+                }
+            }
+            "--steady-executions" => {
+                h.steady.executions = whole(&flag, &value, 1, MAX_EXECUTIONS.into())?
+            }
+            "--steady-concurrency" => {
+                h.steady.concurrency = whole(&flag, &value, 1, MAX_CONCURRENCY.into())?
+            }
+            "--steady-reserved" => h.steady.reserved = whole(&flag, &value, 0, 10_000)?,
+            "--steady-max" => h.steady.max = Some(whole(&flag, &value, 1, 10_000)?),
+            "--hot-executions" => {
+                h.hot.executions = whole(&flag, &value, 1, MAX_EXECUTIONS.into())?
+            }
+            "--hot-concurrency" => {
+                h.hot.concurrency = whole(&flag, &value, 1, MAX_CONCURRENCY.into())?
+            }
+            "--hot-reserved" => h.hot.reserved = whole(&flag, &value, 0, 10_000)?,
+            "--hot-max" => h.hot.max = Some(whole(&flag, &value, 1, 10_000)?),
             "--executions" => o.executions = whole(&flag, &value, 1, MAX_EXECUTIONS.into())?,
             "--concurrency" => o.concurrency = whole(&flag, &value, 1, MAX_CONCURRENCY.into())?,
             "--hold-ms" => o.hold_ms = whole(&flag, &value, 0, MAX_HOLD_MS)?,
@@ -189,7 +340,52 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             o.reserve, o.max_connections
         ));
     }
+    check_scenario(&o, &given)?;
     Ok(Parsed::Run(o))
+}
+
+/// Options that belong to one scenario only are refused in the other, so that a value is never
+/// silently ignored.
+fn check_scenario(o: &Options, given: &[String]) -> Result<(), String> {
+    let only_queue = [
+        "--executions",
+        "--concurrency",
+        "--kill-probability",
+        "--abort-harness-after",
+    ];
+    let hotspot_only = |flag: &str| flag.starts_with("--steady-") || flag.starts_with("--hot-");
+    for flag in given {
+        match o.scenario {
+            Scenario::Queue if hotspot_only(flag) => {
+                return Err(format!("{flag}: only with --scenario hotspot"));
+            }
+            Scenario::Hotspot if only_queue.contains(&flag.as_str()) => {
+                return Err(format!(
+                    "{flag}: not with --scenario hotspot (it has --steady-* and --hot-* options)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if o.scenario == Scenario::Hotspot {
+        for (flag, app) in [
+            ("--steady-max", &o.hotspot.steady),
+            ("--hot-max", &o.hotspot.hot),
+        ] {
+            if let Some(max) = app.max
+                && max < app.reserved
+            {
+                return Err(format!(
+                    "{flag}: {max} is below the reservation {}",
+                    app.reserved
+                ));
+            }
+        }
+        if let Some(budget) = o.budget {
+            o.hotspot.check(budget)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,6 +458,89 @@ mod tests {
             (&["--abort-harness-after", "2.5"][..], "not a whole number"),
             (&["--report", " "][..], "needs a file path"),
             (&["--fast"][..], "unknown option"),
+        ] {
+            let err = run(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_hotspot_scenario_has_its_own_options() {
+        let o = run(&[]).unwrap();
+        assert_eq!(o.scenario, Scenario::Queue);
+        let o = run(&[
+            "--scenario",
+            "hotspot",
+            "--steady-executions=20",
+            "--steady-concurrency",
+            "3",
+            "--hot-reserved",
+            "1",
+            "--hot-max",
+            "2",
+            "--budget",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!(o.scenario, Scenario::Hotspot);
+        let h = &o.hotspot;
+        assert_eq!((h.steady.executions, h.steady.concurrency), (20, 3));
+        assert_eq!((h.hot.reserved, h.hot.max), (1, Some(2)));
+        assert_eq!(h.max_of(6), (6, 2));
+    }
+
+    #[test]
+    fn by_default_the_hot_application_leaves_the_steady_one_its_concurrency() {
+        let h = Hotspot::default();
+        assert_eq!((h.steady.reserved, h.hot.reserved), (4, 2));
+        // Budget 11, steady runs 6 at once: hot may hold 5, steady the whole budget.
+        assert_eq!(h.max_of(11), (11, 5));
+        // Never below the hot application's own reservation.
+        assert_eq!(h.max_of(7), (7, 2));
+        assert!(h.check(6).is_ok());
+        let err = h.check(5).unwrap_err();
+        assert!(err.contains("add up to more than the budget 5"), "{err}");
+    }
+
+    #[test]
+    fn options_of_the_other_scenario_are_refused() {
+        for (args, needle) in [
+            (
+                &["--steady-max", "3"][..],
+                "--steady-max: only with --scenario hotspot",
+            ),
+            (
+                &["--scenario", "hotspot", "--executions", "10"][..],
+                "--executions: not with --scenario hotspot",
+            ),
+            (
+                &["--kill-probability", "0.1", "--scenario=hotspot"][..],
+                "--kill-probability: not with --scenario hotspot",
+            ),
+            (&["--scenario", "hot"][..], "--scenario: queue or hotspot"),
+            (
+                &["--scenario", "hotspot", "--hot-max", "1"][..],
+                "--hot-max: 1 is below the reservation 2",
+            ),
+            (
+                &["--scenario", "hotspot", "--budget", "5"][..],
+                "add up to more than the budget 5",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "hotspot",
+                    "--budget",
+                    "8",
+                    "--steady-max",
+                    "9",
+                ][..],
+                "--steady-max: 9 is above the budget 8",
+            ),
+            (
+                &["--scenario", "hotspot", "--hot-concurrency", "41"][..],
+                "--hot-concurrency: must be between 1 and 40",
+            ),
         ] {
             let err = run(args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -219,7 +219,7 @@ pub fn svg(chart: &Chart) -> String {
     s
 }
 
-fn legend(chart: &Chart) -> String {
+pub(crate) fn legend(chart: &Chart) -> String {
     let mut s = String::from("<div class=\"legend\">");
     for l in chart.lines.iter().chain(chart.bars.iter()) {
         let _ = write!(
@@ -586,7 +586,7 @@ fn ideal(report: &Report) -> String {
     )
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1800px;color:#111;padding:0 16px}
+pub(crate) const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1800px;color:#111;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:14px 0 2px}
 .sub{color:#555;margin:0 0 12px}
 table.figures{border-collapse:collapse;margin:8px 0}
@@ -608,7 +608,7 @@ code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
 .notes li{margin:4px 0}.ideal{max-width:900px}.caption{font-size:12px;color:#333;margin:2px 0 10px}";
 
 /// The hover read-out: the value of every series nearest to the cursor's time.
-const SCRIPT: &str = "document.querySelectorAll('svg.chart').forEach(function(svg){
+pub(crate) const SCRIPT: &str = "document.querySelectorAll('svg.chart').forEach(function(svg){
 var series=JSON.parse(svg.getAttribute('data-series')||'[]');if(!series.length)return;
 var x0=+svg.dataset.x0,x1=+svg.dataset.x1,xmax=+svg.dataset.xmax;
 var cursor=svg.querySelector('.cursor'),text=svg.querySelector('.readout');

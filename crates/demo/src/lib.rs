@@ -33,6 +33,7 @@ pub mod args;
 pub mod error;
 pub mod fifo;
 pub mod history;
+pub mod hotspot;
 pub mod html;
 pub mod report;
 pub mod run;
@@ -87,63 +88,104 @@ async fn wait_for_free_pool(sources: &Sources, limit: Duration) -> Result<i64, D
     }
 }
 
-/// Runs the three runs and writes the report (JSON and HTML). Progress goes to standard error.
-pub async fn demo(options: &Options) -> Result<Report, DemoError> {
-    let env = Env::from_env()?;
-    let sources = Arc::new(Sources::new(env.clone()).await?);
-    let mut conn = sources.admin_connection().await?;
-    let max_connections = sources::max_connections(&mut conn).await?;
-    let admin = Arc::new(Mutex::new(conn));
-    if max_connections != i64::from(options.max_connections) {
-        eprintln!(
-            "demo: note: MariaDB's max_connections is {max_connections}, not {} as asked; the report uses {max_connections}",
-            options.max_connections
-        );
-    }
-    let (budget, _, _) = sources.pool_record().await?;
-    if let Some(asked) = options.budget
-        && i64::from(asked) != budget
-    {
-        eprintln!("demo: note: the pool's budget is {budget}, not {asked} as asked");
-    }
-    let busy = wait_for_free_pool(&sources, Duration::from_secs(30)).await?;
-    if busy > 0 {
-        return Err(DemoError::Setup(format!(
-            "{busy} leases of pool {POOL} are still in use or waited for before the first run (another load on this stack?)"
-        )));
+/// What every scenario starts from: the clients, the administrator's connection, the
+/// database's limit and the pool's budget, the pool checked to be idle.
+pub struct Stage {
+    pub env: Env,
+    pub sources: Arc<Sources>,
+    pub admin: Arc<Mutex<mysql_async::Conn>>,
+    pub max_connections: i64,
+    pub budget: i64,
+}
+
+impl Stage {
+    pub async fn new(options: &Options) -> Result<Self, DemoError> {
+        let env = Env::from_env()?;
+        let sources = Arc::new(Sources::new(env.clone()).await?);
+        let mut conn = sources.admin_connection().await?;
+        let max_connections = sources::max_connections(&mut conn).await?;
+        let admin = Arc::new(Mutex::new(conn));
+        if max_connections != i64::from(options.max_connections) {
+            eprintln!(
+                "demo: note: MariaDB's max_connections is {max_connections}, not {} as asked; the report uses {max_connections}",
+                options.max_connections
+            );
+        }
+        let (budget, _, _) = sources.pool_record().await?;
+        if let Some(asked) = options.budget
+            && i64::from(asked) != budget
+        {
+            eprintln!("demo: note: the pool's budget is {budget}, not {asked} as asked");
+        }
+        let busy = wait_for_free_pool(&sources, Duration::from_secs(30)).await?;
+        if busy > 0 {
+            return Err(DemoError::Setup(format!(
+                "{busy} leases of pool {POOL} are still in use or waited for before the first run (another load on this stack?)"
+            )));
+        }
+        Ok(Stage {
+            env,
+            sources,
+            admin,
+            max_connections,
+            budget,
+        })
     }
 
-    // The ungoverned pair, derived from the project's own definitions.
-    let connection_asl = read(&options.statemachines.join("connection.asl.json"))?;
-    let harness_asl = read(&options.statemachines.join("load-harness.asl.json"))?;
-    let (region, account) = env.region_and_account();
-    let query_arn = format!(
-        "arn:aws:lambda:{region}:{account}:function:{}",
-        env.query_function
-    );
-    let connection_name = env
-        .connection_machine
-        .rsplit(':')
-        .next()
-        .unwrap_or("leasehold-connection");
-    let prefix = connection_name
-        .strip_suffix("connection")
-        .unwrap_or("leasehold-");
-    let child = workflows::ungoverned_child(&connection_asl, &query_arn)?;
-    let child_arn = sources
-        .put_machine(&format!("{prefix}ungoverned"), &child)
-        .await?;
-    let harness = workflows::harness_for(&harness_asl, &child_arn)?;
-    let harness_arn = sources
-        .put_machine(&format!("{prefix}ungoverned-harness"), &harness)
-        .await?;
-    let dir = options
-        .report
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    write(&dir.join("ungoverned.asl.json"), &child)?;
-    write(&dir.join("ungoverned-harness.asl.json"), &harness)?;
+    /// The ungoverned pair, derived from the project's own definitions, created on the stack
+    /// and written beside the report: (child ARN, harness ARN).
+    pub async fn ungoverned_machines(
+        &self,
+        options: &Options,
+    ) -> Result<(String, String), DemoError> {
+        let env = &self.env;
+        let connection_asl = read(&options.statemachines.join("connection.asl.json"))?;
+        let harness_asl = read(&options.statemachines.join("load-harness.asl.json"))?;
+        let (region, account) = env.region_and_account();
+        let query_arn = format!(
+            "arn:aws:lambda:{region}:{account}:function:{}",
+            env.query_function
+        );
+        let connection_name = env
+            .connection_machine
+            .rsplit(':')
+            .next()
+            .unwrap_or("leasehold-connection");
+        let prefix = connection_name
+            .strip_suffix("connection")
+            .unwrap_or("leasehold-");
+        let child = workflows::ungoverned_child(&connection_asl, &query_arn)?;
+        let child_arn = self
+            .sources
+            .put_machine(&format!("{prefix}ungoverned"), &child)
+            .await?;
+        let harness = workflows::harness_for(&harness_asl, &child_arn)?;
+        let harness_arn = self
+            .sources
+            .put_machine(&format!("{prefix}ungoverned-harness"), &harness)
+            .await?;
+        let dir = options
+            .report
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        write(&dir.join("ungoverned.asl.json"), &child)?;
+        write(&dir.join("ungoverned-harness.asl.json"), &harness)?;
+        Ok((child_arn, harness_arn))
+    }
+}
+
+/// Runs the three runs and writes the report (JSON and HTML). Progress goes to standard error.
+pub async fn demo(options: &Options) -> Result<Report, DemoError> {
+    let stage = Stage::new(options).await?;
+    let (child_arn, harness_arn) = stage.ungoverned_machines(options).await?;
+    let Stage {
+        env,
+        sources,
+        admin,
+        max_connections,
+        budget,
+    } = stage;
 
     let input = json!({
         "iterations": options.executions,
@@ -158,7 +200,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         let mut input = input.clone();
         input["mode"] = json!(mode.as_str());
         run::Plan {
-            name: mode.as_str(),
+            name: mode.as_str().to_owned(),
             mode: Some(mode),
             harness_machine: env.harness_machine.clone(),
             child_machine: env.connection_machine.clone(),
@@ -184,7 +226,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         &sources,
         &admin,
         run::Plan {
-            name: "ungoverned",
+            name: "ungoverned".to_owned(),
             mode: None,
             harness_machine: harness_arn,
             child_machine: child_arn,
@@ -206,6 +248,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     let checks = report::checks(budget, reserve, &governed, &ungoverned, &queued);
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
+        scenario: options.scenario.as_str(),
         generated_at: leasehold_asl::values::iso_millis(sources::now_ms()),
         budget,
         max_connections,

@@ -22,6 +22,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub schema_version: u32,
+    /// `queue`: this report's runs (`hotspot` writes a report of its own shape).
+    pub scenario: &'static str,
     pub generated_at: String,
     /// The pool's budget, read from its record in the lease table.
     pub budget: i64,

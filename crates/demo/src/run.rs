@@ -49,8 +49,9 @@ impl Mode {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// `queued`, `polling` or `ungoverned`: the progress line's and the harness's name.
-    pub name: &'static str,
+    /// `queued`, `polling` or `ungoverned` (in the hotspot scenario the run and the
+    /// application, `shares-hot`): the progress line's and the harness's name.
+    pub name: String,
     /// How the child takes leases; `None` when it takes none (ungoverned).
     pub mode: Option<Mode>,
     pub harness_machine: String,
@@ -73,6 +74,8 @@ pub struct RunData {
     pub facts: Vec<Facts>,
     pub series: Series,
     pub metrics: BTreeMap<String, Vec<(i64, f64)>>,
+    /// The same metrics per application (dimension `Application`), when asked for.
+    pub app_metrics: BTreeMap<String, BTreeMap<String, Vec<(i64, f64)>>>,
     pub counters_before: BTreeMap<String, i64>,
     pub counters_after: BTreeMap<String, i64>,
     pub stats_before: StackStats,
@@ -162,6 +165,37 @@ pub async fn run(
     plan: Plan,
     executions: u32,
 ) -> Result<RunData, DemoError> {
+    let name = plan.name.clone();
+    let mut runs = run_together(sources, admin, &name, vec![plan], executions, None).await?;
+    Ok(runs.remove(0))
+}
+
+/// Extra sampling for a run of several applications: the records per application, and the
+/// applications whose CloudWatch metrics are read back.
+#[derive(Debug, Clone, Default)]
+pub struct AppSampling {
+    pub apps: Vec<String>,
+}
+
+/// One harness of a run, while it goes on.
+struct Harness {
+    arn: String,
+    aborted: Option<String>,
+    ended: Option<(String, i64, Option<String>, Option<String>)>,
+}
+
+/// Runs several harnesses at once, started in the order given (each as soon as the one before
+/// it has started), and gathers the figures: one [`RunData`] per plan, each with its own
+/// children, all with the same samples, counters and settling, and the same start (the first
+/// harness's), so that their times line up. `executions` is the total, for the progress line.
+pub async fn run_together(
+    sources: &Arc<Sources>,
+    admin: &Arc<Mutex<Conn>>,
+    name: &str,
+    plans: Vec<Plan>,
+    executions: u32,
+    apps: Option<AppSampling>,
+) -> Result<Vec<RunData>, DemoError> {
     // A clean start: the server's high-water marks and counters begin now.
     {
         let mut conn = admin.lock().await;
@@ -172,74 +206,108 @@ pub async fn run(
         global_status(&mut conn, &COUNTERS).await?
     };
     let stats_before = sources.stack_stats().await?;
-    let sampler = Sampler::start(sources.clone(), admin.clone());
+    let sampler = match &apps {
+        Some(_) => Sampler::start_with_apps(sources.clone(), admin.clone()),
+        None => Sampler::start(sources.clone(), admin.clone()),
+    };
 
-    let (mut harness_arn, start_ms) = start_harness(sources, &plan, "").await?;
-    let mut aborted_harness_arn = None;
+    let mut harnesses = Vec::with_capacity(plans.len());
+    let mut start_ms = None;
+    for plan in &plans {
+        let (arn, started) = start_harness(sources, plan, "").await?;
+        start_ms.get_or_insert(started);
+        harnesses.push(Harness {
+            arn,
+            aborted: None,
+            ended: None,
+        });
+    }
+    let start_ms = start_ms.unwrap_or_else(now_ms);
+    let mut child_machines: Vec<&str> = plans.iter().map(|p| p.child_machine.as_str()).collect();
+    child_machines.sort_unstable();
+    child_machines.dedup();
 
-    // Live progress until the harness ends.
+    // Live progress until every harness has ended.
     let mut tally = Tally::default();
     let mut progress = Progress::new();
     let clock = Instant::now();
-    let (status, end_ms, output, error) = loop {
+    loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let described = sources
-            .sfn
-            .describe_execution()
-            .execution_arn(&harness_arn)
-            .send()
-            .await
-            .map_err(|e| DemoError::service("describing the harness execution", e))?;
-        update_tally(sources, &plan.child_machine, start_ms, &mut tally).await?;
-        let status = described.status().as_str().to_owned();
-        if status == "RUNNING"
-            && aborted_harness_arn.is_none()
-            && plan
-                .abort_after
-                .is_some_and(|after| clock.elapsed() >= after)
-        {
-            // What an operator does to a load gone wrong: stop it, then start again.
-            stop_harness(sources, &harness_arn).await?;
-            let (next, _) = start_harness(sources, &plan, "-again").await?;
-            aborted_harness_arn = Some(std::mem::replace(&mut harness_arn, next));
-            continue;
+        for machine in &child_machines {
+            update_tally(sources, machine, start_ms, &mut tally).await?;
         }
-        let done = status != "RUNNING";
+        for (plan, harness) in plans.iter().zip(harnesses.iter_mut()) {
+            if harness.ended.is_some() {
+                continue;
+            }
+            let described = sources
+                .sfn
+                .describe_execution()
+                .execution_arn(&harness.arn)
+                .send()
+                .await
+                .map_err(|e| DemoError::service("describing the harness execution", e))?;
+            let status = described.status().as_str().to_owned();
+            if status == "RUNNING"
+                && harness.aborted.is_none()
+                && plan
+                    .abort_after
+                    .is_some_and(|after| clock.elapsed() >= after)
+            {
+                // What an operator does to a load gone wrong: stop it, then start again.
+                stop_harness(sources, &harness.arn).await?;
+                let (next, _) = start_harness(sources, plan, "-again").await?;
+                harness.aborted = Some(std::mem::replace(&mut harness.arn, next));
+                continue;
+            }
+            if status != "RUNNING" {
+                harness.ended = Some((
+                    status,
+                    described.stop_date().map_or_else(now_ms, millis),
+                    described.output().map(str::to_owned),
+                    described.error().map(str::to_owned),
+                ));
+            }
+        }
+        let done = harnesses.iter().all(|h| h.ended.is_some());
         let (started, finished, served, fallback, failed) = tally.counts();
-        progress.show(
-            &format!(
-                "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}  waiting {:>3}",
-                plan.name,
-                clock.elapsed().as_secs_f64(),
-                sampler.latest.connections.load(Ordering::Relaxed),
-                sampler.latest.leases_in_use.load(Ordering::Relaxed),
-                sampler.latest.waiting.load(Ordering::Relaxed),
-            ),
-            done,
+        let mut line = format!(
+            "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}  waiting {:>3}",
+            name,
+            clock.elapsed().as_secs_f64(),
+            sampler.latest.connections.load(Ordering::Relaxed),
+            sampler.latest.leases_in_use.load(Ordering::Relaxed),
+            sampler.latest.waiting.load(Ordering::Relaxed),
         );
-        if done {
-            break (
-                status,
-                described.stop_date().map_or_else(now_ms, millis),
-                described.output().map(str::to_owned),
-                described.error().map(str::to_owned),
-            );
+        let per_app = sampler
+            .latest
+            .apps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !per_app.is_empty() {
+            line.push_str("  |  ");
+            line.push_str(&per_app);
         }
-    };
-    if status != "SUCCEEDED" {
-        let _ = sampler.finish().await;
-        return Err(DemoError::Harness {
-            run: plan.name.to_owned(),
-            status,
-            detail: error.unwrap_or_else(|| "no error given".into()),
-        });
+        progress.show(&line, done);
+        if done {
+            break;
+        }
     }
-    let summary: Value = output
-        .as_deref()
-        .and_then(|o| serde_json::from_str(o).ok())
-        .unwrap_or(Value::Null);
+    for (plan, harness) in plans.iter().zip(&harnesses) {
+        if let Some((status, _, _, error)) = &harness.ended
+            && status != "SUCCEEDED"
+        {
+            let _ = sampler.finish().await;
+            return Err(DemoError::Harness {
+                run: plan.name.clone(),
+                status: status.clone(),
+                detail: error.clone().unwrap_or_else(|| "no error given".into()),
+            });
+        }
+    }
 
-    let settled = settle(sources, &sampler, &plan.child_machine, start_ms).await?;
+    let settled = settle(sources, &sampler, &child_machines, start_ms).await?;
     let series = sampler.finish().await;
     let counters_after = {
         let mut conn = admin.lock().await;
@@ -247,42 +315,68 @@ pub async fn run(
     };
     let stats_after = wait_for_metrics(sources).await?;
 
-    // The children of this harness execution, from their own histories.
-    let children: Vec<String> = sources
-        .list_executions(&plan.child_machine)
-        .await?
-        .into_iter()
-        .filter(|e| e.start_ms >= start_ms)
-        .map(|e| e.arn)
-        .collect();
-    let mut facts = read_histories(sources, children).await?;
-    facts.retain(|f| {
-        f.started_by.as_deref() == Some(harness_arn.as_str())
-            || f.started_by.is_some() && f.started_by == aborted_harness_arn
-    });
-    facts.sort_by_key(|f| f.start_ms);
+    // The children of these harness executions, from their own histories.
+    let mut children: Vec<String> = Vec::new();
+    for machine in &child_machines {
+        children.extend(
+            sources
+                .list_executions(machine)
+                .await?
+                .into_iter()
+                .filter(|e| e.start_ms >= start_ms)
+                .map(|e| e.arn),
+        );
+    }
+    let all_facts = read_histories(sources, children).await?;
 
     let metrics = sources
-        .pool_metrics(start_ms, now_ms())
+        .pool_metrics(start_ms, now_ms(), None)
         .await
         .unwrap_or_default();
+    let mut app_metrics = BTreeMap::new();
+    for app in apps.iter().flat_map(|a| &a.apps) {
+        let read = sources
+            .pool_metrics(start_ms, now_ms(), Some(app))
+            .await
+            .unwrap_or_default();
+        app_metrics.insert(app.clone(), read);
+    }
 
-    Ok(RunData {
-        plan,
-        harness_arn,
-        aborted_harness_arn,
-        start_ms,
-        end_ms,
-        summary,
-        facts,
-        series,
-        metrics,
-        counters_before,
-        counters_after,
-        stats_before,
-        stats_after,
-        settled,
-    })
+    let mut runs = Vec::with_capacity(plans.len());
+    for (plan, harness) in plans.into_iter().zip(harnesses) {
+        let (_, end_ms, output, _) = harness.ended.unwrap_or_default();
+        let mut facts: Vec<Facts> = all_facts
+            .iter()
+            .filter(|f| {
+                f.started_by.as_deref() == Some(harness.arn.as_str())
+                    || f.started_by.is_some() && f.started_by == harness.aborted
+            })
+            .cloned()
+            .collect();
+        facts.sort_by_key(|f| f.start_ms);
+        let summary: Value = output
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or(Value::Null);
+        runs.push(RunData {
+            plan,
+            harness_arn: harness.arn,
+            aborted_harness_arn: harness.aborted,
+            start_ms,
+            end_ms,
+            summary,
+            facts,
+            series: series.clone(),
+            metrics: metrics.clone(),
+            app_metrics: app_metrics.clone(),
+            counters_before: counters_before.clone(),
+            counters_after: counters_after.clone(),
+            stats_before: stats_before.clone(),
+            stats_after: stats_after.clone(),
+            settled,
+        });
+    }
+    Ok(runs)
 }
 
 /// Waits for the run to settle: the cleanup path releases the leases of failed children and
@@ -292,7 +386,7 @@ pub async fn run(
 async fn settle(
     sources: &Sources,
     sampler: &Sampler,
-    child_machine: &str,
+    child_machines: &[&str],
     start_ms: i64,
 ) -> Result<Settled, DemoError> {
     let settle_start = Instant::now();
@@ -301,11 +395,14 @@ async fn settle(
         let lease_records = sources.lease_records().await?;
         let waiter_records = sources.waiter_records().await?;
         let connections = sampler.latest.connections.load(Ordering::Relaxed);
-        let running = sources
-            .list_executions(child_machine)
-            .await?
-            .iter()
-            .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
+        let mut running = false;
+        for machine in child_machines {
+            running |= sources
+                .list_executions(machine)
+                .await?
+                .iter()
+                .any(|e| e.start_ms >= start_ms && e.status == "RUNNING");
+        }
         let now = Settled {
             leases,
             lease_records,

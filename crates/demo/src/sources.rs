@@ -5,7 +5,10 @@ use super::error::DemoError;
 use super::history::Event;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_sfn::primitives::DateTime;
-use leasehold_broker::{DynamoStore, LeaseStore, PoolName};
+use leasehold_broker::{
+    AppShare, Broker, DynamoStore, Lease, LeaseStore, NullSink, PoolName, PoolRecord, SystemClock,
+    Waiter,
+};
 use leasehold_local::lambda::FunctionStats;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
@@ -89,6 +92,9 @@ pub struct Sources {
     pub sfn: aws_sdk_sfn::Client,
     /// The lease table, read through the broker's own adapter.
     pub leases: DynamoStore,
+    /// The broker over the same table, to divide the pool between applications and back
+    /// (the hotspot scenario); it emits no metrics and completes no task.
+    pub broker: Broker,
     pub pool: PoolName,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
@@ -135,8 +141,15 @@ impl Sources {
             .map_err(|e| DemoError::service("HTTP client", e))?;
         let pool = PoolName::parse(POOL)
             .map_err(|e| DemoError::service(format!("pool name {POOL}"), e))?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let broker = Broker::new(
+            std::sync::Arc::new(DynamoStore::new(dynamodb.clone(), env.lease_table.clone())),
+            std::sync::Arc::new(NullSink),
+            std::sync::Arc::new(SystemClock),
+        );
         Ok(Sources {
-            leases: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.lease_table.clone()),
+            leases: DynamoStore::new(dynamodb, env.lease_table.clone()),
+            broker,
             pool,
             env,
             sfn: aws_sdk_sfn::Client::new(&sdk),
@@ -194,6 +207,56 @@ impl Sources {
             i64::from(record.in_use),
             i64::from(record.waiting),
         ))
+    }
+
+    /// The whole pool record, with its applications' counters.
+    pub async fn pool_state(&self) -> Result<PoolRecord, DemoError> {
+        self.broker
+            .pool(POOL)
+            .await
+            .map_err(|e| DemoError::service("reading the pool record", e))
+    }
+
+    /// Sets the pool's applications (none: one budget for everybody), keeping its budget.
+    pub async fn put_applications(
+        &self,
+        budget: u32,
+        shares: &[AppShare],
+    ) -> Result<PoolRecord, DemoError> {
+        self.broker
+            .put_shared_pool(POOL, budget, shares)
+            .await
+            .map_err(|e| DemoError::service("dividing the pool between applications", e))
+    }
+
+    /// Every lease and waiter record of the pool.
+    pub async fn lease_and_waiter_records(&self) -> Result<(Vec<Lease>, Vec<Waiter>), DemoError> {
+        let leases = self
+            .leases
+            .leases(&self.pool)
+            .await
+            .map_err(|e| DemoError::service("reading lease records", e))?;
+        let waiters = self
+            .leases
+            .waiters(&self.pool)
+            .await
+            .map_err(|e| DemoError::service("reading waiter records", e))?;
+        Ok((leases, waiters))
+    }
+
+    /// The `app` of an execution's input (`None` when it names none).
+    pub async fn app_of_execution(&self, arn: &str) -> Result<Option<String>, DemoError> {
+        let described = self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| DemoError::service("describing an execution", e))?;
+        Ok(described
+            .input()
+            .and_then(|i| serde_json::from_str::<Value>(i).ok())
+            .and_then(|i| i.get("app").and_then(Value::as_str).map(str::to_owned)))
     }
 
     /// Waiter records of the pool (queued requests), live or past their deadline.
@@ -319,24 +382,28 @@ impl Sources {
 
     /// `RemainingConnections` (minimum), `NoConnectionsLeftError` (sum), `WaitingRequests`
     /// (maximum) and `WaitTime` (average and maximum) of the pool, per second, between two
-    /// instants: what the sample's dashboard showed, and the queue's own gauges.
+    /// instants: what the sample's dashboard showed, and the queue's own gauges. With `app`,
+    /// the same metrics of that application (dimensions `DBName` and `Application`).
     pub async fn pool_metrics(
         &self,
         start_ms: i64,
         end_ms: i64,
+        app: Option<&str>,
     ) -> Result<BTreeMap<String, Vec<(i64, f64)>>, DemoError> {
         let query = |id: &str, name: &str, stat: &str| {
+            let mut metric = Metric::builder()
+                .namespace(NAMESPACE)
+                .metric_name(name)
+                .dimensions(Dimension::builder().name("DBName").value(POOL).build());
+            if let Some(app) = app {
+                metric =
+                    metric.dimensions(Dimension::builder().name("Application").value(app).build());
+            }
             MetricDataQuery::builder()
                 .id(id)
                 .metric_stat(
                     MetricStat::builder()
-                        .metric(
-                            Metric::builder()
-                                .namespace(NAMESPACE)
-                                .metric_name(name)
-                                .dimensions(Dimension::builder().name("DBName").value(POOL).build())
-                                .build(),
-                        )
+                        .metric(metric.build())
                         .period(1)
                         .stat(stat)
                         .build(),

@@ -51,7 +51,7 @@ pub fn data(mode: Option<Mode>, waits: Option<[i64; 5]>, lasted: i64) -> RunData
     }
     RunData {
         plan: Plan {
-            name: mode.map_or("ungoverned", Mode::as_str),
+            name: mode.map_or("ungoverned", Mode::as_str).to_owned(),
             mode,
             harness_machine: "arn:machine:harness".into(),
             child_machine: "arn:machine:child".into(),
@@ -68,9 +68,11 @@ pub fn data(mode: Option<Mode>, waits: Option<[i64; 5]>, lasted: i64) -> RunData
             connections: vec![(start_ms, 3)],
             leases_in_use: vec![(start_ms, 3)],
             waiting: vec![(start_ms, 0), (start_ms + 250, 7)],
+            apps: Vec::new(),
             missed: 0,
         },
         metrics,
+        app_metrics: BTreeMap::new(),
         counters_before: BTreeMap::new(),
         counters_after: BTreeMap::new(),
         stats_before: StackStats::default(),
@@ -101,6 +103,7 @@ pub fn report() -> Report {
     let checks = checks(5, 5, &governed, &ungoverned, &queued);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
+        scenario: "queue",
         generated_at: "2025-01-01T00:00:00.000Z".into(),
         budget: 5,
         max_connections: 20,

@@ -12,7 +12,7 @@ pub enum Medium {
 }
 
 impl Medium {
-    fn pick(self, terminal: &'static str, page: &'static str) -> &'static str {
+    pub(crate) fn pick(self, terminal: &'static str, page: &'static str) -> &'static str {
         match self {
             Medium::Terminal => terminal,
             Medium::Page => page,
@@ -20,7 +20,7 @@ impl Medium {
     }
 
     /// What stands for a missing figure.
-    fn dash(self) -> &'static str {
+    pub(crate) fn dash(self) -> &'static str {
         self.pick("-", "–")
     }
 }
