@@ -5,7 +5,10 @@
 # behind and never go above the budget), each checked from its JSON report by
 # scripts/demo/check_report.py, and the HTML report in headless chromium
 # (scripts/demo/report-page.mjs). Each demo runs the load three times (queued, polling,
-# ungoverned). Reports and a screenshot go to target/demo-check/.
+# ungoverned). Then one small hotspot scenario (two applications on one pool: the steady one
+# alone, both ungoverned, on one shared pool and with shares), checked from its JSON
+# (check_report.py --hotspot) and its page (scripts/demo/hotspot-page.mjs). Reports and
+# screenshots go to target/demo-check/.
 #
 # MariaDB's max_connections is lowered to 10 for the runs and put back afterwards by the demo
 # itself. Runs alone too: scripts/demo.sh starts the local services when they are not running.
@@ -46,6 +49,11 @@ bad_option "--seed needs a value" --seed
 bad_option "unknown option '--fast'" --fast
 bad_option "--report: needs a file path" --report ""
 bad_option "--abort-harness-after: must be between 1 and 600" --abort-harness-after 0
+bad_option "--scenario: queue or hotspot" --scenario hot
+bad_option "--hot-max: only with --scenario hotspot" --hot-max 3
+bad_option "--executions: not with --scenario hotspot" --scenario hotspot --executions 10
+bad_option "add up to more than the budget 11" --scenario hotspot --steady-reserved 10
+bad_option "--steady-max: 2 is below the reservation 4" --scenario hotspot --steady-max 2
 log "bad options: exit 2 with a plain message"
 
 # --- what the browser check needs ------------------------------------------------------------
@@ -85,4 +93,21 @@ run_demo queued-kills --executions 60 --kill-probability 0.1 --seed 11
 python3 scripts/demo/check_report.py "$OUT/queued-kills/report.json" --kills
 
 node scripts/demo/report-page.mjs "$OUT/plain/report.html" "$OUT/report.png"
+
+# The hotspot scenario, small: max_connections 12 leaves a budget of 4; the steady application
+# runs 2 at once (reserved 1), the hot one 16 (reserved 1, and by default at most 4 - 2 = 2).
+# The promises (no DatabaseBusy with leases, budget and every max kept, nothing left) decide;
+# the goals are timing and only shown.
+HOTSPOT=(--scenario hotspot --max-connections 12 --hold-ms 500 --steady-executions 10
+  --steady-concurrency 2 --steady-reserved 1 --hot-executions 24 --hot-concurrency 16
+  --hot-reserved 1)
+status=0
+start=$SECONDS
+log "scripts/demo.sh ${HOTSPOT[*]} --report target/demo-check/hotspot/report.json"
+scripts/demo.sh "${HOTSPOT[@]}" --report "$OUT/hotspot/report.json" >"$OUT/hotspot.out" 2>"$OUT/hotspot.err" || status=$?
+cat "$OUT/hotspot.out"
+[ "$status" -eq 0 ] || { tail -n 20 "$OUT/hotspot.err" >&2; die "the hotspot demo exited $status"; }
+log "the hotspot demo took $((SECONDS - start)) s"
+python3 scripts/demo/check_report.py "$OUT/hotspot/report.json" --hotspot
+node scripts/demo/hotspot-page.mjs "$OUT/hotspot/report.html" "$OUT/hotspot.png"
 log "all demo checks passed"

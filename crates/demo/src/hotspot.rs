@@ -11,7 +11,8 @@
 //!
 //! The demo divides the pool itself, through `leasehold-broker` on the stack's lease table, and
 //! leaves it undivided at the end whatever happened. Both harnesses of a run start together
-//! (the steady one first); each child names its application in `app`.
+//! (the steady one first); each child names its application in `app`. A warm-up, not measured,
+//! runs each application's concurrency once before the first run.
 //!
 //! # Layout
 //! - [`report`]: the JSON's `hotspot` object, summed up from the runs, and its checks.
@@ -152,6 +153,25 @@ async fn runs(
     let divided = [shares.steady.clone(), shares.hot.clone()];
 
     sources.put_applications(budget, &divided).await?;
+    // Every function's containers started once as many at a time as the runs need, so that no
+    // run, the yardstick least of all, pays for cold starts the others do not.
+    let warm = |app: &AppLoad| AppLoad {
+        executions: app.concurrency,
+        ..app.clone()
+    };
+    let (steady_warm, hot_warm) = (warm(&load.steady), warm(&load.hot));
+    run_together(
+        sources,
+        admin,
+        "warmUp",
+        vec![
+            plan("warmUp", STEADY, &steady_warm, hold, governed, queued),
+            plan("warmUp", HOT, &hot_warm, hold, governed, queued),
+        ],
+        steady_warm.executions + hot_warm.executions,
+        None,
+    )
+    .await?;
     let steady_alone = run_together(
         sources,
         admin,

@@ -104,7 +104,7 @@ pub fn run_charts(report: &HotspotReport, run: &Run, x_max: f64) -> Vec<Chart> {
     let waits: Vec<Line> = if governed {
         apps.iter()
             .map(|app| Line {
-                label: format!("{app}: longest lease wait, ms (children started in the second)"),
+                label: format!("{app}: longest lease wait, ms (waits ended in the second)"),
                 color: colour(app),
                 points: series_of(app).map_or_else(Vec::new, |s| seconds(&s.lease_wait)),
                 step: false,
@@ -291,8 +291,8 @@ pub fn render(report: &HotspotReport) -> String {
          <b>Database connections</b> are MariaDB's <code>Threads_connected</code> (sampled every 150 ms, \
          the sampler's own connection left out).</li>\
          <li><b>Lease wait</b> is each child's time in <code>AcquireQueued</code>, from its first attempt \
-         to leaving it, as in the queue scenario; the chart shows, per second, the longest wait of the \
-         children that started in it, on each run's own scale.</li>\
+         to leaving it, as in the queue scenario; the chart shows, per second, the longest of the waits \
+         that ended in it (a child's start plus its wait), on each run's own scale.</li>\
          <li><b>Budget use while both want more than their reservation</b>: over the samples in which \
          each application's lease and waiter records together exceed its reservation, the mean of all \
          lease records ÷ the budget. It says whether the capacity one application leaves idle is \

@@ -254,18 +254,20 @@ pub struct AppSeries {
     pub in_use: Vec<(i64, i64)>,
     /// Its waiter records, sampled.
     pub waiting: Vec<(i64, i64)>,
-    /// Per second, the longest lease wait of its children that started in that second.
+    /// Per second, the longest lease wait of its children whose wait ended in that second
+    /// (start of the child + its wait: about when it got its lease or gave up).
     pub lease_wait: Vec<(i64, i64)>,
     /// CloudWatch `WaitTime` with `Application` = it, average per second (divided pool only).
     pub wait_time: Vec<(i64, f64)>,
 }
 
-/// Per second of their start, the longest lease wait of the children.
-pub fn wait_by_start(facts: &[Facts], start_ms: i64) -> Vec<(i64, i64)> {
+/// Per second in which their wait ended (the child's start + its wait, relative to the run's
+/// start), the longest lease wait of the children.
+pub fn wait_by_end(facts: &[Facts], start_ms: i64) -> Vec<(i64, i64)> {
     let mut longest: BTreeMap<i64, i64> = BTreeMap::new();
     for f in facts {
         if let Some(wait) = f.lease_wait_ms {
-            let second = (f.start_ms - start_ms).div_euclid(1000) * 1000;
+            let second = (f.start_ms + wait - start_ms).div_euclid(1000) * 1000;
             let slot = longest.entry(second).or_insert(wait);
             *slot = (*slot).max(wait);
         }
@@ -374,7 +376,7 @@ pub fn run(apps: &[RunData], shares: Option<&Shares>, budget: i64) -> Run {
                 } else {
                     vec![]
                 },
-                lease_wait: wait_by_start(&data.facts, first.start_ms),
+                lease_wait: wait_by_end(&data.facts, first.start_ms),
                 wait_time: first
                     .app_metrics
                     .get(&name)

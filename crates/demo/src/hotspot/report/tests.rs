@@ -61,14 +61,20 @@ fn each_application_has_its_own_wait_percentiles_and_peaks() {
 }
 
 #[test]
-fn the_longest_wait_is_kept_per_second_of_start() {
+fn the_longest_wait_is_kept_per_second_in_which_it_ended() {
+    // GIVEN waits ending at 150, 1300, 1520 and 3000 ms, and one child without a wait
     let facts = [
         child(100, Some(50), Outcome::Served, 0),
         child(900, Some(400), Outcome::Served, 0),
         child(1500, Some(20), Outcome::Served, 0),
+        child(0, Some(3000), Outcome::Served, 0),
         child(2100, None, Outcome::Served, 0),
     ];
-    assert_eq!(wait_by_start(&facts, START), vec![(0, 400), (1000, 20)]);
+    // THEN each second keeps its longest
+    assert_eq!(
+        wait_by_end(&facts, START),
+        vec![(0, 50), (1000, 400), (3000, 3000)]
+    );
 }
 
 #[test]
