@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
-use crate::shares;
+use crate::shares::{self, Slot};
 use crate::slot::Freed;
 use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
@@ -312,7 +312,23 @@ impl Broker {
             handed_to: None,
             app: app.cloned(),
         };
-        let mut attempt = self.store.grant(&lease, None).await?;
+        let mut attempt = match app {
+            Some(app) => {
+                // Whether it may take a free slot depends on the other applications (their
+                // kept reservations): decided on the pool as read; the store's conditions
+                // keep the budget and the max whatever happens meanwhile.
+                let record = self.pool_or_missing(pool).await?;
+                if shares::may_take(&record, Some(app)) {
+                    self.store.grant(&lease, None).await?
+                } else {
+                    match self.store.lease(pool, id).await? {
+                        Some(existing) => GrantAttempt::LeaseExists(existing),
+                        None => return Ok(Attempt::Full(record)),
+                    }
+                }
+            }
+            None => self.store.grant(&lease, None).await?,
+        };
         if let GrantAttempt::PoolFull(record) = &attempt {
             if app.is_none() && record.shared() {
                 return Err(BrokerError::InvalidInput(format!(
@@ -327,16 +343,13 @@ impl Broker {
             }
             // Free slots beside waiters none of whom may take them (each at its application's
             // max): a newcomer that may takes one, if the queue has not moved meanwhile.
-            if record.shared()
-                && record.waiting > 0
-                && app.is_some_and(|a| record.remaining_for(a) > 0)
-            {
+            if record.shared() && record.waiting > 0 && shares::may_take(record, app) {
                 let waiters = self.store.waiters(pool).await?;
                 let mut live: Vec<Waiter> =
                     waiters.into_iter().filter(|w| w.is_live(now)).collect();
                 live.sort_by(Waiter::queue_order);
                 if u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
-                    && shares::pick(record, &live, None).is_none()
+                    && shares::pick(record, &live, Slot::Free).is_none()
                 {
                     let queue = Beside::of(record);
                     attempt = self.store.grant(&lease, Some(&queue)).await?;
@@ -598,7 +611,7 @@ impl Broker {
         }
         let beside_free = records < record.budget
             && !live_list.is_empty()
-            && shares::pick(&as_recorded, &live_list, None).is_some();
+            && shares::pick(&as_recorded, &live_list, Slot::Free).is_some();
         let applications: BTreeMap<AppName, AppAudit> = record
             .apps
             .iter()
@@ -674,7 +687,7 @@ impl Broker {
             left.sort_by(Waiter::queue_order);
             report.waiters_beside_free_slots = after.remaining() > 0
                 && !left.is_empty()
-                && shares::pick(&after, &left, None).is_some();
+                && shares::pick(&after, &left, Slot::Free).is_some();
             report.consistent = !report.waiters_beside_free_slots;
             report.repaired = true;
         }

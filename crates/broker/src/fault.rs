@@ -121,6 +121,9 @@ impl LeaseStore for LosingGrants {
     ) -> Result<Option<Lease>, StoreError> {
         self.inner.drain(pool, id, expires_by).await
     }
+    async fn lease(&self, pool: &PoolName, id: &LeaseId) -> Result<Option<Lease>, StoreError> {
+        self.inner.lease(pool, id).await
+    }
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases(pool).await
     }

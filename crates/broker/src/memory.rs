@@ -163,6 +163,10 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
+    async fn lease(&self, pool: &PoolName, id: &LeaseId) -> Result<Option<Lease>, StoreError> {
+        Ok(self.with(|p| p.get(pool).and_then(|s| s.leases.get(id).cloned())))
+    }
+
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         Ok(self.with(|p| {
             p.get(pool)
@@ -236,11 +240,15 @@ impl LeaseStore for MemoryStore {
                 // named applications only).
                 return EnqueueAttempt::SlotFree;
             }
-            if s.record.in_use < s.record.budget
-                && s.record.waiting == 0
-                && s.app_fits(waiter.app.as_ref())
-            {
+            if waiter.app.is_none() && s.record.in_use < s.record.budget && s.record.waiting == 0 {
                 return EnqueueAttempt::SlotFree;
+            }
+            if waiter
+                .app
+                .as_ref()
+                .is_some_and(|a| !s.record.apps.contains_key(a))
+            {
+                return EnqueueAttempt::PoolMissing;
             }
             s.count(0, 1);
             s.count_app(waiter.app.as_ref(), 0, 1);

@@ -17,7 +17,7 @@ use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
 use crate::model::{AppName, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use crate::shares;
+use crate::shares::{self, Slot};
 use crate::slot::{Freed, GaveBack, handed_over};
 use crate::store::{Beside, EnqueueAttempt, Freeing, HandOver, ReclaimAttempt};
 use serde::Serialize;
@@ -252,6 +252,29 @@ impl Broker {
         pool: &PoolName,
         source: Freed,
     ) -> Result<GaveBack, BrokerError> {
+        let free = matches!(source, Freed::Free);
+        let outcome = self.give_back_once(pool, source).await?;
+        // On a divided pool whether a waiter may take a free slot also depends on the others'
+        // counts (an application going idle lends its reservation), which concurrent releases
+        // each decided on without the other's: whoever finishes last sees both and serves any
+        // waiter that may now take a free slot.
+        if !free
+            && let Some(record) = &outcome.record
+            && record.shared()
+            && record.remaining() > 0
+            && record.waiting > 0
+        {
+            self.fill_free_slots(pool).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// [`Broker::give_back`] without the look at the queue afterwards.
+    async fn give_back_once(
+        &self,
+        pool: &PoolName,
+        source: Freed,
+    ) -> Result<GaveBack, BrokerError> {
         let mut source = source;
         let mut outcome: Option<GaveBack> = None;
         // A free slot has no plain path: it is only ever handed to a waiter.
@@ -353,14 +376,15 @@ impl Broker {
             let Some(record) = known.clone() else {
                 break;
             };
-            let freed_app = (!matches!(source, Freed::Free))
-                .then(|| source.app())
-                .flatten();
+            let slot = match source {
+                Freed::Free => Slot::Free,
+                _ => Slot::Lease(source.app()),
+            };
             // A released id that also waits (a new round of its request) is not its own heir.
             if let Freed::Release(id, ..) | Freed::Unclaimed(id, ..) = &source {
                 candidates.retain(|w| w.id != *id);
             }
-            let Some(index) = shares::pick(&record, &candidates, freed_app) else {
+            let Some(index) = shares::pick(&record, &candidates, slot) else {
                 if matches!(source, Freed::Free) {
                     break;
                 }
@@ -472,7 +496,7 @@ impl Broker {
                 break;
             }
             let before = record.version;
-            self.give_back(pool, Freed::Free).await?;
+            self.give_back_once(pool, Freed::Free).await?;
             record = self.pool_or_missing(pool).await?;
             if record.version == before {
                 // Nobody live was waiting (only stale counts): an audit repairs those.
@@ -492,7 +516,11 @@ impl Broker {
         let withdrawn = self.store.withdraw(pool, id, app).await?;
         if withdrawn {
             info!(pool = %pool, lease = %id, "waiter withdrawn");
-            if let Some(record) = self.store.pool(pool).await? {
+            if let Some(mut record) = self.store.pool(pool).await? {
+                if record.shared() && record.remaining() > 0 && record.waiting > 0 {
+                    // Its application may have gone idle: the slots it kept are lent now.
+                    record = self.fill_free_slots(pool).await?;
+                }
                 self.gauge(pool, &record).await;
             }
         }

@@ -6,14 +6,24 @@
 //!
 //! - A lease counts against the pool and its application in one transaction: neither the
 //!   budget nor the application's `max` can be exceeded.
-//! - **Borrowing**: a free slot may be taken by any application below its `max`, whether the
-//!   slot is unreserved or reserved by an application that is not using it.
+//! - **Borrowing**: an application below its `max` may take a free slot that is unreserved or
+//!   reserved by an application that is idle (holds no lease and does not wait). An active
+//!   application's unused reserved slots stay free for its next requests, so an application
+//!   running within its reservation never waits for a borrower; within its reservation an
+//!   application may always take a free slot.
 //! - **Giving back**: a freed slot goes to a waiting application that is below its reservation
-//!   first (a lent slot comes back at its holder's release; no running query is preempted),
-//!   then to the waiting application with the lowest in-use / weight, ties to the oldest
-//!   waiter; within one application, first come, first served.
-//! - A newcomer takes a free slot only when no waiter could take it (each waiting application
-//!   is at its `max`); otherwise it queues (or, polling, is refused) behind them.
+//!   first (a slot lent while its owner was idle comes back at its holder's release; no
+//!   running query is preempted), then to the waiting application with the lowest in-use /
+//!   weight, ties to the oldest waiter; within one application, first come, first served.
+//! - A newcomer takes a free slot only when it may (above) and no waiter may (each waiting
+//!   application is at its `max`, or above its reservation beside slots others keep);
+//!   otherwise it queues (or, polling, is refused) behind them.
+//!
+//! Who may take a slot depends on every application's counts, so the broker decides on the
+//! pool record as read, and the store's conditions guard what must never break (the budget,
+//! every `max`, and the queue it decided beside); whoever gives a slot back looks at the queue
+//! again afterwards, so that concurrent decisions never leave a waiter beside a slot it may
+//! take.
 
 use crate::error::BrokerError;
 use crate::model::{AppName, AppShare, AppState, Apps, MAX_APPS, PoolRecord, Waiter};
@@ -102,46 +112,93 @@ pub fn merge(current: &Apps, budget: u32, shares: &[AppShare]) -> Apps {
     apps
 }
 
-/// An application's standing in the choice: its name, its in-use count once the freed slot is
-/// handed on, its share; `None` for a waiter from before the pool was divided.
-type Standing<'a> = Option<(&'a AppName, u32, &'a AppState)>;
+/// The slot being handed on: an existing free one, or one a lease gives back (of an
+/// application, or of none on a pool that was not divided when it was granted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot<'a> {
+    Free,
+    Lease(Option<&'a AppName>),
+}
 
-/// The waiter a freed slot goes to: an index into `waiters` (live, in queue order), or `None`
-/// when none of them may take it. `freed` is the application whose lease gave the slot back
-/// (its count is one lower once the slot is handed on); `None` for a free slot.
+/// The pool as it is once `slot` is free: a lease's slot uncounted from the pool and its
+/// application.
+pub fn with_free(record: &PoolRecord, slot: Slot<'_>) -> PoolRecord {
+    let mut view = record.clone();
+    if let Slot::Lease(app) = slot {
+        view.in_use = view.in_use.saturating_sub(1);
+        if let Some(state) = app.and_then(|a| view.apps.get_mut(a)) {
+            state.in_use = state.in_use.saturating_sub(1);
+        }
+    }
+    view
+}
+
+/// Free slots an application above its reservation must leave alone: the unused reservations
+/// of the other applications that are active (holding or waiting). An idle application's
+/// reservation is lent; an active one's stays free for its next requests, so an application
+/// running within its reservation never waits for a borrower.
+fn kept_for_others(view: &PoolRecord, app: Option<&AppName>) -> u32 {
+    view.apps
+        .iter()
+        .filter(|(name, state)| {
+            Some(*name) != app && !state.retired && (state.in_use > 0 || state.waiting > 0)
+        })
+        .map(|(_, state)| state.reserved.saturating_sub(state.in_use))
+        .sum()
+}
+
+/// Whether a request of `app` may take one of `view`'s free slots now: below its `max`, and
+/// either within its reservation or borrowing a slot no active application keeps. On a pool
+/// without applications: whenever a slot is free.
+pub fn may_take(view: &PoolRecord, app: Option<&AppName>) -> bool {
+    let free = view.remaining();
+    if free == 0 {
+        return false;
+    }
+    if view.apps.is_empty() {
+        return true;
+    }
+    match app.map(|a| view.apps.get(a)) {
+        // At its ceiling or retired (max 0), or unknown.
+        Some(None) => false,
+        Some(Some(state)) if state.in_use >= state.max => false,
+        Some(Some(state)) if state.in_use < state.reserved => true,
+        // A borrower, or a waiter from before the pool was divided.
+        _ => free > kept_for_others(view, app),
+    }
+}
+
+/// An application's standing in the choice: its name, in-use count and share; `None` for a
+/// waiter from before the pool was divided.
+type Standing<'a> = Option<(&'a AppName, &'a AppState)>;
+
+/// The waiter a slot goes to: an index into `waiters` (live, in queue order), or `None` when
+/// none of them may take it (see [`may_take`]), on the pool as it is once `slot` is free.
 ///
 /// On a pool without applications, the oldest waiter.
-pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) -> Option<usize> {
+pub fn pick(record: &PoolRecord, waiters: &[Waiter], slot: Slot<'_>) -> Option<usize> {
     if record.apps.is_empty() {
         return (!waiters.is_empty()).then_some(0);
     }
-    let in_use = |app: &AppName, state: &AppState| {
-        state.in_use - u32::from(freed == Some(app) && state.in_use > 0)
-    };
-    // The head (oldest waiter) of each application that may take a slot.
+    let view = with_free(record, slot);
+    // The head (oldest waiter) of each application that may take the slot.
     let mut heads: Vec<(usize, Standing)> = Vec::new();
     for (index, waiter) in waiters.iter().enumerate() {
-        let entry = match &waiter.app {
-            // A waiter from before the pool was divided: it competes with no reservation.
-            None => None,
-            Some(app) => match record.apps.get(app) {
-                Some(state) if in_use(app, state) < state.max => {
-                    Some((app, in_use(app, state), state))
-                }
-                // At its ceiling, retired, or unknown: not now.
-                _ => continue,
-            },
-        };
-        let seen = heads.iter().any(|(_, other)| match (other, &entry) {
-            (Some((a, ..)), Some((b, ..))) => a == b,
-            (None, None) => true,
-            _ => false,
-        });
-        if !seen {
-            heads.push((index, entry));
+        let app = waiter.app.as_ref();
+        if heads
+            .iter()
+            .any(|(_, other)| other.map(|(name, _)| name) == app)
+        {
+            continue;
         }
+        if !may_take(&view, app) {
+            continue;
+        }
+        let entry = app.and_then(|a| view.apps.get_key_value(a));
+        heads.push((index, entry));
     }
-    let below_reservation = |e: &Standing| e.is_some_and(|(_, used, state)| used < state.reserved);
+    let below_reservation =
+        |e: &Standing| e.is_some_and(|(_, state)| state.in_use < state.reserved);
     heads
         .iter()
         .min_by(|(ia, a), (ib, b)| {
@@ -154,8 +211,8 @@ pub fn pick(record: &PoolRecord, waiters: &[Waiter], freed: Option<&AppName>) ->
             }
             // Then the lowest in-use / weight (cross-multiplied), then the oldest.
             let share = |e: &Standing| {
-                e.map_or((0u64, 1u64), |(_, used, state)| {
-                    (u64::from(used), u64::from(state.weight.max(1)))
+                e.map_or((0u64, 1u64), |(_, state)| {
+                    (u64::from(state.in_use), u64::from(state.weight.max(1)))
                 })
             };
             let ((ua, wa), (ub, wb)) = (share(a), share(b));
@@ -253,43 +310,65 @@ mod tests {
 
     #[test]
     fn a_reservation_owner_is_served_before_older_borrowers() {
-        // steady holds 1 of its 4 reserved; hot borrows 6 and waits for more.
+        // steady holds 1 of its 4 reserved; hot borrows 9 of 10 and waits for more.
         let r = record(10, &[("steady", 4, 10, 1, 1), ("hot", 0, 10, 1, 9)]);
         let waiters = [waiter("h1", "hot", 1), waiter("s1", "steady", 2)];
-        assert_eq!(
-            pick(&r, &waiters, Some(&AppName::parse("hot").unwrap())),
-            Some(1)
+        let hot = AppName::parse("hot").unwrap();
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&hot))), Some(1));
+    }
+
+    #[test]
+    fn an_active_owner_keeps_its_unused_reservation_and_an_idle_one_lends_it() {
+        // steady (reserved 4) holds 2 and so is active: of 4 free slots, 2 are kept for it.
+        let r = record(10, &[("steady", 4, 10, 1, 2), ("hot", 0, 10, 1, 4)]);
+        let hot = AppName::parse("hot").unwrap();
+        assert!(may_take(&r, Some(&hot)));
+        let r = record(10, &[("steady", 4, 10, 1, 2), ("hot", 0, 10, 1, 6)]);
+        assert!(
+            !may_take(&r, Some(&hot)),
+            "only steady's kept slots are free"
         );
+        assert!(may_take(&r, Some(&AppName::parse("steady").unwrap())));
+        // A hot waiter is not handed a free slot steady keeps, but one hot gives back is not
+        // steady's to keep.
+        let waiters = [waiter("h1", "hot", 1)];
+        assert_eq!(pick(&r, &waiters, Slot::Free), None);
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&hot))), Some(0));
+        // Idle, steady lends its whole reservation.
+        let r = record(10, &[("steady", 4, 10, 1, 0), ("hot", 0, 10, 1, 9)]);
+        assert!(may_take(&r, Some(&hot)));
     }
 
     #[test]
     fn among_borrowers_the_lowest_in_use_per_weight_goes_first_then_the_oldest() {
-        let r = record(10, &[("a", 0, 10, 1, 4), ("b", 0, 10, 2, 6)]);
-        // a: 4/1 = 4, b: 6/2 = 3 -> b although a waits longer.
+        let (a, b) = (AppName::parse("a").unwrap(), AppName::parse("b").unwrap());
+        // After a's release: a 4/1 = 4, b 6/2 = 3 -> b although a waits longer.
+        let r = record(10, &[("a", 0, 10, 1, 5), ("b", 0, 10, 2, 5 + 1)]);
+        let r = PoolRecord { budget: 11, ..r };
         let waiters = [waiter("a1", "a", 1), waiter("b1", "b", 2)];
-        assert_eq!(pick(&r, &waiters, None), Some(1));
-        // Equal shares: the oldest.
-        let r = record(10, &[("a", 0, 10, 1, 5), ("b", 0, 10, 1, 5)]);
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&a))), Some(1));
+        // Equal shares once b's slot is free (5 each): the oldest, whichever it is.
+        let r = record(11, &[("a", 0, 11, 1, 5), ("b", 0, 11, 1, 6)]);
         let waiters = [waiter("b1", "b", 1), waiter("a1", "a", 2)];
-        assert_eq!(pick(&r, &waiters, None), Some(0));
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&b))), Some(0));
+        let waiters = [waiter("a1", "a", 1), waiter("b1", "b", 2)];
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&b))), Some(0));
         // Within one application, first come first served.
         let waiters = [waiter("a1", "a", 1), waiter("a2", "a", 2)];
-        assert_eq!(pick(&r, &waiters, None), Some(0));
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&b))), Some(0));
     }
 
     #[test]
     fn an_application_at_its_max_gets_nothing_but_its_own_freed_slot_counts() {
         let r = record(10, &[("capped", 0, 3, 1, 3), ("other", 0, 10, 1, 2)]);
         let waiters = [waiter("c1", "capped", 1)];
-        assert_eq!(pick(&r, &waiters, None), None);
-        assert_eq!(
-            pick(&r, &waiters, Some(&AppName::parse("other").unwrap())),
-            None
+        let (capped, other) = (
+            AppName::parse("capped").unwrap(),
+            AppName::parse("other").unwrap(),
         );
+        assert_eq!(pick(&r, &waiters, Slot::Free), None);
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&other))), None);
         // Its own release brings it below the ceiling: the slot stays with it.
-        assert_eq!(
-            pick(&r, &waiters, Some(&AppName::parse("capped").unwrap())),
-            Some(0)
-        );
+        assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&capped))), Some(0));
     }
 }

@@ -201,6 +201,8 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<Option<Lease>, StoreError>;
     /// Every lease record of the pool, live or expired.
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError>;
+    /// One lease record, live or expired (a consistent read).
+    async fn lease(&self, pool: &PoolName, id: &LeaseId) -> Result<Option<Lease>, StoreError>;
     /// Removes and uncounts `lease`, only if it is unchanged (still expiring at the same time)
     /// and the queue is as `beside` says (see [`Beside`]).
     async fn reclaim(
@@ -217,9 +219,10 @@ pub trait LeaseStore: Send + Sync {
         seen: &PoolRecord,
         actual: &Counts,
     ) -> Result<bool, StoreError>;
-    /// Records `waiter` and counts it (against its application too), only while it could not
-    /// be granted (no slot free for it, or others already wait), and only if its id holds no
-    /// lease. An id that already waits gets the new token and deadline.
+    /// Records `waiter` and counts it (against its application too), only if its id holds no
+    /// lease, and on a pool without applications only while it could not be granted (no slot
+    /// free, or others already wait). On a divided pool whether a free slot is its to take is
+    /// the broker's choice, so the broker looks for one again once the waiter is counted. An id that already waits gets the new token and deadline.
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError>;
     /// Every waiter record of the pool, in no particular order.
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError>;

@@ -73,6 +73,9 @@ impl LeaseStore for Interleaving {
     ) -> Result<Option<Lease>, StoreError> {
         self.inner.drain(pool, id, expires_by).await
     }
+    async fn lease(&self, pool: &PoolName, id: &LeaseId) -> Result<Option<Lease>, StoreError> {
+        self.inner.lease(pool, id).await
+    }
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         let before = self.before_leases.lock().unwrap().take();
         if let Some(step) = before {

@@ -38,9 +38,11 @@
 //! # Applications
 //! On a divided pool the same transactions also move the application's counters inside the
 //! pool record, with conditions of their own: a grant or a hand-over that adds a slot to an
-//! application needs `apps.<app>.inUse < apps.<app>.max` (besides `inUse < budget`), and an
-//! enqueue commits exactly when the grant would fail (`inUse >= budget OR waiting > 0 OR
-//! apps.<app>.inUse >= apps.<app>.max`). Lease and waiter deletions are conditional on the
+//! application needs `apps.<app>.inUse < apps.<app>.max` (besides `inUse < budget`). Whether a
+//! free slot is an application's to take also depends on the others (an active application
+//! keeps its unused reservation, see `crate::shares`), which no single condition can say: so an
+//! enqueue of an application's request commits whenever the application exists, and the broker
+//! looks for a slot for it once it is counted. Lease and waiter deletions are conditional on the
 //! item's `app` too, so a release always uncounts the application the lease really counts
 //! against (a wrong or missing hint costs one more try).
 //!
@@ -50,8 +52,9 @@
 //! slot, the broker grants or frees it on condition that the pool's waiting count and every
 //! application's are still the ones it read (an enqueue, a withdrawal or a hand-over in between
 //! moves one of them, even when two leave the total where it was, and the broker decides
-//! again). An application's in-use count cannot drop below its `max` meanwhile without a
-//! hand-over: its own release sees its waiter and hands the slot to it. A request
+//! again). Counts that change who may take a slot without moving the queue (a release that
+//! makes its application idle, two releases deciding at once) are caught by the look at the
+//! queue every giver of a slot takes after its own write: the last of them sees them all. A request
 //! queued beside free slots looks for a slot once more after its enqueue committed, so a slot
 //! freed by someone who read the queue before the enqueue is not left beside it.
 //!
@@ -880,6 +883,19 @@ impl LeaseStore for DynamoStore {
         self.updated_lease(pool, mark, "UpdateItem(drain)").await
     }
 
+    async fn lease(&self, pool: &PoolName, id: &LeaseId) -> Result<Option<Lease>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(pool, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::service("GetItem(lease)", e))?;
+        out.item().map(|item| lease_from(pool, item)).transpose()
+    }
+
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
         self.query_prefix(pool, LEASE_PREFIX)
             .await?
@@ -997,14 +1013,13 @@ impl LeaseStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table, key and condition are set");
-        // Exactly when a grant of it would fail: no slot free, or others wait, or (with an
-        // application) its ceiling is reached.
+        // Without an application: exactly when a grant of it would fail (no slot free, or
+        // others wait). With one: whenever its application exists; whether a free slot is its
+        // to take is the broker's choice (others' kept reservations), so the broker looks again
+        // once the waiter is counted.
         let open = "attribute_exists(pk) AND attribute_not_exists(closing)";
         let condition = match &waiter.app {
-            Some(_) => format!(
-                "{open} AND (inUse >= budget OR waiting > :zero \
-                 OR apps.#app0.inUse >= apps.#app0.#max)"
-            ),
+            Some(_) => format!("{open} AND attribute_exists(apps.#app0)"),
             None => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
         };
         let items = vec![
