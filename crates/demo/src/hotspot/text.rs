@@ -146,7 +146,7 @@ pub fn figures(report: &HotspotReport, medium: Medium) -> Vec<Row> {
                 .to_owned(),
             c.all(|run| match &run.contention {
                 Some(w) => match w.budget_use {
-                    Some(u) => format!("{u} ({} samples)", w.samples),
+                    Some(u) => format!("{u:.2} ({} samples)", w.samples),
                     None => format!("{} (0 samples)", c.dash()),
                 },
                 None => c.dash(),
@@ -219,7 +219,7 @@ pub fn check_lines(report: &HotspotReport, medium: Medium) -> Vec<CheckLine> {
             format!(
                 "{} over {} of {} samples",
                 w.budget_use
-                    .map_or_else(|| medium.dash().to_owned(), |u| u.to_string()),
+                    .map_or_else(|| medium.dash().to_owned(), |u| format!("{u:.2}")),
                 w.samples,
                 w.of_samples
             )
