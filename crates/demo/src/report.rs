@@ -342,7 +342,7 @@ fn counter(map: &BTreeMap<String, i64>, name: &str) -> i64 {
 /// about one run, so the report has the counters only.
 const GAUGES: [&str; 2] = ["containersLive", "peakContainers"];
 
-fn counters_only<S: Serializer>(
+pub(crate) fn counters_only<S: Serializer>(
     functions: &BTreeMap<String, FunctionStats>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -10,6 +10,7 @@ use crate::sampler::AppCounts;
 use crate::sources::POOL;
 use crate::stats::{Spread, round2};
 use leasehold_broker::AppShare;
+use leasehold_local::lambda::FunctionStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -145,6 +146,11 @@ pub struct Run {
     pub contention: Option<Contention>,
     /// Per application (`steady`, `hot`).
     pub applications: BTreeMap<String, AppRun>,
+    /// Containers killed during the run (none are, unless the stack was started so).
+    pub container_kills: u64,
+    /// The stack's counters per function during the run (as the queue scenario's).
+    #[serde(serialize_with = "crate::report::counters_only")]
+    pub functions: BTreeMap<String, FunctionStats>,
     pub series: Series,
 }
 
@@ -426,6 +432,8 @@ pub fn run(apps: &[RunData], shares: Option<&Shares>, budget: i64) -> Run {
         contention: (governed && reserved.len() > 1)
             .then(|| contention(&series.apps, &reserved, budget)),
         applications,
+        container_kills: pool.container_kills,
+        functions: pool.functions.clone(),
         series: Series {
             connections: relative(&series.connections),
             leases_in_use: relative(&series.leases_in_use),
