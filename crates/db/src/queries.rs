@@ -145,7 +145,7 @@ mod tests {
             for table in tables {
                 let needed = (verb.as_str(), table.as_str());
                 assert!(
-                    TABLE_GRANTS.iter().any(|g| *g == needed),
+                    TABLE_GRANTS.contains(&needed),
                     "{} needs {needed:?}, which TABLE_GRANTS lacks",
                     query.name()
                 );

@@ -117,6 +117,32 @@ pub async fn status(conn: &mut Conn, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("status {name} is not a number"))
 }
 
+/// The account's own connection limit (`MAX_USER_CONNECTIONS`; 0 is none), if it exists.
+pub async fn connection_limit(conn: &mut Conn, user: &str) -> Option<u64> {
+    conn.exec_first(
+        "SELECT max_user_connections FROM mysql.user WHERE User = ? AND Host = '%'",
+        (user,),
+    )
+    .await
+    .expect("mysql.user")
+}
+
+/// Sets the account's own connection limit (`MAX_USER_CONNECTIONS`; 0 for none).
+pub async fn set_connection_limit(conn: &mut Conn, user: &str, limit: u64) {
+    conn.query_drop(format!(
+        "ALTER USER '{user}'@'%' WITH MAX_USER_CONNECTIONS {limit}"
+    ))
+    .await
+    .expect("ALTER USER");
+}
+
+/// `SHOW GRANTS` for the account `'user'@'%'`.
+pub async fn grants_of(conn: &mut Conn, user: &str) -> Vec<String> {
+    conn.query(format!("SHOW GRANTS FOR '{user}'@'%'"))
+        .await
+        .expect("SHOW GRANTS")
+}
+
 /// Connections currently open by the given account.
 pub async fn connections_of(conn: &mut Conn, user: &str) -> u64 {
     let count: Option<u64> = conn
