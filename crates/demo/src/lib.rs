@@ -87,6 +87,27 @@ async fn wait_for_free_pool(sources: &Sources, limit: Duration) -> Result<i64, D
     }
 }
 
+/// Runs a plan with the query function's database account uncapped. The seed caps the account
+/// at the budget, leasehold's second line of defence; the ungoverned run stands for a fleet
+/// without leasehold, so the cap is lifted for it and put back after.
+async fn run_uncapped(
+    sources: &Arc<Sources>,
+    admin: &Arc<Mutex<mysql_async::Conn>>,
+    plan: run::Plan,
+    executions: u32,
+) -> Result<run::RunData, DemoError> {
+    let capped = {
+        let mut conn = admin.lock().await;
+        sources.set_account_limit(&mut conn, 0).await?
+    };
+    let result = run::run(sources, admin, plan, executions).await;
+    if let Some(limit) = capped {
+        let mut conn = admin.lock().await;
+        sources.set_account_limit(&mut conn, limit).await?;
+    }
+    result
+}
+
 /// Runs the three runs and writes the report (JSON and HTML). Progress goes to standard error.
 pub async fn demo(options: &Options) -> Result<Report, DemoError> {
     let env = Env::from_env()?;
@@ -180,14 +201,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         options.executions,
     )
     .await?;
-    // The seed caps the query function's account at the budget, leasehold's second line of
-    // defence; the ungoverned run stands for a fleet without leasehold, so the cap is lifted
-    // for it and put back after.
-    let capped = {
-        let mut conn = admin.lock().await;
-        sources.set_account_limit(&mut conn, 0).await?
-    };
-    let ungoverned = run::run(
+    let ungoverned = run_uncapped(
         &sources,
         &admin,
         run::Plan {
@@ -200,12 +214,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
         },
         options.executions,
     )
-    .await;
-    if let Some(limit) = capped {
-        let mut conn = admin.lock().await;
-        sources.set_account_limit(&mut conn, limit).await?;
-    }
-    let ungoverned = ungoverned?;
+    .await?;
 
     let reserve = i64::from(options.reserve);
     let mut queued = report::run_report(&queued, budget, budget);
