@@ -12,11 +12,17 @@
 #
 # After `up`:  set -a; . .local/env; set +a   gives a shell everything a handler binary reads.
 # Database passwords are generated on each `up` and kept only in moto's Secrets Manager.
+# MariaDB takes TCP connections over TLS only (require_secure_transport, as the RDS parameter
+# group of template.yaml sets it), with a certificate authority and a server certificate for
+# 127.0.0.1 generated here with openssl (.local/tls/); DB_TLS_CA_FILE in .local/env names the
+# authority. The application account gets no privilege here: the seed grants what the
+# allow-listed queries need (crates/db/src/account.rs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$ROOT/.local"
 DB_DIR="$STATE/mariadb"
+TLS_DIR="$STATE/tls"
 MOTO_DIR="$STATE/moto"
 ENV_FILE="$STATE/env"
 PORTS_FILE="$STATE/ports"
@@ -32,7 +38,7 @@ log() { printf 'dev-env: %s\n' "$*" >&2; }
 die() { printf 'dev-env: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -123,16 +129,57 @@ db_client() {
 db_running() { pid_alive "$(read_pid "$DB_DIR/mysqld.pid")"; }
 moto_running() { pid_alive "$(read_pid "$MOTO_DIR/moto.pid")"; }
 
+# --- TLS -------------------------------------------------------------------------------------
+
+# A private certificate authority and a server certificate signed by it for 127.0.0.1 and
+# localhost (what clients check against DB_HOST), made once and again a day before expiry.
+make_certificates() {
+  local server="$TLS_DIR/server-cert.pem"
+  if [ -s "$TLS_DIR/ca.pem" ] && [ -s "$server" ] \
+    && openssl x509 -checkend 86400 -noout -in "$server" >/dev/null 2>&1 \
+    && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/ca.pem" >/dev/null 2>&1; then
+    return
+  fi
+  command -v openssl >/dev/null 2>&1 || die "openssl is required to make the local database's TLS certificate"
+  log "making a certificate authority and a server certificate for 127.0.0.1 (.local/tls)"
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${ec[@]}" -days 825 -subj "/CN=leasehold local database CA" \
+    -keyout "$TLS_DIR/ca-key.pem" -out "$TLS_DIR/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    >"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "openssl could not make the CA"; }
+  openssl req "${ec[@]}" -subj "/CN=127.0.0.1" -keyout "$TLS_DIR/server-key.pem" \
+    -out "$TLS_DIR/server.csr" >>"$TLS_DIR/openssl.log" 2>&1 \
+    || { cat "$TLS_DIR/openssl.log" >&2; die "openssl could not make the server key"; }
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+    >"$TLS_DIR/server.ext"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" \
+    -CAcreateserial -days 825 -extfile "$TLS_DIR/server.ext" -out "$server" \
+    >>"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "openssl could not sign the server certificate"; }
+  rm -f "$TLS_DIR/server.csr"
+  chmod 600 "$TLS_DIR"/*-key.pem
+}
+
 # --- MariaDB ---------------------------------------------------------------------------------
 
 start_mariadb() {
   local max="${LEASEHOLD_DB_MAX_CONNECTIONS:-151}"
   if db_running; then
-    log "MariaDB already running (pid $(read_pid "$DB_DIR/mysqld.pid"), port $DB_PORT)"
-    if [ -n "${LEASEHOLD_DB_MAX_CONNECTIONS:-}" ]; then
-      db_client -e "SET GLOBAL max_connections = $max"
+    if [ "$(db_client -N -B -e "SELECT @@have_ssl, @@require_secure_transport, @@ssl_ca" 2>/dev/null)" \
+      != "$(printf 'YES\t1\t%s' "$TLS_DIR/ca.pem")" ]; then
+      # Started before TLS was part of the set-up, or with other certificates.
+      log "restarting MariaDB to serve TLS with the certificates in .local/tls"
+      stop_pid MariaDB "$DB_DIR/mysqld.pid"
+    else
+      log "MariaDB already running (pid $(read_pid "$DB_DIR/mysqld.pid"), port $DB_PORT)"
+      if [ -n "${LEASEHOLD_DB_MAX_CONNECTIONS:-}" ]; then
+        db_client -e "SET GLOBAL max_connections = $max"
+      fi
+      return
     fi
-    return
   fi
   port_open "$DB_PORT" && die "port $DB_PORT is taken by another program; set LEASEHOLD_DB_PORT"
   mkdir -p "$DB_DIR"
@@ -150,17 +197,30 @@ start_mariadb() {
   "$(mariadbd_bin)" --no-defaults --datadir="$DB_DIR/data" --socket="$sock" \
     --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$DB_DIR/mysqld.pid" \
     --log-error="$DB_DIR/error.log" --skip-name-resolve --max-connections="$max" \
-    --innodb-buffer-pool-size=64M --skip-log-bin "${user_opt[@]}" >/dev/null 2>&1 &
+    --innodb-buffer-pool-size=64M --skip-log-bin "${user_opt[@]}" \
+    --ssl-ca="$TLS_DIR/ca.pem" --ssl-cert="$TLS_DIR/server-cert.pem" \
+    --ssl-key="$TLS_DIR/server-key.pem" --require-secure-transport=ON >/dev/null 2>&1 &
   local i
   for i in $(seq 1 120); do
     if db_client -e 'SELECT 1' >/dev/null 2>&1; then
-      log "MariaDB up on 127.0.0.1:$DB_PORT (max_connections $max)"
+      log "MariaDB up on 127.0.0.1:$DB_PORT (max_connections $max, TLS only)"
+      drop_stack_accounts
       return
     fi
     sleep 0.25
   done
   tail -n 20 "$DB_DIR/error.log" >&2 || true
   die "MariaDB did not come up"
+}
+
+# The local stack gives every stack an account of its own (local_<hash>_<user>, see
+# crates/local/src/database.rs); none of them outlives a restart of the database, when no
+# stack can still be using it.
+drop_stack_accounts() {
+  local account
+  while IFS= read -r account; do
+    [ -n "$account" ] && db_client -e "DROP USER IF EXISTS $account"
+  done < <(db_client -N -B -e "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User LIKE 'local\\_%'")
 }
 
 new_password() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
@@ -171,9 +231,10 @@ provision_mariadb() {
   # The SQL travels on standard input, so the passwords never appear in a process list.
   db_client <<SQL
 CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`;
-CREATE USER IF NOT EXISTS '$APP_USER'@'127.0.0.1';
-ALTER USER '$APP_USER'@'127.0.0.1' IDENTIFIED BY '$APP_PASSWORD';
-GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$APP_USER'@'127.0.0.1';
+DROP USER IF EXISTS '$APP_USER'@'127.0.0.1';
+CREATE USER IF NOT EXISTS '$APP_USER'@'%';
+ALTER USER '$APP_USER'@'%' IDENTIFIED BY '$APP_PASSWORD';
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM '$APP_USER'@'%';
 CREATE USER IF NOT EXISTS '$ADMIN_USER'@'127.0.0.1';
 ALTER USER '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASSWORD';
 GRANT ALL PRIVILEGES ON *.* TO '$ADMIN_USER'@'127.0.0.1' WITH GRANT OPTION;
@@ -214,6 +275,7 @@ cmd_up() {
   MOTO_PORT="${MOTO_PORT:-$(free_port)}"
   printf 'SAVED_DB_PORT=%s\nSAVED_MOTO_PORT=%s\n' "$DB_PORT" "$MOTO_PORT" >"$PORTS_FILE"
 
+  make_certificates
   start_mariadb
   start_moto
   provision_mariadb
@@ -239,6 +301,7 @@ cmd_up() {
     echo "DB_HOST=127.0.0.1"
     echo "DB_PORT=$DB_PORT"
     echo "DB_NAME=$DB_NAME"
+    echo "DB_TLS_CA_FILE=$TLS_DIR/ca.pem"
     echo "$arns"
     echo "DB_SOCKET=$(socket_path)"
     echo "MOTO_PID=$(read_pid "$MOTO_DIR/moto.pid")"
@@ -253,7 +316,7 @@ cmd_down() {
   stop_pid MariaDB "$DB_DIR/mysqld.pid"
   rm -f "$ENV_FILE"
   if [ "${1:-}" = "--purge" ]; then
-    rm -rf "$DB_DIR" "$MOTO_DIR" "$PORTS_FILE"
+    rm -rf "$DB_DIR" "$MOTO_DIR" "$TLS_DIR" "$PORTS_FILE"
     log "data removed"
   fi
 }

@@ -22,10 +22,20 @@ Sections:
                  workflow checks; cleanup events match the cleanup rule's pattern
   tables         the tables the local services get (scripts/lib/provision.py) have the
                  template's key schemas
+  database       least privilege and TLS: the query function signs in with IAM as the
+                 application account the seed sets up (rds-db:connect on that user only, no
+                 secret), only the seed reads the master secret, the database takes TLS only
+                 (a parameter group with require_secure_transport) and both database functions
+                 check its certificate against the CA bundle scripts/sam-build.sh ships; the
+                 query function's network reaches MySQL only; docs/deploy.md describes it
   operations     the release function keeps reserved concurrency; alarms watch failed, timed
                  out and aborted executions, the lease functions' errors and throttles (the
                  release function's on their own), RDS DatabaseConnections, the queue's
-                 metrics, and the drift a scheduled audit (no repair) publishes; each alarm is
+                 metrics, and the drift a scheduled audit (no repair) publishes; the release
+                 function's asynchronous invocations (the cleanup rule, the reclaim and audit
+                 schedules) end in an SQS dead-letter queue when they fail for good (rule
+                 targets' DeadLetterConfig and RetryPolicy, EventInvokeConfig OnFailure),
+                 with the least grants to send there and an alarm on its depth; each alarm is
                  described in docs/operations.md
 """
 
@@ -96,14 +106,15 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def ref_target(value) -> str | None:
-    """The logical id an ARN-valued expression points at: !Ref X, !GetAtt X.Arn, !Sub ${X.Arn}."""
+def ref_target(value, attribute_wanted: str = "Arn") -> str | None:
+    """The logical id an ARN-valued expression points at: !Ref X, !GetAtt X.Arn, !Sub ${X.Arn}
+    (or another attribute when asked)."""
     if isinstance(value, dict):
         if "Ref" in value:
             return value["Ref"]
         if "Fn::GetAtt" in value:
             target, attribute = value["Fn::GetAtt"]
-            return target if attribute == "Arn" else None
+            return target if attribute == attribute_wanted else None
         if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
             match = re.fullmatch(r"\$\{([A-Za-z0-9]+)(\.Arn)?\}", value["Fn::Sub"])
             if match:
@@ -587,7 +598,10 @@ def alarm_metrics(alarm: dict) -> set[tuple[str, str, str]]:
     props = alarm.get("Properties", {})
     found = set()
     def add(namespace, name, dimensions):
-        targets = [ref_target(d.get("Value")) or str(d.get("Value")) for d in as_list(dimensions)]
+        targets = [
+            ref_target(d.get("Value")) or ref_target(d.get("Value"), "QueueName") or str(d.get("Value"))
+            for d in as_list(dimensions)
+        ]
         for target in targets or [""]:
             found.add((str(namespace), str(name), target))
     if "MetricName" in props:
@@ -597,6 +611,144 @@ def alarm_metrics(alarm: dict) -> set[tuple[str, str, str]]:
         if stat:
             add(stat.get("Namespace"), stat.get("MetricName"), stat.get("Dimensions"))
     return found
+
+
+def get_att(value, attribute: str) -> str | None:
+    """X of !GetAtt X.<attribute> (also as a one-placeholder !Sub)."""
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            target, attr = value["Fn::GetAtt"]
+            return target if attr == attribute else None
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            match = re.fullmatch(r"\$\{([A-Za-z0-9]+)\." + re.escape(attribute) + r"\}", value["Fn::Sub"])
+            return match.group(1) if match else None
+    return None
+
+
+def dead_letter_problems(template: dict, release: dict, watched: set) -> list[str]:
+    """Where the release function's asynchronous invocations go when they fail for good."""
+    problems = []
+    resources = template["Resources"]
+    destination = (release.get("EventInvokeConfig", {}).get("DestinationConfig", {})
+                   .get("OnFailure", {}))
+    queue = get_att(destination.get("Destination"), "Arn")
+    if destination.get("Type") != "SQS" or resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+        return ["ReleaseFunction has no EventInvokeConfig OnFailure destination of Type SQS on a queue of the template"]
+    if "MaximumRetryAttempts" not in release["EventInvokeConfig"]:
+        problems.append("ReleaseFunction's EventInvokeConfig does not state MaximumRetryAttempts")
+    for name, event in release.get("Events", {}).items():
+        if event.get("Type") not in ("EventBridgeRule", "Schedule"):
+            continue
+        props = event.get("Properties", {})
+        if get_att(props.get("DeadLetterConfig", {}).get("Arn"), "Arn") != queue:
+            problems.append(f"ReleaseFunction event {name} has no DeadLetterConfig on {queue}")
+        if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(props.get("RetryPolicy", {})):
+            problems.append(f"ReleaseFunction event {name} has no RetryPolicy with both limits")
+    # Least privilege: the release function may send to the queue (and nothing else may), and
+    # EventBridge may only for this stack's rules.
+    statements = policy_statements(resources["ReleaseFunction"])
+    if not grants(statements, "sqs:SendMessage", lambda r: get_att(r, "Arn") == queue):
+        problems.append(f"ReleaseFunction is not granted sqs:SendMessage on {queue}")
+    for logical_id, statement in all_statements(template):
+        sqs = [a for a in as_list(statement.get("Action")) if str(a).startswith("sqs:")]
+        if sqs and logical_id != "ReleaseFunction":
+            problems.append(f"{logical_id} is granted {sqs}")
+        if sqs and any(get_att(r, "Arn") != queue for r in as_list(statement.get("Resource"))):
+            problems.append(f"{logical_id}: {sqs} on something other than {queue}")
+    policies = [r for r in resources.values() if r.get("Type") == "AWS::SQS::QueuePolicy"
+                and queue in [ref_target(q) for q in as_list(r["Properties"].get("Queues"))]]
+    rules = sorted(f"ReleaseFunction{name}" for name, event in release.get("Events", {}).items()
+                   if event.get("Type") in ("EventBridgeRule", "Schedule"))
+    if len(policies) != 1:
+        problems.append(f"{queue} has no queue policy letting EventBridge deliver to it")
+    else:
+        for statement in as_list(policies[0]["Properties"]["PolicyDocument"]["Statement"]):
+            principal = statement.get("Principal", {})
+            if principal != {"Service": "events.amazonaws.com"}:
+                problems.append(f"{queue}'s policy allows {principal!r}, not EventBridge alone")
+            if as_list(statement.get("Action")) != ["sqs:SendMessage"]:
+                problems.append(f"{queue}'s policy allows {statement.get('Action')!r}")
+            sources = as_list(statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn"))
+            if sorted(get_att(s_, "Arn") for s_ in sources) != rules:
+                problems.append(f"{queue}'s policy is not limited to the rules {rules} (aws:SourceArn)")
+    if not any(ns == "AWS/SQS" and name == "ApproximateNumberOfMessagesVisible" and target == queue
+               for ns, name, target in watched):
+        problems.append(f"no alarm on the depth of {queue} (AWS/SQS ApproximateNumberOfMessagesVisible)")
+    return problems
+
+
+def check_database(template: dict) -> None:
+    print("database: IAM sign-in as the application account, the master secret for the seed only, TLS")
+    problems = []
+    resources = template["Resources"]
+    database = resources.get("Database", {}).get("Properties", {})
+    if database.get("EnableIAMDatabaseAuthentication") is not True:
+        problems.append("Database has no EnableIAMDatabaseAuthentication: true")
+    group = resources.get(ref_target(database.get("DBParameterGroupName")) or "", {})
+    if group.get("Type") != "AWS::RDS::DBParameterGroup" or str(
+        group.get("Properties", {}).get("Parameters", {}).get("require_secure_transport")
+    ) not in ("1", "ON"):
+        problems.append("Database has no parameter group with require_secure_transport=1")
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    env = {k: f["Properties"].get("Environment", {}).get("Variables", {}) for k, f in functions.items()}
+    query, seed = env.get("QueryFunction", {}), env.get("SeedFunction", {})
+    user = query.get("DB_USER")
+    if query.get("DB_AUTH") != "iam" or not user:
+        problems.append("QueryFunction does not sign in with IAM (DB_AUTH: iam, DB_USER)")
+    if "DB_SECRET_ARN" in query:
+        problems.append("QueryFunction is given a database secret")
+    if seed.get("DB_APP_AUTH") != "iam" or seed.get("DB_APP_USER") != user:
+        problems.append(f"SeedFunction does not set up the query function's IAM user {user!r} (DB_APP_AUTH, DB_APP_USER)")
+    master = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+    if seed.get("DB_SECRET_ARN") != master:
+        problems.append("SeedFunction does not sign in with the master secret")
+    bundle = None
+    for name in ("QueryFunction", "SeedFunction"):
+        path = env.get(name, {}).get("DB_TLS_CA_FILE")
+        if not path:
+            problems.append(f"{name} does not check the server's certificate (no DB_TLS_CA_FILE)")
+        elif bundle not in (None, path):
+            problems.append(f"the database functions name different CA bundles ({bundle}, {path})")
+        else:
+            bundle = path
+    build = Path("scripts/sam-build.sh").read_text()
+    if bundle and Path(bundle).name not in build:
+        problems.append(f"scripts/sam-build.sh does not ship {Path(bundle).name} ({bundle})")
+    # rds-db:connect: the query function, as its user, on this database only.
+    wanted = f"arn:${{AWS::Partition}}:rds-db:${{AWS::Region}}:${{AWS::AccountId}}:dbuser:${{Database.DbiResourceId}}/{user}"
+    connects = [(lid, st) for lid, st in all_statements(template) if "rds-db:connect" in as_list(st.get("Action"))]
+    if [lid for lid, _ in connects] != ["QueryFunction"]:
+        problems.append(f"rds-db:connect is granted to {[lid for lid, _ in connects]}, not QueryFunction alone")
+    for lid, statement in connects:
+        resources_ = [r.get("Fn::Sub") if isinstance(r, dict) else r for r in as_list(statement.get("Resource"))]
+        if resources_ != [wanted]:
+            problems.append(f"{lid}: rds-db:connect on {resources_}, not exactly {wanted}")
+    # The master secret: read by the seed alone.
+    for lid, statement in all_statements(template):
+        actions = [a for a in as_list(statement.get("Action")) if str(a).startswith("secretsmanager:")]
+        if not actions:
+            continue
+        if lid == "SeedFunction":
+            continue
+        principal = statement.get("Principal", {})
+        if lid == "SecretsManagerEndpoint" and principal == {"AWS": {"Fn::GetAtt": ["SeedFunctionRole", "Arn"]}}:
+            continue
+        problems.append(f"{lid} grants {actions} beyond the seed function ({principal or 'its role'})")
+    # The query function's network: MySQL only.
+    for lid, rule in resources_of_type(template, "AWS::EC2::SecurityGroupEgress").items():
+        props = rule["Properties"]
+        if ref_target(props.get("GroupId")) == "QueryFunctionSecurityGroup" and props.get("FromPort") != 3306:
+            problems.append(f"{lid} opens port {props.get('FromPort')} from the query function")
+    docs = Path("docs/deploy.md").read_text()
+    for term in ("rds-db:connect", "require_secure_transport", "DB_TLS_CA_FILE", "MAX_USER_CONNECTIONS", user or "?"):
+        if term not in docs:
+            problems.append(f"docs/deploy.md does not mention {term}")
+    verdict(
+        "database",
+        problems,
+        f"the query function signs in with IAM as {user} (rds-db:connect on it alone), only the seed "
+        "reads the master secret, TLS is required and checked against the shipped CA bundle",
+    )
 
 
 def check_operations(template: dict) -> None:
@@ -638,7 +790,10 @@ def check_operations(template: dict) -> None:
         problems.append('no scheduled audit of the pool (a Schedule event with "audit": true)')
     elif any('"repair"' in schedule_input(e) for e in audits):
         problems.append("the scheduled audit must only report, never repair")
+    problems += dead_letter_problems(template, release, watched)
     docs = Path("docs/operations.md").read_text()
+    if "CleanupDeadLetterQueue" not in docs:
+        problems.append("docs/operations.md does not describe CleanupDeadLetterQueue")
     for logical_id in alarms:
         if f"`{logical_id}`" not in docs:
             problems.append(f"{logical_id} is not described in docs/operations.md")
@@ -661,6 +816,7 @@ def main() -> int:
     check_retries()
     check_events(template, facts)
     check_tables(facts)
+    check_database(template)
     check_operations(template)
     if FAILURES:
         print(f"template_check: {len(FAILURES)} problem(s)")

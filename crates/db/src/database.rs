@@ -16,17 +16,18 @@
 //!   [`IO_GRACE`]; past that the connection is dropped without a goodbye and the error is
 //!   [`DbError::NoAnswer`] (`DatabaseUnavailable`).
 
-use crate::config::DbConfig;
+use crate::config::{DbAuth, DbConfig, TlsConfig};
 use crate::error::DbError;
 use crate::queries::{MAX_HOLD_MS, NamedQuery};
+use aws_credential_types::provider::ProvideCredentials;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Row};
+use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 use tracing::warn;
@@ -129,9 +130,41 @@ pub const CREDENTIALS_TTL: Duration = Duration::from_secs(15 * 60);
 /// MySQL's "Access denied for user": the password (or user) is not the server's any more.
 const ER_ACCESS_DENIED_ERROR: u16 = 1045;
 
+/// What signs IAM authentication tokens: the function's own credentials and region.
+struct IamSigner {
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    region: Option<String>,
+}
+
+impl IamSigner {
+    async fn token(&self, host: &str, port: u16, user: &str) -> Result<String, DbError> {
+        let missing = |reason: &str| DbError::IamToken {
+            reason: reason.to_owned(),
+            source: None,
+        };
+        let region = self
+            .region
+            .as_deref()
+            .ok_or_else(|| missing("no AWS region is configured"))?;
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| missing("no AWS credentials are configured"))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| DbError::IamToken {
+                reason: "the function's AWS credentials are not available".to_owned(),
+                source: Some(Box::new(e)),
+            })?;
+        crate::iam::auth_token(host, port, user, region, &credentials, SystemTime::now())
+    }
+}
+
 pub struct Database {
     config: DbConfig,
     secrets: SecretSource,
+    signer: IamSigner,
     /// The credentials and when they were read.
     credentials: Mutex<Option<(Arc<Credentials>, Instant)>>,
     server: OnceCell<ServerKind>,
@@ -139,11 +172,18 @@ pub struct Database {
 
 impl Database {
     pub fn new(config: DbConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let secrets =
-            SecretSource::new(aws_sdk_secretsmanager::Client::new(sdk), &config.secret_arn);
+        let secrets = SecretSource::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            config.secret_arn().unwrap_or_default(),
+        );
+        let signer = IamSigner {
+            credentials: sdk.credentials_provider(),
+            region: sdk.region().map(|r| r.as_ref().to_owned()),
+        };
         Database {
             config,
             secrets,
+            signer,
             credentials: Mutex::new(None),
             server: OnceCell::new(),
         }
@@ -172,12 +212,23 @@ impl Database {
         Ok(creds)
     }
 
-    /// Opens one connection over TCP. When the server refuses the credentials (MySQL 1045:
-    /// the password was rotated since they were read), the secret is read again and the
-    /// connect tried once more.
+    /// Opens one connection over TCP (TLS when `DB_TLS_CA_FILE` is set). With a secret, when
+    /// the server refuses the credentials (MySQL 1045: the password was rotated since they were
+    /// read), the secret is read again and the connect tried once more. With IAM, every
+    /// connect signs a fresh token.
     pub async fn connect(&self) -> Result<Conn, DbError> {
+        if let DbAuth::Iam { user } = &self.config.auth {
+            let token = self
+                .signer
+                .token(&self.config.host, self.config.port, user)
+                .await?;
+            return self.connect_as(user, &token, true).await;
+        }
         let creds = self.credentials(None).await?;
-        match self.connect_as(&creds).await {
+        match self
+            .connect_as(&creds.username, &creds.password, false)
+            .await
+        {
             Err(DbError::Unavailable(mysql_async::Error::Server(e)))
                 if e.code == ER_ACCESS_DENIED_ERROR =>
             {
@@ -185,29 +236,67 @@ impl Database {
                     "the database refused the cached credentials; reading the secret again"
                 );
                 let fresh = self.credentials(Some(&creds)).await?;
-                self.connect_as(&fresh).await
+                self.connect_as(&fresh.username, &fresh.password, false)
+                    .await
             }
             other => other,
         }
     }
 
-    async fn connect_as(&self, creds: &Credentials) -> Result<Conn, DbError> {
-        let opts = OptsBuilder::default()
+    async fn connect_as(&self, user: &str, password: &str, token: bool) -> Result<Conn, DbError> {
+        let mut opts = OptsBuilder::default()
             .ip_or_hostname(self.config.host.clone())
             .tcp_port(self.config.port)
-            .user(Some(creds.username.clone()))
-            .pass(Some(creds.password.clone()))
+            .user(Some(user.to_owned()))
+            .pass(Some(password.to_owned()))
             .db_name(Some(self.config.name.clone()))
+            // RDS asks for an IAM token with the cleartext plugin; it travels only inside TLS
+            // (the configuration refuses IAM without DB_TLS_CA_FILE).
+            .enable_cleartext_plugin(token)
             // Stay on TCP: the driver would otherwise switch to a local socket it discovers.
             .prefer_socket(false);
+        if let Some(tls) = &self.config.tls {
+            opts = opts.ssl_opts(ssl_opts(tls));
+        }
         match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(DbError::from_connect(e)),
+            Ok(Err(e)) => Err(self.connect_error(e)),
             Err(_) => Err(DbError::ConnectTimeout {
                 host: self.config.host.clone(),
                 port: self.config.port,
                 seconds: CONNECT_TIMEOUT.as_secs(),
             }),
+        }
+    }
+
+    /// Classifies a failed connect; a failed TLS handshake is named as such, so that a wrong
+    /// or missing certificate authority is not mistaken for a database that is down.
+    fn connect_error(&self, error: mysql_async::Error) -> DbError {
+        use mysql_async::{DriverError, Error, IoError};
+        let Some(tls) = &self.config.tls else {
+            return DbError::from_connect(error);
+        };
+        let handshake = match &error {
+            Error::Driver(DriverError::NoClientSslFlagFromServer) => {
+                return DbError::TlsNotOffered {
+                    host: self.config.host.clone(),
+                    port: self.config.port,
+                };
+            }
+            Error::Io(IoError::Tls(_)) => true,
+            // rustls reports a rejected certificate through the socket as invalid data.
+            Error::Io(IoError::Io(io)) => io.kind() == std::io::ErrorKind::InvalidData,
+            _ => false,
+        };
+        if handshake {
+            DbError::Tls {
+                host: self.config.host.clone(),
+                port: self.config.port,
+                ca_file: tls.ca_file.clone(),
+                source: error,
+            }
+        } else {
+            DbError::from_connect(error)
         }
     }
 
@@ -255,7 +344,11 @@ impl Database {
     }
 
     /// The server's kind, asked once per container.
-    async fn server_kind(&self, conn: &mut Conn, waited: Duration) -> Result<ServerKind, DbError> {
+    pub(crate) async fn server_kind(
+        &self,
+        conn: &mut Conn,
+        waited: Duration,
+    ) -> Result<ServerKind, DbError> {
         self.server
             .get_or_try_init(|| async {
                 let version: Option<String> =
@@ -269,6 +362,14 @@ impl Database {
             .await
             .copied()
     }
+}
+
+/// TLS trusting only the configured authorities (for RDS, its CA bundle), with the server's
+/// name checked against its certificate.
+fn ssl_opts(tls: &TlsConfig) -> SslOpts {
+    SslOpts::default()
+        .with_root_certs(vec![tls.ca_pem.to_vec().into()])
+        .with_disable_built_in_roots(true)
 }
 
 /// What is left of the statement limit of one operation, on a server of a known kind.
@@ -374,7 +475,7 @@ async fn prepare_on(conn: &mut Conn, seed: bool) -> Result<u64, DbError> {
 /// Closes the connection, keeping the operation's own result; a failed close is only logged
 /// because the server drops the session anyway when the socket goes. After a silent server the
 /// connection is only dropped: a goodbye could wait as long again.
-async fn close<T>(conn: Conn, result: Result<T, DbError>) -> Result<T, DbError> {
+pub(crate) async fn close<T>(conn: Conn, result: Result<T, DbError>) -> Result<T, DbError> {
     if matches!(result, Err(DbError::NoAnswer { .. })) {
         drop(conn);
         return result;

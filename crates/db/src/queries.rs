@@ -8,6 +8,12 @@ use serde_json::{Map, Value};
 /// simulate slow queries, short enough to stay well inside the function's timeout.
 pub const MAX_HOLD_MS: u64 = 30_000;
 
+/// What the application account may do, and all it may do: the privilege each allow-listed
+/// statement needs, on its table of the database (`DB_NAME`). The seed grants exactly these
+/// and revokes anything else; the hold (`SELECT SLEEP`), `SELECT VERSION()` and the session's
+/// statement limit need no privilege.
+pub const TABLE_GRANTS: [(&str, &str); 1] = [("SELECT", "Employees")];
+
 /// The names accepted in `"query"`.
 pub const QUERY_NAMES: [&str; 2] = ["listEmployees", "getEmployee"];
 
@@ -111,6 +117,47 @@ mod tests {
             NamedQuery::parse("getEmployee", Some(&json!({"id": "3"}))).unwrap(),
             NamedQuery::GetEmployee { id: 3 }
         );
+    }
+
+    /// Every table an allow-listed statement names, with the statement's verb.
+    fn tables_of(sql: &str) -> (String, Vec<String>) {
+        let words: Vec<&str> = sql.split_whitespace().collect();
+        let verb = words[0].to_ascii_uppercase();
+        let tables = words
+            .windows(2)
+            .filter(|w| {
+                ["FROM", "JOIN", "INTO", "UPDATE"].contains(&w[0].to_ascii_uppercase().as_str())
+            })
+            .map(|w| w[1].trim_matches(|c| c == '`' || c == ',').to_owned())
+            .collect();
+        (verb, tables)
+    }
+
+    #[test]
+    fn the_grants_cover_every_allow_listed_statement_and_nothing_more() {
+        let all = [NamedQuery::ListEmployees, NamedQuery::GetEmployee { id: 1 }];
+        assert_eq!(all.len(), QUERY_NAMES.len());
+        let mut used = Vec::new();
+        for query in all {
+            let (sql, _) = query.statement();
+            let (verb, tables) = tables_of(sql);
+            assert!(!tables.is_empty(), "{sql}");
+            for table in tables {
+                let needed = (verb.as_str(), table.as_str());
+                assert!(
+                    TABLE_GRANTS.contains(&needed),
+                    "{} needs {needed:?}, which TABLE_GRANTS lacks",
+                    query.name()
+                );
+                used.push((verb.clone(), table));
+            }
+        }
+        for (privilege, table) in TABLE_GRANTS {
+            assert!(
+                used.iter().any(|(v, t)| v == privilege && t == table),
+                "TABLE_GRANTS gives {privilege} on {table}, which no allow-listed query needs"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use leasehold_broker::{
 };
 use leasehold_local::lambda::FunctionStats;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::{Conn, OptsBuilder, SslOpts};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -34,6 +34,11 @@ pub struct Env {
     pub db_port: u16,
     pub db_name: String,
     pub admin_secret: String,
+    /// `DB_TLS_CA_FILE`: the local database's authority (it takes TLS connections only).
+    pub tls_ca_file: Option<String>,
+    /// The stack's account for the query function (`DATABASE_ACCOUNT_LEASEHOLD_APP` of its
+    /// stack.env), capped at the pool's budget by the seed.
+    pub app_account: Option<String>,
 }
 
 impl Env {
@@ -63,6 +68,8 @@ impl Env {
                 .map_err(|_| DemoError::Setup(format!("DB_PORT is not a port: {port:?}")))?,
             db_name: var("DB_NAME")?,
             admin_secret: var("DB_ADMIN_SECRET_ARN")?,
+            tls_ca_file: var("DB_TLS_CA_FILE").ok(),
+            app_account: var("DATABASE_ACCOUNT_LEASEHOLD_APP").ok(),
         })
     }
 
@@ -175,16 +182,49 @@ impl Sources {
             .secret_string()
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| DemoError::Setup("the admin secret is not JSON".into()))?;
-        let opts = OptsBuilder::default()
+        let mut opts = OptsBuilder::default()
             .ip_or_hostname(self.env.db_host.clone())
             .tcp_port(self.env.db_port)
             .user(creds["username"].as_str())
             .pass(creds["password"].as_str())
             .db_name(Some(self.env.db_name.clone()))
             .prefer_socket(false);
+        if let Some(ca) = &self.env.tls_ca_file {
+            opts = opts.ssl_opts(
+                SslOpts::default()
+                    .with_root_certs(vec![std::path::PathBuf::from(ca).into()])
+                    .with_disable_built_in_roots(true),
+            );
+        }
         Conn::new(opts)
             .await
             .map_err(|e| DemoError::database("connecting as the administrator", e))
+    }
+
+    /// Sets the connection limit of the query function's account (`MAX_USER_CONNECTIONS`, 0
+    /// for none); returns the limit it had, or `None` when the stack names no account.
+    pub async fn set_account_limit(
+        &self,
+        conn: &mut Conn,
+        limit: u64,
+    ) -> Result<Option<u64>, DemoError> {
+        let Some(account) = &self.env.app_account else {
+            return Ok(None);
+        };
+        let before: Option<u64> = conn
+            .exec_first(
+                "SELECT max_user_connections FROM mysql.user WHERE User = ? AND Host = '%'",
+                (account,),
+            )
+            .await
+            .map_err(|e| DemoError::database("reading the account's connection limit", e))?;
+        // The name is the stack's own (letters, digits, underscores), as it wrote it.
+        conn.query_drop(format!(
+            "ALTER USER '{account}'@'%' WITH MAX_USER_CONNECTIONS {limit}"
+        ))
+        .await
+        .map_err(|e| DemoError::database("setting the account's connection limit", e))?;
+        Ok(before)
     }
 
     // ------------------------------------------------------------------ the lease table

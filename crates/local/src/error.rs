@@ -82,6 +82,19 @@ pub enum StackError {
         request_type: String,
         seconds: u64,
     },
+    #[error("function {function}: IAM database authentication needs {variable}, the database user")]
+    DatabaseUser { function: String, variable: String },
+    #[error(
+        "the local stand-in for database user {user}: cannot keep its secret in the local Secrets Manager: {detail}"
+    )]
+    DatabaseSecret {
+        user: String,
+        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot read the operating system's random source: {0}")]
+    Random(#[source] std::io::Error),
     #[error("custom resource {resource}: the response channel closed")]
     CustomResourceChannel { resource: String },
     #[error("custom resource {resource} ({request_type}) failed: {reason}")]

@@ -6,11 +6,12 @@
 //! invocation with a given probability.
 //!
 //! What a container prints is kept per function in one log file per container (the log stream)
-//! with Lambda's `START`/`END`/`REPORT` lines; Embedded Metric Format lines in it are turned into
-//! CloudWatch metrics (see [`crate::metrics`]).
+//! with Lambda's `START`/`END`/`REPORT` lines, rotated by size ([`crate::logfile`]); Embedded
+//! Metric Format lines in it are turned into CloudWatch metrics (see [`crate::metrics`]).
 
 pub use crate::error::InvokeError;
 use crate::error::StackError;
+use crate::logfile::{LogLimits, RotatingLog};
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::template::FunctionSpec;
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +53,8 @@ pub struct LambdaConfig {
     pub idle_timeout: Duration,
     /// One folder per function, one file per container.
     pub logs_dir: PathBuf,
+    /// Size limit of a container's log file, and rotated files kept.
+    pub log_limits: LogLimits,
     /// Kill probability per function name.
     pub kill: HashMap<String, f64>,
     /// Per function: the probability that a synchronous caller gets `Lambda.ServiceException`
@@ -147,7 +149,7 @@ struct Container {
     queue: mpsc::Sender<Request>,
     current: Mutex<Option<Pending>>,
     dead: AtomicBool,
-    log: Mutex<Option<std::fs::File>>,
+    log: Mutex<RotatingLog>,
     /// The current invocation's start and the end of its log.
     tail: Mutex<(Option<Instant>, String)>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -155,9 +157,10 @@ struct Container {
 
 impl Container {
     fn write_log(&self, line: &str) {
-        if let Some(file) = self.log.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = writeln!(file, "{line}");
-        }
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_line(line);
     }
 
     fn kill(&self) {
@@ -583,11 +586,10 @@ impl LambdaService {
         let id = format!("{}-{ordinal}", spec.name);
         let log_dir = self.config.logs_dir.join(&spec.name);
         let _ = std::fs::create_dir_all(&log_dir);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join(format!("{ordinal:05}.log")))
-            .ok();
+        let log = RotatingLog::open(
+            log_dir.join(format!("{ordinal:05}.log")),
+            self.config.log_limits,
+        );
 
         let mut command = self.command(spec, &address.to_string(), &stream);
         let mut child = command

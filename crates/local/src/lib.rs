@@ -9,9 +9,12 @@
 //! moto and MySQL from MariaDB (`scripts/dev-env.sh`). Everything binds 127.0.0.1.
 //!
 //! # Layout
+//! - [`database`]: the local MariaDB in the functions' environment (its CA, and password
+//!   accounts standing in for IAM database authentication).
 //! - [`template`]: reading the template (`template/intrinsics`: intrinsic functions and
 //!   substitutions; `template/resources`: each resource type the stack runs).
 //! - [`lambda`]: containers, the Runtime API, concurrency, timeouts, fault injection, logs.
+//! - [`logfile`]: a container's log file, rotated by size.
 //! - [`metrics`]: Embedded Metric Format lines to CloudWatch metrics.
 //! - [`sfn`]: state machines, executions, task tokens of callback tasks and the Step Functions
 //!   JSON 1.0 API.
@@ -30,11 +33,13 @@
 //! - [`rng`]: the seeded generator behind ids and fault injection.
 #![forbid(unsafe_code)]
 
+pub mod database;
 pub mod error;
 pub mod events;
 pub mod facts;
 pub mod integrations;
 pub mod lambda;
+pub mod logfile;
 pub mod metrics;
 pub mod rng;
 pub mod server;
@@ -44,7 +49,7 @@ pub mod template;
 pub mod trace_view;
 
 pub use error::StackError;
-pub use stack::{Stack, StackOptions};
+pub use stack::{Retention, Stack, StackOptions};
 
 /// Reads a `KEY=VALUE` file (`.local/env`): blank lines and `#` comments are skipped.
 pub fn read_env_file(

@@ -4,7 +4,7 @@
 //! `leasehold-local template-facts` prints what the template reader knows as JSON instead
 //! (see [`leasehold_local::facts`]); `scripts/checks/template_check.py` reads it.
 
-use leasehold_local::{Stack, StackOptions, read_env_file};
+use leasehold_local::{Retention, Stack, StackOptions, read_env_file};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +28,11 @@ const USAGE: &str = "usage: leasehold-local [options]
   --seed N                seed of fault injection and ids (default 1)
   --concurrency N         containers per function without ReservedConcurrentExecutions (default 64)
   --idle-seconds N        stop containers idle this long (default 60)
+  --keep-executions N     finished executions kept per state machine, with their histories;
+                          older ones are forgotten (default 1000, at least 1)
+  --log-max-bytes N       size at which a container's log file is rotated (default 10485760,
+                          at least 1024)
+  --log-backups N         rotated log files kept per container (default 3)
   --write-env PATH        write the stack's endpoints and ARNs as KEY=VALUE lines
 template-facts prints the template's facts as JSON (with --events, the rules each sample
 event in DIR matches) and exits.";
@@ -76,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
     let mut concurrency = leasehold_local::lambda::DEFAULT_CONCURRENCY;
     let mut idle = leasehold_local::lambda::DEFAULT_IDLE_SECONDS;
     let mut write_env = None;
+    let mut retention = Retention::default();
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
@@ -137,6 +143,21 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => concurrency = number(&value)?.max(1) as usize,
             "--idle-seconds" => idle = number(&value)?,
             "--write-env" => write_env = Some(value.into()),
+            "--keep-executions" => {
+                retention.finished_executions = usize::try_from(number(&value)?)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("--keep-executions: must be at least 1, got {value}"))?
+            }
+            "--log-max-bytes" => {
+                retention.logs.max_bytes = Some(number(&value)?)
+                    .filter(|n| *n >= leasehold_local::logfile::MIN_LOG_MAX_BYTES)
+                    .ok_or_else(|| format!("--log-max-bytes: must be at least 1024, got {value}"))?
+            }
+            "--log-backups" => {
+                retention.logs.backups = usize::try_from(number(&value)?)
+                    .map_err(|_| format!("--log-backups: out of range: {value}"))?
+            }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
@@ -156,6 +177,7 @@ fn parse_args() -> Result<Args, String> {
             seed,
             concurrency,
             idle_timeout: Duration::from_secs(idle),
+            retention,
         },
         env_file,
         port,

@@ -3,10 +3,12 @@
 //! the custom resources' Create against their function exactly as CloudFormation would (a
 //! pre-signed-style `ResponseURL` on this server, SUCCESS or FAILED awaited).
 
+use crate::database::LocalAccount;
 use crate::error::StackError;
 use crate::events::EventBus;
 use crate::integrations::{DynamoTarget, Integrations};
 use crate::lambda::{LambdaConfig, LambdaService};
+use crate::logfile::LogLimits;
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::server::{AppState, CfnResponses, app, local_only};
@@ -28,7 +30,8 @@ pub const LOCAL_ACCOUNT: &str = "123456789012";
 pub struct StackOptions {
     pub template: PathBuf,
     /// The local services' environment (`.local/env`): region, endpoints, dummy credentials,
-    /// `DB_HOST`, `DB_PORT`, `DB_SECRET_ARN`.
+    /// `DB_HOST`, `DB_PORT`, `DB_ADMIN_SECRET_ARN` (the master user's stand-in),
+    /// `DB_TLS_CA_FILE`.
     pub env: BTreeMap<String, String>,
     pub stack_name: String,
     pub parameters: HashMap<String, String>,
@@ -44,6 +47,25 @@ pub struct StackOptions {
     pub seed: u64,
     pub concurrency: usize,
     pub idle_timeout: Duration,
+    /// What the stack keeps as it runs, so that its memory and disk stay bounded.
+    pub retention: Retention,
+}
+
+/// What a long-running stack keeps: the last finished executions of each state machine, and
+/// each container's log within a size limit with a few rotated files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub finished_executions: usize,
+    pub logs: LogLimits,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            finished_executions: crate::sfn::DEFAULT_KEEP_EXECUTIONS,
+            logs: LogLimits::default(),
+        }
+    }
 }
 
 pub struct Stack {
@@ -53,6 +75,8 @@ pub struct Stack {
     pub model: StackModel,
     pub url: String,
     pub metrics: MetricsForwarder,
+    /// The local accounts standing in for IAM-authenticated database users.
+    pub database_accounts: Vec<LocalAccount>,
     cfn: Arc<CfnResponses>,
     created: Vec<(CustomResourceSpec, String)>,
     server: tokio::task::JoinHandle<()>,
@@ -114,7 +138,10 @@ impl Stack {
             MetricsForwarder::disabled()
         };
 
-        let functions = with_extra_env(&model.functions, &options.function_env)?;
+        let mut functions = model.functions.clone();
+        let database_accounts =
+            crate::database::localize(&mut functions, env, &options.stack_name, &sdk).await?;
+        let functions = with_extra_env(&functions, &options.function_env)?;
         let lambda = LambdaService::new(
             &functions,
             LambdaConfig {
@@ -123,6 +150,7 @@ impl Stack {
                 default_concurrency: options.concurrency,
                 idle_timeout: options.idle_timeout,
                 logs_dir: options.state_dir.join("logs"),
+                log_limits: options.retention.logs,
                 kill: options.kill.clone(),
                 lose_answers: options.lose_answers.clone(),
                 seed: options.seed,
@@ -142,6 +170,7 @@ impl Stack {
         let sfn = StepFunctions::with_tasks(&region, LOCAL_ACCOUNT, options.seed, |sfn| {
             Integrations::new(lambda.clone(), sfn.clone(), dynamodb).tasks()
         });
+        sfn.keep_finished(options.retention.finished_executions);
         register_machines(&sfn, &model, &options.stack_name)?;
         let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
         events.start_schedules();
@@ -178,6 +207,7 @@ impl Stack {
             model,
             url,
             metrics,
+            database_accounts,
             cfn,
             created: Vec::new(),
             server,
@@ -305,6 +335,11 @@ impl Stack {
                 table.name.clone(),
             ));
         }
+        for account in &self.database_accounts {
+            let key = format!("DATABASE_ACCOUNT_{}", account.user.to_ascii_uppercase());
+            lines.push((key.clone(), account.account.clone()));
+            lines.push((format!("{key}_SECRET_ARN"), account.secret_arn.clone()));
+        }
         lines
     }
 
@@ -334,12 +369,14 @@ impl Stack {
     }
 }
 
-/// The local MariaDB standing in for the template's database, when `.local/env` names it.
+/// The local MariaDB standing in for the template's database, when `.local/env` names it; its
+/// administrator stands in for the RDS master user (`MasterUserSecret`).
 fn local_database(env: &BTreeMap<String, String>) -> Option<LocalDatabase> {
     match (
         env.get("DB_HOST"),
         env.get("DB_PORT"),
-        env.get("DB_SECRET_ARN"),
+        env.get("DB_ADMIN_SECRET_ARN")
+            .or_else(|| env.get("DB_SECRET_ARN")),
     ) {
         (Some(host), Some(port), Some(secret)) => Some(LocalDatabase {
             host: host.clone(),

@@ -442,6 +442,7 @@ async fn generated_requests_get_aws_answers_and_change_nothing_on_error() {
             default_concurrency: 2,
             idle_timeout: Duration::from_secs(1),
             logs_dir: logs,
+            log_limits: Default::default(),
             kill: HashMap::new(),
             lose_answers: HashMap::new(),
             seed: SEED,

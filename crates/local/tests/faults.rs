@@ -5,10 +5,9 @@
 mod common;
 
 use common::{Setup, start};
-use leasehold_testkit::mysql::{admin, connections_of};
+use leasehold_testkit::mysql::{admin, connections_of, set_connection_limit};
 use std::time::Duration;
 
-const APP_USER: &str = "leasehold";
 const BUDGET: u64 = 4;
 /// The query function's timeout in these tests, and so how long an aborted lease drains.
 const QUERY_TIMEOUT: u64 = 12;
@@ -32,11 +31,15 @@ async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
     })
     .await;
     let mut db = admin().await;
+    let app_user = t.app_account();
+    // (without the account's own cap at the budget, its second line of defence, so that the
+    // connections counted below are what the leases alone allow)
+    set_connection_limit(&mut db, &app_user, 0).await;
     let first = t
         .start_execution("LoadHarnessStateMachine", &harness_input(8))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while connections_of(&mut db, APP_USER).await < BUDGET {
+    while connections_of(&mut db, &app_user).await < BUDGET {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the first harness never filled the pool"
@@ -69,7 +72,7 @@ async fn stopping_a_harness_mid_load_never_lets_a_new_one_exceed_the_budget() {
     let mut most_leases = 0;
     let watch_until = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < watch_until {
-        most_connections = most_connections.max(connections_of(&mut db, APP_USER).await);
+        most_connections = most_connections.max(connections_of(&mut db, &app_user).await);
         let (_, in_use, records) = t.pool().await;
         most_leases = most_leases.max(in_use.max(records as u64));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -142,6 +145,7 @@ async fn a_query_whose_answer_is_lost_is_not_run_twice_under_one_lease() {
     })
     .await;
     let mut db = admin().await;
+    let app_user = t.app_account();
 
     // WHEN one connection workflow runs
     let input = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 4000}"#;
@@ -152,7 +156,7 @@ async fn a_query_whose_answer_is_lost_is_not_run_twice_under_one_lease() {
     let mut most = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        most = most.max(connections_of(&mut db, APP_USER).await);
+        most = most.max(connections_of(&mut db, &app_user).await);
         let d = t
             .sfn
             .describe_execution()
@@ -160,7 +164,12 @@ async fn a_query_whose_answer_is_lost_is_not_run_twice_under_one_lease() {
             .send()
             .await
             .unwrap();
-        if d.status.as_str() != "RUNNING" && connections_of(&mut db, APP_USER).await == 0 {
+        // (the execution may end before the query connects: watch until its invocation is over)
+        let invocation_over = t.logs("QueryFunction").contains("END RequestId");
+        if d.status.as_str() != "RUNNING"
+            && invocation_over
+            && connections_of(&mut db, &app_user).await == 0
+        {
             assert_eq!(d.status.as_str(), "FAILED");
             assert_eq!(d.error(), Some("Lambda.ServiceException"));
             break;

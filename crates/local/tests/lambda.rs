@@ -36,6 +36,8 @@ Resources:
           DB_PORT: !GetAtt Database.Endpoint.Port
           DB_NAME: leasehold
           DB_SECRET_ARN: !GetAtt Database.MasterUserSecret.SecretArn
+          # The deployed bundle's path: locally the database's own authority stands in.
+          DB_TLS_CA_FILE: /var/task/rds-global-bundle.pem
   Stuck:
     Type: AWS::Serverless::Function
     Properties:
@@ -47,6 +49,8 @@ Resources:
           DB_PORT: !GetAtt Database.Endpoint.Port
           DB_NAME: leasehold
           DB_SECRET_ARN: !GetAtt Database.MasterUserSecret.SecretArn
+          # The deployed bundle's path: locally the database's own authority stands in.
+          DB_TLS_CA_FILE: /var/task/rds-global-bundle.pem
   Acquire:
     Type: AWS::Serverless::Function
     Properties:

@@ -1,10 +1,12 @@
 //! The database password is rotated while the local stack runs (as RDS rotates a managed
-//! master password): a warm query container that read the old one keeps serving.
+//! master password): a warm query container that read the old one keeps serving. The query
+//! function's account is the stack's own, the password stand-in for its IAM-authenticated
+//! user (crates/local/src/database.rs).
 
 mod common;
 
 use common::{Setup, start};
-use leasehold_testkit::mysql::rotate_application_password;
+use leasehold_testkit::mysql::rotate_password;
 use std::time::Duration;
 
 const LIST: &str = r#"{"pool": "main", "query": "listEmployees", "params": {}, "holdMs": 0}"#;
@@ -22,7 +24,13 @@ async fn queries_keep_succeeding_when_the_password_is_rotated_under_a_running_st
 
     // WHEN the password changes in the database and in the secret
     let password = format!("rotated-{}", leasehold_testkit::unique("pw"));
-    rotate_application_password(&password).await;
+    let account = t
+        .stack()
+        .database_accounts
+        .iter()
+        .find(|a| a.user == "leasehold_app")
+        .expect("the query function's IAM user stands in as a local account");
+    rotate_password(&account.secret_arn, &password).await;
 
     // THEN the next executions are served (the warm container is refused once, reads the
     // secret again and connects), and the same container did the work

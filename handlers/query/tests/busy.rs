@@ -13,8 +13,8 @@ const SMALLEST_MAX_CONNECTIONS: u64 = 10;
 
 #[tokio::test]
 async fn too_many_connections_is_database_busy() {
+    mysql::prepare_application().await;
     let db = Database::new(DbConfig::from_env().unwrap(), &sdk_config().await);
-    db.prepare(true).await.expect("sample schema");
     let mut admin = mysql::admin().await;
     let original: u64 = admin
         .query_first("SELECT @@max_connections")

@@ -2,8 +2,8 @@
 //! counters take one lock, so they do not see each other's connections.
 
 use lambda_runtime::Diagnostic;
-use leasehold_db::{Database, DbConfig};
-use leasehold_testkit::mysql::{admin, connections_of, status};
+use leasehold_db::{Database, DbAuth, DbConfig};
+use leasehold_testkit::mysql::{admin, connections_of, prepare_application, status};
 use leasehold_testkit::{invoke, require_env, sdk_config};
 use mysql_async::prelude::Queryable;
 use query_handler::{QueryEvent, handle};
@@ -18,10 +18,11 @@ use tokio::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::const_new(());
 const APP_USER: &str = "leasehold";
 
+/// The query function's database: the application account of `DB_SECRET_ARN`, prepared as the
+/// seed would prepare it.
 async fn database() -> Database {
-    let db = Database::new(DbConfig::from_env().unwrap(), &sdk_config().await);
-    db.prepare(true).await.expect("sample schema");
-    db
+    prepare_application().await;
+    Database::new(DbConfig::from_env().unwrap(), &sdk_config().await)
 }
 
 async fn call(db: &Database, payload: Value) -> Result<Value, Diagnostic> {
@@ -247,7 +248,10 @@ async fn an_unreachable_database_is_database_unavailable() {
         host: "127.0.0.1".into(),
         port,
         name: require_env("DB_NAME"),
-        secret_arn: require_env("DB_SECRET_ARN"),
+        auth: DbAuth::Secret {
+            secret_arn: require_env("DB_SECRET_ARN"),
+        },
+        tls: None,
         statement_timeout: leasehold_db::config::DEFAULT_STATEMENT_TIMEOUT,
     };
     let db = Database::new(config, &sdk_config().await);
@@ -257,7 +261,9 @@ async fn an_unreachable_database_is_database_unavailable() {
     assert_eq!(err.error_type, "DatabaseUnavailable");
 
     let config = DbConfig {
-        secret_arn: "leasehold/local/no-such-secret".into(),
+        auth: DbAuth::Secret {
+            secret_arn: "leasehold/local/no-such-secret".into(),
+        },
         ..DbConfig::from_env().unwrap()
     };
     let db = Database::new(config, &sdk_config().await);
@@ -279,7 +285,7 @@ async fn a_statement_over_the_limit_is_query_timed_out_and_leaves_no_connection(
         config_with(&[("DB_STATEMENT_TIMEOUT_MS", "1000")]),
         &sdk_config().await,
     );
-    db.prepare(true).await.expect("sample schema");
+    prepare_application().await;
     let mut admin = admin().await;
 
     // WHEN a request holds its connection five times longer than the statement limit

@@ -1,12 +1,16 @@
 //! The seed function: the CloudFormation custom resource that prepares a pool.
 //!
-//! On Create and Update it creates the sample `Employees` table (unless `SeedData` is false),
-//! resolves the pool's budget (`Budget`, or `BudgetPercent` of the database's
-//! `max_connections` minus `Reserve`) and writes the pool record, keeping live leases. With
-//! `Applications` (a list of `{Name, Reserved?, Max?, Weight?}`; `Max` 0 or absent means the
-//! budget, `Weight` defaults to 1) the budget is divided between those applications; an empty
-//! or absent list leaves one budget for everybody. An Update that shrinks or removes a share
-//! keeps live leases, like a budget cut. On Delete it removes the pool record and its leases. Every request is answered by a PUT to the
+//! It signs in to the database as the administrator (the RDS master user's secret, which no
+//! other function can read). On Create and Update it creates the sample `Employees` table
+//! (unless `SeedData` is false), resolves the pool's budget (`Budget`, or `BudgetPercent` of
+//! the database's `max_connections` minus `Reserve`), sets up the application account the
+//! query function signs in as (`DB_APP_AUTH`; only the allow-listed queries' grants, at most
+//! the budget's connections: [`leasehold_db::account`]) and writes the pool record, keeping
+//! live leases. With `Applications` (a list of `{Name, Reserved?, Max?, Weight?}`; `Max` 0 or
+//! absent means the budget, `Weight` defaults to 1) the budget is divided between those
+//! applications; an empty or absent list leaves one budget for everybody. An Update that
+//! shrinks or removes a share keeps live leases, like a budget cut. On Delete it removes the pool record and its leases; the account stays, since
+//! a pool renamed in an update is created under its new name before the old one is deleted. Every request is answered by a PUT to the
 //! pre-signed `ResponseURL`, SUCCESS or FAILED with a reason, before the function's own
 //! deadline, so a stack never waits an hour for a custom resource.
 //!
@@ -24,7 +28,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use leasehold_broker::{AppName, AppShare, BrokerError, BudgetPolicy};
-use leasehold_db::DbError;
+use leasehold_db::{AppAccount, DbError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,7 +49,10 @@ const PUT_ATTEMPTS: u32 = 3;
 
 pub struct SeedDeps {
     pub broker: Broker,
+    /// Signed in as the administrator.
     pub db: Database,
+    /// The application account to set up, when `DB_APP_AUTH` is set.
+    pub account: Option<AppAccount>,
     pub http: reqwest::Client,
 }
 
@@ -301,7 +308,13 @@ async fn process(deps: &SeedDeps, request: &CustomResourceRequest) -> Outcome {
                 .map_err(|e| (fallback_physical_id(request), Failure::from(e)))?;
             let physical_id = spec.physical_id();
             match apply(deps, &spec).await {
-                Ok(budget) => Ok((physical_id, json!({"Pool": spec.pool, "Budget": budget}))),
+                Ok((budget, user)) => {
+                    let mut data = json!({"Pool": spec.pool, "Budget": budget});
+                    if let Some(user) = user {
+                        data["DatabaseUser"] = json!(user);
+                    }
+                    Ok((physical_id, data))
+                }
                 Err(failure) => Err((physical_id, failure)),
             }
         }
@@ -333,20 +346,32 @@ async fn process(deps: &SeedDeps, request: &CustomResourceRequest) -> Outcome {
     }
 }
 
-/// Seeds the database when asked, resolves the budget and writes the pool.
-async fn apply(deps: &SeedDeps, spec: &PoolSpec) -> Result<u32, Failure> {
+/// Seeds the database when asked, resolves the budget, sets up the application account with
+/// the budget as its connection limit, and writes the pool; the budget and the account's name.
+async fn apply(deps: &SeedDeps, spec: &PoolSpec) -> Result<(u32, Option<String>), Failure> {
     let max_connections = if spec.seed_data || spec.budget.needs_max_connections() {
         Some(deps.db.prepare(spec.seed_data).await?)
     } else {
         None
     };
     let budget = spec.budget.resolve(max_connections)?;
+    // Shares that do not fit the budget fail before anything is changed.
+    leasehold_broker::shares::validate(budget, &spec.applications)?;
+    // The account first: a pool is only written once its callers can sign in within it.
+    let user = match &deps.account {
+        Some(account) => {
+            let user = deps.db.set_up_account(account, budget).await?;
+            info!(user = %user, max_user_connections = budget, "application account ready");
+            Some(user)
+        }
+        None => None,
+    };
     let record = deps
         .broker
         .put_shared_pool(&spec.pool, budget, &spec.applications)
         .await?;
     info!(pool = %spec.pool, budget, in_use = record.in_use, max_connections, applications = spec.applications.len(), "pool ready");
-    Ok(budget)
+    Ok((budget, user))
 }
 
 /// The id to report when the request itself does not yield one.

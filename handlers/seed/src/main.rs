@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use leasehold_broker::BrokerConfig;
-use leasehold_db::{Database, DbConfig};
+use leasehold_db::{AppAccount, AppAccountConfig, Database, DbConfig};
 use seed_handler::{SeedDeps, handle};
 use std::time::Duration;
 
@@ -12,10 +12,12 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let broker_config = BrokerConfig::from_env()?;
     let db_config = DbConfig::from_env()?;
+    let account_config = AppAccountConfig::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let deps = SeedDeps {
         broker: broker_config.broker(&sdk),
         db: Database::new(db_config, &sdk),
+        account: account_config.map(|config| AppAccount::new(config, &sdk)),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?,

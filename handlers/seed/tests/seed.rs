@@ -1,8 +1,10 @@
-//! The seed custom resource against MariaDB, moto, and a local stand-in for ResponseURL.
+//! The seed custom resource against MariaDB, moto, and a local stand-in for ResponseURL. The
+//! seed signs in as the administrator, as it does with the RDS master secret when deployed.
 
 use lambda_runtime::{Context, LambdaEvent};
 use leasehold_broker::{AcquireRequest, BrokerConfig};
 use leasehold_db::{Database, DbConfig};
+use leasehold_testkit::mysql::admin_config;
 use leasehold_testkit::{ResponseCatcher, mysql, sdk_config, unique};
 use mysql_async::prelude::Queryable;
 use seed_handler::{CustomResourceRequest, PoolSpec, SeedDeps, handle};
@@ -14,12 +16,13 @@ async fn deps_with(db: DbConfig) -> SeedDeps {
     SeedDeps {
         broker: BrokerConfig::from_env().unwrap().broker(&sdk),
         db: Database::new(db, &sdk),
+        account: None,
         http: reqwest::Client::new(),
     }
 }
 
 async fn deps() -> SeedDeps {
-    deps_with(DbConfig::from_env().unwrap()).await
+    deps_with(admin_config(&[])).await
 }
 
 /// A sample request from events/, pointed at the catcher and at a pool of this test.
@@ -245,7 +248,7 @@ async fn a_create_with_the_database_down_answers_failed_with_the_reason() {
     };
     let deps = deps_with(DbConfig {
         port,
-        ..DbConfig::from_env().unwrap()
+        ..admin_config(&[])
     })
     .await;
     let catcher = ResponseCatcher::start(200).await;
@@ -337,7 +340,7 @@ async fn a_database_that_never_answers_gets_failed_before_the_deadline() {
     });
     let deps = deps_with(DbConfig {
         port,
-        ..DbConfig::from_env().unwrap()
+        ..admin_config(&[])
     })
     .await;
     let catcher = ResponseCatcher::start(200).await;

@@ -7,8 +7,9 @@
 //! - open until the first SendTaskSuccess or SendTaskFailure completes it, or the waiter is
 //!   dropped (the task's future ended: `TimeoutSeconds` or `HeartbeatSeconds` fired, the
 //!   execution was stopped or ended, the invocation failed);
-//! - closed forever after: every later call gets `TaskTimedOut`, as AWS answers for a task
-//!   that no longer waits. Closed tokens are kept for the life of the stack, like executions.
+//! - closed after: every later call gets `TaskTimedOut`, as AWS answers for a task that no
+//!   longer waits. The last [`KEEP_CLOSED_TOKENS`] closed tokens are remembered; an older one
+//!   is forgotten (memory stays bounded on a long-running stack) and gets `TaskDoesNotExist`.
 //!
 //! Errors: `InvalidToken` for a token this stack could never have issued (empty, longer than
 //! 2048 characters, not of the UUID shape), `TaskDoesNotExist` for a well-formed one it did not
@@ -18,7 +19,7 @@
 use super::{ApiError, MAX_PAYLOAD};
 use leasehold_asl::invoker::{Heartbeat, TaskError};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -36,12 +37,45 @@ enum Token {
     Closed,
 }
 
-type Tokens = Arc<Mutex<HashMap<String, Token>>>;
+/// How many closed tokens are remembered (about 100 bytes each).
+pub const KEEP_CLOSED_TOKENS: usize = 100_000;
 
-/// Every task token the service issued, open or closed.
-#[derive(Default)]
+/// The tokens, and the closed ones in the order they closed.
+struct Registry {
+    tokens: HashMap<String, Token>,
+    closed: VecDeque<String>,
+    keep_closed: usize,
+}
+
+impl Registry {
+    /// Marks a token closed (returning what it was) and forgets the oldest closed ones beyond
+    /// what is kept.
+    fn close(&mut self, token: &str) -> Option<Token> {
+        let entry = self.tokens.get_mut(token)?;
+        let was = std::mem::replace(entry, Token::Closed);
+        if matches!(was, Token::Open { .. }) {
+            self.closed.push_back(token.to_owned());
+            while self.closed.len() > self.keep_closed {
+                if let Some(old) = self.closed.pop_front() {
+                    self.tokens.remove(&old);
+                }
+            }
+        }
+        Some(was)
+    }
+}
+
+type Tokens = Arc<Mutex<Registry>>;
+
+/// Every open task token the service issued, and the last closed ones.
 pub struct Callbacks {
     tokens: Tokens,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Self::keeping_closed(KEEP_CLOSED_TOKENS)
+    }
 }
 
 /// Whether a token has the shape of those the interpreter makes: `xxxxxxxx-xxxx-4xxx-Yxxx-`
@@ -83,15 +117,26 @@ fn too_long(member: &str, max: usize) -> ApiError {
 }
 
 impl Callbacks {
+    /// Callbacks that remember the last `keep` closed tokens.
+    pub fn keeping_closed(keep: usize) -> Self {
+        Callbacks {
+            tokens: Arc::new(Mutex::new(Registry {
+                tokens: HashMap::new(),
+                closed: VecDeque::new(),
+                keep_closed: keep,
+            })),
+        }
+    }
+
     /// Opens a token for a task that is about to start its work; `None` if the token was
     /// already issued (which a fresh random UUID never is).
     pub fn register(&self, token: &str, heartbeat: Heartbeat) -> Option<Waiter> {
         let (complete, outcome) = oneshot::channel();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if tokens.contains_key(token) {
+        let mut registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if registry.tokens.contains_key(token) {
             return None;
         }
-        tokens.insert(
+        registry.tokens.insert(
             token.to_owned(),
             Token::Open {
                 complete,
@@ -151,8 +196,8 @@ impl Callbacks {
     /// SendTaskHeartbeat: the task's `HeartbeatSeconds` start again from `now_millis`.
     pub fn heartbeat(&self, token: &str, now_millis: i64) -> Result<(), ApiError> {
         check_shape(token)?;
-        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        match tokens.get(token) {
+        let registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        match registry.tokens.get(token) {
             None => Err(does_not_exist()),
             Some(Token::Closed) => Err(timed_out()),
             Some(Token::Open { heartbeat, .. }) => {
@@ -164,8 +209,9 @@ impl Callbacks {
 
     /// The tokens that are open (a task waits on each).
     pub fn open(&self) -> Vec<String> {
-        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let mut open: Vec<String> = tokens
+        let registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open: Vec<String> = registry
+            .tokens
             .iter()
             .filter(|(_, t)| matches!(t, Token::Open { .. }))
             .map(|(k, _)| k.clone())
@@ -175,11 +221,11 @@ impl Callbacks {
     }
 
     fn complete(&self, token: &str, outcome: Result<Value, TaskError>) -> Result<(), ApiError> {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entry) = tokens.get_mut(token) else {
+        let mut registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(was) = registry.close(token) else {
             return Err(does_not_exist());
         };
-        match std::mem::replace(entry, Token::Closed) {
+        match was {
             Token::Closed => Err(timed_out()),
             Token::Open { complete, .. } => {
                 // Sent under the lock: a waiter that closes its token (under the same lock)
@@ -232,10 +278,8 @@ impl Waiter {
     }
 
     fn close_token(&mut self) {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = tokens.get_mut(&self.token) {
-            *entry = Token::Closed;
-        }
+        let mut registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        registry.close(&self.token);
     }
 }
 
@@ -289,6 +333,29 @@ mod tests {
         let other = TOKEN.replace("0f8e", "1f8e");
         let e = callbacks.succeed(&other, "{}").unwrap_err();
         assert_eq!(e.kind, "TaskDoesNotExist");
+    }
+
+    /// GIVEN callbacks that remember two closed tokens WHEN a third closes THEN the oldest is
+    /// forgotten (TaskDoesNotExist), the last two still answer TaskTimedOut, and an open token
+    /// is never forgotten however many close after it.
+    #[tokio::test]
+    async fn only_the_last_closed_tokens_are_remembered() {
+        let callbacks = Callbacks::keeping_closed(2);
+        let token = |i: u64| leasehold_asl::intrinsics::uuid_v4(i, 7);
+        let _open = callbacks
+            .register(&token(99), Heartbeat::default())
+            .unwrap();
+        for i in 0..3 {
+            drop(callbacks.register(&token(i), Heartbeat::default()).unwrap());
+        }
+        let e = callbacks.succeed(&token(0), "{}").unwrap_err();
+        assert_eq!(e.kind, "TaskDoesNotExist");
+        for i in 1..3 {
+            let e = callbacks.succeed(&token(i), "{}").unwrap_err();
+            assert_eq!(e.kind, "TaskTimedOut", "{i}");
+        }
+        assert_eq!(callbacks.open(), [token(99)]);
+        assert_eq!(callbacks.heartbeat(&token(99), 1), Ok(()));
     }
 
     #[tokio::test]

@@ -30,13 +30,19 @@ use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{debug, info};
 
 /// Step Functions' input and output limit.
 const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// How many finished executions of each state machine are kept (with their histories) unless
+/// the stack is told otherwise; older finished ones are forgotten, as AWS forgets executions
+/// after 90 days. Running executions are always kept.
+pub const DEFAULT_KEEP_EXECUTIONS: usize = 1000;
 
 /// Real time for the interpreter, on the tokio runtime.
 pub struct TokioClock;
@@ -237,6 +243,8 @@ pub struct StepFunctions {
     executions: RwLock<HashMap<String, Arc<Execution>>>,
     /// Execution ARNs per machine, oldest first.
     by_machine: Mutex<HashMap<String, Vec<String>>>,
+    /// Finished executions kept per machine ([`DEFAULT_KEEP_EXECUTIONS`]).
+    keep_finished: AtomicUsize,
     tasks: Tasks,
     listeners: RwLock<Vec<Arc<dyn StatusListener>>>,
     random: Arc<Rng>,
@@ -295,11 +303,51 @@ impl StepFunctions {
             machines: RwLock::default(),
             executions: RwLock::default(),
             by_machine: Mutex::default(),
+            keep_finished: AtomicUsize::new(DEFAULT_KEEP_EXECUTIONS),
             tasks: tasks(me),
             listeners: RwLock::default(),
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
             callbacks: Callbacks::default(),
         })
+    }
+
+    /// Keeps at most `keep` finished executions per state machine (at least one).
+    pub fn keep_finished(&self, keep: usize) {
+        self.keep_finished.store(keep.max(1), Ordering::Relaxed);
+    }
+
+    /// Forgets the finished executions of a machine that ended longest ago, beyond what is
+    /// kept; they are then neither described nor listed (`ExecutionDoesNotExist`), like
+    /// executions AWS no longer keeps. A caller that still holds one (a parent waiting on a
+    /// child) keeps its copy.
+    fn forget_old(&self, machine_arn: &str) {
+        let keep = self.keep_finished.load(Ordering::Relaxed);
+        let mut by_machine = self.by_machine.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(arns) = by_machine.get_mut(machine_arn) else {
+            return;
+        };
+        let mut executions = self.executions.write().unwrap_or_else(|e| e.into_inner());
+        // (when it ended, ARN) of each finished execution.
+        let mut finished: Vec<(i64, String)> = arns
+            .iter()
+            .filter_map(|arn| {
+                let state = executions.get(arn)?.state.lock().ok()?;
+                state.stop_ms.map(|stop| (stop, arn.clone()))
+            })
+            .collect();
+        if finished.len() <= keep {
+            return;
+        }
+        finished.sort();
+        let forgotten: std::collections::HashSet<String> = finished
+            .drain(..finished.len() - keep)
+            .map(|(_, arn)| arn)
+            .collect();
+        arns.retain(|arn| !forgotten.contains(arn));
+        for arn in &forgotten {
+            executions.remove(arn);
+        }
+        debug!(machine = %machine_arn, forgotten = forgotten.len(), "old finished executions forgotten");
     }
 
     /// Adds a listener of execution status changes.
@@ -653,6 +701,7 @@ impl StepFunctions {
             // `send` keeps the old value when nobody is subscribed yet: later waiters must see
             // the end too.
             run.done.send_replace(true);
+            sfn.forget_old(&run.machine_arn);
         });
         Ok(execution)
     }

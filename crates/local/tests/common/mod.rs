@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use leasehold_local::{Stack, StackOptions};
+use leasehold_local::{Retention, Stack, StackOptions};
 use leasehold_testkit::{sdk_config, unique};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -212,6 +212,8 @@ pub struct Setup {
     pub function_env: Vec<(&'static str, &'static str, String)>,
     pub concurrency: Option<usize>,
     pub idle_seconds: Option<u64>,
+    /// What the stack keeps (default: the stack's own defaults).
+    pub retention: Option<Retention>,
 }
 
 pub async fn start(setup: Setup) -> TestStack {
@@ -252,6 +254,7 @@ pub async fn start(setup: Setup) -> TestStack {
         seed: 7,
         concurrency: setup.concurrency.unwrap_or(16),
         idle_timeout: Duration::from_secs(setup.idle_seconds.unwrap_or(60)),
+        retention: setup.retention.unwrap_or_default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stack = Stack::start(options, listener)
@@ -283,6 +286,18 @@ pub async fn start(setup: Setup) -> TestStack {
 impl TestStack {
     pub fn stack(&self) -> &Stack {
         self.stack.as_ref().expect("running")
+    }
+
+    /// The database account the query function signs in as: this stack's stand-in for the
+    /// template's IAM-authenticated `leasehold_app`.
+    pub fn app_account(&self) -> String {
+        self.stack()
+            .database_accounts
+            .iter()
+            .find(|a| a.user == "leasehold_app")
+            .expect("the template's query function signs in with IAM as leasehold_app")
+            .account
+            .clone()
     }
 
     pub fn arn(&self, logical_id: &str) -> String {
