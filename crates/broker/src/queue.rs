@@ -495,13 +495,12 @@ impl Broker {
             if record.remaining() == 0 || record.waiting == 0 {
                 break;
             }
-            let before = record.version;
-            self.give_back_once(pool, Freed::Free).await?;
-            record = self.pool_or_missing(pool).await?;
-            if record.version == before {
-                // Nobody live was waiting (only stale counts): an audit repairs those.
+            if !self.give_back_once(pool, Freed::Free).await?.released {
+                // Nobody live was waiting who may take a free slot (or only stale counts,
+                // which an audit repairs): nothing more to do, however busy the pool is.
                 break;
             }
+            record = self.pool_or_missing(pool).await?;
         }
         Ok(record)
     }
