@@ -27,7 +27,7 @@ use crate::args::{AppLoad, HOT, Options, STEADY};
 use crate::error::DemoError;
 use crate::run::{AppSampling, Mode, Plan, RunData, run_together};
 use crate::sources::{POOL, now_ms};
-use crate::{QUERY, Stage, write};
+use crate::{QUERY, Stage, run_uncapped, write};
 use leasehold_broker::{AppName, AppShare};
 use report::{HotspotReport, Shares};
 use serde_json::json;
@@ -188,13 +188,19 @@ async fn runs(
         sampling(),
     )
     .await?;
-    let ungoverned = run_together(
+    // Without leases the account's cap would stand in for them: lifted, as in the queue
+    // scenario's ungoverned run.
+    let ungoverned = run_uncapped(
         sources,
         admin,
-        "ungoverned",
-        both("ungoverned", ungoverned, None),
-        total,
-        None,
+        run_together(
+            sources,
+            admin,
+            "ungoverned",
+            both("ungoverned", ungoverned, None),
+            total,
+            None,
+        ),
     )
     .await?;
     sources.put_applications(budget, &[]).await?;
