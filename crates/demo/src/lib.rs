@@ -4,7 +4,9 @@
 //! lease, refused requests retrying with backoff), and through the same query function without
 //! leases (ungoverned: the original problem), with live progress; then a report from the real
 //! sources, with a perfect FIFO queue's figures as the yardstick, as JSON and as a
-//! self-contained HTML page.
+//! self-contained HTML page. With `--scenario hotspot` ([`hotspot`]) it runs two applications
+//! on one pool instead: the steady one alone, both ungoverned, both on one shared pool and both
+//! on the pool divided between them, measured per application.
 //!
 //! The script starts the services and the stack and exports their endpoints; this crate only
 //! runs and measures. Every figure is read back from where it lives: MariaDB's own counters and
@@ -26,6 +28,7 @@
 //! - [`report`]: the JSON report, the figures and checks as the terminal and the page show them,
 //!   and the terminal's text.
 //! - [`html`]: the HTML page with its charts.
+//! - [`hotspot`]: the hotspot scenario, its report, text and page.
 //! - [`error`]: the demo's errors.
 #![forbid(unsafe_code)]
 

@@ -36,6 +36,11 @@ fn bad_values_exit_2_with_the_option_named() {
         (&["--budget", "19"][..], "more than max_connections"),
         (&["--hold-ms"][..], "--hold-ms needs a value"),
         (&["--verbose"][..], "unknown option"),
+        (
+            &["--scenario", "hotspot", "--concurrency", "10"][..],
+            "--concurrency: not with --scenario hotspot",
+        ),
+        (&["--hot-reserved", "1"][..], "only with --scenario hotspot"),
     ] {
         let out = demo(args);
         let err = stderr(&out);
@@ -57,6 +62,9 @@ fn help_prints_the_options() {
         "--hold-ms",
         "--kill-probability",
         "--report",
+        "--scenario",
+        "--steady-reserved",
+        "--hot-max",
     ] {
         assert!(text.contains(option), "{text}");
     }

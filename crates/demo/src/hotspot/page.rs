@@ -305,3 +305,48 @@ pub fn render(report: &HotspotReport) -> String {
     let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hotspot::report::sample;
+
+    #[test]
+    fn the_page_shows_four_runs_with_charts_per_application() {
+        // GIVEN the sample's four runs
+        let report = sample::report();
+        // WHEN the page is rendered
+        let page = render(&report);
+        // THEN the table has a column per run, in the order they ran, and rows per application
+        assert!(
+            page.contains(
+                "<th></th><th>steadyAlone</th><th>ungoverned</th><th>sharedPool</th><th>shares</th>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<tr><th>hot: executions</th><td>–</td><td>10</td>"));
+        // AND four charts per run, the hot application's ceiling drawn where it applies
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 16);
+        assert_eq!(
+            page.matches("<h3>Connections in use per application")
+                .count(),
+            4
+        );
+        assert_eq!(
+            page.matches("hot max 6").count(),
+            2,
+            "shares: rule and legend"
+        );
+        // AND each application in its own colour
+        assert!(page.contains(&format!("stroke=\"{}\"", colour("steady"))));
+        assert!(page.contains(&format!("stroke=\"{}\"", colour("hot"))));
+        // AND one check line per check of the JSON
+        let checks = serde_json::to_value(&report.hotspot.checks).unwrap();
+        assert_eq!(
+            page.matches("<li class=\"ok\">").count() + page.matches("<li class=\"bad\">").count(),
+            checks.as_object().unwrap().len()
+        );
+        // AND the ungoverned run says it has no leases instead of drawing an empty queue
+        assert!(page.contains(">no leases are taken in this run<"));
+    }
+}
