@@ -256,12 +256,12 @@ impl Broker {
     /// When the pool is full, expired leases of the pool are reclaimed first.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
         let (pool, id, ttl) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
-        let app = self.application(&pool, request.app.as_deref()).await?;
+        let (app, mut seen) = self.application(&pool, request.app.as_deref()).await?;
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
             match self
-                .attempt_grant(&pool, &id, ttl, now, app.as_ref())
+                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()))
                 .await?
             {
                 Attempt::Leased { grant, .. } => return Ok(grant),
@@ -301,7 +301,7 @@ impl Broker {
         id: &LeaseId,
         ttl: i64,
         now: i64,
-        app: Option<&AppName>,
+        (app, seen): (Option<&AppName>, Option<PoolRecord>),
     ) -> Result<Attempt, BrokerError> {
         let lease = Lease {
             pool: pool.clone(),
@@ -317,7 +317,10 @@ impl Broker {
                 // Whether it may take a free slot depends on the other applications (their
                 // kept reservations): decided on the pool as read; the store's conditions
                 // keep the budget and the max whatever happens meanwhile.
-                let record = self.pool_or_missing(pool).await?;
+                let record = match seen {
+                    Some(record) => record,
+                    None => self.pool_or_missing(pool).await?,
+                };
                 if shares::may_take(&record, Some(app)) {
                     self.store.grant(&lease, None).await?
                 } else {
@@ -405,22 +408,23 @@ impl Broker {
     /// The application a request names, checked against the pool: `None` when it names none
     /// (a pool divided between applications then refuses it at the grant), or when the pool
     /// is not divided (the name is then ignored); `InvalidInput` for a name the pool does not
-    /// have. Reads the pool record only when a name is given.
+    /// have. Reads the pool record only when a name is given, and hands it on for the first
+    /// grant attempt.
     pub(crate) async fn application(
         &self,
         pool: &PoolName,
         app: Option<&str>,
-    ) -> Result<Option<AppName>, BrokerError> {
+    ) -> Result<(Option<AppName>, Option<PoolRecord>), BrokerError> {
         let Some(raw) = app else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let app = AppName::parse(raw)?;
         let record = self.pool_or_missing(pool).await?;
         if !record.shared() {
-            return Ok(None);
+            return Ok((None, None));
         }
         match record.apps.get(&app) {
-            Some(state) if !state.retired => Ok(Some(app)),
+            Some(state) if !state.retired => Ok((Some(app), Some(record))),
             _ => Err(unknown_app(pool, &app, &record)),
         }
     }

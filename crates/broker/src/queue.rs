@@ -90,13 +90,13 @@ impl Broker {
             )),
             CallbackError::Failed(why) => BrokerError::Callback(why),
         })?;
-        let app = self.application(&pool, request.app.as_deref()).await?;
+        let (app, mut seen) = self.application(&pool, request.app.as_deref()).await?;
         let ttl = i64::from(request.ttl_seconds);
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();
             let attempt = self
-                .attempt_grant(&pool, &id, ttl, now, app.as_ref())
+                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()))
                 .await?;
             let (granted, fresh) = match attempt {
                 Attempt::Leased { grant, fresh, held } => {
@@ -252,13 +252,13 @@ impl Broker {
         pool: &PoolName,
         source: Freed,
     ) -> Result<GaveBack, BrokerError> {
-        let free = matches!(source, Freed::Free);
-        let outcome = self.give_back_once(pool, source).await?;
+        let (outcome, look_again) = self.give_back_once(pool, source).await?;
         // On a divided pool whether a waiter may take a free slot also depends on the others'
-        // counts (an application going idle lends its reservation), which concurrent releases
-        // each decided on without the other's: whoever finishes last sees both and serves any
-        // waiter that may now take a free slot.
-        if !free
+        // counts (an application going idle lends its reservation), which concurrent slot
+        // givers each decided on without the other's: each that freed a slot beside waiters,
+        // or made an application idle, looks again after its write; whoever finishes last
+        // sees them all and serves any waiter that may now take a free slot.
+        if look_again
             && let Some(record) = &outcome.record
             && record.shared()
             && record.remaining() > 0
@@ -269,13 +269,15 @@ impl Broker {
         Ok(outcome)
     }
 
-    /// [`Broker::give_back`] without the look at the queue afterwards.
+    /// [`Broker::give_back`] without the look at the queue afterwards; also says whether that
+    /// look is needed (a slot freed beside waiters, or an application made idle).
     async fn give_back_once(
         &self,
         pool: &PoolName,
         source: Freed,
-    ) -> Result<GaveBack, BrokerError> {
+    ) -> Result<(GaveBack, bool), BrokerError> {
         let mut source = source;
+        let mut look_again = false;
         let mut outcome: Option<GaveBack> = None;
         // A free slot has no plain path: it is only ever handed to a waiter.
         let mut queue_first =
@@ -346,7 +348,8 @@ impl Broker {
                 match plain {
                     Some(done) => {
                         self.queue_seen.store(false, Ordering::Relaxed);
-                        return Ok(outcome.unwrap_or(done));
+                        look_again |= beside.is_some() && done.released;
+                        return Ok((outcome.unwrap_or(done), look_again));
                     }
                     None => {
                         self.queue_seen.store(true, Ordering::Relaxed);
@@ -410,6 +413,11 @@ impl Broker {
                 HandOver::Done => {
                     let free = matches!(source, Freed::Free);
                     let after = handed_over(&record, source.app(), waiter.app.as_ref(), free);
+                    look_again |= !free
+                        && source
+                            .app()
+                            .and_then(|a| after.apps.get(a))
+                            .is_some_and(|a| a.in_use == 0 && a.waiting == 0);
                     known = Some(after.clone());
                     outcome.get_or_insert(GaveBack {
                         released: true,
@@ -451,11 +459,15 @@ impl Broker {
                 HandOver::PoolMissing => break,
             }
         }
-        Ok(outcome.unwrap_or(GaveBack {
-            released: false,
-            draining: false,
-            record: self.store.pool(pool).await?,
-        }))
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => GaveBack {
+                released: false,
+                draining: false,
+                record: self.store.pool(pool).await?,
+            },
+        };
+        Ok((outcome, look_again))
     }
 
     /// Completes the task of a waiter that was just handed a slot. Returns its id when its
@@ -495,7 +507,7 @@ impl Broker {
             if record.remaining() == 0 || record.waiting == 0 {
                 break;
             }
-            if !self.give_back_once(pool, Freed::Free).await?.released {
+            if !self.give_back_once(pool, Freed::Free).await?.0.released {
                 // Nobody live was waiting who may take a free slot (or only stale counts,
                 // which an audit repairs): nothing more to do, however busy the pool is.
                 break;
