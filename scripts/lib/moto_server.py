@@ -11,7 +11,10 @@ collections scan a heap that only grows: measured during a load run, they paused
 server for 90 ms at first and over 650 ms after two runs, stalling every lease transaction
 behind them (DynamoDB has no such pauses). Every 1,000 requests the wrapper collects the young
 generations and freezes what survived (`gc.freeze`), so later collections scan only what is
-new and stay short.
+new and stay short. Frozen objects are never scanned again, so cyclic garbage among them (an
+object that was alive when frozen and later dropped) would stay forever: a long session of
+load runs grew the server past 20 GB. Every 50,000 requests the wrapper therefore unfreezes
+everything, runs one full collection (one longer pause) and freezes again.
 
 Usage: python3 scripts/lib/moto_server.py PORT
 """
@@ -27,6 +30,8 @@ from werkzeug.serving import run_simple
 
 # Requests between two freezes of the long-lived objects (see the module's docstring).
 FREEZE_EVERY = 1000
+# Requests between two full collections of everything, frozen objects included.
+FULL_COLLECTION_EVERY = 50_000
 
 
 def main() -> None:
@@ -42,7 +47,11 @@ def main() -> None:
             # Materialize the body inside the lock: the response is computed lazily otherwise.
             body = list(app(environ, start_response))
             served[0] += 1
-            if served[0] % FREEZE_EVERY == 0:
+            if served[0] % FULL_COLLECTION_EVERY == 0:
+                gc.unfreeze()
+                gc.collect()
+                gc.freeze()
+            elif served[0] % FREEZE_EVERY == 0:
                 gc.collect(1)
                 gc.freeze()
             return body
