@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
-use crate::shares::{self, Slot};
+use crate::shares::{self, Slot, names, unknown_app};
 use crate::slot::Freed;
 use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
@@ -811,24 +811,6 @@ pub(crate) fn checked(
         )));
     }
     Ok((pool, id, i64::from(ttl_seconds)))
-}
-
-/// The applications a pool names, for error messages.
-fn names(record: &PoolRecord) -> String {
-    record
-        .apps
-        .iter()
-        .filter(|(_, a)| !a.retired)
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn unknown_app(pool: &PoolName, app: &AppName, record: &PoolRecord) -> BrokerError {
-    BrokerError::InvalidInput(format!(
-        "pool {pool} has no application {app} (it has: {})",
-        names(record)
-    ))
 }
 
 pub(crate) fn grant(lease: Lease, record: &PoolRecord, extended: bool) -> Grant {

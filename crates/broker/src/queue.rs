@@ -274,12 +274,11 @@ impl Broker {
     async fn give_back_once(
         &self,
         pool: &PoolName,
-        source: Freed,
+        mut source: Freed,
     ) -> Result<(GaveBack, bool), BrokerError> {
-        let mut source = source;
         let mut look_again = false;
         let mut outcome: Option<GaveBack> = None;
-        // A free slot has no plain path: it is only ever handed to a waiter.
+        // (a free slot has no plain path: it is only ever handed to a waiter)
         let mut queue_first =
             matches!(source, Freed::Free) || self.queue_seen.load(Ordering::Relaxed);
         // The pool record as last seen, for the choice of waiter, the handed-over grant and
@@ -295,56 +294,9 @@ impl Broker {
         let mut beside: Option<Beside> = None;
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
-                let freeing = Freeing {
-                    app: source.app(),
-                    beside: beside.as_ref(),
-                };
-                let released = match &source {
-                    Freed::Release(id, true, _) => {
-                        Some(self.store.release_settled(pool, id, freeing).await?)
-                    }
-                    Freed::Release(id, false, _) => {
-                        Some(self.store.release(pool, id, freeing).await?)
-                    }
-                    Freed::Unclaimed(id, token, _) => Some(
-                        self.store
-                            .release_unclaimed(pool, id, token, freeing)
-                            .await?,
-                    ),
-                    Freed::Reclaim(_) | Freed::Free => None,
-                };
-                let plain = match released {
-                    Some(attempt) => {
-                        source.set_app(attempt.app.clone());
-                        if attempt.pool.is_some() {
-                            known = attempt.pool.clone();
-                        }
-                        if !attempt.waiters_first
-                            && let Some(record) = &attempt.pool
-                        {
-                            self.gauge(pool, record).await;
-                        }
-                        (!attempt.waiters_first).then_some(GaveBack {
-                            released: attempt.released,
-                            draining: attempt.draining,
-                            record: attempt.pool,
-                        })
-                    }
-                    // Not read for a reclaim: the reclaim pass reads the pool once at its end.
-                    None => match &source {
-                        Freed::Reclaim(lease) => {
-                            match self.store.reclaim(lease, beside.as_ref()).await? {
-                                ReclaimAttempt::WaitersFirst => None,
-                                done => Some(GaveBack {
-                                    released: done == ReclaimAttempt::Reclaimed,
-                                    draining: false,
-                                    record: known.clone(),
-                                }),
-                            }
-                        }
-                        _ => None,
-                    },
-                };
+                let plain = self
+                    .give_back_plainly(pool, &mut source, beside.as_ref(), &mut known)
+                    .await?;
                 match plain {
                     Some(done) => {
                         self.queue_seen.store(false, Ordering::Relaxed);
@@ -468,6 +420,65 @@ impl Broker {
             },
         };
         Ok((outcome, look_again))
+    }
+
+    /// Gives the slot of `source` straight back to the pool, when nobody waits (or only the
+    /// queue `beside`): `Some` with what that did, `None` when requests wait first (then the
+    /// slot is to be handed over). Records the lease's application in `source` and the pool as
+    /// the store answered in `known`.
+    async fn give_back_plainly(
+        &self,
+        pool: &PoolName,
+        source: &mut Freed,
+        beside: Option<&Beside>,
+        known: &mut Option<PoolRecord>,
+    ) -> Result<Option<GaveBack>, BrokerError> {
+        let freeing = Freeing {
+            app: source.app(),
+            beside,
+        };
+        let released = match &*source {
+            Freed::Release(id, true, _) => {
+                Some(self.store.release_settled(pool, id, freeing).await?)
+            }
+            Freed::Release(id, false, _) => Some(self.store.release(pool, id, freeing).await?),
+            Freed::Unclaimed(id, token, _) => Some(
+                self.store
+                    .release_unclaimed(pool, id, token, freeing)
+                    .await?,
+            ),
+            Freed::Reclaim(_) | Freed::Free => None,
+        };
+        Ok(match released {
+            Some(attempt) => {
+                source.set_app(attempt.app.clone());
+                if attempt.pool.is_some() {
+                    *known = attempt.pool.clone();
+                }
+                if !attempt.waiters_first
+                    && let Some(record) = &attempt.pool
+                {
+                    self.gauge(pool, record).await;
+                }
+                (!attempt.waiters_first).then_some(GaveBack {
+                    released: attempt.released,
+                    draining: attempt.draining,
+                    record: attempt.pool,
+                })
+            }
+            // Not read for a reclaim: the reclaim pass reads the pool once at its end.
+            None => match &*source {
+                Freed::Reclaim(lease) => match self.store.reclaim(lease, beside).await? {
+                    ReclaimAttempt::WaitersFirst => None,
+                    done => Some(GaveBack {
+                        released: done == ReclaimAttempt::Reclaimed,
+                        draining: false,
+                        record: known.clone(),
+                    }),
+                },
+                _ => None,
+            },
+        })
     }
 
     /// Completes the task of a waiter that was just handed a slot. Returns its id when its

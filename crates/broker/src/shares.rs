@@ -26,7 +26,7 @@
 //! take.
 
 use crate::error::BrokerError;
-use crate::model::{AppName, AppShare, AppState, Apps, MAX_APPS, PoolRecord, Waiter};
+use crate::model::{AppName, AppShare, AppState, Apps, MAX_APPS, PoolName, PoolRecord, Waiter};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
@@ -219,6 +219,24 @@ pub fn pick(record: &PoolRecord, waiters: &[Waiter], slot: Slot<'_>) -> Option<u
             (ua * wb).cmp(&(ub * wa)).then(ia.cmp(ib))
         })
         .map(|(index, _)| *index)
+}
+
+/// The applications a pool names, for error messages.
+pub(crate) fn names(record: &PoolRecord) -> String {
+    record
+        .apps
+        .iter()
+        .filter(|(_, a)| !a.retired)
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn unknown_app(pool: &PoolName, app: &AppName, record: &PoolRecord) -> BrokerError {
+    BrokerError::InvalidInput(format!(
+        "pool {pool} has no application {app} (it has: {})",
+        names(record)
+    ))
 }
 
 #[cfg(test)]

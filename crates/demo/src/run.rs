@@ -228,72 +228,16 @@ pub async fn run_together(
     child_machines.dedup();
 
     // Live progress until every harness has ended.
-    let mut tally = Tally::default();
-    let mut progress = Progress::new();
-    let clock = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        for machine in &child_machines {
-            update_tally(sources, machine, start_ms, &mut tally).await?;
-        }
-        for (plan, harness) in plans.iter().zip(harnesses.iter_mut()) {
-            if harness.ended.is_some() {
-                continue;
-            }
-            let described = sources
-                .sfn
-                .describe_execution()
-                .execution_arn(&harness.arn)
-                .send()
-                .await
-                .map_err(|e| DemoError::service("describing the harness execution", e))?;
-            let status = described.status().as_str().to_owned();
-            if status == "RUNNING"
-                && harness.aborted.is_none()
-                && plan
-                    .abort_after
-                    .is_some_and(|after| clock.elapsed() >= after)
-            {
-                // What an operator does to a load gone wrong: stop it, then start again.
-                stop_harness(sources, &harness.arn).await?;
-                let (next, _) = start_harness(sources, plan, "-again").await?;
-                harness.aborted = Some(std::mem::replace(&mut harness.arn, next));
-                continue;
-            }
-            if status != "RUNNING" {
-                harness.ended = Some((
-                    status,
-                    described.stop_date().map_or_else(now_ms, millis),
-                    described.output().map(str::to_owned),
-                    described.error().map(str::to_owned),
-                ));
-            }
-        }
-        let done = harnesses.iter().all(|h| h.ended.is_some());
-        let (started, finished, served, fallback, failed) = tally.counts();
-        let mut line = format!(
-            "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}  waiting {:>3}",
-            name,
-            clock.elapsed().as_secs_f64(),
-            sampler.latest.connections.load(Ordering::Relaxed),
-            sampler.latest.leases_in_use.load(Ordering::Relaxed),
-            sampler.latest.waiting.load(Ordering::Relaxed),
-        );
-        let per_app = sampler
-            .latest
-            .apps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if !per_app.is_empty() {
-            line.push_str("  |  ");
-            line.push_str(&per_app);
-        }
-        progress.show(&line, done);
-        if done {
-            break;
-        }
-    }
+    watch(
+        sources,
+        &sampler,
+        &plans,
+        &mut harnesses,
+        &child_machines,
+        start_ms,
+        (name, executions),
+    )
+    .await?;
     for (plan, harness) in plans.iter().zip(&harnesses) {
         if let Some((status, _, _, error)) = &harness.ended
             && status != "SUCCEEDED"
@@ -377,6 +321,86 @@ pub async fn run_together(
         });
     }
     Ok(runs)
+}
+
+/// Shows live progress until every harness has ended, stopping and restarting a harness whose
+/// plan asks for it.
+async fn watch(
+    sources: &Arc<Sources>,
+    sampler: &Sampler,
+    plans: &[Plan],
+    harnesses: &mut [Harness],
+    child_machines: &[&str],
+    start_ms: i64,
+    (name, executions): (&str, u32),
+) -> Result<(), DemoError> {
+    let mut tally = Tally::default();
+    let mut progress = Progress::new();
+    let clock = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for machine in child_machines {
+            update_tally(sources, machine, start_ms, &mut tally).await?;
+        }
+        for (plan, harness) in plans.iter().zip(harnesses.iter_mut()) {
+            if harness.ended.is_some() {
+                continue;
+            }
+            let described = sources
+                .sfn
+                .describe_execution()
+                .execution_arn(&harness.arn)
+                .send()
+                .await
+                .map_err(|e| DemoError::service("describing the harness execution", e))?;
+            let status = described.status().as_str().to_owned();
+            if status == "RUNNING"
+                && harness.aborted.is_none()
+                && plan
+                    .abort_after
+                    .is_some_and(|after| clock.elapsed() >= after)
+            {
+                // What an operator does to a load gone wrong: stop it, then start again.
+                stop_harness(sources, &harness.arn).await?;
+                let (next, _) = start_harness(sources, plan, "-again").await?;
+                harness.aborted = Some(std::mem::replace(&mut harness.arn, next));
+                continue;
+            }
+            if status != "RUNNING" {
+                harness.ended = Some((
+                    status,
+                    described.stop_date().map_or_else(now_ms, millis),
+                    described.output().map(str::to_owned),
+                    described.error().map(str::to_owned),
+                ));
+            }
+        }
+        let done = harnesses.iter().all(|h| h.ended.is_some());
+        let (started, finished, served, fallback, failed) = tally.counts();
+        let mut line = format!(
+            "{:<10} {:>5.0} s  started {started:>4}/{executions}  finished {finished:>4}  served {served:>4}  fallback {fallback:>4}  failed {failed:>4}  |  db connections {:>3}  leases {:>3}  waiting {:>3}",
+            name,
+            clock.elapsed().as_secs_f64(),
+            sampler.latest.connections.load(Ordering::Relaxed),
+            sampler.latest.leases_in_use.load(Ordering::Relaxed),
+            sampler.latest.waiting.load(Ordering::Relaxed),
+        );
+        let per_app = sampler
+            .latest
+            .apps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !per_app.is_empty() {
+            line.push_str("  |  ");
+            line.push_str(&per_app);
+        }
+        progress.show(&line, done);
+        if done {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Waits for the run to settle: the cleanup path releases the leases of failed children and

@@ -67,7 +67,6 @@
 
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use crate::shares;
 use crate::store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
     ReleaseAttempt, SlotSource,
@@ -78,14 +77,17 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    TransactWriteItem,
 };
 use std::collections::HashMap;
 
 mod items;
+mod writes;
+
+use writes::Counter;
 
 use items::{
-    app_of, apps_item, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s,
+    app_of, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s,
     waiter_from, waiting_differs,
 };
 
@@ -108,52 +110,6 @@ fn belongs_to(app: Option<&AppName>) -> &'static str {
         "app = :app"
     } else {
         "attribute_not_exists(app)"
-    }
-}
-
-/// A change of the pool record's counters, as one update of a transaction: the pool's
-/// `inUse` and `waiting` and those of its applications, each lowering conditional on the
-/// counter being above 0, each raise of an application's `inUse` on its `max`.
-struct Counter<'a> {
-    in_use: i64,
-    waiting: i64,
-    /// (application, in-use change, waiting change)
-    apps: Vec<(&'a AppName, i64, i64)>,
-    condition: String,
-    /// The queue there must be: `Some(None)` nobody waits, `Some(Some(b))` exactly `b`;
-    /// `None`: no condition on the queue.
-    beside: Option<Option<&'a Beside>>,
-}
-
-impl<'a> Counter<'a> {
-    fn new(in_use: i64, waiting: i64, condition: impl Into<String>) -> Self {
-        Counter {
-            in_use,
-            waiting,
-            apps: Vec::new(),
-            condition: condition.into(),
-            beside: None,
-        }
-    }
-
-    fn beside(mut self, beside: Option<&'a Beside>) -> Self {
-        self.beside = Some(beside);
-        self
-    }
-
-    fn app(mut self, app: Option<&'a AppName>, in_use: i64, waiting: i64) -> Self {
-        if let Some(app) = app
-            && (in_use != 0 || waiting != 0)
-        {
-            match self.apps.iter_mut().find(|(a, ..)| *a == app) {
-                Some(entry) => {
-                    entry.1 += in_use;
-                    entry.2 += waiting;
-                }
-                None => self.apps.push((app, in_use, waiting)),
-            }
-        }
-        self
     }
 }
 
@@ -440,36 +396,6 @@ impl DynamoStore {
         }
     }
 
-    /// Removes a lease record whose slot cannot be uncounted (the pool is gone, or its counter
-    /// is already 0 after drift or a repair), so that it can never be counted again. With
-    /// `expires_at`, only if the record still expires then (it was not renewed meanwhile).
-    async fn remove_uncounted(
-        &self,
-        pool: &PoolName,
-        id: &LeaseId,
-        expires_at: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        tracing::warn!(pool = %pool, lease = %id, "lease without a counted slot; removing record");
-        let request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(pool, id)));
-        let request = match expires_at {
-            Some(at) => request
-                .condition_expression("expiresAt = :expected")
-                .expression_attribute_values(":expected", n(at)),
-            None => request,
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(s)) if s.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::service("DeleteItem", e)),
-        }
-    }
-
     async fn read_pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
         let out = self
             .client
@@ -481,114 +407,6 @@ impl DynamoStore {
             .await
             .map_err(|e| StoreError::service("GetItem", e))?;
         out.item().map(pool_record).transpose()
-    }
-
-    /// The transaction item of a [`Counter`] change of the pool record (which moves its
-    /// version), answering with the record when a condition fails.
-    fn counter(&self, pool: &PoolName, change: &Counter<'_>) -> TransactWriteItem {
-        let mut set = Vec::new();
-        let mut add = vec!["counterVersion :one".to_owned()];
-        let mut conditions = vec![change.condition.clone()];
-        let mut values: Item = HashMap::from([(":one".to_owned(), n(1))]);
-        let mut names: HashMap<String, String> = HashMap::new();
-        if change.in_use != 0 {
-            set.push("inUse = inUse + :inUse".to_owned());
-            values.insert(":inUse".into(), n(change.in_use));
-        }
-        if change.waiting != 0 {
-            add.push("waiting :waiting".to_owned());
-            values.insert(":waiting".into(), n(change.waiting));
-        }
-        match change.beside {
-            None => {}
-            Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
-            Some(Some(queue)) => {
-                conditions.push("waiting = :beside".to_owned());
-                values.insert(":beside".into(), n(i64::from(queue.waiting)));
-                for (i, (app, waiting)) in queue.apps.iter().enumerate() {
-                    names.insert(format!("#queued{i}"), app.as_str().to_owned());
-                    values.insert(format!(":queued{i}"), n(i64::from(*waiting)));
-                    conditions.push(format!("apps.#queued{i}.waiting = :queued{i}"));
-                }
-            }
-        }
-        for (i, (app, in_use, waiting)) in change.apps.iter().enumerate() {
-            let path = format!("apps.#app{i}");
-            names.insert(format!("#app{i}"), app.as_str().to_owned());
-            if *in_use != 0 {
-                set.push(format!("{path}.inUse = {path}.inUse + :app{i}InUse"));
-                values.insert(format!(":app{i}InUse"), n(*in_use));
-                conditions.push(if *in_use > 0 {
-                    format!("{path}.inUse < {path}.#max")
-                } else {
-                    format!("{path}.inUse > :zero")
-                });
-            }
-            if *waiting != 0 {
-                set.push(format!("{path}.waiting = {path}.waiting + :app{i}Waiting"));
-                values.insert(format!(":app{i}Waiting"), n(*waiting));
-                if *waiting < 0 {
-                    conditions.push(format!("{path}.waiting > :zero"));
-                }
-            }
-        }
-        let condition = conditions
-            .into_iter()
-            .filter(|c| !c.is_empty())
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        if condition.contains("#max") {
-            names.insert("#max".into(), "max".into());
-        }
-        if condition.contains(":zero") {
-            values.insert(":zero".to_owned(), n(0));
-        }
-        let mut expression = String::new();
-        if !set.is_empty() {
-            expression.push_str("SET ");
-            expression.push_str(&set.join(", "));
-            expression.push(' ');
-        }
-        expression.push_str("ADD ");
-        expression.push_str(&add.join(", "));
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::pool_key(pool)))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if !names.is_empty() {
-            update = update.set_expression_attribute_names(Some(names));
-        }
-        TransactWriteItem::builder()
-            .update(update.build().expect("key, table and expression are set"))
-            .build()
-    }
-
-    /// Deletes a lease or waiter item in a transaction when it meets `condition` and belongs
-    /// to `app`, answering with the item when it does not. `token` fills `:token`.
-    fn owned_delete(
-        &self,
-        key: Item,
-        condition: &str,
-        app: Option<&AppName>,
-        values: &[(&str, AttributeValue)],
-    ) -> TransactWriteItem {
-        let mut delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .condition_expression(format!("{condition} AND {}", belongs_to(app)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(app) = app {
-            delete = delete.expression_attribute_values(":app", s(app.as_str()));
-        }
-        for (name, value) in values {
-            delete = delete.expression_attribute_values(*name, value.clone());
-        }
-        TransactWriteItem::builder()
-            .delete(delete.build().expect("table and key are set"))
-            .build()
     }
 }
 
@@ -604,84 +422,7 @@ impl LeaseStore for DynamoStore {
         budget: u32,
         apps: &[AppShare],
     ) -> Result<PoolRecord, StoreError> {
-        let base = "SET budget = :budget, inUse = if_not_exists(inUse, :zero), \
-                    waiting = if_not_exists(waiting, :zero), updatedAt = :now";
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let current = self.read_pool(pool).await?;
-            let held = current.as_ref().map(|r| r.apps.clone()).unwrap_or_default();
-            let merged = shares::merge(&held, budget, apps);
-            let shared = merged.values().any(|a| !a.retired);
-            let mut values: Item = HashMap::from([
-                (":budget".to_owned(), n(i64::from(budget))),
-                (":zero".to_owned(), n(0)),
-                (":now".to_owned(), n(epoch_seconds())),
-            ]);
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::pool_key(pool)))
-                .return_values(ReturnValue::AllNew);
-            if held.is_empty() && merged.is_empty() {
-                // A pool without applications: a plain budget change, as it always was.
-                request = request.update_expression(base);
-            } else {
-                // Applications are written whole, so the record must not have moved since it
-                // was read (their counters are in it).
-                request = request.update_expression(match (merged.is_empty(), shared) {
-                    (true, _) => format!("{base} REMOVE apps, appsActive"),
-                    (false, true) => format!("{base}, apps = :apps, appsActive = :yes"),
-                    (false, false) => format!("{base}, apps = :apps REMOVE appsActive"),
-                });
-                if !merged.is_empty() {
-                    values.insert(":apps".into(), apps_item(&merged));
-                }
-                if shared {
-                    values.insert(":yes".into(), AttributeValue::Bool(true));
-                }
-                let condition = match &current {
-                    None => "attribute_not_exists(pk)".to_owned(),
-                    Some(seen) => {
-                        values.insert(":seenInUse".into(), n(i64::from(seen.in_use)));
-                        let version = if seen.version == 0 {
-                            "attribute_not_exists(counterVersion)"
-                        } else {
-                            values.insert(":seenVersion".into(), n(seen.version as i64));
-                            "counterVersion = :seenVersion"
-                        };
-                        let waiting = if seen.waiting == 0 {
-                            NOBODY_WAITS
-                        } else {
-                            values.insert(":seenWaiting".into(), n(i64::from(seen.waiting)));
-                            "waiting = :seenWaiting"
-                        };
-                        format!("inUse = :seenInUse AND {version} AND {waiting}")
-                    }
-                };
-                request = request.condition_expression(condition);
-            }
-            match request
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    let item = out.attributes().ok_or_else(|| {
-                        StoreError::Malformed("UpdateItem returned no attributes".into())
-                    })?;
-                    return pool_record(item);
-                }
-                // Moved since it was read: read again.
-                Err(e) if is_condition_failure(&e) => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(StoreError::service("UpdateItem", e)),
-            }
-        }
-        Err(StoreError::Contended {
-            operation: "put pool",
-            attempts: CONFLICT_ATTEMPTS,
-        })
+        self.write_pool(pool, budget, apps).await
     }
 
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError> {
@@ -949,51 +690,7 @@ impl LeaseStore for DynamoStore {
         seen: &PoolRecord,
         actual: &Counts,
     ) -> Result<bool, StoreError> {
-        // A record written before versions existed has none; it matches only while it still
-        // has none (the first counter change adds one).
-        let version_unchanged = if seen.version == 0 {
-            "attribute_not_exists(counterVersion)"
-        } else {
-            "counterVersion = :version"
-        };
-        let mut set = vec![
-            "inUse = :actual".to_owned(),
-            "waiting = :waiting".to_owned(),
-        ];
-        let mut request = self.client.update_item();
-        for (i, name) in seen.apps.keys().enumerate() {
-            let (in_use, waiting) = actual.apps.get(name).copied().unwrap_or((0, 0));
-            set.push(format!("apps.#app{i}.inUse = :app{i}InUse"));
-            set.push(format!("apps.#app{i}.waiting = :app{i}Waiting"));
-            request = request
-                .expression_attribute_names(format!("#app{i}"), name.as_str())
-                .expression_attribute_values(format!(":app{i}InUse"), n(i64::from(in_use)))
-                .expression_attribute_values(format!(":app{i}Waiting"), n(i64::from(waiting)));
-        }
-        let request = request
-            .table_name(&self.table)
-            .set_key(Some(Self::pool_key(pool)))
-            .update_expression(format!("SET {} ADD counterVersion :one", set.join(", ")))
-            .condition_expression(format!(
-                "inUse = :expected AND {version_unchanged} AND \
-                 (attribute_not_exists(waiting) OR waiting = :seenWaiting)"
-            ))
-            .expression_attribute_values(":actual", n(i64::from(actual.in_use)))
-            .expression_attribute_values(":waiting", n(i64::from(actual.waiting)))
-            .expression_attribute_values(":seenWaiting", n(i64::from(seen.waiting)))
-            .expression_attribute_values(":expected", n(i64::from(seen.in_use)))
-            .expression_attribute_values(":one", n(1));
-        let request = if seen.version == 0 {
-            request
-        } else {
-            request.expression_attribute_values(":version", n(seen.version as i64))
-        };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::service("UpdateItem(audit)", e)),
-        }
+        self.write_counts(pool, seen, actual).await
     }
 
     async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {

@@ -134,12 +134,6 @@ fn goals_compare_with_alone_and_promises_decide() {
             .shares_steady_p99_within_one_and_a_half_of_alone
     );
     assert!(report.passed());
-    let shown = super::super::text::text(&report);
-    assert!(
-        shown.contains("miss shares: steady p99 wait 166 ms <= 1.5 x alone 110 ms"),
-        "{shown}"
-    );
-    assert!(!shown.contains("FAIL"), "{shown}");
 }
 
 #[test]
