@@ -765,8 +765,11 @@ impl Broker {
         ];
         for (app, state) in record.apps.iter().filter(|(_, a)| !a.retired) {
             metrics.extend([
-                Metric::count("RemainingConnections", f64::from(record.remaining_for(app)))
-                    .for_app(app),
+                Metric::count(
+                    "RemainingConnections",
+                    f64::from(shares::takeable(record, Some(app))),
+                )
+                .for_app(app),
                 Metric::count("WaitingRequests", f64::from(state.waiting)).for_app(app),
                 Metric::count("BorrowedConnections", f64::from(state.borrowed())).for_app(app),
             ]);

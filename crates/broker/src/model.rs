@@ -285,13 +285,6 @@ impl PoolRecord {
     pub fn shared(&self) -> bool {
         self.apps.values().any(|a| !a.retired)
     }
-
-    /// Free slots the application may take now: within the pool's and within its ceiling.
-    pub fn remaining_for(&self, app: &AppName) -> u32 {
-        self.apps
-            .get(app)
-            .map_or(0, |a| a.headroom().min(self.remaining()))
-    }
 }
 
 #[cfg(test)]

@@ -147,25 +147,29 @@ fn kept_for_others(view: &PoolRecord, app: Option<&AppName>) -> u32 {
         .sum()
 }
 
-/// Whether a request of `app` may take one of `view`'s free slots now: below its `max`, and
-/// either within its reservation or borrowing a slot no active application keeps. On a pool
-/// without applications: whenever a slot is free.
-pub fn may_take(view: &PoolRecord, app: Option<&AppName>) -> bool {
+/// How many of `view`'s free slots requests of `app` may take now: within its `max`, and
+/// beyond its reservation only slots no active application keeps. On a pool without
+/// applications: every free slot. (The per-application `RemainingConnections` gauge.)
+pub fn takeable(view: &PoolRecord, app: Option<&AppName>) -> u32 {
     let free = view.remaining();
-    if free == 0 {
-        return false;
-    }
     if view.apps.is_empty() {
-        return true;
+        return free;
     }
     match app.map(|a| view.apps.get(a)) {
-        // At its ceiling or retired (max 0), or unknown.
-        Some(None) => false,
-        Some(Some(state)) if state.in_use >= state.max => false,
-        Some(Some(state)) if state.in_use < state.reserved => true,
-        // A borrower, or a waiter from before the pool was divided.
-        _ => free > kept_for_others(view, app),
+        // Retired (max 0) or unknown.
+        Some(None) => 0,
+        Some(Some(state)) if state.in_use < state.reserved => free.min(state.headroom()),
+        Some(Some(state)) => free
+            .saturating_sub(kept_for_others(view, app))
+            .min(state.headroom()),
+        // A waiter from before the pool was divided.
+        None => free.saturating_sub(kept_for_others(view, None)),
     }
+}
+
+/// Whether a request of `app` may take one of `view`'s free slots now ([`takeable`]).
+pub fn may_take(view: &PoolRecord, app: Option<&AppName>) -> bool {
+    takeable(view, app) > 0
 }
 
 /// An application's standing in the choice: its name, in-use count and share; `None` for a
