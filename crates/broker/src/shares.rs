@@ -350,7 +350,11 @@ mod tests {
             !may_take(&r, Some(&hot)),
             "only steady's kept slots are free"
         );
-        assert!(may_take(&r, Some(&AppName::parse("steady").unwrap())));
+        let steady = AppName::parse("steady").unwrap();
+        assert_eq!(
+            (takeable(&r, Some(&hot)), takeable(&r, Some(&steady))),
+            (0, 2)
+        );
         // A hot waiter is not handed a free slot steady keeps, but one hot gives back is not
         // steady's to keep.
         let waiters = [waiter("h1", "hot", 1)];
