@@ -261,7 +261,7 @@ impl Broker {
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
             match self
-                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()))
+                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()), true)
                 .await?
             {
                 Attempt::Leased { grant, .. } => return Ok(grant),
@@ -295,6 +295,10 @@ impl Broker {
 
     /// One grant attempt for `id` at `now`, shared by the polling and the queued acquire: a
     /// new lease, the live lease the id already holds, or its expired one renewed in place.
+    ///
+    /// Without `look_up_held`, a request of an application that may take no slot is `Full`
+    /// without looking for a lease its id may already hold: the queued acquire's enqueue
+    /// checks that itself (and looks on its next attempt).
     pub(crate) async fn attempt_grant(
         &self,
         pool: &PoolName,
@@ -302,6 +306,7 @@ impl Broker {
         ttl: i64,
         now: i64,
         (app, seen): (Option<&AppName>, Option<PoolRecord>),
+        look_up_held: bool,
     ) -> Result<Attempt, BrokerError> {
         let lease = Lease {
             pool: pool.clone(),
@@ -322,7 +327,15 @@ impl Broker {
                     None => self.pool_or_missing(pool).await?,
                 };
                 if shares::may_take(&record, Some(app)) {
-                    self.store.grant(&lease, None).await?
+                    // Beside waiters that may take nothing (each at its application's max),
+                    // granted on that condition, without reading the queue.
+                    let capped = match record.waiting {
+                        0 => None,
+                        _ => Beside::capped(&record, Some(app)),
+                    };
+                    self.store.grant(&lease, capped.as_ref()).await?
+                } else if !look_up_held {
+                    return Ok(Attempt::Full(record));
                 } else {
                     match self.store.lease(pool, id).await? {
                         Some(existing) => GrantAttempt::LeaseExists(existing),
@@ -354,7 +367,7 @@ impl Broker {
                 if u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
                     && shares::pick(record, &live, Slot::Free).is_none()
                 {
-                    let queue = Beside::of(record);
+                    let queue = Beside::capped(record, app).unwrap_or_else(|| Beside::of(record));
                     attempt = self.store.grant(&lease, Some(&queue)).await?;
                 }
             }

@@ -142,8 +142,8 @@ impl LeaseStore for LosingGrants {
     ) -> Result<bool, StoreError> {
         self.inner.set_in_use(pool, seen, actual).await
     }
-    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
-        self.inner.enqueue(waiter).await
+    async fn enqueue(&self, waiter: &Waiter, capped: bool) -> Result<EnqueueAttempt, StoreError> {
+        self.inner.enqueue(waiter, capped).await
     }
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError> {
         self.inner.waiters(pool).await

@@ -222,7 +222,7 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+    async fn enqueue(&self, waiter: &Waiter, capped: bool) -> Result<EnqueueAttempt, StoreError> {
         Ok(self.with(|p| {
             let Some(s) = p.get_mut(&waiter.pool) else {
                 return EnqueueAttempt::PoolMissing;
@@ -243,12 +243,14 @@ impl LeaseStore for MemoryStore {
             if waiter.app.is_none() && s.record.in_use < s.record.budget && s.record.waiting == 0 {
                 return EnqueueAttempt::SlotFree;
             }
-            if waiter
-                .app
-                .as_ref()
-                .is_some_and(|a| !s.record.apps.contains_key(a))
-            {
-                return EnqueueAttempt::PoolMissing;
+            if let Some(app) = &waiter.app {
+                let Some(state) = s.record.apps.get(app) else {
+                    // As the grant it goes back to: that one names the unknown application.
+                    return EnqueueAttempt::SlotFree;
+                };
+                if capped && s.record.in_use < s.record.budget && state.in_use < state.max {
+                    return EnqueueAttempt::SlotFree;
+                }
             }
             s.count(0, 1);
             s.count_app(waiter.app.as_ref(), 0, 1);

@@ -93,10 +93,11 @@ impl Broker {
         let (app, mut seen) = self.application(&pool, request.app.as_deref()).await?;
         let ttl = i64::from(request.ttl_seconds);
         let mut reclaimed_once = false;
-        for _ in 0..GRANT_PASSES * 2 {
+        for pass in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();
+            // The first pass leaves looking for a lease the id holds to the enqueue.
             let attempt = self
-                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()))
+                .attempt_grant(&pool, &id, ttl, now, (app.as_ref(), seen.take()), pass > 0)
                 .await?;
             let (granted, fresh) = match attempt {
                 Attempt::Leased { grant, fresh, held } => {
@@ -115,7 +116,11 @@ impl Broker {
                 Attempt::Full(record) => {
                     if record.remaining() > 0 {
                         // Slots beside waiters (a raised budget): serve the queue, then retry.
-                        self.fill_free_slots(&pool).await?;
+                        // (On a divided pool free slots beside waiters are common: kept for
+                        // an application, or beside applications at their max.)
+                        if !record.shared() {
+                            self.fill_free_slots(&pool).await?;
+                        }
                     } else if !reclaimed_once
                         && self.first_reclaim_within(&pool, now, QUEUED_RECLAIM_SECONDS)
                     {
@@ -133,9 +138,17 @@ impl Broker {
                         ttl_seconds: request.ttl_seconds,
                         app: app.clone(),
                     };
+                    // While its application can take no slot at all (the pool full, or the
+                    // application at its max), it queues on that condition and is sure to be
+                    // seen by whoever frees a slot it may take. Otherwise (it may not take
+                    // the free slots others keep) it queues and looks again.
+                    let capped = app
+                        .as_ref()
+                        .and_then(|a| record.apps.get(a))
+                        .is_some_and(|a| record.remaining() == 0 || a.in_use >= a.max);
                     // The queue as this request found it (no second read on the hot path).
-                    let (waiters, deadline) = match self.store.enqueue(&waiter).await? {
-                        EnqueueAttempt::Enqueued if record.shared() => {
+                    let (waiters, deadline) = match self.store.enqueue(&waiter, capped).await? {
+                        EnqueueAttempt::Enqueued if record.shared() && !capped => {
                             // On a divided pool a request also queues beside free slots that
                             // others' waiters may not take; a slot it may take can have come
                             // free meanwhile, and its freer may not have seen this waiter:
@@ -292,6 +305,9 @@ impl Broker {
         // queue was read and none of its waiters may take the slot (each of their
         // applications is at its max); the store checks that the queue has not moved.
         let mut beside: Option<Beside> = None;
+        // Whether the plain path was tried beside waiters that may take nothing, as the
+        // record a failed release answered with shows them (once: then the queue is read).
+        let mut tried_capped = false;
         for _ in 0..HANDOVER_PASSES {
             if !queue_first {
                 let plain = self
@@ -300,11 +316,25 @@ impl Broker {
                 match plain {
                     Some(done) => {
                         self.queue_seen.store(false, Ordering::Relaxed);
-                        look_again |= beside.is_some() && done.released;
+                        // Decided on the queue's exact counts: others deciding at the same
+                        // time may have counted on this slot staying taken.
+                        look_again |= matches!(beside, Some(Beside::Queue { .. })) && done.released;
                         return Ok((outcome.unwrap_or(done), look_again));
                     }
                     None => {
                         self.queue_seen.store(true, Ordering::Relaxed);
+                        let capped = known
+                            .as_ref()
+                            .filter(|_| !tried_capped && !matches!(source, Freed::Free))
+                            .and_then(|record| Beside::capped(record, source.app()));
+                        if capped.is_some() {
+                            // Every waiter's application is at its max, and this slot's has
+                            // none waiting: nobody may take the slot, so it goes back to the
+                            // pool on that condition, without reading the queue.
+                            tried_capped = true;
+                            beside = capped;
+                            continue;
+                        }
                         queue_first = true;
                     }
                 }
@@ -345,7 +375,9 @@ impl Broker {
                 }
                 // Nobody (live) who may take it: the slot goes back to the pool, beside the
                 // requests still counted (none of which may take it).
-                beside = (record.waiting > 0).then(|| Beside::of(&record));
+                beside = (record.waiting > 0).then(|| {
+                    Beside::capped(&record, source.app()).unwrap_or_else(|| Beside::of(&record))
+                });
                 queue_first = false;
                 known = None;
                 candidates.clear();

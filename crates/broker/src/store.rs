@@ -75,21 +75,32 @@ pub struct Freeing<'a> {
     pub beside: Option<&'a Beside>,
 }
 
-/// The queue as the broker read it when it found that none of its waiters may take a free
-/// slot (each waiting application is at its `max`): a slot is then granted or freed beside
-/// them only while the queue is exactly so, the pool's count and each application's. A
-/// change of either (an enqueue or a withdrawal, even two that leave the total where it was)
-/// sends the broker back to decide again.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Beside {
-    pub waiting: u32,
-    pub apps: BTreeMap<AppName, u32>,
+/// The queue beside which a slot may be granted or freed, as the broker read it when it found
+/// that none of its waiters may take the slot. The store checks it in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beside {
+    /// Exactly this queue: the pool's count and each application's. Any change of either (an
+    /// enqueue or a withdrawal, even two that leave the total where it was) sends the broker
+    /// back to decide again. Used when a waiter may not take the slot because of the other
+    /// applications' counts (reservations they keep), which no condition can state.
+    Queue {
+        waiting: u32,
+        apps: BTreeMap<AppName, u32>,
+    },
+    /// Every application that has waiters is at its `max` (so none of them may take any slot,
+    /// whatever the others hold), `except` has none, and the pool names these applications
+    /// and no other. Unlike [`Beside::Queue`], this holds through the churn of a busy queue
+    /// (enqueues and hand-overs of applications at their ceiling).
+    Capped {
+        except: Option<AppName>,
+        apps: Vec<AppName>,
+    },
 }
 
 impl Beside {
-    /// The queue of `record`.
+    /// The queue of `record`, exactly.
     pub fn of(record: &PoolRecord) -> Self {
-        Beside {
+        Beside::Queue {
             waiting: record.waiting,
             apps: record
                 .apps
@@ -99,11 +110,31 @@ impl Beside {
         }
     }
 
-    /// Whether `record`'s queue is still this one (`None`: nobody waits).
+    /// [`Beside::Capped`] for `record`, when it holds there: every request waits for an
+    /// application at its `max`, and `except` waits for nothing.
+    pub fn capped(record: &PoolRecord, except: Option<&AppName>) -> Option<Self> {
+        let named: u32 = record.apps.values().map(|a| a.waiting).sum();
+        let capped = Beside::Capped {
+            except: except.cloned(),
+            apps: record.apps.keys().cloned().collect(),
+        };
+        (!record.apps.is_empty() && named == record.waiting && Beside::holds(Some(&capped), record))
+            .then_some(capped)
+    }
+
+    /// Whether `record`'s queue is still as `beside` says (`None`: nobody waits).
     pub fn holds(beside: Option<&Beside>, record: &PoolRecord) -> bool {
         match beside {
             None => record.waiting == 0,
-            Some(b) => b.waiting == record.waiting && b.apps == Beside::of(record).apps,
+            Some(queue @ Beside::Queue { .. }) => *queue == Beside::of(record),
+            Some(Beside::Capped { except, apps }) => {
+                record.apps.len() == apps.len()
+                    && apps.iter().all(|name| match record.apps.get(name) {
+                        None => false,
+                        Some(state) if Some(name) == except.as_ref() => state.waiting == 0,
+                        Some(state) => state.waiting == 0 || state.in_use >= state.max,
+                    })
+            }
         }
     }
 }
@@ -167,8 +198,8 @@ pub trait LeaseStore: Send + Sync {
     /// Removes the pool record and all its lease records; false when there was no pool.
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError>;
     /// Records `lease` and counts it against the pool and its application, only if both have
-    /// a free slot, the id is new, and the queue is as `beside` says (`None`: nobody waits). A lease without an application is refused by a pool
-    /// that divides its budget (`PoolFull` with that record).
+    /// a free slot, the id is new, and the queue is as `beside` says (`None`: nobody waits). A
+    /// lease without an application is refused by a pool that divides its budget (`PoolFull` with that record).
     async fn grant(
         &self,
         lease: &Lease,
@@ -221,9 +252,12 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Records `waiter` and counts it (against its application too), only if its id holds no
     /// lease, and on a pool without applications only while it could not be granted (no slot
-    /// free, or others already wait). On a divided pool whether a free slot is its to take is
-    /// the broker's choice, so the broker looks for one again once the waiter is counted. An id that already waits gets the new token and deadline.
-    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError>;
+    /// free, or others already wait). On a divided pool, with `capped`, only while the pool is
+    /// full or the application is at its `max`; without, whenever the application exists
+    /// (whether a free slot is its to take is the broker's choice, so the broker then looks
+    /// for one again once the waiter is counted). An id that already waits gets the new token
+    /// and deadline.
+    async fn enqueue(&self, waiter: &Waiter, capped: bool) -> Result<EnqueueAttempt, StoreError>;
     /// Every waiter record of the pool, in no particular order.
     async fn waiters(&self, pool: &PoolName) -> Result<Vec<Waiter>, StoreError>;
     /// The pool record and every waiter record, read together (one request in DynamoDB).

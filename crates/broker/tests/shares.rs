@@ -5,8 +5,9 @@
 //! recording callbacks.
 
 use leasehold_broker::{
-    AcquireRequest, AppName, AppShare, Broker, DynamoStore, LeaseStore, NullSink, PoolName,
-    QueuedRequest, RecordingCallbacks, SystemClock,
+    AcquireRequest, AppName, AppShare, Beside, Broker, DynamoStore, EnqueueAttempt, Freeing,
+    GrantAttempt, Lease, LeaseId, LeaseStore, MemoryStore, NullSink, PoolName, QueuedRequest,
+    RecordingCallbacks, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::collections::BTreeMap;
@@ -479,4 +480,102 @@ async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the
             .values()
             .all(|a| a.in_use == 0 && a.waiting == 0)
     );
+}
+
+/// The capped conditions, checked by a store itself: a slot granted beside waiters that may
+/// take nothing, and a request queued only while it can take no slot.
+async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
+    let app = |name: &str| AppName::parse(name).unwrap();
+    let lease = |id: &str, name: &str| Lease {
+        pool: pool.clone(),
+        id: LeaseId::parse(id).unwrap(),
+        granted_at: 0,
+        expires_at: i64::MAX / 2,
+        draining: false,
+        handed_to: None,
+        app: Some(app(name)),
+    };
+    let waiter = |id: &str, name: &str| Waiter {
+        pool: pool.clone(),
+        id: LeaseId::parse(id).unwrap(),
+        task_token: TaskToken::parse(&format!("token-{id}")).unwrap(),
+        enqueued_at_ms: 1,
+        deadline: i64::MAX / 2,
+        ttl_seconds: 60,
+        app: Some(app(name)),
+    };
+    let record = || async { store.pool(pool).await.unwrap().unwrap() };
+    // GIVEN a pool of 6 where capped (max 2) holds 2; free ends 4
+    for id in ["c0", "c1"] {
+        assert!(matches!(
+            store.grant(&lease(id, "capped"), None).await.unwrap(),
+            GrantAttempt::Granted(_)
+        ));
+    }
+    // WHEN capped queues: only capped (at its max) succeeds; free, below its max, does not
+    assert_eq!(
+        store.enqueue(&waiter("f0", "free"), true).await.unwrap(),
+        EnqueueAttempt::SlotFree
+    );
+    assert_eq!(
+        store.enqueue(&waiter("c2", "capped"), true).await.unwrap(),
+        EnqueueAttempt::Enqueued
+    );
+    // THEN a grant of free's beside capped's waiter commits on the capped condition
+    let capped = Beside::capped(&record().await, Some(&app("free"))).expect("all capped");
+    assert!(matches!(
+        store
+            .grant(&lease("f1", "free"), Some(&capped))
+            .await
+            .unwrap(),
+        GrantAttempt::Granted(_)
+    ));
+    // AND once free waits too (below its max), neither that condition nor the record holds
+    assert_eq!(
+        store.enqueue(&waiter("f2", "free"), false).await.unwrap(),
+        EnqueueAttempt::Enqueued
+    );
+    assert!(Beside::capped(&record().await, None).is_none());
+    assert!(matches!(
+        store
+            .grant(&lease("f3", "free"), Some(&capped))
+            .await
+            .unwrap(),
+        GrantAttempt::PoolFull(_)
+    ));
+    // AND a release of free's beside the old view is refused: a waiter may take its slot
+    let refused = store
+        .release(
+            pool,
+            &LeaseId::parse("f1").unwrap(),
+            Freeing {
+                app: Some(&app("free")),
+                beside: Some(&capped),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(refused.waiters_first && !refused.released, "{refused:?}");
+    // AND free's own waiters make the condition fail for free as the exception
+    assert!(
+        store
+            .withdraw(pool, &LeaseId::parse("f2").unwrap(), Some(&app("free")))
+            .await
+            .unwrap()
+    );
+    let capped = Beside::capped(&record().await, Some(&app("capped")));
+    assert!(capped.is_none(), "capped waits itself: {capped:?}");
+    let r = record().await;
+    assert_eq!((r.in_use, r.waiting), (3, 1));
+}
+
+#[tokio::test]
+async fn capped_conditions_commit_only_while_every_waiting_application_is_at_its_max() {
+    let apps = [share("capped", 0, Some(2), 1), share("free", 0, None, 1)];
+    let s = setup(6, &apps).await;
+    capped_conditions_hold(s.store.as_ref(), &s.name()).await;
+    let memory = MemoryStore::default();
+    let pool = PoolName::parse("capped").unwrap();
+    memory.put_pool(&pool, 6, &apps).await.unwrap();
+    capped_conditions_hold(&memory, &pool).await;
 }

@@ -32,7 +32,7 @@ pub async fn enqueue_unchecked(
         app: None,
     };
     matches!(
-        store.enqueue(&waiter).await.expect("enqueue"),
+        store.enqueue(&waiter, false).await.expect("enqueue"),
         EnqueueAttempt::Enqueued
     )
 }

@@ -40,23 +40,31 @@
 //! pool record, with conditions of their own: a grant or a hand-over that adds a slot to an
 //! application needs `apps.<app>.inUse < apps.<app>.max` (besides `inUse < budget`). Whether a
 //! free slot is an application's to take also depends on the others (an active application
-//! keeps its unused reservation, see `crate::shares`), which no single condition can say: so an
-//! enqueue of an application's request commits whenever the application exists, and the broker
-//! looks for a slot for it once it is counted. Lease and waiter deletions are conditional on the
+//! keeps its unused reservation, see `crate::shares`), which no single condition can say. So an
+//! application's request queues on `inUse >= budget OR apps.<app>.inUse >= apps.<app>.max`
+//! when the pool as read says so (it can take no slot at all, and whoever frees one later sees
+//! it counted); otherwise (it may not take the slots others keep) it queues whenever its
+//! application exists and looks for a slot once more after it is counted. Lease and waiter deletions are conditional on the
 //! item's `app` too, so a release always uncounts the application the lease really counts
 //! against (a wrong or missing hint costs one more try).
 //!
-//! Here a request may wait beside a free slot it may not take (its application is at its
-//! `max`). So the "nobody waits" of a grant and a release generalizes to "the queue is exactly
-//! the one read": after reading the queue and finding that none of its waiters may take the
-//! slot, the broker grants or frees it on condition that the pool's waiting count and every
-//! application's are still the ones it read (an enqueue, a withdrawal or a hand-over in between
-//! moves one of them, even when two leave the total where it was, and the broker decides
-//! again). Counts that change who may take a slot without moving the queue (a release that
-//! makes its application idle, two releases deciding at once) are caught by the look at the
-//! queue every giver of a slot takes after its own write: the last of them sees them all. A request
-//! queued beside free slots looks for a slot once more after its enqueue committed, so a slot
-//! freed by someone who read the queue before the enqueue is not left beside it.
+//! Here a request may wait beside a free slot it may not take. So the "nobody waits" of a grant
+//! and a release generalizes to one of two conditions, chosen after finding that no waiter may
+//! take the slot:
+//! - **capped**: every application with waiters is at its `max` (`apps.<a>.waiting = 0 OR
+//!   apps.<a>.inUse >= apps.<a>.max` for each application, the slot's own with no waiter, and
+//!   `size(apps)` as read). Such waiters can take no slot whatever the others hold, so nothing
+//!   else needs checking, and the condition holds through the churn of a busy queue (enqueues
+//!   and hand-overs of applications at their ceiling). It needs no read of the queue: the pool
+//!   record (as read, or as a failed release answered with it) tells.
+//! - **exactly the queue read**: the pool's waiting count and every application's are still
+//!   the ones read (an enqueue, a withdrawal or a hand-over in between moves one of them, even
+//!   when two leave the total where it was, and the broker decides again). Counts that change
+//!   who may take a slot without moving the queue (a release that makes its application idle,
+//!   two releases deciding at once) are caught by the look at the queue every giver of a slot
+//!   takes after such a write: the last of them sees them all. A request queued beside free
+//!   slots looks for a slot once more after its enqueue committed, so a slot freed by someone
+//!   who read the queue before the enqueue is not left beside it.
 //!
 //! No item grows with the number of holders: each lease is its own small item, and the pool
 //! record holds only two counters. A grant or a release is one `TransactWriteItems` (lease item
@@ -693,7 +701,7 @@ impl LeaseStore for DynamoStore {
         self.write_counts(pool, seen, actual).await
     }
 
-    async fn enqueue(&self, waiter: &Waiter) -> Result<EnqueueAttempt, StoreError> {
+    async fn enqueue(&self, waiter: &Waiter, capped: bool) -> Result<EnqueueAttempt, StoreError> {
         let pool = &waiter.pool;
         let mut item = Self::waiter_key(pool, &waiter.id);
         item.insert("leaseId".into(), s(waiter.id.as_str()));
@@ -711,11 +719,16 @@ impl LeaseStore for DynamoStore {
             .build()
             .expect("table, key and condition are set");
         // Without an application: exactly when a grant of it would fail (no slot free, or
-        // others wait). With one: whenever its application exists; whether a free slot is its
-        // to take is the broker's choice (others' kept reservations), so the broker looks again
-        // once the waiter is counted.
+        // others wait). With one, capped: while it could take no slot at all (the pool full or
+        // the application at its max). Otherwise whenever its application exists; whether a
+        // free slot is its to take is the broker's choice (others' kept reservations), so the
+        // broker looks again once the waiter is counted.
         let open = "attribute_exists(pk) AND attribute_not_exists(closing)";
         let condition = match &waiter.app {
+            Some(_) if capped => format!(
+                "{open} AND attribute_exists(apps.#app0) \
+                 AND (inUse >= budget OR apps.#app0.inUse >= apps.#app0.#max)"
+            ),
             Some(_) => format!("{open} AND attribute_exists(apps.#app0)"),
             None => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
         };

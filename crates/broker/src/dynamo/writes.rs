@@ -81,13 +81,26 @@ impl DynamoStore {
         match change.beside {
             None => {}
             Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
-            Some(Some(queue)) => {
+            Some(Some(Beside::Queue { waiting, apps })) => {
                 conditions.push("waiting = :beside".to_owned());
-                values.insert(":beside".into(), n(i64::from(queue.waiting)));
-                for (i, (app, waiting)) in queue.apps.iter().enumerate() {
+                values.insert(":beside".into(), n(i64::from(*waiting)));
+                for (i, (app, waiting)) in apps.iter().enumerate() {
                     names.insert(format!("#queued{i}"), app.as_str().to_owned());
                     values.insert(format!(":queued{i}"), n(i64::from(*waiting)));
                     conditions.push(format!("apps.#queued{i}.waiting = :queued{i}"));
+                }
+            }
+            Some(Some(Beside::Capped { except, apps })) => {
+                conditions.push("size(apps) = :apps".to_owned());
+                values.insert(":apps".into(), n(apps.len() as i64));
+                for (i, app) in apps.iter().enumerate() {
+                    let path = format!("apps.#capped{i}");
+                    names.insert(format!("#capped{i}"), app.as_str().to_owned());
+                    conditions.push(if Some(app) == except.as_ref() {
+                        format!("{path}.waiting = :zero")
+                    } else {
+                        format!("({path}.waiting = :zero OR {path}.inUse >= {path}.#max)")
+                    });
                 }
             }
         }
