@@ -327,12 +327,8 @@ impl Broker {
                     None => self.pool_or_missing(pool).await?,
                 };
                 if shares::may_take(&record, Some(app)) {
-                    // Beside waiters that may take nothing (each at its application's max),
-                    // granted on that condition, without reading the queue.
-                    let capped = match record.waiting {
-                        0 => None,
-                        _ => Beside::capped(&record, Some(app)),
-                    };
+                    // Beside waiters that may take nothing (all at their max): on that condition.
+                    let capped = Beside::capped(&record, Some(app)).filter(|_| record.waiting > 0);
                     self.store.grant(&lease, capped.as_ref()).await?
                 } else if !look_up_held {
                     return Ok(Attempt::Full(record));

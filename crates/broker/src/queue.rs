@@ -17,7 +17,7 @@ use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
 use crate::model::{AppName, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
-use crate::shares::{self, Slot};
+use crate::shares;
 use crate::slot::{Freed, GaveBack, handed_over};
 use crate::store::{Beside, EnqueueAttempt, Freeing, HandOver, ReclaimAttempt};
 use serde::Serialize;
@@ -323,48 +323,30 @@ impl Broker {
                     }
                     None => {
                         self.queue_seen.store(true, Ordering::Relaxed);
-                        let capped = known
+                        // Every waiter's application at its max, and none of this slot's
+                        // waiting: nobody may take the slot, so it goes back to the pool on
+                        // that condition, without reading the queue.
+                        beside = known
                             .as_ref()
                             .filter(|_| !tried_capped && !matches!(source, Freed::Free))
                             .and_then(|record| Beside::capped(record, source.app()));
-                        if capped.is_some() {
-                            // Every waiter's application is at its max, and this slot's has
-                            // none waiting: nobody may take the slot, so it goes back to the
-                            // pool on that condition, without reading the queue.
-                            tried_capped = true;
-                            beside = capped;
-                            continue;
-                        }
-                        queue_first = true;
+                        tried_capped |= beside.is_some();
+                        queue_first = beside.is_none();
                     }
                 }
             }
             let now = self.clock.now();
             if candidates.is_empty() {
-                let (record, mut waiters) = if known.is_some() {
-                    (known.clone(), self.store.waiters(pool).await?)
-                } else {
-                    self.store.queue(pool).await?
-                };
-                let Some(mut record) = record else {
+                let Some((record, live)) = self.live_queue(pool, known.take(), now).await? else {
                     break;
                 };
-                if record.waiting > 0 {
-                    waiters.sort_by(Waiter::queue_order);
-                    let (live, removed) = self.drop_timed_out(pool, waiters, now).await?;
-                    record.waiting = record.waiting.saturating_sub(removed);
-                    record.version += u64::from(removed);
-                    candidates = live;
-                }
+                candidates = live;
                 known = Some(record);
             }
             let Some(record) = known.clone() else {
                 break;
             };
-            let slot = match source {
-                Freed::Free => Slot::Free,
-                _ => Slot::Lease(source.app()),
-            };
+            let slot = source.as_slot();
             // A released id that also waits (a new round of its request) is not its own heir.
             if let Freed::Release(id, ..) | Freed::Unclaimed(id, ..) = &source {
                 candidates.retain(|w| w.id != *id);
@@ -431,13 +413,11 @@ impl Broker {
                     candidates.insert(index, waiter);
                 }
                 HandOver::SourceGone { draining } => {
-                    if outcome.is_none() {
-                        outcome = Some(GaveBack {
-                            released: false,
-                            draining,
-                            record: Some(record),
-                        });
-                    }
+                    outcome.get_or_insert(GaveBack {
+                        released: false,
+                        draining,
+                        record: Some(record),
+                    });
                     break;
                 }
                 HandOver::PoolMissing => break,
@@ -452,6 +432,32 @@ impl Broker {
             },
         };
         Ok((outcome, look_again))
+    }
+
+    /// The pool record (`known`, or read with the queue) and its live waiters in queue order,
+    /// the timed-out ones withdrawn on the way; `None` when there is no pool.
+    async fn live_queue(
+        &self,
+        pool: &PoolName,
+        known: Option<PoolRecord>,
+        now: i64,
+    ) -> Result<Option<(PoolRecord, Vec<Waiter>)>, BrokerError> {
+        let (record, mut waiters) = match known {
+            Some(record) => (Some(record), self.store.waiters(pool).await?),
+            None => self.store.queue(pool).await?,
+        };
+        let Some(mut record) = record else {
+            return Ok(None);
+        };
+        let mut live = Vec::new();
+        if record.waiting > 0 {
+            waiters.sort_by(Waiter::queue_order);
+            let removed;
+            (live, removed) = self.drop_timed_out(pool, waiters, now).await?;
+            record.waiting = record.waiting.saturating_sub(removed);
+            record.version += u64::from(removed);
+        }
+        Ok(Some((record, live)))
     }
 
     /// Gives the slot of `source` straight back to the pool, when nobody waits (or only the

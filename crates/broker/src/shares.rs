@@ -21,9 +21,10 @@
 //!
 //! Who may take a slot depends on every application's counts, so the broker decides on the
 //! pool record as read, and the store's conditions guard what must never break (the budget,
-//! every `max`, and the queue it decided beside); whoever gives a slot back looks at the queue
-//! again afterwards, so that concurrent decisions never leave a waiter beside a slot it may
-//! take.
+//! every `max`, and the queue it decided beside: either every waiting application still at its
+//! `max`, which no other count can change, or exactly the queue it read, after which whoever
+//! gave a slot back looks at the queue again, so that concurrent decisions never leave a waiter
+//! beside a slot it may take; see `crate::store::Beside`).
 
 use crate::error::BrokerError;
 use crate::model::{AppName, AppShare, AppState, Apps, MAX_APPS, PoolName, PoolRecord, Waiter};

@@ -2,6 +2,7 @@
 //! [`crate::broker`] and the hand-over of [`crate::queue`].
 
 use crate::model::{AppName, Lease, LeaseId, PoolRecord, TaskToken};
+use crate::shares::Slot;
 use crate::store::SlotSource;
 
 /// A slot being given back (owned form of [`SlotSource`]). The application of a released
@@ -18,6 +19,14 @@ pub(crate) enum Freed {
 }
 
 impl Freed {
+    /// The slot as the choice of a waiter sees it.
+    pub(crate) fn as_slot(&self) -> Slot<'_> {
+        match self {
+            Freed::Free => Slot::Free,
+            _ => Slot::Lease(self.app()),
+        }
+    }
+
     pub(crate) fn slot(&self) -> SlotSource<'_> {
         match self {
             Freed::Release(id, settled, app) => SlotSource::Release {

@@ -92,7 +92,7 @@ use std::collections::HashMap;
 mod items;
 mod writes;
 
-use writes::Counter;
+use writes::{Counter, enqueue_condition};
 
 use items::{
     app_of, backoff, epoch_seconds, is_condition_failure, lease_from, n, pool_record, s,
@@ -110,7 +110,7 @@ const NOBODY_WAITS: &str = "(attribute_not_exists(waiting) OR waiting = :zero)";
 const CONFLICT_ATTEMPTS: u32 = 12;
 /// A lease or waiter without an application may only be counted by an undivided pool
 /// (`shared` would read better, but it is one of DynamoDB's reserved words).
-const UNDIVIDED: &str = "attribute_not_exists(appsActive)";
+pub(super) const UNDIVIDED: &str = "attribute_not_exists(appsActive)";
 
 /// The condition that a lease or waiter item belongs to `app` (or to none).
 fn belongs_to(app: Option<&AppName>) -> &'static str {
@@ -718,20 +718,7 @@ impl LeaseStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table, key and condition are set");
-        // Without an application: exactly when a grant of it would fail (no slot free, or
-        // others wait). With one, capped: while it could take no slot at all (the pool full or
-        // the application at its max). Otherwise whenever its application exists; whether a
-        // free slot is its to take is the broker's choice (others' kept reservations), so the
-        // broker looks again once the waiter is counted.
-        let open = "attribute_exists(pk) AND attribute_not_exists(closing)";
-        let condition = match &waiter.app {
-            Some(_) if capped => format!(
-                "{open} AND attribute_exists(apps.#app0) \
-                 AND (inUse >= budget OR apps.#app0.inUse >= apps.#app0.#max)"
-            ),
-            Some(_) => format!("{open} AND attribute_exists(apps.#app0)"),
-            None => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
-        };
+        let condition = enqueue_condition(waiter.app.is_some(), capped);
         let items = vec![
             self.counter(
                 pool,

@@ -3,7 +3,7 @@
 //! applications, and the audit's repair.
 
 use super::items::{apps_item, backoff, epoch_seconds, is_condition_failure, n, pool_record, s};
-use super::{CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, belongs_to};
+use super::{CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to};
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, LeaseId, PoolName, PoolRecord};
 use crate::shares;
@@ -353,5 +353,22 @@ impl DynamoStore {
             }
             Err(e) => Err(StoreError::service("DeleteItem", e)),
         }
+    }
+}
+
+/// The pool-record condition of an enqueue. Without an application: exactly when a grant of it
+/// would fail (no slot free, or others wait). With one, `capped`: while it could take no slot
+/// at all (the pool full or the application at its max). Otherwise whenever its application
+/// exists; whether a free slot is its to take is the broker's choice (others' kept
+/// reservations), so the broker looks again once the waiter is counted.
+pub(super) fn enqueue_condition(for_app: bool, capped: bool) -> String {
+    let open = "attribute_exists(pk) AND attribute_not_exists(closing)";
+    match (for_app, capped) {
+        (true, true) => format!(
+            "{open} AND attribute_exists(apps.#app0) \
+             AND (inUse >= budget OR apps.#app0.inUse >= apps.#app0.#max)"
+        ),
+        (true, false) => format!("{open} AND attribute_exists(apps.#app0)"),
+        (false, _) => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
     }
 }
