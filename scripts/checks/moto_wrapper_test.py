@@ -11,6 +11,7 @@ Usage: python3 scripts/checks/moto_wrapper_test.py
 
 import importlib.util
 import json
+import os
 import pathlib
 import sys
 
@@ -164,6 +165,12 @@ def answers() -> list:
 
 
 def main() -> None:
+    # In process only: an endpoint of the local services (.local/env) would take the calls
+    # past moto's in-process mock to the running server.
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[name]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     model = answers()
     wrapper = load_wrapper()
     wrapper.pass_attribute_values_through()
