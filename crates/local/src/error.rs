@@ -40,6 +40,10 @@ pub enum StackError {
         path.display()
     )]
     MissingBinary { function: String, path: PathBuf },
+    #[error("mock configuration {}: {reason}", path.display())]
+    MockConfig { path: PathBuf, reason: String },
+    #[error("--time-scale: {0}")]
+    TimeScale(String),
     #[error("--kill or --lose-answers names no function of the template: {0}")]
     KillTarget(String),
     #[error("--function-env names no function of the template: {0}")]

@@ -6,7 +6,9 @@
 //!   for SendTaskSuccess/SendTaskFailure with its token (see [`crate::sfn::callbacks`]);
 //! - `arn:aws:states:::states:startExecution`, `.sync` and `.sync:2`;
 //! - `arn:aws:states:::dynamodb:getItem|putItem|updateItem|deleteItem`, whose parameters are
-//!   passed verbatim to DynamoDB's API (signed with SigV4) at the configured endpoint.
+//!   passed verbatim to DynamoDB's API (signed with SigV4) at the configured endpoint;
+//! - `arn:aws:states:::sqs:sendMessage` (`QueueUrl`, `MessageBody`, which Step Functions turns
+//!   into a JSON string when it is not one, ...), sent to SQS's API at the same endpoint.
 //!
 //! [`Integrations`] depends on Step Functions, never the reverse: the service is built with
 //! its invoker ([`StepFunctions::with_tasks`]) and hands it a `Weak` handle for child
@@ -24,10 +26,11 @@ const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 const LAMBDA_INVOKE_CALLBACK: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 const DYNAMODB: &str = "arn:aws:states:::dynamodb:";
+const SQS_SEND_MESSAGE: &str = "arn:aws:states:::sqs:sendMessage";
 
-/// Where and as whom DynamoDB calls go.
+/// Where and as whom the AWS API calls of service integrations (DynamoDB, SQS) go.
 #[derive(Debug, Clone)]
-pub struct DynamoTarget {
+pub struct AwsTarget {
     pub endpoint: String,
     pub region: String,
     pub access_key: String,
@@ -38,7 +41,7 @@ pub struct DynamoTarget {
 pub struct Integrations {
     lambda: Arc<LambdaService>,
     sfn: Weak<StepFunctions>,
-    dynamodb: Option<Arc<DynamoTarget>>,
+    aws: Option<Arc<AwsTarget>>,
     http: reqwest::Client,
 }
 
@@ -64,12 +67,12 @@ impl Integrations {
     pub fn new(
         lambda: Arc<LambdaService>,
         sfn: Weak<StepFunctions>,
-        dynamodb: Option<DynamoTarget>,
+        aws: Option<AwsTarget>,
     ) -> Self {
         Integrations {
             lambda,
             sfn,
-            dynamodb: dynamodb.map(Arc::new),
+            aws: aws.map(Arc::new),
             http: reqwest::Client::new(),
         }
     }
@@ -92,6 +95,7 @@ impl Integrations {
                 .strip_prefix(START_EXECUTION)
                 .is_some_and(|mode| ["", ".sync", ".sync:2"].contains(&mode))
             || dynamodb_operation(resource).is_some()
+            || resource == SQS_SEND_MESSAGE
     }
 
     async fn run(self, request: TaskRequest) -> Result<Value, TaskError> {
@@ -124,7 +128,18 @@ impl Integrations {
             return self.start_execution(mode, &request).await;
         }
         if let Some(operation) = dynamodb_operation(resource) {
-            return self.dynamodb(operation, &request.parameters).await;
+            let call = ("dynamodb", format!("DynamoDB_20120810.{operation}"));
+            return self.aws_call(call, request.parameters.to_string()).await;
+        }
+        if resource == SQS_SEND_MESSAGE {
+            let mut parameters = request.parameters.clone();
+            if let Some(body) = parameters.get_mut("MessageBody")
+                && !body.is_string()
+            {
+                *body = Value::String(body.to_string());
+            }
+            let call = ("sqs", "AmazonSQS.SendMessage".to_owned());
+            return self.aws_call(call, parameters.to_string()).await;
         }
         Err(failed(
             "States.TaskFailed",
@@ -259,29 +274,41 @@ impl Integrations {
         }
     }
 
-    async fn dynamodb(&self, operation: &str, parameters: &Value) -> Result<Value, TaskError> {
-        let target = self.dynamodb.as_ref().ok_or_else(|| {
+    /// One call of an AWS JSON API (`service` signs it, `target` names the operation) at the
+    /// configured endpoint; its errors are `<Service>.<error type>` as Step Functions names
+    /// them (`DynamoDB.ConditionalCheckFailedException`, `SQS.QueueDoesNotExist`, ...).
+    async fn aws_call(
+        &self,
+        (service, target_header): (&str, String),
+        body: String,
+    ) -> Result<Value, TaskError> {
+        // (error prefix, the service as causes name it)
+        let (prefix, named) = if service == "sqs" {
+            ("SQS", "Sqs")
+        } else {
+            ("DynamoDB", "DynamoDb")
+        };
+        let target = self.aws.as_ref().ok_or_else(|| {
             failed(
                 "States.TaskFailed",
-                "no DynamoDB endpoint is configured for the local stack",
+                format!("no {prefix} endpoint is configured for the local stack"),
             )
         })?;
-        let body = parameters.to_string();
         let mut request = http::Request::builder()
             .method("POST")
             .uri(&target.endpoint)
             .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
-            .body(body.clone())
+            .header("x-amz-target", target_header)
+            .body(body)
             .map_err(|e| failed("States.TaskFailed", e.to_string()))?;
-        sign(&mut request, target).map_err(|e| failed("States.TaskFailed", e))?;
+        sign(&mut request, target, service).map_err(|e| failed("States.TaskFailed", e))?;
         let request = reqwest::Request::try_from(request)
             .map_err(|e| failed("States.TaskFailed", e.to_string()))?;
         let response = self
             .http
             .execute(request)
             .await
-            .map_err(|e| failed("DynamoDB.AmazonDynamoDBException", e.to_string()))?;
+            .map_err(|e| failed(format!("{prefix}.Amazon{prefix}Exception"), e.to_string()))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -291,15 +318,15 @@ impl Integrations {
         let kind = value["__type"]
             .as_str()
             .and_then(|t| t.rsplit('#').next())
-            .unwrap_or("AmazonDynamoDBException");
+            .unwrap_or("AmazonServiceException");
         let message = value["message"]
             .as_str()
             .or_else(|| value["Message"].as_str())
             .unwrap_or("");
         Err(failed(
-            format!("DynamoDB.{kind}"),
+            format!("{prefix}.{kind}"),
             format!(
-                "{message} (Service: DynamoDb, Status Code: {})",
+                "{message} (Service: {named}, Status Code: {})",
                 status.as_u16()
             ),
         ))
@@ -355,7 +382,11 @@ fn sync_output(d: &Described, v2: bool) -> Value {
     v
 }
 
-fn sign(request: &mut http::Request<String>, target: &DynamoTarget) -> Result<(), String> {
+fn sign(
+    request: &mut http::Request<String>,
+    target: &AwsTarget,
+    service: &str,
+) -> Result<(), String> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(
@@ -369,7 +400,7 @@ fn sign(request: &mut http::Request<String>, target: &DynamoTarget) -> Result<()
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&target.region)
-        .name("dynamodb")
+        .name(service)
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()

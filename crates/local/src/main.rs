@@ -33,6 +33,11 @@ const USAGE: &str = "usage: leasehold-local [options]
   --log-max-bytes N       size at which a container's log file is rotated (default 10485760,
                           at least 1024)
   --log-backups N         rotated log files kept per container (default 3)
+  --mock-config PATH      mocked service integrations in Step Functions Local's format, used
+                          by executions started with STATE_MACHINE_ARN#TEST_CASE (default:
+                          the file SFN_MOCK_CONFIG names, if set)
+  --time-scale F          Wait states, Retry intervals and timeouts take F times as long,
+                          0 < F <= 1; history timestamps stay as AWS would space them (default 1)
   --write-env PATH        write the stack's endpoints and ARNs as KEY=VALUE lines
 template-facts prints the template's facts as JSON (with --events, the rules each sample
 event in DIR matches) and exits.";
@@ -82,6 +87,10 @@ fn parse_args() -> Result<Args, String> {
     let mut idle = leasehold_local::lambda::DEFAULT_IDLE_SECONDS;
     let mut write_env = None;
     let mut retention = Retention::default();
+    let mut mock_config = std::env::var_os("SFN_MOCK_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut time_scale = 1.0f64;
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
@@ -143,6 +152,16 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => concurrency = number(&value)?.max(1) as usize,
             "--idle-seconds" => idle = number(&value)?,
             "--write-env" => write_env = Some(value.into()),
+            "--mock-config" => mock_config = Some(value.into()),
+            "--time-scale" => {
+                time_scale = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| *f > 0.0 && *f <= 1.0)
+                    .ok_or_else(|| {
+                        format!("--time-scale: a number above 0 and at most 1, got {value}")
+                    })?
+            }
             "--keep-executions" => {
                 retention.finished_executions = usize::try_from(number(&value)?)
                     .ok()
@@ -178,6 +197,8 @@ fn parse_args() -> Result<Args, String> {
             concurrency,
             idle_timeout: Duration::from_secs(idle),
             retention,
+            mock_config,
+            time_scale,
         },
         env_file,
         port,

@@ -6,13 +6,13 @@
 use crate::database::LocalAccount;
 use crate::error::StackError;
 use crate::events::EventBus;
-use crate::integrations::{DynamoTarget, Integrations};
+use crate::integrations::{AwsTarget, Integrations};
 use crate::lambda::{LambdaConfig, LambdaService};
 use crate::logfile::LogLimits;
 use crate::metrics::MetricsForwarder;
 use crate::rng::Rng;
 use crate::server::{AppState, CfnResponses, app, local_only};
-use crate::sfn::StepFunctions;
+use crate::sfn::{MockConfig, StepFunctions};
 use crate::template::{
     self, CustomResourceSpec, FunctionSpec, LocalContext, LocalDatabase, StackModel,
 };
@@ -49,6 +49,11 @@ pub struct StackOptions {
     pub idle_timeout: Duration,
     /// What the stack keeps as it runs, so that its memory and disk stay bounded.
     pub retention: Retention,
+    /// A mock configuration file in Step Functions Local's format (mocked service
+    /// integrations for executions started with `<state machine ARN>#<test case>`).
+    pub mock_config: Option<PathBuf>,
+    /// The factor on Wait states, Retry intervals and timeouts (1: real time).
+    pub time_scale: f64,
 }
 
 /// What a long-running stack keeps: the last finished executions of each state machine, and
@@ -158,19 +163,32 @@ impl Stack {
             metrics.clone(),
         )?;
 
-        let dynamodb = env
+        let aws = env
             .get("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| env.get("AWS_ENDPOINT_URL"))
-            .map(|endpoint| DynamoTarget {
+            .map(|endpoint| AwsTarget {
                 endpoint: endpoint.clone(),
                 region: region.clone(),
                 access_key: env_or(env, "AWS_ACCESS_KEY_ID", "testing").to_owned(),
                 secret_key: env_or(env, "AWS_SECRET_ACCESS_KEY", "testing").to_owned(),
             });
         let sfn = StepFunctions::with_tasks(&region, LOCAL_ACCOUNT, options.seed, |sfn| {
-            Integrations::new(lambda.clone(), sfn.clone(), dynamodb).tasks()
+            Integrations::new(lambda.clone(), sfn.clone(), aws).tasks()
         });
         sfn.keep_finished(options.retention.finished_executions);
+        sfn.scale_time(options.time_scale)
+            .map_err(StackError::TimeScale)?;
+        if let Some(path) = &options.mock_config {
+            let text = std::fs::read_to_string(path).map_err(|e| StackError::MockConfig {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let config = MockConfig::parse(&text).map_err(|reason| StackError::MockConfig {
+                path: path.clone(),
+                reason,
+            })?;
+            sfn.set_mocks(config);
+        }
         register_machines(&sfn, &model, &options.stack_name)?;
         let events = EventBus::new(model.rules.clone(), lambda.clone(), &sfn, options.seed)?;
         events.start_schedules();

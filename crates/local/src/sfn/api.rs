@@ -44,7 +44,9 @@ pub async fn dispatch(
         }
         "SendTaskHeartbeat" => {
             let token = field(body, "taskToken")?;
-            sfn.callbacks.heartbeat(token, now_ms()).map(|()| json!({}))
+            sfn.callbacks
+                .heartbeat(token, sfn.now_millis())
+                .map(|()| json!({}))
         }
         other => Err(ApiError::new(
             "UnknownOperationException",

@@ -17,6 +17,7 @@
 
 mod api;
 pub mod callbacks;
+pub mod mocks;
 
 pub use crate::error::ApiError;
 use crate::rng::Rng;
@@ -28,6 +29,7 @@ use leasehold_asl::history::{Details, HistoryEvent, HistoryObserver};
 use leasehold_asl::invoker::TaskInvoker;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
+pub use mocks::MockConfig;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,15 +46,34 @@ const MAX_PAYLOAD: usize = 256 * 1024;
 /// after 90 days. Running executions are always kept.
 pub const DEFAULT_KEEP_EXECUTIONS: usize = 1000;
 
-/// Real time for the interpreter, on the tokio runtime.
-pub struct TokioClock;
+/// Time for the interpreter, on the tokio runtime: real time, or with a time scale below 1 a
+/// faster virtual time (since `origin_ms`), in which Wait states, Retry intervals and
+/// timeouts pass `1 / scale` times as fast and history timestamps keep the spacing AWS would
+/// record.
+pub struct TokioClock {
+    pub scale: f64,
+    pub origin_ms: i64,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock {
+            scale: 1.0,
+            origin_ms: 0,
+        }
+    }
+}
 
 impl Clock for TokioClock {
     fn now_millis(&self) -> i64 {
-        crate::lambda::epoch_ms() as i64
+        let real = crate::lambda::epoch_ms() as i64;
+        if self.scale == 1.0 {
+            return real;
+        }
+        self.origin_ms + ((real - self.origin_ms) as f64 / self.scale) as i64
     }
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(d))
+        Box::pin(tokio::time::sleep(d.mul_f64(self.scale)))
     }
 }
 
@@ -250,6 +271,10 @@ pub struct StepFunctions {
     random: Arc<Rng>,
     /// Task tokens of `.waitForTaskToken` tasks.
     pub callbacks: Callbacks,
+    /// Mocked service integrations, for executions started with a test case.
+    mocks: RwLock<Option<Arc<MockConfig>>>,
+    /// The clock of every execution (real time unless the time is scaled).
+    clock: RwLock<Arc<TokioClock>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -308,7 +333,39 @@ impl StepFunctions {
             listeners: RwLock::default(),
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
             callbacks: Callbacks::default(),
+            mocks: RwLock::default(),
+            clock: RwLock::new(Arc::new(TokioClock::default())),
         })
+    }
+
+    /// Uses `config` for executions started with a test case (`<state machine ARN>#<test
+    /// case>`), as Step Functions Local does with its mock configuration file.
+    pub fn set_mocks(&self, config: MockConfig) {
+        *self.mocks.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(config));
+    }
+
+    /// Runs Wait states, Retry intervals and timeouts `factor` times as long (0 < factor <= 1:
+    /// a test of a backoff policy takes milliseconds); history timestamps are then virtual,
+    /// spaced as AWS would space them (see [`TokioClock`]).
+    pub fn scale_time(&self, factor: f64) -> Result<(), String> {
+        if !(factor > 0.0 && factor <= 1.0) {
+            return Err(format!(
+                "the time scale must be above 0 and at most 1, got {factor}"
+            ));
+        }
+        *self.clock.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(TokioClock {
+            scale: factor,
+            origin_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    /// The executions' time now, in epoch milliseconds (virtual when the time is scaled).
+    pub fn now_millis(&self) -> i64 {
+        self.clock
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .now_millis()
     }
 
     /// Keeps at most `keep` finished executions per state machine (at least one).
@@ -579,7 +636,30 @@ impl StepFunctions {
         name: Option<&str>,
         input: Option<&str>,
     ) -> Result<Arc<Execution>, ApiError> {
+        // `<state machine ARN>#<test case>`: the execution uses that test case's mocks.
+        let (machine_arn, case) = match machine_arn.split_once('#') {
+            Some((arn, case)) => (arn, Some(case)),
+            None => (machine_arn, None),
+        };
         let machine = self.machine(machine_arn)?;
+        let case = match case {
+            None => None,
+            Some(case) => Some(
+                self.mocks
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            "ValidationException",
+                            format!(
+                                "Test case '{case}' cannot be used: the local stack has no mock configuration (--mock-config or SFN_MOCK_CONFIG)"
+                            ),
+                        )
+                    })?
+                    .case(&machine.name, case)?,
+            ),
+        };
         let name = match name {
             Some(n) if !valid_name(n) => {
                 return Err(ApiError::new("InvalidName", format!("Invalid Name: '{n}'")));
@@ -662,10 +742,17 @@ impl StepFunctions {
         cfg.execution_arn = arn.clone();
         cfg.state_machine_arn = machine.arn.clone();
         cfg.role_arn = machine.role_arn.clone();
+        let invoker: Arc<dyn TaskInvoker> = match case {
+            Some(case) => Arc::new(mocks::MockingInvoker {
+                inner: self.tasks.invoker.clone(),
+                case,
+            }),
+            None => self.tasks.invoker.clone(),
+        };
         let services = Services {
-            clock: Arc::new(TokioClock),
+            clock: self.clock.read().unwrap_or_else(|e| e.into_inner()).clone(),
             random: self.random.clone(),
-            invoker: self.tasks.invoker.clone(),
+            invoker,
             observer: Some(Arc::new(Recorder(Arc::downgrade(&execution)))),
         };
         self.publish_status(&execution);

@@ -214,6 +214,10 @@ pub struct Setup {
     pub idle_seconds: Option<u64>,
     /// What the stack keeps (default: the stack's own defaults).
     pub retention: Option<Retention>,
+    /// A mock configuration file (Step Functions Local's format).
+    pub mock_config: Option<PathBuf>,
+    /// The factor on Wait states, Retry intervals and timeouts (default 1).
+    pub time_scale: Option<f64>,
 }
 
 pub async fn start(setup: Setup) -> TestStack {
@@ -255,6 +259,8 @@ pub async fn start(setup: Setup) -> TestStack {
         concurrency: setup.concurrency.unwrap_or(16),
         idle_timeout: Duration::from_secs(setup.idle_seconds.unwrap_or(60)),
         retention: setup.retention.unwrap_or_default(),
+        mock_config: setup.mock_config,
+        time_scale: setup.time_scale.unwrap_or(1.0),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stack = Stack::start(options, listener)
