@@ -360,6 +360,23 @@ impl StepFunctions {
         Ok(())
     }
 
+    /// The mocks of test case `case` of `machine`, for one execution.
+    fn test_case(&self, machine: &Machine, case: &str) -> Result<Arc<mocks::MockCase>, ApiError> {
+        self.mocks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::new(
+                    "ValidationException",
+                    format!(
+                        "Test case '{case}' cannot be used: the local stack has no mock configuration (--mock-config or SFN_MOCK_CONFIG)"
+                    ),
+                )
+            })?
+            .case(&machine.name, case)
+    }
+
     /// The executions' time now, in epoch milliseconds (virtual when the time is scaled).
     pub fn now_millis(&self) -> i64 {
         self.clock
@@ -642,24 +659,9 @@ impl StepFunctions {
             None => (machine_arn, None),
         };
         let machine = self.machine(machine_arn)?;
-        let case = match case {
-            None => None,
-            Some(case) => Some(
-                self.mocks
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            "ValidationException",
-                            format!(
-                                "Test case '{case}' cannot be used: the local stack has no mock configuration (--mock-config or SFN_MOCK_CONFIG)"
-                            ),
-                        )
-                    })?
-                    .case(&machine.name, case)?,
-            ),
-        };
+        let case = case
+            .map(|case| self.test_case(&machine, case))
+            .transpose()?;
         let name = match name {
             Some(n) if !valid_name(n) => {
                 return Err(ApiError::new("InvalidName", format!("Invalid Name: '{n}'")));
