@@ -6,18 +6,13 @@
 
 mod common;
 
-use common::{Setup, TestStack, aws, ok, start, test_template, workspace};
+use common::{
+    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ok, run_case, start, test_template,
+    types, workspace,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-const ROLE: &str = "arn:aws:iam::123456789012:role/local";
-
-/// A stack with no resources of its own: the tests create their state machines.
-const EMPTY_TEMPLATE: &str = "AWSTemplateFormatVersion: '2010-09-09'
-Transform: AWS::Serverless-2016-10-31
-Resources: {}
-";
 
 /// The guide's example state machine, rewritten from its documented shape: a Lambda call
 /// retried on any error (2 s, doubling, 3 times), then an SQS message with its result.
@@ -97,81 +92,6 @@ async fn mocked_stack() -> TestStack {
         ..Setup::default()
     })
     .await
-}
-
-fn create_machine(t: &TestStack, name: &str, definition: &str) -> String {
-    ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "create-state-machine",
-            "--name",
-            name,
-            "--definition",
-            definition,
-            "--role-arn",
-            ROLE,
-        ],
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Starts `machine#case` with the CLI and waits for the end: (describe-execution, history).
-fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value, Vec<Value>) {
-    let started = ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &format!("{machine}#{case}"),
-            "--name",
-            &format!("with{case}"),
-            "--input",
-            input,
-        ],
-    );
-    let execution = started["executionArn"].as_str().unwrap().to_owned();
-    // The execution ARN carries no test case.
-    assert!(!execution.contains('#'), "{execution}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = ok(
-            &t.url,
-            &[
-                "stepfunctions",
-                "describe-execution",
-                "--execution-arn",
-                &execution,
-            ],
-        );
-        if d["status"] != "RUNNING" {
-            let history = ok(
-                &t.url,
-                &[
-                    "stepfunctions",
-                    "get-execution-history",
-                    "--execution-arn",
-                    &execution,
-                ],
-            )["events"]
-                .as_array()
-                .unwrap()
-                .clone();
-            return (d, history);
-        }
-        assert!(Instant::now() < deadline, "{execution} still running");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn types(history: &[Value]) -> Vec<&str> {
-    history
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect()
 }
 
 fn moto() -> String {

@@ -718,7 +718,7 @@ impl StepFunctions {
             machine_name: machine.name.clone(),
             express,
             input: input.clone(),
-            start_ms: now_ms(),
+            start_ms: self.now_millis(),
             state: Mutex::new(ExecState {
                 status: "RUNNING",
                 stop_ms: None,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -551,4 +551,88 @@ impl TestStack {
             stack.shutdown().await;
         }
     }
+}
+
+pub const ROLE: &str = "arn:aws:iam::123456789012:role/local";
+
+/// A stack with no resources of its own: the tests create their state machines.
+pub const EMPTY_TEMPLATE: &str = "AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources: {}
+";
+
+/// Creates a state machine with the aws CLI; its ARN.
+pub fn create_machine(t: &TestStack, name: &str, definition: &str) -> String {
+    ok(
+        &t.url,
+        &[
+            "stepfunctions",
+            "create-state-machine",
+            "--name",
+            name,
+            "--definition",
+            definition,
+            "--role-arn",
+            ROLE,
+        ],
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts `machine#case` (a test case of the stack's mock configuration) with the CLI and waits for the end: (describe-execution, history).
+pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value, Vec<Value>) {
+    let started = ok(
+        &t.url,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &format!("{machine}#{case}"),
+            "--name",
+            &format!("with{case}"),
+            "--input",
+            input,
+        ],
+    );
+    let execution = started["executionArn"].as_str().unwrap().to_owned();
+    // The execution ARN carries no test case.
+    assert!(!execution.contains('#'), "{execution}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = ok(
+            &t.url,
+            &[
+                "stepfunctions",
+                "describe-execution",
+                "--execution-arn",
+                &execution,
+            ],
+        );
+        if d["status"] != "RUNNING" {
+            let history = ok(
+                &t.url,
+                &[
+                    "stepfunctions",
+                    "get-execution-history",
+                    "--execution-arn",
+                    &execution,
+                ],
+            )["events"]
+                .as_array()
+                .unwrap()
+                .clone();
+            return (d, history);
+        }
+        assert!(Instant::now() < deadline, "{execution} still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn types(history: &[Value]) -> Vec<&str> {
+    history
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect()
 }
