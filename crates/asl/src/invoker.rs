@@ -66,14 +66,21 @@ pub enum TaskStyle {
     Service,
     /// `LambdaFunctionScheduled`/`...Started`/`...Succeeded`/... (a bare Lambda function ARN).
     Lambda,
+    /// `ActivityScheduled`, `ActivityStarted` (when a worker takes the task: the invoker reports
+    /// it through [`Submitted::submit`] with `{"workerName": ...}`), `ActivitySucceeded`/...
+    /// (an activity ARN).
+    Activity,
 }
 
 impl TaskStyle {
     /// The style AWS uses for a resource ARN: bare `arn:aws:lambda:...:function:...` ARNs are
-    /// Lambda style, everything else a service integration.
+    /// Lambda style, `arn:aws:states:...:activity:...` ARNs activities, everything else a
+    /// service integration.
     pub fn for_resource(resource: &str) -> TaskStyle {
         if resource.contains(":lambda:") && resource.contains(":function:") {
             TaskStyle::Lambda
+        } else if resource.starts_with("arn:aws:states:") && resource.contains(":activity:") {
+            TaskStyle::Activity
         } else {
             TaskStyle::Service
         }

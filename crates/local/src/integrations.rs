@@ -17,7 +17,7 @@
 use crate::lambda::{InvokeError, LambdaService, Outcome};
 use crate::sfn::{Described, StepFunctions, Tasks};
 use leasehold_asl::clock::BoxFuture;
-use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest};
+use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest, TaskStyle};
 use serde_json::{Value, json};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
@@ -96,6 +96,7 @@ impl Integrations {
                 .is_some_and(|mode| ["", ".sync", ".sync:2"].contains(&mode))
             || dynamodb_operation(resource).is_some()
             || resource == SQS_SEND_MESSAGE
+            || TaskStyle::for_resource(resource) == TaskStyle::Activity
     }
 
     async fn run(self, request: TaskRequest) -> Result<Value, TaskError> {
@@ -124,6 +125,9 @@ impl Integrations {
                 .await?;
             return Ok(body);
         }
+        if TaskStyle::for_resource(resource) == TaskStyle::Activity {
+            return self.activity_task(&request).await;
+        }
         if let Some(mode) = resource.strip_prefix(START_EXECUTION) {
             return self.start_execution(mode, &request).await;
         }
@@ -147,6 +151,46 @@ impl Integrations {
         ))
     }
 
+    /// Opens the task's token (a callback or an activity task): the service, the token, and
+    /// what waits for its answer.
+    fn open_token<'r>(
+        &self,
+        request: &'r TaskRequest,
+    ) -> Result<(Arc<StepFunctions>, &'r str, crate::sfn::callbacks::Waiter), TaskError> {
+        let token = request.task_token.as_deref().ok_or_else(|| {
+            failed(
+                "States.Runtime",
+                format!("the task of {} was given no task token", request.resource),
+            )
+        })?;
+        let sfn = self
+            .sfn
+            .upgrade()
+            .ok_or_else(|| failed("States.TaskFailed", "the local stack is shutting down"))?;
+        let waiter = sfn
+            .callbacks
+            .register(token, request.heartbeat.clone())
+            .ok_or_else(|| failed("States.Runtime", "the task token was issued twice"))?;
+        Ok((sfn, token, waiter))
+    }
+
+    /// An activity's task: queued for its workers with a task token, which their
+    /// SendTaskSuccess or SendTaskFailure completes (`HeartbeatSeconds` and `TimeoutSeconds`
+    /// run from the moment it is scheduled, as on AWS).
+    async fn activity_task(&self, request: &TaskRequest) -> Result<Value, TaskError> {
+        let (sfn, token, mut waiter) = self.open_token(request)?;
+        let pending = crate::sfn::activities::Pending {
+            token: token.to_owned(),
+            input: request.parameters.to_string(),
+            started: request.submitted.clone(),
+        };
+        sfn.activities
+            .schedule(&request.resource, pending)
+            .map_err(|e| failed("States.Runtime", e.message))?;
+        drop(sfn);
+        waiter.outcome().await
+    }
+
     /// `lambda:invoke.waitForTaskToken`: the token is open before the function starts, so that
     /// a callback that comes while it runs is kept; the invocation's failure fails the task
     /// unless a callback completed it first; its success is only recorded (`TaskSubmitted`)
@@ -157,20 +201,7 @@ impl Integrations {
         payload: Vec<u8>,
         request: &TaskRequest,
     ) -> Result<Value, TaskError> {
-        let token = request.task_token.as_deref().ok_or_else(|| {
-            failed(
-                "States.Runtime",
-                "a .waitForTaskToken task was given no task token",
-            )
-        })?;
-        let sfn = self
-            .sfn
-            .upgrade()
-            .ok_or_else(|| failed("States.TaskFailed", "the local stack is shutting down"))?;
-        let mut waiter = sfn
-            .callbacks
-            .register(token, request.heartbeat.clone())
-            .ok_or_else(|| failed("States.Runtime", "the task token was issued twice"))?;
+        let (sfn, _, mut waiter) = self.open_token(request)?;
         drop(sfn);
         let invoked = self.invoke_lambda(function, payload);
         tokio::pin!(invoked);

@@ -27,7 +27,7 @@ impl Resource<'_> {
     fn details(&self) -> Value {
         match self.style {
             TaskStyle::Service => json!({"resourceType": self.service, "resource": self.name}),
-            TaskStyle::Lambda => json!({}),
+            TaskStyle::Lambda | TaskStyle::Activity => json!({}),
         }
     }
 }
@@ -42,8 +42,9 @@ impl Flow<'_> {
         resource: &str,
         (timeout, heartbeat): (&Option<ValueSource>, &Option<ValueSource>),
     ) -> Result<Value, StateFailure> {
-        // Callback integrations get a token in `$$.Task.Token`.
-        let token = resource.ends_with(".waitForTaskToken").then(|| {
+        // Callback integrations get a token in `$$.Task.Token`; an activity's is its worker's.
+        let activity = self.execution.services.invoker.style(resource) == TaskStyle::Activity;
+        let token = (resource.ends_with(".waitForTaskToken") || activity).then(|| {
             intrinsics::uuid_v4(
                 self.execution.services.random.next_u64(),
                 self.execution.services.random.next_u64(),
@@ -130,6 +131,7 @@ impl Flow<'_> {
                         "LambdaFunctionTimedOut",
                         "lambdaFunctionTimedOutEventDetails",
                     ),
+                    TaskStyle::Activity => ("ActivityTimedOut", "activityTimedOutEventDetails"),
                 };
                 Err(self.task_failed(&resource, ended, kind, None))
             }
@@ -149,6 +151,11 @@ impl Flow<'_> {
                         "lambdaFunctionSucceededEventDetails",
                         json!({}),
                     ),
+                    TaskStyle::Activity => (
+                        "ActivitySucceeded",
+                        "activitySucceededEventDetails",
+                        json!({}),
+                    ),
                 };
                 d["output"] = json!(text);
                 d["outputDetails"] = json!({"truncated": false});
@@ -161,6 +168,7 @@ impl Flow<'_> {
                     TaskStyle::Lambda => {
                         ("LambdaFunctionFailed", "lambdaFunctionFailedEventDetails")
                     }
+                    TaskStyle::Activity => ("ActivityFailed", "activityFailedEventDetails"),
                 };
                 Err(self.task_failed(&resource, ended, &e.error, e.cause))
             }
@@ -187,31 +195,43 @@ impl Flow<'_> {
                 "lambdaFunctionScheduledEventDetails",
                 json!({"resource": resource.arn, "input": params_text, "inputDetails": {"truncated": false}}),
             ),
+            TaskStyle::Activity => (
+                "ActivityScheduled",
+                "activityScheduledEventDetails",
+                json!({"resource": resource.arn, "input": params_text, "inputDetails": {"truncated": false}}),
+            ),
         };
         if let Some(t) = timeout {
             d["timeoutInSeconds"] = json!(t);
         }
         // Lambda events have no heartbeat.
-        if let (Some(h), TaskStyle::Service) = (heartbeat, resource.style) {
+        if let Some(h) = heartbeat.filter(|_| resource.style != TaskStyle::Lambda) {
             d["heartbeatInSeconds"] = json!(h);
         }
         self.event(ty, Some((key, d)), true);
         match resource.style {
-            TaskStyle::Service => self.event(
-                "TaskStarted",
-                Some(("taskStartedEventDetails", resource.details())),
-                true,
-            ),
-            TaskStyle::Lambda => self.event("LambdaFunctionStarted", None, true),
+            TaskStyle::Service => {
+                self.event(
+                    "TaskStarted",
+                    Some(("taskStartedEventDetails", resource.details())),
+                    true,
+                );
+            }
+            TaskStyle::Lambda => {
+                self.event("LambdaFunctionStarted", None, true);
+            }
+            // Started when a worker takes it (the submitted hook).
+            TaskStyle::Activity => {}
         };
     }
 
     /// The hook a service integration calls once its job is submitted: it records
     /// `TaskSubmitted` (once) and keeps its id in `submitted_id`.
     fn submitted_hook(&self, resource: &Resource<'_>, submitted_id: Arc<AtomicU64>) -> Submitted {
-        if resource.style != TaskStyle::Service {
+        if resource.style == TaskStyle::Lambda {
             return Submitted::default();
         }
+        let activity = resource.style == TaskStyle::Activity;
         let (history, clock) = (self.history.clone(), self.execution.services.clock.clone());
         let (from, service, name) = (
             self.thread.source,
@@ -223,12 +243,23 @@ impl Flow<'_> {
                 return;
             }
             let mut thread = Thread { source: from };
-            let details = json!({"resourceType": service, "resource": name, "output": to_json(&output), "outputDetails": {"truncated": false}});
+            let (ty, key, details) = if activity {
+                // A worker took the activity task.
+                let worker = output.get("workerName").cloned().unwrap_or(Value::Null);
+                let details = match worker {
+                    Value::String(_) => json!({"workerName": worker}),
+                    _ => json!({}),
+                };
+                ("ActivityStarted", "activityStartedEventDetails", details)
+            } else {
+                let details = json!({"resourceType": service, "resource": name, "output": to_json(&output), "outputDetails": {"truncated": false}});
+                ("TaskSubmitted", "taskSubmittedEventDetails", details)
+            };
             let new = history.add(
                 &mut thread,
                 clock.now_millis(),
-                "TaskSubmitted",
-                Some(("taskSubmittedEventDetails", details)),
+                ty,
+                Some((key, details)),
                 true,
             );
             submitted_id.store(new, Ordering::SeqCst);

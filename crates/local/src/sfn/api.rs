@@ -48,11 +48,58 @@ pub async fn dispatch(
                 .heartbeat(token, sfn.now_millis())
                 .map(|()| json!({}))
         }
+        "CreateActivity" => {
+            let name = field(body, "name")?;
+            let arn = sfn.activity_arn(name);
+            sfn.activities.create(arn, name, now_ms())
+        }
+        "DescribeActivity" => sfn.activities.describe(field(body, "activityArn")?),
+        "DeleteActivity" => {
+            sfn.activities.delete(field(body, "activityArn")?)?;
+            Ok(json!({}))
+        }
+        "ListActivities" => list_activities(sfn, body),
+        "GetActivityTask" => get_activity_task(sfn, body).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("The operation {other} is not supported by the local stack"),
         )),
     }
+}
+
+fn list_activities(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
+    let max = match body.get("maxResults").and_then(Value::as_u64) {
+        None | Some(0) => 100,
+        Some(n) if n <= 1000 => n as usize,
+        Some(n) => {
+            return Err(ApiError::new(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000"
+                ),
+            ));
+        }
+    };
+    let (activities, next) = sfn.activities.list(max, optional(body, "nextToken")?);
+    let mut answer = json!({"activities": activities});
+    if let Some(next) = next {
+        answer["nextToken"] = json!(next);
+    }
+    Ok(answer)
+}
+
+/// GetActivityTask: a long poll of up to 60 s (scaled with the stack's time scale).
+async fn get_activity_task(sfn: &Arc<StepFunctions>, body: &Value) -> Result<Value, ApiError> {
+    let arn = field(body, "activityArn")?;
+    let worker = optional(body, "workerName")?;
+    if worker.is_some_and(|w| w.chars().count() > 80) {
+        return Err(ApiError::new(
+            "ValidationException",
+            "1 validation error detected: Value at 'workerName' failed to satisfy constraint: Member must have length less than or equal to 80",
+        ));
+    }
+    let wait = Duration::from_secs(super::activities::POLL_SECONDS).mul_f64(sfn.time_scale());
+    sfn.activities.poll(arn, worker, &sfn.callbacks, wait).await
 }
 
 fn not_supported_for_type() -> ApiError {

@@ -207,6 +207,12 @@ impl Callbacks {
         }
     }
 
+    /// Whether a task still waits on `token`.
+    pub fn is_open(&self, token: &str) -> bool {
+        let registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(registry.tokens.get(token), Some(Token::Open { .. }))
+    }
+
     /// The tokens that are open (a task waits on each).
     pub fn open(&self) -> Vec<String> {
         let registry = self.tokens.lock().unwrap_or_else(|e| e.into_inner());

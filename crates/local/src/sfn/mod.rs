@@ -15,6 +15,7 @@
 //! `callbacks` holds the task tokens of callback tasks, which the invoker registers and the
 //! SendTask* actions complete.
 
+pub mod activities;
 mod api;
 pub mod callbacks;
 pub mod mocks;
@@ -273,6 +274,8 @@ pub struct StepFunctions {
     pub callbacks: Callbacks,
     /// Mocked service integrations, for executions started with a test case.
     mocks: RwLock<Option<Arc<MockConfig>>>,
+    /// Activities and the tasks waiting for their workers.
+    pub activities: activities::Activities,
     /// The clock of every execution (real time unless the time is scaled).
     clock: RwLock<Arc<TokioClock>>,
 }
@@ -334,6 +337,7 @@ impl StepFunctions {
             random: Arc::new(Rng::new(seed ^ 0x5f3c_11aa)),
             callbacks: Callbacks::default(),
             mocks: RwLock::default(),
+            activities: activities::Activities::default(),
             clock: RwLock::new(Arc::new(TokioClock::default())),
         })
     }
@@ -375,6 +379,19 @@ impl StepFunctions {
                 )
             })?
             .case(&machine.name, case)
+    }
+
+    /// The ARN of the activity `name`.
+    pub fn activity_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:activity:{name}",
+            self.region, self.account
+        )
+    }
+
+    /// The time scale (1: real time).
+    pub fn time_scale(&self) -> f64 {
+        self.clock.read().unwrap_or_else(|e| e.into_inner()).scale
     }
 
     /// The executions' time now, in epoch milliseconds (virtual when the time is scaled).

@@ -599,6 +599,12 @@ pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value
     let execution = started["executionArn"].as_str().unwrap().to_owned();
     // The execution ARN carries no test case.
     assert!(!execution.contains('#'), "{execution}");
+    ended(t, &execution)
+}
+
+/// Waits (bounded) for an execution to end, asking with the aws CLI: (describe-execution,
+/// its history).
+pub fn ended(t: &TestStack, execution: &str) -> (Value, Vec<Value>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let d = ok(
@@ -607,7 +613,7 @@ pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value
                 "stepfunctions",
                 "describe-execution",
                 "--execution-arn",
-                &execution,
+                execution,
             ],
         );
         if d["status"] != "RUNNING" {
@@ -617,7 +623,7 @@ pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value
                     "stepfunctions",
                     "get-execution-history",
                     "--execution-arn",
-                    &execution,
+                    execution,
                 ],
             )["events"]
                 .as_array()
