@@ -154,6 +154,12 @@ impl History {
         ev.id
     }
 
+    /// Starts from `events` already recorded (a redriven execution): new events follow them
+    /// (the observer is not told of these again).
+    pub fn restore(&self, events: Vec<HistoryEvent>) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = events;
+    }
+
     /// Takes the events out (at the end of an execution, to avoid a copy).
     pub fn take(&self) -> Vec<HistoryEvent> {
         std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))

@@ -141,7 +141,7 @@ pub mod values;
 pub use definition::StateMachine;
 pub use error::{Failure, LoadError};
 pub use history::{HistoryEvent, HistoryObserver};
-pub use run::{AbortHandle, ExecutionConfig, Outcome, Services, Status, execute};
+pub use run::{AbortHandle, ExecutionConfig, Outcome, Redrive, Services, Status, execute};
 pub use validate::{Diagnostic, Severity, validate};
 
 /// Loads and validates a definition; fails with every ERROR diagnostic.

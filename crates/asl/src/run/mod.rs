@@ -51,6 +51,21 @@ pub struct ExecutionConfig {
     /// AWS stops an execution whose history reaches 25,000 events (a Distributed Map's child
     /// executions count separately).
     pub max_history_events: u64,
+    /// Set for a redriven execution: where it starts again, after the events it already has.
+    pub redrive: Option<Redrive>,
+}
+
+/// Where a redriven execution (RedriveExecution) starts again: its history so far (the new
+/// events follow it, after `ExecutionRedriven`), how often it was redriven (this time
+/// included: `$$.Execution.RedriveCount`), the top-level state that did not complete, the
+/// input it was entered with, and the variables assigned before it.
+#[derive(Debug, Clone)]
+pub struct Redrive {
+    pub history: Vec<crate::history::HistoryEvent>,
+    pub count: u32,
+    pub state: String,
+    pub input: Value,
+    pub variables: Map<String, Value>,
 }
 
 impl ExecutionConfig {
@@ -66,6 +81,7 @@ impl ExecutionConfig {
             region: region.to_string(),
             legacy_map_run_links: false,
             max_history_events: 25_000,
+            redrive: None,
         }
     }
 }
@@ -186,20 +202,8 @@ pub async fn execute(
     abort: AbortHandle,
 ) -> Outcome {
     let history = History::new(services.observer.clone());
-    let start = services.clock.now_millis();
     let input: Value = serde_json::from_str(&config.input_text).unwrap_or(Value::Null);
-    let mut main = Thread::default();
-    let input_detail = json_detail(&config.input_text);
-    history.add(
-        &mut main,
-        start,
-        "ExecutionStarted",
-        Some((
-            "executionStartedEventDetails",
-            json!({"input": input_detail, "inputDetails": {"truncated": false}, "roleArn": config.role_arn}),
-        )),
-        false,
-    );
+    let (main, start) = begin(&history, &config, services.clock.now_millis());
     let execution = Execution {
         services: services.clone(),
         history: history.clone(),
@@ -211,10 +215,18 @@ pub async fn execute(
         let mut flow = Flow {
             execution: &execution,
             history: execution.history.clone(),
-            thread: Thread::default(),
+            thread: main,
             vars: Vars::default(),
         };
-        let r = flow.run_machine(&machine, input).await;
+        let r = match &execution.config.redrive {
+            Some(redrive) => {
+                flow.vars.own = redrive.variables.clone();
+                let from = redrive.state.clone();
+                flow.run_machine_from(&machine, from, redrive.input.clone())
+                    .await
+            }
+            None => flow.run_machine(&machine, input).await,
+        };
         (r, flow.thread)
     };
     let timeout = machine.timeout_seconds;
@@ -301,6 +313,33 @@ pub async fn execute(
         error,
         cause,
         history: history.take(),
+    }
+}
+
+/// The first event of a run, `ExecutionStarted`, or `ExecutionRedriven` after the events a
+/// redriven execution already has: where the main thread stands, and when the execution
+/// started (a redriven one keeps its start, for `$$.Execution.StartTime`).
+fn begin(history: &History, config: &ExecutionConfig, now: i64) -> (Thread, i64) {
+    let mut main = Thread::default();
+    match &config.redrive {
+        Some(redrive) => {
+            history.restore(redrive.history.clone());
+            main.source = history.last_id();
+            let details = json!({"redriveCount": redrive.count});
+            let event = ("executionRedrivenEventDetails", details);
+            history.add(&mut main, now, "ExecutionRedriven", Some(event), true);
+            (
+                main,
+                redrive.history.first().map_or(now, |e| e.timestamp_millis),
+            )
+        }
+        None => {
+            let input_detail = json_detail(&config.input_text);
+            let details = json!({"input": input_detail, "inputDetails": {"truncated": false}, "roleArn": config.role_arn});
+            let event = ("executionStartedEventDetails", details);
+            history.add(&mut main, now, "ExecutionStarted", Some(event), false);
+            (main, now)
+        }
     }
 }
 
@@ -493,8 +532,18 @@ impl<'e> Flow<'e> {
         m: &'a StateMachine,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, StateFailure>> {
+        self.run_machine_from(m, m.start_at.clone(), input)
+    }
+
+    /// [`Flow::run_machine`] from the state `name` on (a redriven execution's restart).
+    fn run_machine_from<'a>(
+        &'a mut self,
+        m: &'a StateMachine,
+        name: String,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, StateFailure>> {
         Box::pin(async move {
-            let mut name = m.start_at.clone();
+            let mut name = name;
             let mut input = input;
             loop {
                 if self.history.last_id() >= self.execution.config.max_history_events {

@@ -58,7 +58,7 @@ impl Flow<'_> {
                 "StartTime": iso_millis(self.execution.start),
                 "Name": c.execution_name,
                 "RoleArn": c.role_arn,
-                "RedriveCount": 0,
+                "RedriveCount": c.redrive.as_ref().map_or(0, |r| r.count),
             }),
         );
         m.insert(

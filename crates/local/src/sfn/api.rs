@@ -48,6 +48,10 @@ pub async fn dispatch(
                 .heartbeat(token, sfn.now_millis())
                 .map(|()| json!({}))
         }
+        "RedriveExecution" => {
+            let date = sfn.redrive(field(body, "executionArn")?)?;
+            Ok(json!({"redriveDate": seconds(date)}))
+        }
         "CreateActivity" => {
             let name = field(body, "name")?;
             let arn = sfn.activity_arn(name);
@@ -213,8 +217,9 @@ fn describe_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiErr
         ));
     }
     let mut v = describe_json(&execution.describe());
-    v["redriveCount"] = json!(0);
-    v["redriveStatus"] = json!("NOT_REDRIVABLE");
+    for (key, value) in execution.redrive_fields() {
+        v[key] = value;
+    }
     Ok(v)
 }
 

@@ -19,6 +19,7 @@ pub mod activities;
 mod api;
 pub mod callbacks;
 pub mod mocks;
+mod redrive;
 
 pub use crate::error::ApiError;
 use crate::rng::Rng;
@@ -97,6 +98,9 @@ struct ExecState {
     output: Option<String>,
     error: Option<String>,
     cause: Option<String>,
+    /// How often RedriveExecution restarted it, and when last.
+    redrive_count: u32,
+    redrive_ms: Option<i64>,
 }
 
 pub struct Execution {
@@ -109,8 +113,14 @@ pub struct Execution {
     pub start_ms: i64,
     state: Mutex<ExecState>,
     history: Mutex<Vec<HistoryEvent>>,
-    abort: AbortHandle,
+    /// Stops the current run (a redrive starts a new one).
+    abort: Mutex<AbortHandle>,
     done: watch::Sender<bool>,
+    /// What it runs: its machine's definition as it started, the invoker of its tasks (with
+    /// its test case's mocks), and its configuration; a redrive runs them again.
+    definition: Arc<Definition>,
+    invoker: Arc<dyn TaskInvoker>,
+    config: ExecutionConfig,
 }
 
 struct Recorder(Weak<Execution>);
@@ -183,7 +193,10 @@ impl Execution {
     }
 
     pub fn stop(&self, error: Option<String>, cause: Option<String>) {
-        self.abort.abort(error, cause);
+        self.abort
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort(error, cause);
     }
 
     /// Ends the execution FAILED with `States.Runtime` when its run broke down (a panic in
@@ -727,6 +740,18 @@ impl StepFunctions {
                 format!("Execution Already Exists: '{arn}'"),
             ));
         }
+        let mut cfg =
+            ExecutionConfig::new(&self.region, &self.account, &machine.name, &name, &input);
+        cfg.execution_arn = arn.clone();
+        cfg.state_machine_arn = machine.arn.clone();
+        cfg.role_arn = machine.role_arn.clone();
+        let invoker: Arc<dyn TaskInvoker> = match case {
+            Some(case) => Arc::new(mocks::MockingInvoker {
+                inner: self.tasks.invoker.clone(),
+                case,
+            }),
+            None => self.tasks.invoker.clone(),
+        };
         let (done, _) = watch::channel(false);
         let execution = Arc::new(Execution {
             arn: arn.clone(),
@@ -742,10 +767,15 @@ impl StepFunctions {
                 output: None,
                 error: None,
                 cause: None,
+                redrive_count: 0,
+                redrive_ms: None,
             }),
             history: Mutex::new(Vec::new()),
-            abort: AbortHandle::new(),
+            abort: Mutex::new(AbortHandle::new()),
             done,
+            definition: machine.parsed.clone(),
+            invoker,
+            config: cfg.clone(),
         });
         executions.insert(arn.clone(), execution.clone());
         drop(executions);
@@ -755,32 +785,21 @@ impl StepFunctions {
             .entry(machine.arn.clone())
             .or_default()
             .push(arn.clone());
+        self.launch(&execution, cfg);
+        Ok(execution)
+    }
 
-        let mut cfg =
-            ExecutionConfig::new(&self.region, &self.account, &machine.name, &name, &input);
-        cfg.execution_arn = arn.clone();
-        cfg.state_machine_arn = machine.arn.clone();
-        cfg.role_arn = machine.role_arn.clone();
-        let invoker: Arc<dyn TaskInvoker> = match case {
-            Some(case) => Arc::new(mocks::MockingInvoker {
-                inner: self.tasks.invoker.clone(),
-                case,
-            }),
-            None => self.tasks.invoker.clone(),
-        };
+    /// Runs `run` with `cfg` on a task of its own and records how it ended.
+    fn launch(self: &Arc<Self>, run: &Arc<Execution>, cfg: ExecutionConfig) {
         let services = Services {
             clock: self.clock.read().unwrap_or_else(|e| e.into_inner()).clone(),
             random: self.random.clone(),
-            invoker,
-            observer: Some(Arc::new(Recorder(Arc::downgrade(&execution)))),
+            invoker: run.invoker.clone(),
+            observer: Some(Arc::new(Recorder(Arc::downgrade(run)))),
         };
-        self.publish_status(&execution);
-        let (sfn, run, parsed, abort) = (
-            self.clone(),
-            execution.clone(),
-            machine.parsed.clone(),
-            execution.abort.clone(),
-        );
+        self.publish_status(run);
+        let abort = run.abort.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (sfn, run, parsed) = (self.clone(), run.clone(), run.definition.clone());
         tokio::spawn(async move {
             // The run is a task of its own, so that a panic in it ends the execution as a
             // failure instead of leaving it RUNNING forever.
@@ -809,7 +828,6 @@ impl StepFunctions {
             run.done.send_replace(true);
             sfn.forget_old(&run.machine_arn);
         });
-        Ok(execution)
     }
 
     /// Tells the listeners about a status change (STANDARD executions only: Express workflows
