@@ -8,32 +8,10 @@
 mod common;
 
 use common::{
-    EMPTY_TEMPLATE, Setup, create_machine, run_case, start, test_template, types, workspace,
+    EMPTY_TEMPLATE, Setup, connection_workflow, create_machine, run_case, start, test_template,
+    types, workspace,
 };
 use serde_json::Value;
-
-/// The workflow as deployed, its template substitutions filled with names nothing answers to
-/// (every Task state of a test case is mocked).
-fn connection_workflow() -> String {
-    let text = std::fs::read_to_string(workspace().join("statemachines/connection.asl.json"))
-        .expect("statemachines/connection.asl.json");
-    let function = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
-    [
-        ("AcquireFunctionArn", function("Acquire")),
-        ("QueryFunctionArn", function("Query")),
-        ("ReleaseFunctionArn", function("Release")),
-        ("CacheTableName", "QueryCache".to_owned()),
-        ("AcquireMode", "polling".to_owned()),
-        ("QueueWaitSeconds", "20".to_owned()),
-        ("QueueCheckSeconds", "5".to_owned()),
-        ("CacheTtlSeconds", "300".to_owned()),
-        ("QueryTimeoutSeconds", "35".to_owned()),
-    ]
-    .iter()
-    .fold(text, |text, (key, value)| {
-        text.replace(&format!("${{{key}}}"), value)
-    })
-}
 
 fn output(d: &Value) -> Value {
     serde_json::from_str(d["output"].as_str().expect("an output")).unwrap()

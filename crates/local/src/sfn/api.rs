@@ -48,6 +48,7 @@ pub async fn dispatch(
                 .heartbeat(token, sfn.now_millis())
                 .map(|()| json!({}))
         }
+        "TestState" => sfn.test_state(body).await,
         "RedriveExecution" => {
             let date = sfn.redrive(field(body, "executionArn")?)?;
             Ok(json!({"redriveDate": seconds(date)}))

@@ -20,6 +20,7 @@ mod api;
 pub mod callbacks;
 pub mod mocks;
 mod redrive;
+mod test_state;
 
 pub use crate::error::ApiError;
 use crate::rng::Rng;

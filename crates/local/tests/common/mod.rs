@@ -642,3 +642,26 @@ pub fn types(history: &[Value]) -> Vec<&str> {
         .map(|e| e["type"].as_str().unwrap())
         .collect()
 }
+
+/// The workflow as deployed, its template substitutions filled with names nothing answers to
+/// (every Task state of a test case is mocked).
+pub fn connection_workflow() -> String {
+    let text = std::fs::read_to_string(workspace().join("statemachines/connection.asl.json"))
+        .expect("statemachines/connection.asl.json");
+    let function = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+    [
+        ("AcquireFunctionArn", function("Acquire")),
+        ("QueryFunctionArn", function("Query")),
+        ("ReleaseFunctionArn", function("Release")),
+        ("CacheTableName", "QueryCache".to_owned()),
+        ("AcquireMode", "polling".to_owned()),
+        ("QueueWaitSeconds", "20".to_owned()),
+        ("QueueCheckSeconds", "5".to_owned()),
+        ("CacheTtlSeconds", "300".to_owned()),
+        ("QueryTimeoutSeconds", "35".to_owned()),
+    ]
+    .iter()
+    .fold(text, |text, (key, value)| {
+        text.replace(&format!("${{{key}}}"), value)
+    })
+}

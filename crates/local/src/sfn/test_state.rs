@@ -1,0 +1,401 @@
+//! TestState: runs one state on its own, as AWS's TestState API does, and answers how it went:
+//! `status` (`SUCCEEDED`, `FAILED`, `RETRIABLE` when a retrier would try again, `CAUGHT_ERROR`
+//! when a catcher takes the error), `output`, `error`, `cause`, `nextState`, and with
+//! `inspectionLevel` DEBUG or TRACE `inspectionData`.
+//!
+//! The state runs on the interpreter inside a small machine of its own: every state it can go
+//! to is a Succeed placeholder, so the first state entered after it names `nextState` and its
+//! input is the output. Retriers are not run: the error is matched against them with
+//! `stateConfiguration.retrierRetryCount` (attempts already made, default 0) and, when one
+//! still has attempts left, the answer is `RETRIABLE`. Otherwise the state runs once more with
+//! its catchers, on the recorded answer of its task (the service is called once), so the
+//! catcher's `ResultPath` or `Output` shapes the output. A `mock` (`result`, or `errorOutput`
+//! with `error` and `cause`) answers the task instead of the service.
+
+use super::{ApiError, StepFunctions};
+use leasehold_asl::clock::BoxFuture;
+use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest, TaskStyle};
+use leasehold_asl::run::matches_error;
+use leasehold_asl::{ExecutionConfig, HistoryEvent, Redrive, Services, execute};
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
+
+/// Answers a task from a mock, or from the service once and then from what it answered.
+struct Once {
+    inner: Arc<dyn TaskInvoker>,
+    answer: Arc<Mutex<Option<Result<Value, TaskError>>>>,
+}
+
+impl TaskInvoker for Once {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, TaskError>> {
+        let (inner, answer) = (self.inner.clone(), self.answer.clone());
+        Box::pin(async move {
+            let known = answer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(known) = known {
+                return known;
+            }
+            let got = inner.invoke(request).await;
+            *answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(got.clone());
+            got
+        })
+    }
+    fn style(&self, resource: &str) -> TaskStyle {
+        self.inner.style(resource)
+    }
+}
+
+fn invalid(kind: &'static str, why: impl Into<String>) -> ApiError {
+    ApiError::new(kind, why.into())
+}
+
+fn json_member(body: &Value, key: &str) -> Result<Option<Value>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => serde_json::from_str(text).map(Some).map_err(|e| {
+            invalid(
+                "ValidationException",
+                format!("{key} is not valid JSON: {e}"),
+            )
+        }),
+        Some(_) => Err(invalid(
+            "SerializationException",
+            format!("{key} must be a string"),
+        )),
+    }
+}
+
+/// The state to test: its name, its definition, and the machine-level query language.
+type Tested = (String, Map<String, Value>, Option<Value>);
+
+/// The state to test, its name, and the machine-level query language.
+fn the_state(body: &Value) -> Result<Tested, ApiError> {
+    let text = body["definition"]
+        .as_str()
+        .ok_or_else(|| invalid("ValidationException", "definition is required"))?;
+    let definition: Value = serde_json::from_str(text).map_err(|e| {
+        invalid(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{e}'"),
+        )
+    })?;
+    let name = body["stateName"].as_str();
+    let (name, state, language) = match definition.get("States") {
+        Some(states) => {
+            let name = name.ok_or_else(|| {
+                invalid(
+                    "ValidationException",
+                    "stateName is required when the definition is a state machine",
+                )
+            })?;
+            let state = states.get(name).ok_or_else(|| {
+                invalid(
+                    "InvalidDefinition",
+                    format!("Invalid State Machine Definition: 'state {name} does not exist'"),
+                )
+            })?;
+            (
+                name.to_owned(),
+                state.clone(),
+                definition.get("QueryLanguage").cloned(),
+            )
+        }
+        None => (name.unwrap_or("TestState").to_owned(), definition, None),
+    };
+    match state {
+        Value::Object(state) if state.get("Type").is_some_and(Value::is_string) => {
+            Ok((name, state, language))
+        }
+        _ => Err(invalid(
+            "InvalidDefinition",
+            "Invalid State Machine Definition: 'a state must be an object with a Type'",
+        )),
+    }
+}
+
+/// The states `state` can go to.
+fn targets(state: &Map<String, Value>) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(name) = v.and_then(Value::as_str) {
+            names.push(name.to_owned());
+        }
+    };
+    add(state.get("Next"));
+    add(state.get("Default"));
+    for list in ["Choices", "Catch"] {
+        for entry in state
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(entry.get("Next"));
+        }
+    }
+    names
+}
+
+/// The machine that runs `state` once: placeholders for where it goes (its own name, when it
+/// goes back to itself, stands for a placeholder too). `with_catch` keeps its catchers.
+/// The placeholder for a state that goes back to itself.
+const SELF: &str = "TestStateItself";
+
+fn machine(
+    name: &str,
+    state: &Map<String, Value>,
+    language: &Option<Value>,
+    with_catch: bool,
+) -> String {
+    let mut tested = state.clone();
+    tested.remove("Retry");
+    if !with_catch {
+        tested.remove("Catch");
+    }
+    let text = serde_json::to_string(&tested).unwrap_or_default();
+    let mut text = text;
+    for key in ["Next", "Default"] {
+        text = text.replace(
+            &format!("\"{key}\":\"{name}\""),
+            &format!("\"{key}\":\"{SELF}\""),
+        );
+    }
+    let tested: Map<String, Value> = serde_json::from_str(&text).unwrap_or(tested);
+    let mut states = Map::new();
+    for target in targets(&tested) {
+        states.insert(target, json!({"Type": "Succeed"}));
+    }
+    states.insert(name.to_owned(), Value::Object(tested));
+    let mut machine = json!({"StartAt": name, "States": states});
+    if let Some(language) = language {
+        machine["QueryLanguage"] = language.clone();
+    }
+    machine.to_string()
+}
+
+struct Run {
+    status: &'static str,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+    next: Option<String>,
+    history: Vec<HistoryEvent>,
+}
+
+fn entered(event: &HistoryEvent) -> Option<(String, Value)> {
+    let d = event.details.as_ref()?.to_value();
+    let name = d.get("name")?.as_str()?.to_owned();
+    let input = d
+        .get("input")?
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())?;
+    event
+        .event_type
+        .ends_with("StateEntered")
+        .then_some((name, input))
+}
+
+impl StepFunctions {
+    /// Runs the test machine once: how it ended, where it went, and its history.
+    async fn run_test_machine(
+        &self,
+        (name, definition): (&str, &str),
+        input: &Value,
+        variables: &Map<String, Value>,
+        invoker: Arc<dyn TaskInvoker>,
+    ) -> Result<Run, ApiError> {
+        let parsed = Arc::new(Self::parse(definition)?);
+        let mut config = ExecutionConfig::new(
+            &self.region,
+            &self.account,
+            "TestState",
+            "test",
+            &input.to_string(),
+        );
+        config.redrive = Some(Redrive {
+            history: Vec::new(),
+            count: 0,
+            state: name.to_owned(),
+            input: input.clone(),
+            variables: variables.clone(),
+        });
+        let services = Services {
+            clock: self.clock.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            random: self.random.clone(),
+            invoker,
+            observer: None,
+        };
+        let outcome = execute(parsed, config, services, leasehold_asl::AbortHandle::new()).await;
+        // The first state entered after the tested one: where it went, and with what.
+        let after = outcome.history.iter().filter_map(entered).nth(1);
+        let (next, output) = match after {
+            Some((next, input)) => (
+                Some(if next == SELF { name.to_owned() } else { next }),
+                Some(input),
+            ),
+            None => (None, outcome.output.clone()),
+        };
+        Ok(Run {
+            status: if outcome.status == leasehold_asl::Status::Succeeded {
+                "SUCCEEDED"
+            } else {
+                "FAILED"
+            },
+            output,
+            error: outcome.error,
+            cause: outcome.cause,
+            next,
+            history: outcome.history,
+        })
+    }
+
+    /// TestState.
+    pub async fn test_state(&self, body: &Value) -> Result<Value, ApiError> {
+        let (name, state, language) = the_state(body)?;
+        let input = json_member(body, "input")?.unwrap_or_else(|| json!({}));
+        let variables = match json_member(body, "variables")? {
+            None => Map::new(),
+            Some(Value::Object(v)) => v,
+            Some(_) => {
+                return Err(invalid(
+                    "ValidationException",
+                    "variables must be a JSON object",
+                ));
+            }
+        };
+        let level = body["inspectionLevel"].as_str().unwrap_or("INFO");
+        if !["INFO", "DEBUG", "TRACE"].contains(&level) {
+            return Err(invalid(
+                "ValidationException",
+                format!("inspectionLevel must be INFO, DEBUG or TRACE, got {level}"),
+            ));
+        }
+        let retried = body["stateConfiguration"]["retrierRetryCount"]
+            .as_u64()
+            .unwrap_or(0);
+        let answer = Arc::new(Mutex::new(mock_answer(&body["mock"], &state)?));
+        let invoker = || -> Arc<dyn TaskInvoker> {
+            Arc::new(Once {
+                inner: self.tasks.invoker.clone(),
+                answer: answer.clone(),
+            })
+        };
+        let bare = machine(&name, &state, &language, false);
+        let mut run = self
+            .run_test_machine((&name, &bare), &input, &variables, invoker())
+            .await?;
+        let mut status = run.status;
+        if let Some(error) = run.error.clone().filter(|_| status == "FAILED") {
+            let names = |entry: &Value| -> Vec<String> {
+                entry["ErrorEquals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            };
+            let list = |key: &str| {
+                state
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let retrier = list("Retry")
+                .into_iter()
+                .find(|r| matches_error(&names(r), &error));
+            let caught = list("Catch")
+                .iter()
+                .any(|c| matches_error(&names(c), &error));
+            if retrier.is_some_and(|r| retried < r["MaxAttempts"].as_u64().unwrap_or(3)) {
+                status = "RETRIABLE";
+            } else if caught {
+                let with_catch = machine(&name, &state, &language, true);
+                let again = self
+                    .run_test_machine((&name, &with_catch), &input, &variables, invoker())
+                    .await?;
+                (run.output, run.next) = (again.output, again.next);
+                status = "CAUGHT_ERROR";
+            }
+        }
+        let mut answer = json!({"status": status});
+        if status == "SUCCEEDED" || status == "CAUGHT_ERROR" {
+            if let Some(output) = &run.output {
+                answer["output"] = json!(output.to_string());
+            }
+            if let Some(next) = &run.next {
+                answer["nextState"] = json!(next);
+            }
+        }
+        if status != "SUCCEEDED" {
+            if let Some(error) = &run.error {
+                answer["error"] = json!(error);
+            }
+            if let Some(cause) = &run.cause {
+                answer["cause"] = json!(cause);
+            }
+        }
+        if level != "INFO" {
+            answer["inspectionData"] = inspection(&run.history, &input, &variables);
+        }
+        Ok(answer)
+    }
+}
+
+/// What `mock` makes the task answer (`None`: the service answers).
+fn mock_answer(
+    mock: &Value,
+    state: &Map<String, Value>,
+) -> Result<Option<Result<Value, TaskError>>, ApiError> {
+    if mock.is_null() {
+        return Ok(None);
+    }
+    if !matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
+        return Err(invalid(
+            "ValidationException",
+            "mock is only allowed for Task, Map and Parallel states",
+        ));
+    }
+    match (mock.get("result"), mock.get("errorOutput")) {
+        (Some(Value::String(result)), None) => serde_json::from_str(result)
+            .map(|v| Some(Ok(v)))
+            .map_err(|e| {
+                invalid(
+                    "ValidationException",
+                    format!("mock.result is not valid JSON: {e}"),
+                )
+            }),
+        (None, Some(error)) => Ok(Some(Err(TaskError {
+            error: error["error"].as_str().unwrap_or_default().to_owned(),
+            cause: error["cause"].as_str().map(str::to_owned),
+        }))),
+        _ => Err(invalid(
+            "ValidationException",
+            "mock needs exactly one of result or errorOutput",
+        )),
+    }
+}
+
+/// DEBUG's `inspectionData`, from the run's events: the input, the effective parameters and
+/// the task's result (for a Task), and the variables it started with.
+fn inspection(history: &[HistoryEvent], input: &Value, variables: &Map<String, Value>) -> Value {
+    let mut data = json!({"input": input.to_string()});
+    for event in history {
+        let Some(details) = event.details.as_ref().map(|d| d.to_value()) else {
+            continue;
+        };
+        match event.event_type.as_str() {
+            "TaskScheduled" => data["afterParameters"] = details["parameters"].clone(),
+            "LambdaFunctionScheduled" | "ActivityScheduled" => {
+                data["afterParameters"] = details["input"].clone()
+            }
+            "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => {
+                data["result"] = details["output"].clone()
+            }
+            _ => {}
+        }
+    }
+    if !variables.is_empty() {
+        data["variables"] = json!(Value::Object(variables.clone()).to_string());
+    }
+    data
+}

@@ -1,0 +1,162 @@
+//! TestState through the real `aws` CLI: the connection workflow's Acquire state with mocked
+//! answers (retriable while its retrier has attempts left, caught into the fallback after
+//! them, failed on an error nothing handles, succeeded with its ResultSelector applied and
+//! DEBUG's inspection data), a single Choice state, a Pass state over variables, and bad
+//! requests with AWS's error names.
+
+mod common;
+
+use common::{EMPTY_TEMPLATE, Setup, aws, connection_workflow, ok, start, test_template};
+use serde_json::{Value, json};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/local";
+
+fn test_state(url: &str, args: &[&str]) -> Value {
+    let mut all = vec!["stepfunctions", "test-state", "--role-arn", ROLE];
+    all.extend_from_slice(args);
+    ok(url, &all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
+    let t = start(Setup {
+        template: Some(test_template("test-state", EMPTY_TEMPLATE)),
+        ..Setup::default()
+    })
+    .await;
+    let url = t.url.clone();
+    let machine = connection_workflow();
+    // Acquire's input, as Prepare leaves it.
+    let input = json!({"request": {"pool": "main", "query": "getEmployee", "params": {"id": 2},
+                       "holdMs": 0, "mode": "polling", "app": null},
+                       "cache": {"key": "main#getEmployee"}})
+    .to_string();
+    let exhausted =
+        json!({"errorOutput": {"error": "ConnectionsExhausted", "cause": "all 4 leased"}})
+            .to_string();
+    let acquire = |extra: &[&str]| {
+        let mut args = vec![
+            "--definition",
+            &machine,
+            "--state-name",
+            "Acquire",
+            "--input",
+            &input,
+        ];
+        args.extend_from_slice(extra);
+        test_state(&url, &args)
+    };
+
+    // A full pool on the first attempt: its retrier (6 attempts) would try again.
+    let first = acquire(&["--mock", &exhausted]);
+    assert_eq!(
+        (first["status"].as_str(), first["error"].as_str()),
+        (Some("RETRIABLE"), Some("ConnectionsExhausted")),
+        "{first}"
+    );
+    assert!(first.get("nextState").is_none());
+
+    // After its six retries, the catcher takes it to the cache lookup.
+    let config = json!({"retrierRetryCount": 6}).to_string();
+    let last = acquire(&["--mock", &exhausted, "--state-configuration", &config]);
+    assert_eq!(
+        (last["status"].as_str(), last["nextState"].as_str()),
+        (Some("CAUGHT_ERROR"), Some("LookupCache")),
+        "{last}"
+    );
+    let output: Value = serde_json::from_str(last["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["acquireError"]["Error"], "ConnectionsExhausted");
+    assert_eq!(output["request"]["pool"], "main");
+
+    // An error nothing handles fails the state.
+    let boom = json!({"errorOutput": {"error": "Boom", "cause": "?"}}).to_string();
+    let failed = acquire(&["--mock", &boom]);
+    assert_eq!(
+        (
+            failed["status"].as_str(),
+            failed["error"].as_str(),
+            failed["cause"].as_str()
+        ),
+        (Some("FAILED"), Some("Boom"), Some("?"))
+    );
+
+    // A grant: the ResultSelector keeps the lease's fields under $.lease; DEBUG shows the
+    // effective parameters and the raw result.
+    let granted = json!({"result": json!({"StatusCode": 200, "Payload": {"leaseId": "l-1",
+        "expiresAt": 1900000000, "remaining": 3, "budget": 4, "extra": true}}).to_string()})
+    .to_string();
+    let ok_answer = acquire(&["--mock", &granted, "--inspection-level", "DEBUG"]);
+    assert_eq!(
+        (
+            ok_answer["status"].as_str(),
+            ok_answer["nextState"].as_str()
+        ),
+        (Some("SUCCEEDED"), Some("Query")),
+        "{ok_answer}"
+    );
+    let output: Value = serde_json::from_str(ok_answer["output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        output["lease"],
+        json!({"leaseId": "l-1", "expiresAt": 1900000000, "remaining": 3, "budget": 4})
+    );
+    let data = &ok_answer["inspectionData"];
+    let parameters: Value =
+        serde_json::from_str(data["afterParameters"].as_str().unwrap()).unwrap();
+    assert_eq!(parameters["Payload"]["pool"], "main");
+    assert!(data["result"].as_str().unwrap().contains("\"extra\":true"));
+    assert_eq!(
+        serde_json::from_str::<Value>(data["input"].as_str().unwrap()).unwrap(),
+        serde_json::from_str::<Value>(&input).unwrap()
+    );
+
+    // One state on its own: a Choice picks the next state.
+    let choice = json!({"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 5, "Next": "Big"}], "Default": "Small"}).to_string();
+    let picked = test_state(&url, &["--definition", &choice, "--input", r#"{"n": 9}"#]);
+    assert_eq!(
+        (picked["status"].as_str(), picked["nextState"].as_str()),
+        (Some("SUCCEEDED"), Some("Big"))
+    );
+    // A JSONata Pass state over variables given with the request.
+    let pass = json!({"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% $limit * 2 %}", "End": true}).to_string();
+    let doubled = test_state(
+        &url,
+        &["--definition", &pass, "--variables", r#"{"limit": 21}"#],
+    );
+    assert_eq!(
+        (doubled["status"].as_str(), doubled["output"].as_str()),
+        (Some("SUCCEEDED"), Some("42"))
+    );
+
+    // Bad requests: AWS's error names, and what is wrong.
+    for (args, name, words) in [
+        (
+            vec!["--definition", "{not json"],
+            "InvalidDefinition",
+            "Invalid State Machine Definition",
+        ),
+        (
+            vec!["--definition", machine.as_str()],
+            "ValidationException",
+            "stateName",
+        ),
+        (
+            vec!["--definition", machine.as_str(), "--state-name", "Nope"],
+            "InvalidDefinition",
+            "Nope",
+        ),
+        (
+            vec!["--definition", &choice, "--mock", &exhausted],
+            "ValidationException",
+            "mock is only allowed",
+        ),
+    ] {
+        let mut all = vec!["stepfunctions", "test-state", "--role-arn", ROLE];
+        all.extend_from_slice(&args);
+        let (success, _, stderr) = aws(&url, &all);
+        assert!(
+            !success && stderr.contains(name) && stderr.contains(words),
+            "{args:?}: {stderr}"
+        );
+    }
+    t.shutdown().await;
+}
