@@ -47,8 +47,27 @@ async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
         test_state(&url, &args)
     };
 
-    // A full pool on the first attempt: its retrier (6 attempts) would try again.
-    let first = acquire(&["--mock", &exhausted]);
+    // A full pool on the first attempt: its retrier (6 attempts) would try again, after
+    // 1 s (DEBUG's errorDetails); after three retries, 8 s (its MaxDelaySeconds).
+    let first = acquire(&["--mock", &exhausted, "--inspection-level", "DEBUG"]);
+    assert_eq!(
+        first["inspectionData"]["errorDetails"],
+        json!({"retryIndex": 0, "retryBackoffIntervalSeconds": 1})
+    );
+    let third = json!({"retrierRetryCount": 3}).to_string();
+    let later = acquire(&[
+        "--mock",
+        &exhausted,
+        "--inspection-level",
+        "DEBUG",
+        "--state-configuration",
+        &third,
+    ]);
+    assert_eq!(later["status"], "RETRIABLE");
+    assert_eq!(
+        later["inspectionData"]["errorDetails"]["retryBackoffIntervalSeconds"],
+        8
+    );
     assert_eq!(
         (first["status"].as_str(), first["error"].as_str()),
         (Some("RETRIABLE"), Some("ConnectionsExhausted")),
@@ -58,7 +77,18 @@ async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
 
     // After its six retries, the catcher takes it to the cache lookup.
     let config = json!({"retrierRetryCount": 6}).to_string();
-    let last = acquire(&["--mock", &exhausted, "--state-configuration", &config]);
+    let last = acquire(&[
+        "--mock",
+        &exhausted,
+        "--state-configuration",
+        &config,
+        "--inspection-level",
+        "DEBUG",
+    ]);
+    assert_eq!(
+        last["inspectionData"]["errorDetails"],
+        json!({"catchIndex": 0})
+    );
     assert_eq!(
         (last["status"].as_str(), last["nextState"].as_str()),
         (Some("CAUGHT_ERROR"), Some("LookupCache")),
@@ -104,6 +134,14 @@ async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
         serde_json::from_str(data["afterParameters"].as_str().unwrap()).unwrap();
     assert_eq!(parameters["Payload"]["pool"], "main");
     assert!(data["result"].as_str().unwrap().contains("\"extra\":true"));
+    let parsed = |key: &str| serde_json::from_str::<Value>(data[key].as_str().unwrap()).unwrap();
+    // No InputPath: the whole input; at ResultPath $.lease, what the ResultSelector kept.
+    assert_eq!(
+        parsed("afterInputPath"),
+        serde_json::from_str::<Value>(&input).unwrap()
+    );
+    assert_eq!(parsed("afterResultSelector"), output["lease"]);
+    assert_eq!(parsed("afterResultPath"), output);
     assert_eq!(
         serde_json::from_str::<Value>(data["input"].as_str().unwrap()).unwrap(),
         serde_json::from_str::<Value>(&input).unwrap()

@@ -284,6 +284,7 @@ impl StepFunctions {
             .run_test_machine((&name, &bare), &input, &variables, invoker())
             .await?;
         let mut status = run.status;
+        let mut error_details = None;
         if let Some(error) = run.error.clone().filter(|_| status == "FAILED") {
             let names = |entry: &Value| -> Vec<String> {
                 entry["ErrorEquals"]
@@ -302,13 +303,21 @@ impl StepFunctions {
             };
             let retrier = list("Retry")
                 .into_iter()
-                .find(|r| matches_error(&names(r), &error));
+                .enumerate()
+                .find(|(_, r)| matches_error(&names(r), &error));
             let caught = list("Catch")
                 .iter()
-                .any(|c| matches_error(&names(c), &error));
-            if retrier.is_some_and(|r| retried < r["MaxAttempts"].as_u64().unwrap_or(3)) {
+                .position(|c| matches_error(&names(c), &error));
+            if let Some((index, retrier)) =
+                retrier.filter(|(_, r)| retried < r["MaxAttempts"].as_u64().unwrap_or(3))
+            {
                 status = "RETRIABLE";
-            } else if caught {
+                error_details = Some(json!({
+                    "retryIndex": index,
+                    "retryBackoffIntervalSeconds": backoff(&retrier, retried),
+                }));
+            } else if let Some(index) = caught {
+                error_details = Some(json!({"catchIndex": index}));
                 let with_catch = machine(&name, &state, &language, true);
                 let again = self
                     .run_test_machine((&name, &with_catch), &input, &variables, invoker())
@@ -335,7 +344,14 @@ impl StepFunctions {
             }
         }
         if level != "INFO" {
-            answer["inspectionData"] = inspection(&run.history, &input, &variables);
+            let mut data = inspection(&run.history, &input, &state, &variables);
+            if let Some(output) = run.output.as_ref().filter(|_| status == "SUCCEEDED") {
+                derived(&mut data, &state, output);
+            }
+            if let Some(details) = error_details {
+                data["errorDetails"] = details;
+            }
+            answer["inspectionData"] = data;
         }
         Ok(answer)
     }
@@ -375,18 +391,78 @@ fn mock_answer(
     }
 }
 
-/// DEBUG's `inspectionData`, from the run's events: the input, the effective parameters and
-/// the task's result (for a Task), and the variables it started with.
-fn inspection(history: &[HistoryEvent], input: &Value, variables: &Map<String, Value>) -> Value {
+/// The wait before retry `retried + 1` (whole seconds, without jitter): `IntervalSeconds`
+/// (default 1) times `BackoffRate` (default 2) to the `retried`, at most `MaxDelaySeconds`.
+fn backoff(retrier: &Value, retried: u64) -> u64 {
+    let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let rate = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
+    let mut delay = interval * rate.powi(i32::try_from(retried).unwrap_or(i32::MAX));
+    if let Some(max) = retrier["MaxDelaySeconds"].as_f64() {
+        delay = delay.min(max);
+    }
+    delay.round() as u64
+}
+
+/// The JSON text of `path` (a JSONPath of the state) applied to `value`; `None` when the
+/// path is not a plain one.
+fn selected(path: Option<&Value>, value: &Value) -> Option<String> {
+    match path {
+        None => Some(value.to_string()),
+        Some(Value::Null) => Some("{}".to_owned()),
+        Some(Value::String(path)) => {
+            let path = leasehold_asl::jsonpath::JsonPath::parse(path).ok()?;
+            path.select(value).map(|v| v.to_string())
+        }
+        Some(_) => None,
+    }
+}
+
+/// What follows from the output of a JSONPath state without an `OutputPath`: it is the value
+/// after `ResultPath`, and at `ResultPath` sits the value after `ResultSelector`.
+fn derived(data: &mut Value, state: &Map<String, Value>, output: &Value) {
+    if state.contains_key("OutputPath") || state.contains_key("Output") {
+        return;
+    }
+    data["afterResultPath"] = json!(output.to_string());
+    if !matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
+        return;
+    }
+    let at_result = match state.get("ResultPath") {
+        Some(Value::Null) => None,
+        path => selected(path, output),
+    };
+    if let Some(text) = at_result {
+        data["afterResultSelector"] = json!(text);
+    }
+}
+
+/// DEBUG's `inspectionData`, from the run's events: the input, the input after `InputPath`,
+/// the effective parameters (`afterArguments` in JSONata) and the task's result, and the
+/// variables it started with.
+fn inspection(
+    history: &[HistoryEvent],
+    input: &Value,
+    state: &Map<String, Value>,
+    variables: &Map<String, Value>,
+) -> Value {
+    let jsonata = state.get("QueryLanguage").and_then(Value::as_str) == Some("JSONata");
+    let parameters = if jsonata {
+        "afterArguments"
+    } else {
+        "afterParameters"
+    };
     let mut data = json!({"input": input.to_string()});
+    if !jsonata && let Some(text) = selected(state.get("InputPath"), input) {
+        data["afterInputPath"] = json!(text);
+    }
     for event in history {
         let Some(details) = event.details.as_ref().map(|d| d.to_value()) else {
             continue;
         };
         match event.event_type.as_str() {
-            "TaskScheduled" => data["afterParameters"] = details["parameters"].clone(),
+            "TaskScheduled" => data[parameters] = details["parameters"].clone(),
             "LambdaFunctionScheduled" | "ActivityScheduled" => {
-                data["afterParameters"] = details["input"].clone()
+                data[parameters] = details["input"].clone()
             }
             "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => {
                 data["result"] = details["output"].clone()
