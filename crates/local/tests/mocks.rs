@@ -53,8 +53,10 @@ fn mock_config() -> Value {
             }},
             "Callbacks": {"TestCases": {
                 "Approved": {"AskApproval": "Approved"},
-                "RunsOut": {"AskApproval": "AlwaysBusy"}
-            }}
+                "RunsOut": {"AskApproval": "AlwaysBusy"},
+                "Ghost": {"NoSuchState": "Approved"}
+            }},
+            "Doubler": {"TestCases": {"TwentyOne": {"Double": "TwentyOne"}}}
         },
         "MockedResponses": {
             "MockedLambdaSuccess": {"0": lambda_ok},
@@ -70,7 +72,8 @@ fn mock_config() -> Value {
                 "3": lambda_ok
             },
             "Approved": {"0": {"Return": {"approved": true}}},
-            "AlwaysBusy": {"0-1": {"Throw": {"Error": "Busy", "Cause": "try later"}}}
+            "AlwaysBusy": {"0-1": {"Throw": {"Error": "Busy", "Cause": "try later"}}},
+            "TwentyOne": {"0": {"Return": {"StatusCode": 200, "Payload": {"n": 21}}}}
         }
     })
 }
@@ -278,6 +281,41 @@ async fn callback_tasks_are_mocked_and_bad_test_cases_are_refused() {
         ],
     );
     assert_eq!(listed["executions"].as_array().unwrap().len(), 2);
+    // A test case that mocks a state the machine does not have.
+    let (success, _, stderr) = aws(
+        &t.url,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &format!("{machine}#Ghost"),
+        ],
+    );
+    assert!(
+        !success && stderr.contains("ValidationException") && stderr.contains("NoSuchState"),
+        "{stderr}"
+    );
+
+    // A JSONata state is mocked like any other: its Output reads the mocked result.
+    let doubler = json!({
+        "QueryLanguage": "JSONata",
+        "StartAt": "Double",
+        "States": {"Double": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Arguments": {"FunctionName": "Doubler", "Payload": "{% $states.input %}"},
+            "Output": "{% $states.result.Payload.n * 2 %}",
+            "End": true
+        }}
+    })
+    .to_string();
+    let doubler = create_machine(&t, "Doubler", &doubler);
+    let (d, _) = run_case(&t, &doubler, "TwentyOne", "{}");
+    assert_eq!(
+        (d["status"].as_str(), d["output"].as_str()),
+        (Some("SUCCEEDED"), Some("42"))
+    );
+
     // The endpoint keeps serving, and a machine without a test case runs for real.
     let (success, _, stderr) = aws(
         &t.url,

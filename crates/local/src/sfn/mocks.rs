@@ -199,6 +199,11 @@ pub struct MockCase {
 }
 
 impl MockCase {
+    /// The states it mocks.
+    pub fn states(&self) -> impl Iterator<Item = &String> {
+        self.states.keys()
+    }
+
     /// The answer to this invocation of `state`, when the test case mocks it.
     fn answer(&self, state: &str) -> Option<Result<Value, TaskError>> {
         let response = self.states.get(state)?;
@@ -251,6 +256,28 @@ impl TaskInvoker for MockingInvoker {
     fn style(&self, resource: &str) -> TaskStyle {
         self.inner.style(resource)
     }
+}
+
+/// Every state name of a definition (JSON text), nested ones (Parallel branches, Map
+/// processors) included.
+pub fn state_names(definition: &str) -> Vec<String> {
+    fn walk(v: &Value, names: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Object(states)) = m.get("States") {
+                    names.extend(states.keys().cloned());
+                }
+                m.values().for_each(|v| walk(v, names));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, names)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    if let Ok(v) = serde_json::from_str::<Value>(definition) {
+        walk(&v, &mut names);
+    }
+    names
 }
 
 #[cfg(test)]

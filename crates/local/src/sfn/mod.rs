@@ -380,7 +380,8 @@ impl StepFunctions {
 
     /// The mocks of test case `case` of `machine`, for one execution.
     fn test_case(&self, machine: &Machine, case: &str) -> Result<Arc<mocks::MockCase>, ApiError> {
-        self.mocks
+        let mocked = self
+            .mocks
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
@@ -392,7 +393,18 @@ impl StepFunctions {
                     ),
                 )
             })?
-            .case(&machine.name, case)
+            .case(&machine.name, case)?;
+        let known = mocks::state_names(&machine.definition);
+        if let Some(missing) = mocked.states().find(|s| !known.contains(s)) {
+            return Err(ApiError::new(
+                "ValidationException",
+                format!(
+                    "Test case '{case}' mocks state '{missing}', which state machine '{}' does not have",
+                    machine.name
+                ),
+            ));
+        }
+        Ok(mocked)
     }
 
     /// The ARN of the activity `name`.
