@@ -154,6 +154,20 @@ async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
         (picked["status"].as_str(), picked["nextState"].as_str()),
         (Some("SUCCEEDED"), Some("Big"))
     );
+    // A state that goes back to itself names itself as the next state.
+    let again = json!({"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericLessThan": 3, "Next": "Loop"}], "Default": "Done"}).to_string();
+    let looped = test_state(
+        &url,
+        &[
+            "--definition",
+            &again,
+            "--state-name",
+            "Loop",
+            "--input",
+            r#"{"n": 1}"#,
+        ],
+    );
+    assert_eq!(looped["nextState"], "Loop", "{looped}");
     // A JSONata Pass state over variables given with the request.
     let pass = json!({"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% $limit * 2 %}", "End": true}).to_string();
     let doubled = test_state(

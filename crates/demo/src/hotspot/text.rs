@@ -359,20 +359,11 @@ pub fn text(report: &HotspotReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{checks, sample};
+    use super::super::report::sample;
 
     #[test]
     fn a_missed_goal_is_shown_as_miss_never_fail() {
-        let mut report = sample::report();
-        let steady = report
-            .hotspot
-            .runs
-            .shares
-            .applications
-            .get_mut("steady")
-            .unwrap();
-        steady.lease_wait.as_mut().unwrap().p99_ms = Some(166);
-        report.hotspot.checks = checks(&report.hotspot.runs, report.budget);
+        let report = sample::report_with_steady_p99(166);
         let shown = super::text(&report);
         assert!(
             shown.contains("miss shares: steady p99 wait 166 ms <= 1.5 x alone 110 ms"),

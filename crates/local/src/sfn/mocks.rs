@@ -261,22 +261,12 @@ impl TaskInvoker for MockingInvoker {
 /// Every state name of a definition (JSON text), nested ones (Parallel branches, Map
 /// processors) included.
 pub fn state_names(definition: &str) -> Vec<String> {
-    fn walk(v: &Value, names: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::Object(states)) = m.get("States") {
-                    names.extend(states.keys().cloned());
-                }
-                m.values().for_each(|v| walk(v, names));
-            }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, names)),
-            _ => {}
-        }
-    }
     let mut names = Vec::new();
-    if let Ok(v) = serde_json::from_str::<Value>(definition) {
-        walk(&v, &mut names);
-    }
+    super::each_object(definition, |m| {
+        if let Some(Value::Object(states)) = m.get("States") {
+            names.extend(states.keys().cloned());
+        }
+    });
     names
 }
 

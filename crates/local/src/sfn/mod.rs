@@ -321,6 +321,27 @@ fn registered<T>(
     })
 }
 
+/// Calls `visit` on every JSON object of a definition (nested states included); nothing for
+/// text that is not JSON.
+pub(crate) fn each_object(
+    definition: &str,
+    mut visit: impl FnMut(&serde_json::Map<String, Value>),
+) {
+    fn walk(v: &Value, visit: &mut dyn FnMut(&serde_json::Map<String, Value>)) {
+        match v {
+            Value::Object(m) => {
+                visit(m);
+                m.values().for_each(|v| walk(v, visit));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, visit)),
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(definition) {
+        walk(&v, &mut visit);
+    }
+}
+
 fn now_ms() -> i64 {
     crate::lambda::epoch_ms() as i64
 }
@@ -484,24 +505,14 @@ impl StepFunctions {
 
     /// Every Task resource of a definition, for checks at start-up.
     pub fn task_resources(definition: &str) -> Vec<String> {
-        fn walk(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Object(m) => {
-                    if m.get("Type") == Some(&json!("Task"))
-                        && let Some(r) = m.get("Resource").and_then(Value::as_str)
-                    {
-                        out.push(r.to_owned());
-                    }
-                    m.values().for_each(|v| walk(v, out));
-                }
-                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-                _ => {}
-            }
-        }
         let mut out = Vec::new();
-        if let Ok(v) = serde_json::from_str::<Value>(definition) {
-            walk(&v, &mut out);
-        }
+        each_object(definition, |m| {
+            if m.get("Type") == Some(&json!("Task"))
+                && let Some(r) = m.get("Resource").and_then(Value::as_str)
+            {
+                out.push(r.to_owned());
+            }
+        });
         out
     }
 

@@ -112,34 +112,31 @@ fn the_state(body: &Value) -> Result<Tested, ApiError> {
     }
 }
 
-/// The states `state` can go to.
-fn targets(state: &Map<String, Value>) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut add = |v: Option<&Value>| {
-        if let Some(name) = v.and_then(Value::as_str) {
-            names.push(name.to_owned());
-        }
-    };
-    add(state.get("Next"));
-    add(state.get("Default"));
-    for list in ["Choices", "Catch"] {
-        for entry in state
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            add(entry.get("Next"));
+/// The transitions of `state`: its `Next`, `Default`, and the `Next` of each choice and
+/// catcher.
+fn transitions(state: &mut Map<String, Value>) -> Vec<&mut Value> {
+    let mut found = Vec::new();
+    for (key, value) in state.iter_mut() {
+        match key.as_str() {
+            "Next" | "Default" => found.push(value),
+            "Choices" | "Catch" => {
+                for entry in value.as_array_mut().into_iter().flatten() {
+                    if let Some(next) = entry.get_mut("Next") {
+                        found.push(next);
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    names
+    found
 }
 
-/// The machine that runs `state` once: placeholders for where it goes (its own name, when it
-/// goes back to itself, stands for a placeholder too). `with_catch` keeps its catchers.
 /// The placeholder for a state that goes back to itself.
 const SELF: &str = "TestStateItself";
 
+/// The machine that runs `state` once: a Succeed placeholder for each state it goes to (its
+/// own name, when it goes back to itself, becomes [`SELF`]). `with_catch` keeps its catchers.
 fn machine(
     name: &str,
     state: &Map<String, Value>,
@@ -151,18 +148,14 @@ fn machine(
     if !with_catch {
         tested.remove("Catch");
     }
-    let text = serde_json::to_string(&tested).unwrap_or_default();
-    let mut text = text;
-    for key in ["Next", "Default"] {
-        text = text.replace(
-            &format!("\"{key}\":\"{name}\""),
-            &format!("\"{key}\":\"{SELF}\""),
-        );
-    }
-    let tested: Map<String, Value> = serde_json::from_str(&text).unwrap_or(tested);
     let mut states = Map::new();
-    for target in targets(&tested) {
-        states.insert(target, json!({"Type": "Succeed"}));
+    for next in transitions(&mut tested) {
+        if next.as_str() == Some(name) {
+            *next = json!(SELF);
+        }
+        if let Some(target) = next.as_str() {
+            states.insert(target.to_owned(), json!({"Type": "Succeed"}));
+        }
     }
     states.insert(name.to_owned(), Value::Object(tested));
     let mut machine = json!({"StartAt": name, "States": states});

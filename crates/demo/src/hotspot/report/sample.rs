@@ -222,3 +222,19 @@ pub fn report() -> HotspotReport {
         "2025-01-01T00:00:00.000Z".into(),
     )
 }
+
+/// [`report`] with the steady application's p99 wait with shares set to `p99_ms` and the
+/// checks made again.
+pub fn report_with_steady_p99(p99_ms: i64) -> HotspotReport {
+    let mut report = report();
+    let steady = report
+        .hotspot
+        .runs
+        .shares
+        .applications
+        .get_mut("steady")
+        .unwrap();
+    steady.lease_wait.as_mut().unwrap().p99_ms = Some(p99_ms);
+    report.hotspot.checks = super::checks(&report.hotspot.runs, report.budget);
+    report
+}

@@ -117,16 +117,7 @@ fn goals_compare_with_alone_and_promises_decide() {
     assert!(!report.hotspot.checks.no_application_above_max);
     assert!(!report.passed());
     // AND a longer steady tail is a missed goal, never a failure
-    let mut report = sample::report();
-    let steady = report
-        .hotspot
-        .runs
-        .shares
-        .applications
-        .get_mut("steady")
-        .unwrap();
-    steady.lease_wait.as_mut().unwrap().p99_ms = Some(166);
-    report.hotspot.checks = checks(&report.hotspot.runs, report.budget);
+    let report = sample::report_with_steady_p99(166);
     assert!(
         !report
             .hotspot
