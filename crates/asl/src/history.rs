@@ -2,6 +2,7 @@
 //! injected clock and the `<x>EventDetails` objects. Observers see each event as it is
 //! recorded, so a running execution's history can be served while it runs.
 
+use crate::map_run::MapRunReport;
 use crate::values::iso_millis;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
@@ -90,6 +91,9 @@ impl HistoryEvent {
 /// Receives every event when it is recorded (from any task of the execution).
 pub trait HistoryObserver: Send + Sync {
     fn on_event(&self, event: &HistoryEvent);
+
+    /// A Distributed Map run of the execution started, moved on or ended.
+    fn on_map_run(&self, _run: &MapRunReport) {}
 }
 
 /// The event list of one execution, shared by its concurrent branches.
@@ -152,6 +156,13 @@ impl History {
             o.on_event(&ev);
         }
         ev.id
+    }
+
+    /// Tells the observer how a Distributed Map run stands.
+    pub fn map_run(&self, run: &MapRunReport) {
+        if let Some(o) = &self.observer {
+            o.on_map_run(run);
+        }
     }
 
     /// Starts from `events` already recorded (a redriven execution): new events follow them

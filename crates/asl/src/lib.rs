@@ -134,6 +134,7 @@ pub mod intrinsics;
 pub mod invoker;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod map_run;
 pub mod run;
 pub mod validate;
 pub mod values;

@@ -10,6 +10,7 @@ use crate::definition::{
 use crate::history::{History, Thread};
 use crate::intrinsics;
 use crate::jsonata::JValue;
+use crate::map_run::{MapRunLimits, MapRunStatus, MapRunTracker};
 use crate::values::{to_json, type_name};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value, json};
@@ -87,9 +88,20 @@ impl Flow<'_> {
         if let Some(b) = &spec.item_batcher {
             inputs = self.batch(b, ctx, &input, inputs)?;
         }
-        if spec.distributed {
-            self.map_run_started(spec);
-        }
+        let mut run = if spec.distributed {
+            let arn = self.map_run_started(spec);
+            let sizes = inputs.iter().map(|v| batch_size(v, spec)).collect();
+            let limits = MapRunLimits {
+                max_concurrency: max_concurrency as u64,
+                tolerated_failure_count: tolerance.count.map(|c| c as u64),
+                tolerated_failure_percentage: tolerance.percentage,
+            };
+            let clock = self.execution.services.clock.clone();
+            let history = self.history.clone();
+            Some(MapRunTracker::start(history, clock, arn, limits, sizes))
+        } else {
+            None
+        };
         let base = self.thread;
         let n = inputs.len();
         let limit = if max_concurrency == 0 {
@@ -98,10 +110,11 @@ impl Flow<'_> {
             max_concurrency
         };
         let done = self
-            .iterate(&state.name, spec, inputs, limit, tolerance)
+            .iterate(&state.name, spec, inputs, limit, tolerance, run.as_mut())
             .await;
         if done.failures > 0 && !tolerance.tolerates(done.failures, n) {
-            if spec.distributed {
+            if let Some(run) = &mut run {
+                run.end(MapRunStatus::Failed);
                 self.event("MapRunFailed", None, true);
             }
             let f = if tolerance.is_set() {
@@ -120,7 +133,8 @@ impl Flow<'_> {
                 ..f
             });
         }
-        if spec.distributed {
+        if let Some(run) = &mut run {
+            run.end(MapRunStatus::Succeeded);
             self.event("MapRunSucceeded", None, true);
             let run_started = base.source;
             self.event("MapStateSucceeded", None, false);
@@ -254,7 +268,7 @@ impl Flow<'_> {
     }
 
     /// `MapRunStarted` with the run's ARN (the label, or a random name, and a random id).
-    fn map_run_started(&mut self, spec: &MapSpec) {
+    fn map_run_started(&mut self, spec: &MapSpec) -> String {
         let random = &self.execution.services.random;
         let label = spec
             .label
@@ -273,6 +287,7 @@ impl Flow<'_> {
             Some(("mapRunStartedEventDetails", json!({"mapRunArn": arn}))),
             true,
         );
+        arn
     }
 
     /// Runs the iterations, up to `limit` at a time, until they are done or the failures are
@@ -284,6 +299,7 @@ impl Flow<'_> {
         inputs: Vec<Value>,
         limit: usize,
         tolerance: Tolerance,
+        mut run: Option<&mut MapRunTracker>,
     ) -> Iterations {
         let n = inputs.len();
         let mut done = Iterations {
@@ -341,14 +357,23 @@ impl Flow<'_> {
                 (i, r, f.thread)
             }) as BoxFuture<'_, _>
         };
+        let started = |run: &mut Option<&mut MapRunTracker>, i: usize| {
+            if let Some(run) = run.as_deref_mut() {
+                run.started(i);
+            }
+        };
         for _ in 0..limit {
             if let Some((i, v)) = pending.next() {
+                started(&mut run, i);
                 futs.push(launch(i, v, cursor));
             }
         }
         while let Some((i, r, th)) = futs.next().await {
             cursor.source = cursor.source.max(th.source);
             self.thread.source = self.thread.source.max(th.source);
+            if let Some(run) = run.as_deref_mut() {
+                run.finished(i, r.is_ok());
+            }
             match r {
                 Ok(v) => done.results[i] = Some(v),
                 Err(f) => {
@@ -362,6 +387,7 @@ impl Flow<'_> {
                 }
             }
             if let Some((i, v)) = pending.next() {
+                started(&mut run, i);
                 futs.push(launch(i, v, cursor));
             }
         }
@@ -415,6 +441,14 @@ impl Flow<'_> {
             eval_location: None,
             ..f
         }
+    }
+}
+
+/// How many items one child execution of a Distributed Map gets: its batch's, or one.
+fn batch_size(input: &Value, spec: &MapSpec) -> u64 {
+    match (&spec.item_batcher, input.get("Items")) {
+        (Some(_), Some(Value::Array(items))) => items.len() as u64,
+        _ => 1,
     }
 }
 

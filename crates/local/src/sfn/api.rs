@@ -64,6 +64,20 @@ pub async fn dispatch(
             Ok(json!({}))
         }
         "ListActivities" => list_activities(sfn, body),
+        "DescribeMapRun" => {
+            let (execution, run) = sfn.map_run(field(body, "mapRunArn")?)?;
+            Ok(super::map_runs::describe(&execution, &run))
+        }
+        "ListMapRuns" => {
+            let execution = sfn.execution(field(body, "executionArn")?)?;
+            let page = page(body, 100)?;
+            let all: Vec<Value> = execution
+                .map_runs()
+                .iter()
+                .map(|run| super::map_runs::listed(&execution, run))
+                .collect();
+            one_page("mapRuns", &all, page)
+        }
         "GetActivityTask" => get_activity_task(sfn, body).await,
         other => Err(ApiError::new(
             "UnknownOperationException",

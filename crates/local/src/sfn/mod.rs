@@ -18,6 +18,7 @@
 pub mod activities;
 mod api;
 pub mod callbacks;
+mod map_runs;
 pub mod mocks;
 mod redrive;
 mod test_state;
@@ -30,6 +31,7 @@ use leasehold_asl::clock::{BoxFuture, Clock};
 use leasehold_asl::definition::StateMachine as Definition;
 use leasehold_asl::history::{Details, HistoryEvent, HistoryObserver};
 use leasehold_asl::invoker::TaskInvoker;
+use leasehold_asl::map_run::MapRunReport;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use leasehold_asl::{AbortHandle, ExecutionConfig, Services, execute};
 pub use mocks::MockConfig;
@@ -122,6 +124,8 @@ pub struct Execution {
     definition: Arc<Definition>,
     invoker: Arc<dyn TaskInvoker>,
     config: ExecutionConfig,
+    /// Its Distributed Map runs, as they stand (DescribeMapRun), oldest first.
+    map_runs: Mutex<Vec<MapRunReport>>,
 }
 
 struct Recorder(Weak<Execution>);
@@ -134,6 +138,12 @@ impl HistoryObserver for Recorder {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(event.clone());
+        }
+    }
+
+    fn on_map_run(&self, run: &MapRunReport) {
+        if let Some(execution) = self.0.upgrade() {
+            execution.record_map_run(run);
         }
     }
 }
@@ -800,6 +810,7 @@ impl StepFunctions {
             definition: machine.parsed.clone(),
             invoker,
             config: cfg.clone(),
+            map_runs: Mutex::new(Vec::new()),
         });
         executions.insert(arn.clone(), execution.clone());
         drop(executions);
