@@ -199,7 +199,7 @@ async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
         (
             vec!["--definition", &choice, "--mock", &exhausted],
             "ValidationException",
-            "mock is only allowed",
+            "State type 'Choice' is not supported when a mock is specified",
         ),
     ] {
         let mut all = vec!["stepfunctions", "test-state", "--role-arn", ROLE];

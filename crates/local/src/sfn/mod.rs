@@ -21,6 +21,7 @@ pub mod callbacks;
 mod map_runs;
 pub mod mocks;
 mod redrive;
+mod test_mock;
 mod test_state;
 
 pub use crate::error::ApiError;

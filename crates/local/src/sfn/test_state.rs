@@ -12,7 +12,7 @@
 //! catcher's `ResultPath` or `Output` shapes the output. A `mock` (`result`, or `errorOutput`
 //! with `error` and `cause`) answers the task instead of the service.
 
-use super::{ApiError, StepFunctions};
+use super::{ApiError, StepFunctions, test_mock};
 use leasehold_asl::clock::BoxFuture;
 use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest, TaskStyle};
 use leasehold_asl::run::matches_error;
@@ -262,17 +262,27 @@ impl StepFunctions {
                 format!("inspectionLevel must be INFO, DEBUG or TRACE, got {level}"),
             ));
         }
-        let retried = body["stateConfiguration"]["retrierRetryCount"]
-            .as_u64()
-            .unwrap_or(0);
-        let answer = Arc::new(Mutex::new(mock_answer(&body["mock"], &state)?));
+        let configuration = &body["stateConfiguration"];
+        let retried = configuration["retrierRetryCount"].as_u64().unwrap_or(0);
+        let mocked = test_mock::answer(&body["mock"], configuration, &state)?;
+        if mocked.is_none()
+            && state["Type"] == "Task"
+            && body["roleArn"].as_str().is_none_or(str::is_empty)
+        {
+            return Err(invalid(
+                "ValidationException",
+                "RoleArn must be specified when testing a Task state",
+            ));
+        }
+        let answer = Arc::new(Mutex::new(mocked));
+        let runs = test_mock::stand_in(&state);
         let invoker = || -> Arc<dyn TaskInvoker> {
             Arc::new(Once {
                 inner: self.tasks.invoker.clone(),
                 answer: answer.clone(),
             })
         };
-        let bare = machine(&name, &state, &language, false);
+        let bare = machine(&name, &runs, &language, false);
         let mut run = self
             .run_test_machine((&name, &bare), &input, &variables, invoker())
             .await?;
@@ -301,9 +311,8 @@ impl StepFunctions {
             let caught = list("Catch")
                 .iter()
                 .position(|c| matches_error(&names(c), &error));
-            if let Some((index, retrier)) =
-                retrier.filter(|(_, r)| retried < r["MaxAttempts"].as_u64().unwrap_or(3))
-            {
+            let attempts_left = |r: &Value| retried < r["MaxAttempts"].as_u64().unwrap_or(3);
+            if let Some((index, retrier)) = retrier.clone().filter(|(_, r)| attempts_left(r)) {
                 status = "RETRIABLE";
                 error_details = Some(json!({
                     "retryIndex": index,
@@ -311,12 +320,15 @@ impl StepFunctions {
                 }));
             } else if let Some(index) = caught {
                 error_details = Some(json!({"catchIndex": index}));
-                let with_catch = machine(&name, &state, &language, true);
+                let with_catch = machine(&name, &runs, &language, true);
                 let again = self
                     .run_test_machine((&name, &with_catch), &input, &variables, invoker())
                     .await?;
                 (run.output, run.next) = (again.output, again.next);
                 status = "CAUGHT_ERROR";
+            } else if let Some((index, _)) = retrier {
+                // A retrier matched but has no attempt left.
+                error_details = Some(json!({"retryIndex": index}));
             }
         }
         let mut answer = json!({"status": status});
@@ -347,40 +359,6 @@ impl StepFunctions {
             answer["inspectionData"] = data;
         }
         Ok(answer)
-    }
-}
-
-/// What `mock` makes the task answer (`None`: the service answers).
-fn mock_answer(
-    mock: &Value,
-    state: &Map<String, Value>,
-) -> Result<Option<Result<Value, TaskError>>, ApiError> {
-    if mock.is_null() {
-        return Ok(None);
-    }
-    if !matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
-        return Err(invalid(
-            "ValidationException",
-            "mock is only allowed for Task, Map and Parallel states",
-        ));
-    }
-    match (mock.get("result"), mock.get("errorOutput")) {
-        (Some(Value::String(result)), None) => serde_json::from_str(result)
-            .map(|v| Some(Ok(v)))
-            .map_err(|e| {
-                invalid(
-                    "ValidationException",
-                    format!("mock.result is not valid JSON: {e}"),
-                )
-            }),
-        (None, Some(error)) => Ok(Some(Err(TaskError {
-            error: error["error"].as_str().unwrap_or_default().to_owned(),
-            cause: error["cause"].as_str().map(str::to_owned),
-        }))),
-        _ => Err(invalid(
-            "ValidationException",
-            "mock needs exactly one of result or errorOutput",
-        )),
     }
 }
 
@@ -445,8 +423,20 @@ fn inspection(
         "afterParameters"
     };
     let mut data = json!({"input": input.to_string()});
-    if !jsonata && let Some(text) = selected(state.get("InputPath"), input) {
+    let kind = state["Type"].as_str().unwrap_or_default();
+    // AWS shows no afterInputPath for a Parallel state.
+    let after_input = (!jsonata && kind != "Parallel")
+        .then(|| selected(state.get("InputPath"), input))
+        .flatten();
+    if let Some(text) = &after_input {
         data["afterInputPath"] = json!(text);
+    }
+    if kind == "Map" {
+        map_inspection(&mut data, state, after_input.as_deref());
+    }
+    if matches!(kind, "Map" | "Parallel") {
+        // The iterations and branches did not run: the mock was the result.
+        return with_variables(data, variables);
     }
     for event in history {
         let Some(details) = event.details.as_ref().map(|d| d.to_value()) else {
@@ -463,8 +453,35 @@ fn inspection(
             _ => {}
         }
     }
+    with_variables(data, variables)
+}
+
+fn with_variables(mut data: Value, variables: &Map<String, Value>) -> Value {
     if !variables.is_empty() {
         data["variables"] = json!(Value::Object(variables.clone()).to_string());
     }
     data
+}
+
+/// A Map state's own inspection data: the items after `ItemsPath` (JSONPath), its
+/// `MaxConcurrency` (0: no limit) and its tolerance, when it has one.
+fn map_inspection(data: &mut Value, state: &Map<String, Value>, after_input: Option<&str>) {
+    if let Some(after_input) = after_input
+        && let Ok(effective) = serde_json::from_str::<Value>(after_input)
+        && let Some(items) = selected(state.get("ItemsPath"), &effective)
+    {
+        data["afterItemsPath"] = json!(items);
+    }
+    data["maxConcurrency"] = json!(
+        state
+            .get("MaxConcurrency")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    );
+    for key in ["toleratedFailureCount", "toleratedFailurePercentage"] {
+        let field = format!("{}{}", key[..1].to_uppercase(), &key[1..]);
+        if let Some(v) = state.get(&field).filter(|v| v.is_number()) {
+            data[key] = v.clone();
+        }
+    }
 }
