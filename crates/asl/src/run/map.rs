@@ -10,7 +10,8 @@ use crate::definition::{
 use crate::history::{History, Thread};
 use crate::intrinsics;
 use crate::jsonata::JValue;
-use crate::map_run::{MapRunLimits, MapRunStatus, MapRunTracker};
+use super::map_run::{MapRunLimits, MapRunTracker};
+use crate::map_run::MapRunStatus;
 use crate::values::{to_json, type_name};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value, json};

@@ -10,6 +10,7 @@
 
 mod choice;
 mod map;
+mod map_run;
 mod parallel;
 mod pass;
 mod pipeline;
