@@ -2,7 +2,7 @@
 //! that failed (the states before it are not run again, their variables are kept, and
 //! `$$.Execution.RedriveCount` counts), its history goes on after `ExecutionRedriven`, and
 //! DescribeExecution reports the redrive; a succeeded or unknown execution is refused with
-//! AWS's error names, and a stopped one can be redriven too.
+//! AWS's error names, and a stopped or timed-out one can be redriven too.
 
 mod common;
 
@@ -223,5 +223,55 @@ async fn a_failed_execution_is_redriven_from_the_state_that_failed() {
         2,
         "{kinds:?}"
     );
+
+    // A timed-out execution is redriven too: its timeout counts again from the redrive (5 s
+    // at a hundredth), so the long nap times out a second time.
+    let slow = json!({"TimeoutSeconds": 5, "StartAt": "Nap",
+        "States": {"Nap": {"Type": "Wait", "Seconds": 3000, "End": true}}});
+    let machine = create_machine(&t, "TimesOut", &slow.to_string());
+    let started = ok(
+        &url,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &machine,
+        ],
+    );
+    let execution = started["executionArn"].as_str().unwrap().to_owned();
+    let (d, _) = ended(&t, &execution);
+    assert_eq!(
+        (d["status"].as_str(), d["redriveStatus"].as_str()),
+        (Some("TIMED_OUT"), Some("REDRIVABLE"))
+    );
+    ok(
+        &url,
+        &[
+            "stepfunctions",
+            "redrive-execution",
+            "--execution-arn",
+            &execution,
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (d, history) = loop {
+        let (d, history) = ended(&t, &execution);
+        if d["redriveCount"] == 1 && d["status"] != "RUNNING" {
+            break (d, history);
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(d["status"], "TIMED_OUT", "{d}");
+    let kinds: Vec<&str> = history
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind);
+    assert!(
+        at("ExecutionTimedOut") < at("ExecutionRedriven"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"ExecutionTimedOut"), "{kinds:?}");
     t.shutdown().await;
 }

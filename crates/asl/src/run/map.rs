@@ -1,6 +1,7 @@
 //! The Map state, inline and Distributed: item selection, batching, concurrency limits and
 //! tolerated failures.
 
+use super::map_run::{MapRunLimits, MapRunTracker};
 use super::pipeline::{Sources, plain_text};
 use super::{Branch, Flow, StateCtx, StateFailure};
 use crate::clock::BoxFuture;
@@ -10,7 +11,6 @@ use crate::definition::{
 use crate::history::{History, Thread};
 use crate::intrinsics;
 use crate::jsonata::JValue;
-use super::map_run::{MapRunLimits, MapRunTracker};
 use crate::map_run::MapRunStatus;
 use crate::values::{to_json, type_name};
 use futures_util::stream::{FuturesUnordered, StreamExt};
