@@ -4,6 +4,7 @@
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -91,6 +92,68 @@ pub fn extract(line: &str) -> Vec<Datum> {
     out
 }
 
+/// CloudWatch takes at most this many distinct values in one datum's `Values`.
+const MAX_VALUES: usize = 150;
+
+/// One PutMetricData member: the data points of one metric (name, dimensions, unit) in one
+/// second, as distinct values with how often each came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub name: String,
+    pub unit: String,
+    pub dimensions: Vec<(String, String)>,
+    /// Seconds since the epoch.
+    pub second: i64,
+    /// (value, count), by value.
+    pub values: Vec<(f64, u64)>,
+    /// How many data points it stands for.
+    pub points: u64,
+}
+
+/// Groups data points per namespace into members of one metric and one second each (at
+/// most [`MAX_VALUES`] distinct values per member): what CloudWatch keeps of them is the
+/// same (its finest period is a second), and a call carries a few members instead of one
+/// per point. The local CloudWatch parses a call's members in time that grows with their
+/// square: 400 single points took 0.6 s of its one-at-a-time section, the same points as
+/// six members 4 ms.
+pub fn aggregate(batch: Vec<Datum>) -> BTreeMap<String, Vec<Member>> {
+    type Key = (String, String, Vec<(String, String)>, String, i64);
+    let mut grouped: BTreeMap<Key, BTreeMap<u64, u64>> = BTreeMap::new();
+    for d in batch {
+        let key = (
+            d.namespace,
+            d.name,
+            d.dimensions,
+            d.unit,
+            d.timestamp_ms.div_euclid(1000),
+        );
+        // Values keyed by their bits: counted exactly, whatever they are.
+        *grouped
+            .entry(key)
+            .or_default()
+            .entry(d.value.to_bits())
+            .or_default() += 1;
+    }
+    let mut out: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    for ((namespace, name, dimensions, unit, second), counts) in grouped {
+        let counts: Vec<(f64, u64)> = counts
+            .into_iter()
+            .map(|(bits, n)| (f64::from_bits(bits), n))
+            .collect();
+        for values in counts.chunks(MAX_VALUES) {
+            out.entry(namespace.clone()).or_default().push(Member {
+                name: name.clone(),
+                unit: unit.clone(),
+                dimensions: dimensions.clone(),
+                second,
+                values: values.to_vec(),
+                points: values.iter().map(|(_, n)| n).sum(),
+            });
+        }
+    }
+    out
+}
+
 /// Sends extracted metrics to CloudWatch in the background.
 #[derive(Clone)]
 pub struct MetricsForwarder {
@@ -125,24 +188,21 @@ impl MetricsForwarder {
                         _ => break,
                     }
                 }
-                let mut by_namespace: std::collections::BTreeMap<String, Vec<Datum>> =
-                    Default::default();
-                for d in batch {
-                    by_namespace.entry(d.namespace.clone()).or_default().push(d);
-                }
-                for (namespace, data) in by_namespace {
-                    let n = data.len() as u64;
+                for (namespace, members) in aggregate(batch) {
+                    let n: u64 = members.iter().map(|m| m.points).sum();
                     let mut request = client.put_metric_data().namespace(&namespace);
-                    for d in data {
+                    for member in members {
                         let mut datum = MetricDatum::builder()
-                            .metric_name(&d.name)
-                            .value(d.value)
-                            .unit(StandardUnit::from(d.unit.as_str()))
+                            .metric_name(&member.name)
+                            .unit(StandardUnit::from(member.unit.as_str()))
                             .timestamp(
-                                (UNIX_EPOCH + Duration::from_millis(d.timestamp_ms.max(0) as u64))
+                                (UNIX_EPOCH + Duration::from_secs(member.second.max(0) as u64))
                                     .into(),
                             );
-                        for (k, v) in &d.dimensions {
+                        for (value, count) in member.values {
+                            datum = datum.values(value).counts(count as f64);
+                        }
+                        for (k, v) in &member.dimensions {
                             datum = datum.dimensions(Dimension::builder().name(k).value(v).build());
                         }
                         request = request.metric_data(datum.build());
@@ -182,6 +242,59 @@ impl MetricsForwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn point(name: &str, app: &str, value: f64, timestamp_ms: i64) -> Datum {
+        Datum {
+            namespace: "RDSLambda".into(),
+            name: name.into(),
+            unit: "Count".into(),
+            dimensions: vec![("Application".into(), app.into())],
+            value,
+            timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn points_of_one_metric_and_second_become_one_member_with_counted_values() {
+        let batch = vec![
+            point("Waiting", "hot", 3.0, 1_000),
+            point("Waiting", "hot", 3.0, 1_999),
+            point("Waiting", "hot", 1.0, 1_500),
+            point("Waiting", "hot", 2.0, 2_000),
+            point("Waiting", "steady", 0.0, 1_100),
+        ];
+        let out = aggregate(batch);
+        let members = &out["RDSLambda"];
+        let seen: Vec<(&str, i64, Vec<(f64, u64)>, u64)> = members
+            .iter()
+            .map(|m| {
+                (
+                    m.dimensions[0].1.as_str(),
+                    m.second,
+                    m.values.clone(),
+                    m.points,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("hot", 1, vec![(1.0, 1), (3.0, 2)], 3),
+                ("hot", 2, vec![(2.0, 1)], 1),
+                ("steady", 1, vec![(0.0, 1)], 1),
+            ]
+        );
+        // More distinct values than one member takes: split, nothing lost.
+        let many: Vec<Datum> = (0..400)
+            .map(|i| point("Wait", "hot", i as f64, 5_000))
+            .collect();
+        let members = &aggregate(many)["RDSLambda"];
+        assert_eq!(
+            members.iter().map(|m| m.values.len()).collect::<Vec<_>>(),
+            vec![150, 150, 100]
+        );
+        assert_eq!(members.iter().map(|m| m.points).sum::<u64>(), 400);
+    }
 
     #[test]
     fn emf_lines_become_data_points_and_other_lines_do_not() {
