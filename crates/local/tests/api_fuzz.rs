@@ -32,7 +32,7 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 
 /// The Step Functions operations of the dispatch table, and some it does not have.
-const OPERATIONS: [&str; 19] = [
+const OPERATIONS: [&str; 21] = [
     "CreateStateMachine",
     "DescribeStateMachine",
     "DescribeStateMachineForExecution",
@@ -49,6 +49,8 @@ const OPERATIONS: [&str; 19] = [
     "SendTaskSuccess",
     "SendTaskFailure",
     "SendTaskHeartbeat",
+    "DescribeMapRun",
+    "ListMapRuns",
     "TagResource",
     "",
     "describeexecution",
@@ -347,6 +349,18 @@ fn sfn_body(
     });
     put(g, "stateMachineArn", &|g| arn(g, sfn, known, true));
     put(g, "executionArn", &|g| arn(g, sfn, known, false));
+    put(g, "mapRunArn", &|g| {
+        if g.chance(50) {
+            json!(format!(
+                "arn:aws:states:{REGION}:{ACCOUNT}:mapRun:{}/{}:{}",
+                g.pick(&names),
+                g.pick(&names),
+                g.next()
+            ))
+        } else {
+            arn(g, sfn, known, false)
+        }
+    });
     put(g, "input", &|g| {
         let input = match g.below(6) {
             0 => g.text(),
