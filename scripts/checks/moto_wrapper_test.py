@@ -3,7 +3,8 @@
 Runs a set of DynamoDB calls (items with every attribute type, nested maps and lists, a
 query, updates, transactions that commit and transactions cancelled after an earlier item of
 theirs was written, a table description) in process, once as moto is and once with the
-wrapper's pass-through of attribute values and its item-only transaction backups, and compares
+wrapper's pass-through of attribute values, its item-only transaction backups and its
+remembered lookups (module list, method names), and compares
 the raw JSON bodies (as parsed JSON: key order aside) and what the table holds afterwards. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
@@ -173,9 +174,19 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     model = answers()
     wrapper = load_wrapper()
+    modules = sorted(wrapper.moto_backends.list_of_moto_modules())
+    from moto.dynamodb.responses import DynamoHandler
+
+    names = sorted(wrapper.moto_responses.method_names_from_class(DynamoHandler))
     wrapper.pass_attribute_values_through()
     wrapper.copy_only_touched_items()
+    wrapper.remember_static_lookups()
     fast = answers()
+    remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
+    if sorted(wrapper.moto_backends.list_of_moto_modules()) != modules or sorted(remembered) != names:
+        sys.exit("the moto wrapper remembers other module or method names than moto finds")
+    if "transact_write_items" not in names or "dynamodb" not in modules:
+        sys.exit(f"moto's lookups were not seen: {len(names)} names, {len(modules)} modules")
     if model != fast:
         for a, b in zip(model, fast):
             if a != b:
