@@ -32,8 +32,8 @@ back as they were. A failed transaction still changes nothing.
 moto also looks up, for every request, what never changes while it runs: the list of its
 service modules (a directory listing and a stat per module, to place the request's host) and
 the method names of the response class (by reflection). Sampled over a load run, the two took
-about 15 % of the serialized section. The wrapper answers both from what the first request
-found.
+about 15 % of the serialized section. The wrapper lists the modules once at start and each
+class's method names at its first use.
 
 Usage: python3 scripts/lib/moto_server.py PORT
 """

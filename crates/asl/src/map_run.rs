@@ -1,7 +1,8 @@
 //! What a Distributed Map run reports while it goes (the figures of DescribeMapRun): its
 //! status, its limits and how many items and child executions are pending, running,
 //! succeeded, failed or aborted. The Map state (`run::map_run`) tells the history's observer
-//! after every change; a run whose execution is stopped reports itself aborted.
+//! after every change; a run that ends unfinished (its execution stopped or timed out, or a
+//! state around it failed) reports itself aborted.
 
 /// How a map run stands (AWS's `status` of DescribeMapRun).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -265,7 +265,8 @@ mod tests {
         ];
         let out = aggregate(batch);
         let members = &out["RDSLambda"];
-        let seen: Vec<(&str, i64, Vec<(f64, u64)>, u64)> = members
+        type Seen<'a> = (&'a str, i64, Vec<(f64, u64)>, u64);
+        let seen: Vec<Seen> = members
             .iter()
             .map(|m| {
                 (

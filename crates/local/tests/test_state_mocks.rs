@@ -246,6 +246,53 @@ async fn mocks_are_held_to_their_shape_and_answer_for_map_and_parallel_states() 
         "{stderr}"
     );
 
+    // Limits given by paths into the input; no failure is never beyond a tolerance.
+    let by_path =
+        json!({"Type": "Map", "ItemsPath": "$.lines", "MaxConcurrencyPath": "$.limits.parallel",
+        "ToleratedFailurePercentagePath": "$.limits.percent",
+        "ItemProcessor": {"StartAt": "Price", "States": {"Price": {"Type": "Pass", "End": true}}},
+        "End": true})
+        .to_string();
+    let limited = json!({"lines": [], "limits": {"parallel": 3, "percent": 10}}).to_string();
+    let answer = test_state(
+        url,
+        &[
+            "--definition",
+            &by_path,
+            "--input",
+            &limited,
+            "--mock",
+            &json!({"result": "[]"}).to_string(),
+            "--inspection-level",
+            "DEBUG",
+        ],
+    );
+    assert_eq!(answer["status"], "SUCCEEDED", "{answer}");
+    assert_eq!(answer["inspectionData"]["maxConcurrency"], 3);
+    assert_eq!(
+        answer["inspectionData"]["toleratedFailurePercentage"].as_f64(),
+        Some(10.0)
+    );
+    // Its iterations never run, but they are still checked: a processor without StartAt.
+    let broken = json!({"Type": "Map", "ItemProcessor": {"States": {}}, "End": true}).to_string();
+    let stderr = refused(url, &["--definition", &broken, "--mock", &priced]);
+    assert!(stderr.contains("InvalidDefinition"), "{stderr}");
+    // A Parallel without branches, a Task without a resource: refused, and the stack serves on.
+    let bare = json!({"Type": "Parallel", "End": true}).to_string();
+    let stderr = refused(
+        url,
+        &[
+            "--definition",
+            &bare,
+            "--mock",
+            &json!({"result": "[]"}).to_string(),
+        ],
+    );
+    assert!(stderr.contains("InvalidDefinition"), "{stderr}");
+    let nowhere = json!({"Type": "Task", "End": true}).to_string();
+    let stderr = refused(url, &["--definition", &nowhere, "--mock", &priced]);
+    assert!(stderr.contains("InvalidDefinition"), "{stderr}");
+
     // A mocked error of a state inside: errorCausedByState names it, and must.
     let boom = json!({"errorOutput": {"error": "Boom", "cause": "inside"}}).to_string();
     let inside = json!({"errorCausedByState": "Price"}).to_string();

@@ -116,7 +116,8 @@ impl MapRunTracker {
 }
 
 impl Drop for MapRunTracker {
-    /// A run dropped before it ended belongs to an execution that was stopped.
+    /// A run dropped before it ended was cut short (its execution stopped or timed out, or a
+    /// state around it failed).
     fn drop(&mut self) {
         self.end(MapRunStatus::Aborted);
     }

@@ -14,7 +14,13 @@
 
 use super::ApiError;
 use leasehold_asl::invoker::TaskError;
+use leasehold_asl::jsonpath::JsonPath;
 use serde_json::{Map, Value, json};
+
+/// A member of a state's definition (`Null` when it has none: never a panic on input).
+pub(super) fn member<'a>(state: &'a Map<String, Value>, key: &str) -> &'a Value {
+    state.get(key).unwrap_or(&Value::Null)
+}
 
 fn invalid(why: impl Into<String>) -> ApiError {
     ApiError::new("ValidationException", why.into())
@@ -216,7 +222,7 @@ fn strictness(mock: &Value) -> Result<Strictness, ApiError> {
 /// The names of the states directly inside a Map (its processor) or a Parallel (its
 /// branches).
 fn inner_states(state: &Map<String, Value>) -> Vec<String> {
-    let processors: Vec<&Value> = match state["Type"].as_str() {
+    let processors: Vec<&Value> = match member(state, "Type").as_str() {
         Some("Map") => state
             .get("ItemProcessor")
             .or_else(|| state.get("Iterator"))
@@ -247,19 +253,51 @@ fn count(configuration: &Value, key: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// A Map's limits as its definition gives them, literally or by a `...Path` into its input
+/// (after `InputPath`).
+pub(super) struct MapLimits {
+    pub max_concurrency: u64,
+    pub count: Option<u64>,
+    pub percentage: Option<f64>,
+}
+
+pub(super) fn map_limits(state: &Map<String, Value>, input: &Value) -> MapLimits {
+    let effective = match state.get("InputPath") {
+        Some(Value::String(path)) => JsonPath::parse(path)
+            .ok()
+            .and_then(|p| p.select(input))
+            .unwrap_or(Value::Null),
+        Some(Value::Null) => json!({}),
+        _ => input.clone(),
+    };
+    let limit = |key: &str| -> Option<Value> {
+        match state.get(key) {
+            Some(v) if v.is_number() => Some(v.clone()),
+            _ => {
+                let path = state.get(&format!("{key}Path"))?.as_str()?;
+                JsonPath::parse(path).ok()?.select(&effective)
+            }
+        }
+    };
+    MapLimits {
+        max_concurrency: limit("MaxConcurrency")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+        count: limit("ToleratedFailureCount").and_then(|v| v.as_u64()),
+        percentage: limit("ToleratedFailurePercentage").and_then(|v| v.as_f64()),
+    }
+}
+
 /// Whether `failures` of `items` iterations exceed the Map's tolerance (none set: AWS's
 /// TestState lets any count through).
-fn beyond_tolerance(state: &Map<String, Value>, failures: u64, items: usize) -> bool {
-    let count = state.get("ToleratedFailureCount").and_then(Value::as_u64);
-    let percentage = state
-        .get("ToleratedFailurePercentage")
-        .and_then(Value::as_f64);
-    if count.is_none() && percentage.is_none() {
+fn beyond_tolerance(limits: &MapLimits, failures: u64, items: usize) -> bool {
+    if failures == 0 || (limits.count.is_none() && limits.percentage.is_none()) {
         return false;
     }
-    let within_count = count.is_some_and(|c| failures <= c);
-    let within_percentage =
-        percentage.is_some_and(|p| items > 0 && failures as f64 * 100.0 / items as f64 <= p);
+    let within_count = limits.count.is_some_and(|c| failures <= c);
+    let within_percentage = limits
+        .percentage
+        .is_some_and(|p| items > 0 && failures as f64 * 100.0 / items as f64 <= p);
     !(within_count || within_percentage)
 }
 
@@ -269,8 +307,9 @@ pub(super) fn answer(
     mock: &Value,
     configuration: &Value,
     state: &Map<String, Value>,
+    input: &Value,
 ) -> Result<Answer, ApiError> {
-    let kind = state["Type"].as_str().unwrap_or_default();
+    let kind = member(state, "Type").as_str().unwrap_or_default();
     let divided = matches!(kind, "Map" | "Parallel");
     let failures = count(configuration, "mapIterationFailureCount")?;
     let caused_by = configuration
@@ -292,15 +331,15 @@ pub(super) fn answer(
         return Err(invalid("mapIterationFailureCount is only for Map states"));
     }
     if mock.is_null() {
+        if failures.is_some() {
+            return Err(invalid(
+                "TestState does not support MapIterationFailureCount when a mock is not specified.",
+            ));
+        }
         if divided {
             return Err(ApiError::new(
                 "InvalidDefinition",
                 "TestState API does not support Map or Parallel states. Supported state types include: [Task, Wait, Pass, Succeed, Fail, Choice]",
-            ));
-        }
-        if failures.is_some() {
-            return Err(invalid(
-                "TestState does not support MapIterationFailureCount when a mock is not specified.",
             ));
         }
         return Ok(None);
@@ -327,7 +366,7 @@ pub(super) fn answer(
                             "Map iteration failure count must be less than or equal to the number of Map iterations",
                         ));
                     }
-                    if beyond_tolerance(state, failures, items) {
+                    if beyond_tolerance(&map_limits(state, input), failures, items) {
                         return Ok(Some(Err(TaskError {
                             error: "States.ExceedToleratedFailureThreshold".into(),
                             cause: Some(
@@ -337,7 +376,7 @@ pub(super) fn answer(
                     }
                 }
                 "Parallel" => {
-                    let branches = state["Branches"].as_array().map_or(0, Vec::len);
+                    let branches = member(state, "Branches").as_array().map_or(0, Vec::len);
                     let items = result
                         .as_array()
                         .ok_or_else(|| invalid("Mocked result must be an array."))?
@@ -349,7 +388,7 @@ pub(super) fn answer(
                     }
                 }
                 _ => {
-                    let resource = state["Resource"].as_str().unwrap_or_default();
+                    let resource = member(state, "Resource").as_str().unwrap_or_default();
                     if strictness != Strictness::None
                         && let Some(shape) = shape_of(resource)
                     {
@@ -381,10 +420,10 @@ pub(super) fn answer(
 /// The state that runs in place of a mocked Map or Parallel: a Task whose answer is the mock,
 /// keeping the fields that shape its input, result and transitions; other states as they are.
 pub(super) fn stand_in(state: &Map<String, Value>) -> Map<String, Value> {
-    if !matches!(state["Type"].as_str(), Some("Map" | "Parallel")) {
+    if !matches!(member(state, "Type").as_str(), Some("Map" | "Parallel")) {
         return state.clone();
     }
-    const KEPT: [&str; 13] = [
+    const KEPT: [&str; 12] = [
         "Comment",
         "QueryLanguage",
         "InputPath",
@@ -397,7 +436,6 @@ pub(super) fn stand_in(state: &Map<String, Value>) -> Map<String, Value> {
         "Catch",
         "Next",
         "End",
-        "TimeoutSeconds",
     ];
     let mut task: Map<String, Value> = state
         .iter()
@@ -415,6 +453,15 @@ pub(super) const MOCKED_RESOURCE: &str = "arn:aws:states:::testState:mocked";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer for an input without limits of its own.
+    fn answer(
+        mock: &Value,
+        configuration: &Value,
+        state: &Map<String, Value>,
+    ) -> Result<Answer, ApiError> {
+        super::answer(mock, configuration, state, &json!({}))
+    }
 
     fn state(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

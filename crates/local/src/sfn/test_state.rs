@@ -12,7 +12,8 @@
 //! catcher's `ResultPath` or `Output` shapes the output. A `mock` (`result`, or `errorOutput`
 //! with `error` and `cause`) answers the task instead of the service.
 
-use super::{ApiError, StepFunctions, test_mock};
+use super::test_mock::{self, member};
+use super::{ApiError, StepFunctions};
 use leasehold_asl::clock::BoxFuture;
 use leasehold_asl::invoker::{TaskError, TaskInvoker, TaskRequest, TaskStyle};
 use leasehold_asl::run::matches_error;
@@ -264,9 +265,9 @@ impl StepFunctions {
         }
         let configuration = &body["stateConfiguration"];
         let retried = configuration["retrierRetryCount"].as_u64().unwrap_or(0);
-        let mocked = test_mock::answer(&body["mock"], configuration, &state)?;
+        let mocked = test_mock::answer(&body["mock"], configuration, &state, &input)?;
         if mocked.is_none()
-            && state["Type"] == "Task"
+            && member(&state, "Type") == "Task"
             && body["roleArn"].as_str().is_none_or(str::is_empty)
         {
             return Err(invalid(
@@ -275,6 +276,10 @@ impl StepFunctions {
             ));
         }
         let answer = Arc::new(Mutex::new(mocked));
+        if matches!(member(&state, "Type").as_str(), Some("Map" | "Parallel")) {
+            // Its iterations or branches never run, but they must still be a valid definition.
+            Self::parse(&machine(&name, &state, &language, true))?;
+        }
         let runs = test_mock::stand_in(&state);
         let invoker = || -> Arc<dyn TaskInvoker> {
             Arc::new(Once {
@@ -395,7 +400,10 @@ fn derived(data: &mut Value, state: &Map<String, Value>, output: &Value) {
         return;
     }
     data["afterResultPath"] = json!(output.to_string());
-    if !matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
+    if !matches!(
+        member(state, "Type").as_str(),
+        Some("Task" | "Map" | "Parallel")
+    ) {
         return;
     }
     let at_result = match state.get("ResultPath") {
@@ -423,7 +431,7 @@ fn inspection(
         "afterParameters"
     };
     let mut data = json!({"input": input.to_string()});
-    let kind = state["Type"].as_str().unwrap_or_default();
+    let kind = member(state, "Type").as_str().unwrap_or_default();
     // AWS shows no afterInputPath for a Parallel state.
     let after_input = (!jsonata && kind != "Parallel")
         .then(|| selected(state.get("InputPath"), input))
@@ -432,7 +440,7 @@ fn inspection(
         data["afterInputPath"] = json!(text);
     }
     if kind == "Map" {
-        map_inspection(&mut data, state, after_input.as_deref());
+        map_inspection(&mut data, state, input, after_input.as_deref());
     }
     if matches!(kind, "Map" | "Parallel") {
         // The iterations and branches did not run: the mock was the result.
@@ -465,23 +473,24 @@ fn with_variables(mut data: Value, variables: &Map<String, Value>) -> Value {
 
 /// A Map state's own inspection data: the items after `ItemsPath` (JSONPath), its
 /// `MaxConcurrency` (0: no limit) and its tolerance, when it has one.
-fn map_inspection(data: &mut Value, state: &Map<String, Value>, after_input: Option<&str>) {
+fn map_inspection(
+    data: &mut Value,
+    state: &Map<String, Value>,
+    input: &Value,
+    after_input: Option<&str>,
+) {
     if let Some(after_input) = after_input
         && let Ok(effective) = serde_json::from_str::<Value>(after_input)
         && let Some(items) = selected(state.get("ItemsPath"), &effective)
     {
         data["afterItemsPath"] = json!(items);
     }
-    data["maxConcurrency"] = json!(
-        state
-            .get("MaxConcurrency")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    );
-    for key in ["toleratedFailureCount", "toleratedFailurePercentage"] {
-        let field = format!("{}{}", key[..1].to_uppercase(), &key[1..]);
-        if let Some(v) = state.get(&field).filter(|v| v.is_number()) {
-            data[key] = v.clone();
-        }
+    let limits = test_mock::map_limits(state, input);
+    data["maxConcurrency"] = json!(limits.max_concurrency);
+    if let Some(count) = limits.count {
+        data["toleratedFailureCount"] = json!(count);
+    }
+    if let Some(percentage) = limits.percentage {
+        data["toleratedFailurePercentage"] = json!(percentage);
     }
 }
