@@ -267,7 +267,8 @@ fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, Api
     one_page("events", &events, page)
 }
 
-const STATUSES: [&str; 6] = [
+/// An execution's statuses as AWS spells them.
+pub(super) const STATUSES: [&str; 6] = [
     "RUNNING",
     "SUCCEEDED",
     "FAILED",
@@ -330,7 +331,8 @@ fn one_page(key: &str, all: &[Value], page: Page) -> Result<Value, ApiError> {
     Ok(out)
 }
 
-fn seconds(ms: i64) -> Value {
+/// A date as the JSON API gives it: epoch seconds.
+pub(super) fn seconds(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 

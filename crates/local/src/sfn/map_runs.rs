@@ -2,6 +2,7 @@
 //! its runs as the interpreter sends them, so a run is described while it goes and after.
 //! A run is found by its ARN among the executions this stack still keeps.
 
+use super::api::seconds;
 use super::{ApiError, Execution, StepFunctions, registered};
 use leasehold_asl::map_run::{MapRunCounts, MapRunReport};
 use serde_json::{Value, json};
@@ -45,10 +46,6 @@ impl StepFunctions {
             ("ResourceNotFound", "Map Run"),
         )
     }
-}
-
-fn seconds(ms: i64) -> Value {
-    json!(ms as f64 / 1000.0)
 }
 
 fn counts(c: &MapRunCounts) -> Value {

@@ -13,6 +13,7 @@
 //!   `errorCausedByState` names a state inside the Map or Parallel.
 
 use super::ApiError;
+use super::api::STATUSES;
 use leasehold_asl::invoker::TaskError;
 use leasehold_asl::jsonpath::JsonPath;
 use serde_json::{Map, Value, json};
@@ -89,22 +90,13 @@ const START_EXECUTION: Shape = Shape {
     required: &["ExecutionArn", "StartDate"],
 };
 
-const EXECUTION_STATUSES: &[&str] = &[
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED_OUT",
-    "ABORTED",
-    "PENDING_REDRIVE",
-];
-
 /// `states:startExecution.sync`: the child's DescribeExecution.
 const DESCRIBED_EXECUTION: Shape = Shape {
     members: &[
         ("ExecutionArn", Kind::Text),
         ("StateMachineArn", Kind::Text),
         ("Name", Kind::Text),
-        ("Status", Kind::OneOf(EXECUTION_STATUSES)),
+        ("Status", Kind::OneOf(&STATUSES)),
         ("StartDate", Kind::Text),
         ("StopDate", Kind::Text),
         ("Input", Kind::Any),
