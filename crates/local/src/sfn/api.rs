@@ -1,6 +1,6 @@
 //! The Step Functions JSON 1.0 API: one function per operation, chosen by [`dispatch`].
 
-use super::{ApiError, Described, Machine, StepFunctions, now_ms};
+use super::{ApiError, Described, Machine, STATUSES, StepFunctions, now_ms, seconds};
 use leasehold_asl::history::HistoryEvent;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use serde_json::{Map, Value, json};
@@ -267,16 +267,6 @@ fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, Api
     one_page("events", &events, page)
 }
 
-/// An execution's statuses as AWS spells them.
-pub(super) const STATUSES: [&str; 6] = [
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED_OUT",
-    "ABORTED",
-    "PENDING_REDRIVE",
-];
-
 fn list_executions(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {
     let machine = sfn.machine(field(body, "stateMachineArn")?)?;
     if machine.kind == "EXPRESS" {
@@ -329,11 +319,6 @@ fn one_page(key: &str, all: &[Value], page: Page) -> Result<Value, ApiError> {
         out["nextToken"] = json!(next);
     }
     Ok(out)
-}
-
-/// A date as the JSON API gives it: epoch seconds.
-pub(super) fn seconds(ms: i64) -> Value {
-    json!(ms as f64 / 1000.0)
 }
 
 /// A required string member.

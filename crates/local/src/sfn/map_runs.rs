@@ -2,8 +2,7 @@
 //! its runs as the interpreter sends them, so a run is described while it goes and after.
 //! A run is found by its ARN among the executions this stack still keeps.
 
-use super::api::seconds;
-use super::{ApiError, Execution, StepFunctions, registered};
+use super::{ApiError, Execution, StepFunctions, registered, seconds};
 use leasehold_asl::map_run::{MapRunCounts, MapRunReport};
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -353,6 +353,21 @@ pub(crate) fn each_object(
     }
 }
 
+/// An execution's statuses as AWS spells them.
+pub(crate) const STATUSES: [&str; 6] = [
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "ABORTED",
+    "PENDING_REDRIVE",
+];
+
+/// A date as the JSON API gives it: epoch seconds.
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
 fn now_ms() -> i64 {
     crate::lambda::epoch_ms() as i64
 }

@@ -12,8 +12,7 @@
 //!   `States.ExceedToleratedFailureThreshold` when it exceeds the Map's tolerance;
 //!   `errorCausedByState` names a state inside the Map or Parallel.
 
-use super::ApiError;
-use super::api::STATUSES;
+use super::{ApiError, STATUSES};
 use leasehold_asl::invoker::TaskError;
 use leasehold_asl::jsonpath::JsonPath;
 use serde_json::{Map, Value, json};
