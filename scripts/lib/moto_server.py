@@ -35,17 +35,11 @@ the method names of the response class (by reflection). Sampled over a load run,
 about 15 % of the serialized section. The wrapper lists the modules once at start and each
 class's method names at its first use.
 
-moto parses a request's condition expression anew each time, a sixth of the serialized
-section over a load run. The lease broker sends the same few conditions with the same values
-again and again, so the wrapper keeps the parsed conditions (by expression, names and values,
-a few thousand at most); a parsed condition is only read when it is evaluated.
-
 Usage: python3 scripts/lib/moto_server.py PORT
 """
 
 import copy
 import gc
-import json
 import signal
 import sys
 import threading
@@ -53,7 +47,6 @@ import threading
 import moto.backends as moto_backends
 import moto.core.responses as moto_responses
 import moto.dynamodb.models as dynamodb_models
-import moto.dynamodb.models.table as dynamodb_tables
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -172,33 +165,6 @@ def remember_static_lookups() -> None:
     moto_responses.method_names_from_class = method_names_from_class
 
 
-# Parsed conditions kept at most; the cache starts again when full.
-PARSED_CONDITIONS = 4096
-
-
-def keep_parsed_conditions() -> dict:
-    """Conditions parsed once per expression, names and values; the cache itself is returned
-    (for the check that compares answers with moto's)."""
-    parse = dynamodb_models.get_filter_expression
-    parsed: dict = {}
-
-    def get_filter_expression(expr, names, values):
-        try:
-            key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
-        except (TypeError, ValueError):  # a binary value: parsed as moto does
-            return parse(expr, names, values)
-        op = parsed.get(key)
-        if op is None:
-            if len(parsed) >= PARSED_CONDITIONS:
-                parsed.clear()
-            op = parsed[key] = parse(expr, names, values)
-        return op
-
-    dynamodb_models.get_filter_expression = get_filter_expression
-    dynamodb_tables.get_filter_expression = get_filter_expression
-    return parsed
-
-
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: moto_server.py PORT")
@@ -206,7 +172,6 @@ def main() -> None:
     pass_attribute_values_through()
     copy_only_touched_items()
     remember_static_lookups()
-    keep_parsed_conditions()
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
     served = [0]
