@@ -355,15 +355,22 @@ impl Broker {
             }
             // Free slots beside waiters none of whom may take them (each at its application's
             // max): a newcomer that may takes one, if the queue has not moved meanwhile.
+            // When every waiter's application is at its max, the record alone says so: no
+            // queue read.
             if record.shared() && record.waiting > 0 && shares::may_take(record, app) {
-                let waiters = self.store.waiters(pool).await?;
-                let mut live: Vec<Waiter> =
-                    waiters.into_iter().filter(|w| w.is_live(now)).collect();
-                live.sort_by(Waiter::queue_order);
-                if u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
-                    && shares::pick(record, &live, Slot::Free).is_none()
-                {
-                    let queue = Beside::capped(record, app).unwrap_or_else(|| Beside::of(record));
+                let queue = match Beside::capped(record, app) {
+                    Some(capped) => Some(capped),
+                    None => {
+                        let waiters = self.store.waiters(pool).await?;
+                        let mut live: Vec<Waiter> =
+                            waiters.into_iter().filter(|w| w.is_live(now)).collect();
+                        live.sort_by(Waiter::queue_order);
+                        (u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
+                            && shares::pick(record, &live, Slot::Free).is_none())
+                        .then(|| Beside::of(record))
+                    }
+                };
+                if let Some(queue) = queue {
                     attempt = self.store.grant(&lease, Some(&queue)).await?;
                 }
             }

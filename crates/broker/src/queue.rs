@@ -301,9 +301,10 @@ impl Broker {
         // (served by a concurrent release, or withdrawn) tries the next one instead of reading
         // the queue again: concurrent releases then serve the oldest few, one each.
         let mut candidates: Vec<Waiter> = Vec::new();
-        // Which requests may wait while the slot comes back to the pool: none, unless the
-        // queue was read and none of its waiters may take the slot (each of their
-        // applications is at its max); the store checks that the queue has not moved.
+        // Which requests may wait while the slot comes back to the pool: none; or, as the
+        // record shows them, only requests of applications at their max (no queue read); or
+        // the queue as read, none of whose waiters may take the slot. The store checks that
+        // this still holds when it writes.
         let mut beside: Option<Beside> = None;
         // Whether the plain path was tried beside waiters that may take nothing, as the
         // record a failed release answered with shows them (once: then the queue is read).
@@ -332,6 +333,9 @@ impl Broker {
                             .and_then(|record| Beside::capped(record, source.app()));
                         tried_capped |= beside.is_some();
                         queue_first = beside.is_none();
+                        if beside.is_some() {
+                            continue;
+                        }
                     }
                 }
             }

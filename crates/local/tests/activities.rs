@@ -7,28 +7,14 @@
 mod common;
 
 use common::{
-    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, start, test_template,
+    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, start, start_cli,
+    test_template,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn start_execution(t: &TestStack, machine: &str, name: &str, input: &str) -> String {
-    ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            machine,
-            "--name",
-            name,
-            "--input",
-            input,
-        ],
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    start_cli(t, machine, &["--name", name, "--input", input])
 }
 
 fn take_task(t: &TestStack, activity: &str) -> (String, Value) {

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, start, test_template,
+    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, on_execution, start,
+    start_cli, test_template,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -42,18 +43,7 @@ fn machine(t: &TestStack, name: &str, map: Value) -> String {
 }
 
 fn run(t: &TestStack, machine: &str, input: Value) -> String {
-    let started = ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            machine,
-            "--input",
-            &input.to_string(),
-        ],
-    );
-    started["executionArn"].as_str().unwrap().to_owned()
+    start_cli(t, machine, &["--input", &input.to_string()])
 }
 
 fn list(t: &TestStack, execution: &str, page_size: &str) -> Vec<Value> {
@@ -220,15 +210,7 @@ async fn map_runs_are_described_and_listed_as_they_go() {
     assert_eq!(r["status"], "RUNNING", "{r}");
     assert!(r.get("stopDate").is_none(), "{r}");
     assert_eq!(counts(&r["itemCounts"]), [3, 2, 0, 0, 0, 5]);
-    ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "stop-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    on_execution(&t, "stop-execution", &execution);
     let (d, _) = ended(&t, &execution);
     assert_eq!(d["status"], "ABORTED");
     let r = describe(&t, &arn);

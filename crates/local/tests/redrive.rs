@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    EMPTY_TEMPLATE, Setup, aws, create_machine, ended, ok, start, test_template, workspace,
+    EMPTY_TEMPLATE, Setup, aws, create_machine, ended, ok, on_execution, start, start_cli,
+    test_template, workspace,
 };
 use serde_json::{Value, json};
 
@@ -78,15 +79,7 @@ async fn a_failed_execution_is_redriven_from_the_state_that_failed() {
         (Some(0), Some("REDRIVABLE"))
     );
 
-    let redriven = ok(
-        &url,
-        &[
-            "stepfunctions",
-            "redrive-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    let redriven = on_execution(&t, "redrive-execution", &execution);
     assert!(redriven["redriveDate"].is_number(), "{redriven}");
     let (d, history) = ended(&t, &execution);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
@@ -159,59 +152,18 @@ async fn a_failed_execution_is_redriven_from_the_state_that_failed() {
     // A stopped execution is redriven too, from the state it was stopped in.
     let waits = json!({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3000, "End": true}}});
     let machine = create_machine(&t, "Naps", &waits.to_string());
-    let started = ok(
-        &url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &machine,
-        ],
-    );
-    let execution = started["executionArn"].as_str().unwrap().to_owned();
-    ok(
-        &url,
-        &[
-            "stepfunctions",
-            "stop-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    let execution = start_cli(&t, &machine, &[]);
+    on_execution(&t, "stop-execution", &execution);
     let (d, _) = ended(&t, &execution);
     assert_eq!(d["status"], "ABORTED");
-    ok(
-        &url,
-        &[
-            "stepfunctions",
-            "redrive-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    on_execution(&t, "redrive-execution", &execution);
     // 3000 s at a hundredth: 30 s, still napping when stopped again.
-    let d = ok(
-        &url,
-        &[
-            "stepfunctions",
-            "describe-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    let d = on_execution(&t, "describe-execution", &execution);
     assert_eq!(
         (d["status"].as_str(), d["redriveCount"].as_u64()),
         (Some("RUNNING"), Some(1))
     );
-    ok(
-        &url,
-        &[
-            "stepfunctions",
-            "stop-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    on_execution(&t, "stop-execution", &execution);
     let (d, history) = ended(&t, &execution);
     assert_eq!(d["status"], "ABORTED");
     let kinds: Vec<&str> = history
@@ -229,30 +181,13 @@ async fn a_failed_execution_is_redriven_from_the_state_that_failed() {
     let slow = json!({"TimeoutSeconds": 5, "StartAt": "Nap",
         "States": {"Nap": {"Type": "Wait", "Seconds": 3000, "End": true}}});
     let machine = create_machine(&t, "TimesOut", &slow.to_string());
-    let started = ok(
-        &url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &machine,
-        ],
-    );
-    let execution = started["executionArn"].as_str().unwrap().to_owned();
+    let execution = start_cli(&t, &machine, &[]);
     let (d, _) = ended(&t, &execution);
     assert_eq!(
         (d["status"].as_str(), d["redriveStatus"].as_str()),
         (Some("TIMED_OUT"), Some("REDRIVABLE"))
     );
-    ok(
-        &url,
-        &[
-            "stepfunctions",
-            "redrive-execution",
-            "--execution-arn",
-            &execution,
-        ],
-    );
+    on_execution(&t, "redrive-execution", &execution);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let (d, history) = loop {
         let (d, history) = ended(&t, &execution);

@@ -581,22 +581,36 @@ pub fn create_machine(t: &TestStack, name: &str, definition: &str) -> String {
         .to_owned()
 }
 
+/// Starts an execution of `machine` with the CLI (`more` adds options such as `--input`);
+/// its ARN.
+pub fn start_cli(t: &TestStack, machine: &str, more: &[&str]) -> String {
+    let mut args = vec![
+        "stepfunctions",
+        "start-execution",
+        "--state-machine-arn",
+        machine,
+    ];
+    args.extend_from_slice(more);
+    ok(&t.url, &args)["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `aws stepfunctions <verb> --execution-arn <execution>` (stop, redrive, describe, ...): its
+/// answer, asserting it succeeded.
+pub fn on_execution(t: &TestStack, verb: &str, execution: &str) -> Value {
+    ok(
+        &t.url,
+        &["stepfunctions", verb, "--execution-arn", execution],
+    )
+}
+
 /// Starts `machine#case` (a test case of the stack's mock configuration) with the CLI and waits for the end: (describe-execution, history).
 pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value, Vec<Value>) {
-    let started = ok(
-        &t.url,
-        &[
-            "stepfunctions",
-            "start-execution",
-            "--state-machine-arn",
-            &format!("{machine}#{case}"),
-            "--name",
-            &format!("with{case}"),
-            "--input",
-            input,
-        ],
-    );
-    let execution = started["executionArn"].as_str().unwrap().to_owned();
+    let name = format!("with{case}");
+    let target = format!("{machine}#{case}");
+    let execution = start_cli(t, &target, &["--name", &name, "--input", input]);
     // The execution ARN carries no test case.
     assert!(!execution.contains('#'), "{execution}");
     ended(t, &execution)
@@ -607,25 +621,9 @@ pub fn run_case(t: &TestStack, machine: &str, case: &str, input: &str) -> (Value
 pub fn ended(t: &TestStack, execution: &str) -> (Value, Vec<Value>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let d = ok(
-            &t.url,
-            &[
-                "stepfunctions",
-                "describe-execution",
-                "--execution-arn",
-                execution,
-            ],
-        );
+        let d = on_execution(t, "describe-execution", execution);
         if d["status"] != "RUNNING" {
-            let history = ok(
-                &t.url,
-                &[
-                    "stepfunctions",
-                    "get-execution-history",
-                    "--execution-arn",
-                    execution,
-                ],
-            )["events"]
+            let history = on_execution(t, "get-execution-history", execution)["events"]
                 .as_array()
                 .unwrap()
                 .clone();
