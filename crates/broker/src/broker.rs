@@ -10,10 +10,8 @@ use crate::shares::{self, Slot, names, unknown_app};
 use crate::slot::Freed;
 use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, atomic::AtomicBool};
 use tracing::{info, warn};
 
 /// Lease lifetime when the caller gives none: longer than the query function's timeout, so a
@@ -353,22 +351,19 @@ impl Broker {
             {
                 return Err(unknown_app(pool, app, record));
             }
-            // Free slots beside waiters none of whom may take them (each at its application's
-            // max): a newcomer that may takes one, if the queue has not moved meanwhile.
-            // When every waiter's application is at its max, the record alone says so: no
-            // queue read.
+            // Free slots beside waiters none of whom may take them: a newcomer that may takes
+            // one, if the queue has not moved. Waiters all at their max show in the record.
             if record.shared() && record.waiting > 0 && shares::may_take(record, app) {
                 let queue = match Beside::capped(record, app) {
-                    Some(capped) => Some(capped),
                     None => {
-                        let waiters = self.store.waiters(pool).await?;
-                        let mut live: Vec<Waiter> =
-                            waiters.into_iter().filter(|w| w.is_live(now)).collect();
+                        let mut live = self.store.waiters(pool).await?;
+                        live.retain(|w| w.is_live(now));
                         live.sort_by(Waiter::queue_order);
                         (u32::try_from(live.len()).is_ok_and(|n| n == record.waiting)
                             && shares::pick(record, &live, Slot::Free).is_none())
                         .then(|| Beside::of(record))
                     }
+                    capped => capped,
                 };
                 if let Some(queue) = queue {
                     attempt = self.store.grant(&lease, Some(&queue)).await?;

@@ -301,10 +301,8 @@ impl Broker {
         // (served by a concurrent release, or withdrawn) tries the next one instead of reading
         // the queue again: concurrent releases then serve the oldest few, one each.
         let mut candidates: Vec<Waiter> = Vec::new();
-        // Which requests may wait while the slot comes back to the pool: none; or, as the
-        // record shows them, only requests of applications at their max (no queue read); or
-        // the queue as read, none of whose waiters may take the slot. The store checks that
-        // this still holds when it writes.
+        // Who may wait while the slot goes back to the pool: nobody, waiters all at their
+        // max (as the record shows), or the queue as read (none may take it); store-checked.
         let mut beside: Option<Beside> = None;
         // Whether the plain path was tried beside waiters that may take nothing, as the
         // record a failed release answered with shows them (once: then the queue is read).
@@ -324,9 +322,8 @@ impl Broker {
                     }
                     None => {
                         self.queue_seen.store(true, Ordering::Relaxed);
-                        // Every waiter's application at its max, and none of this slot's
-                        // waiting: nobody may take the slot, so it goes back to the pool on
-                        // that condition, without reading the queue.
+                        // Every waiter's application at its max, none of this slot's: back
+                        // to the pool on that condition, without reading the queue.
                         beside = known
                             .as_ref()
                             .filter(|_| !tried_capped && !matches!(source, Freed::Free))

@@ -31,7 +31,10 @@ const SQS_SEND_MESSAGE: &str = "arn:aws:states:::sqs:sendMessage";
 /// Where and as whom the AWS API calls of service integrations (DynamoDB, SQS) go.
 #[derive(Debug, Clone)]
 pub struct AwsTarget {
+    /// DynamoDB's endpoint.
     pub endpoint: String,
+    /// SQS's endpoint (DynamoDB's unless it has its own).
+    pub sqs_endpoint: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
@@ -327,7 +330,11 @@ impl Integrations {
         })?;
         let mut request = http::Request::builder()
             .method("POST")
-            .uri(&target.endpoint)
+            .uri(if service == "sqs" {
+                &target.sqs_endpoint
+            } else {
+                &target.endpoint
+            })
             .header("content-type", "application/x-amz-json-1.0")
             .header("x-amz-target", target_header)
             .body(body)
@@ -346,10 +353,11 @@ impl Integrations {
         if status.is_success() {
             return Ok(value);
         }
+        let default_kind = format!("Amazon{prefix}Exception");
         let kind = value["__type"]
             .as_str()
             .and_then(|t| t.rsplit('#').next())
-            .unwrap_or("AmazonServiceException");
+            .unwrap_or(&default_kind);
         let message = value["message"]
             .as_str()
             .or_else(|| value["Message"].as_str())

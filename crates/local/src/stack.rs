@@ -168,6 +168,11 @@ impl Stack {
             .or_else(|| env.get("AWS_ENDPOINT_URL"))
             .map(|endpoint| AwsTarget {
                 endpoint: endpoint.clone(),
+                sqs_endpoint: env
+                    .get("AWS_ENDPOINT_URL_SQS")
+                    .or_else(|| env.get("AWS_ENDPOINT_URL"))
+                    .unwrap_or(endpoint)
+                    .clone(),
                 region: region.clone(),
                 access_key: env_or(env, "AWS_ACCESS_KEY_ID", "testing").to_owned(),
                 secret_key: env_or(env, "AWS_SECRET_ACCESS_KEY", "testing").to_owned(),

@@ -37,7 +37,7 @@ impl Activity {
         json!({
             "activityArn": self.arn,
             "name": self.name,
-            "creationDate": self.created_ms as f64 / 1000.0,
+            "creationDate": super::seconds(self.created_ms),
         })
     }
 }
@@ -75,7 +75,7 @@ impl Activities {
         });
         Ok(json!({
             "activityArn": activity.arn,
-            "creationDate": activity.created_ms as f64 / 1000.0,
+            "creationDate": super::seconds(activity.created_ms),
         }))
     }
 

@@ -1,6 +1,6 @@
 //! The Step Functions JSON 1.0 API: one function per operation, chosen by [`dispatch`].
 
-use super::{ApiError, Described, Machine, STATUSES, StepFunctions, now_ms, seconds};
+use super::{ApiError, Described, Machine, STATUSES, StepFunctions, seconds};
 use leasehold_asl::history::HistoryEvent;
 use leasehold_asl::validate::{Severity, load_with_diagnostics};
 use serde_json::{Map, Value, json};
@@ -56,7 +56,7 @@ pub async fn dispatch(
         "CreateActivity" => {
             let name = field(body, "name")?;
             let arn = sfn.activity_arn(name);
-            sfn.activities.create(arn, name, now_ms())
+            sfn.activities.create(arn, name, sfn.now_millis())
         }
         "DescribeActivity" => sfn.activities.describe(field(body, "activityArn")?),
         "DeleteActivity" => {
@@ -247,7 +247,7 @@ async fn stop_execution(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiE
     let d = tokio::time::timeout(Duration::from_secs(10), execution.finished())
         .await
         .unwrap_or_else(|_| execution.describe());
-    Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(now_ms))}))
+    Ok(json!({"stopDate": seconds(d.stop_ms.unwrap_or_else(|| sfn.now_millis()))}))
 }
 
 fn get_execution_history(sfn: &StepFunctions, body: &Value) -> Result<Value, ApiError> {

@@ -213,10 +213,9 @@ impl Execution {
 
     /// Ends the execution FAILED with `States.Runtime` when its run broke down (a panic in
     /// the interpreter or an invoker): an `ExecutionFailed` event closes its history.
-    fn fail_internally(&self, why: &str) -> &'static str {
+    fn fail_internally(&self, why: &str, now: i64) -> &'static str {
         const ERROR: &str = "States.Runtime";
         let cause = format!("An internal error stopped the execution: {why}");
-        let now = now_ms();
         {
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
             let previous = history.last().map_or(0, |e| e.id);
@@ -861,7 +860,7 @@ impl StepFunctions {
                         .history
                         .last()
                         .map(|e| e.timestamp_millis)
-                        .unwrap_or_else(now_ms);
+                        .unwrap_or_else(|| sfn.now_millis());
                     let mut state = run.state.lock().unwrap_or_else(|e| e.into_inner());
                     state.status = outcome.status.as_str();
                     state.stop_ms = Some(stop_ms);
@@ -870,7 +869,7 @@ impl StepFunctions {
                     state.cause = outcome.cause;
                     state.status
                 }
-                Err(e) => run.fail_internally(&panic_message(e)),
+                Err(e) => run.fail_internally(&panic_message(e), sfn.now_millis()),
             };
             info!(execution = %run.arn, status = ended, "execution ended");
             sfn.publish_status(&run);

@@ -128,7 +128,7 @@ impl Execution {
         let mut fields = Map::new();
         fields.insert("redriveCount".into(), json!(state.redrive_count));
         if let Some(ms) = state.redrive_ms {
-            fields.insert("redriveDate".into(), json!(ms as f64 / 1000.0));
+            fields.insert("redriveDate".into(), super::seconds(ms));
         }
         match redrivable(self, state.status, state.redrive_count) {
             Ok(()) => {
