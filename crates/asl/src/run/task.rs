@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Which events a task records: `Task*` with the service's resource type and name, or
-/// `LambdaFunction*`.
+/// Which events a task records: `Task*` with the service's resource type and name,
+/// `LambdaFunction*`, or `Activity*`.
 struct Resource<'r> {
     arn: &'r str,
     style: TaskStyle,
@@ -225,8 +225,9 @@ impl Flow<'_> {
         };
     }
 
-    /// The hook a service integration calls once its job is submitted: it records
-    /// `TaskSubmitted` (once) and keeps its id in `submitted_id`.
+    /// The hook a service integration calls once its job is submitted (an activity: once a
+    /// worker took it): it records `TaskSubmitted` (`ActivityStarted`) once and keeps its id
+    /// in `submitted_id`.
     fn submitted_hook(&self, resource: &Resource<'_>, submitted_id: Arc<AtomicU64>) -> Submitted {
         if resource.style == TaskStyle::Lambda {
             return Submitted::default();

@@ -24,8 +24,9 @@ pub(super) struct Counter<'a> {
     /// (application, in-use change, waiting change)
     apps: Vec<(&'a AppName, i64, i64)>,
     condition: String,
-    /// The queue there must be: `Some(None)` nobody waits, `Some(Some(b))` exactly `b`;
-    /// `None`: no condition on the queue.
+    /// The queue there must be: `Some(None)` nobody waits, `Some(Some(b))` as `b` says
+    /// (exactly that queue, or only waiters at their application's max); `None`: no condition
+    /// on the queue.
     beside: Option<Option<&'a Beside>>,
 }
 
