@@ -2,9 +2,10 @@
 
 Runs a set of DynamoDB calls (items with every attribute type, nested maps and lists, a
 query, updates, transactions that commit and transactions cancelled after an earlier item of
-theirs was written, a table description) in process, once as moto is and once with the
-wrapper's pass-through of attribute values, its item-only transaction backups and its
-remembered lookups (module list, method names), and compares
+theirs was written, expressions checked twice over, refused for an unused name or value or
+for their syntax, a table description) in process, once as moto is and once with the
+wrapper's pass-through of attribute values, its item-only transaction backups, its
+remembered lookups (module list, method names) and its remembered expression checks, and compares
 the raw JSON bodies (as parsed JSON: key order aside) and what the table holds afterwards. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
@@ -82,6 +83,57 @@ def transaction(db, committing: bool):
         return e.response.get("CancellationReasons")
 
 
+def outcome(call, **kwargs):
+    """A call's answer, or its error's code and message (moto in process raises some of its
+    refusals as plain exceptions)."""
+    try:
+        answer = call(**kwargs)
+        answer.pop("ResponseMetadata", None)
+        return answer
+    except ClientError as e:
+        return (e.response["Error"]["Code"], e.response["Error"]["Message"])
+    except (ValueError, KeyError) as e:
+        return (type(e).__name__, str(e))
+
+
+def checked_twice(db) -> list:
+    """The same expressions twice over: accepted, and refused for an unused name or value,
+    for their syntax, and after being accepted with other names."""
+    key = {"pk": {"S": "pool"}, "sk": {"S": "other"}}
+    update = {"TableName": "t", "Key": key, "UpdateExpression": "SET #n = :one"}
+    condition = "attribute_not_exists(#n) OR #n >= :zero"
+    names = {"#n": "count"}
+    values = {":one": {"N": "1"}, ":zero": {"N": "0"}}
+    out = []
+    for _ in range(2):
+        out.append(outcome(db.update_item, ConditionExpression=condition,
+                           ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                           ReturnValues="ALL_NEW", **update))
+        out.append(outcome(db.update_item, ConditionExpression=condition,
+                           ExpressionAttributeNames={**names, "#unused": "x"},
+                           ExpressionAttributeValues=values, **update))
+        out.append(outcome(db.update_item, ConditionExpression=condition,
+                           ExpressionAttributeNames=names,
+                           ExpressionAttributeValues={**values, ":unused": {"N": "2"}}, **update))
+        out.append(outcome(db.update_item, ConditionExpression="#n >=",
+                           ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                           **update))
+        out.append(outcome(db.transact_write_items, TransactItems=[{"Update": {
+            **update, "ConditionExpression": condition, "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}}]))
+        out.append(outcome(db.transact_write_items, TransactItems=[{"Update": {
+            **update, "ConditionExpression": "#m >= :zero", "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}}]))
+        out.append(outcome(db.query, TableName="t", KeyConditionExpression="pk = :p",
+                           FilterExpression="#n >= :zero", ExpressionAttributeNames=names,
+                           ExpressionAttributeValues={":p": {"S": "pool"}, ":zero": {"N": "0"}}))
+        out.append(outcome(db.query, TableName="t", KeyConditionExpression="pk = :p",
+                           FilterExpression="#n >= :zero",
+                           ExpressionAttributeNames={**names, "#unused": "x"},
+                           ExpressionAttributeValues={":p": {"S": "pool"}, ":zero": {"N": "0"}}))
+    return out
+
+
 def answers() -> list:
     """The answers (raw bodies) to the same calls against a fresh in-process moto."""
     out = []
@@ -155,6 +207,7 @@ def answers() -> list:
         for changing in ("CreationDateTime", "TableId"):
             table.pop(changing, None)
         out.append(table)
+        out.append(checked_twice(db))
     for answer in out:
         if isinstance(answer, dict):
             answer.pop("ResponseMetadata", None)
@@ -181,6 +234,7 @@ def main() -> None:
     wrapper.pass_attribute_values_through()
     wrapper.copy_only_touched_items()
     wrapper.remember_static_lookups()
+    wrapper.check_expressions_once()
     fast = answers()
     remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
     if sorted(wrapper.moto_backends.list_of_moto_modules()) != modules or sorted(remembered) != names:
@@ -197,6 +251,10 @@ def main() -> None:
         "N": "3.50"
     }:
         sys.exit(f"moto itself did not commit or cancel as expected: {model[4:7]}")
+    checks = model[9]
+    refused = [answer for answer in checks if isinstance(answer, tuple)]
+    if len(checks) != 16 or checks[:8] != checks[8:] or len(refused) != 10:
+        sys.exit(f"moto itself did not accept and refuse the checked expressions as expected: {checks}")
     if len(model) < 10:
         sys.exit(f"only {len(model)} answers were captured")
     if model[0]["Item"]["binary"] != {"B": b"hello"}:

@@ -35,11 +35,25 @@ the method names of the response class (by reflection). Sampled over a load run,
 about 15 % of the serialized section. The wrapper lists the modules once at start and each
 class's method names at its first use.
 
+moto's request handlers parse every condition and update expression once only to check that
+the request uses each of its attribute names and values (the backend then parses them again
+to evaluate them). The lease broker sends the same few expressions again and again, so the
+wrapper remembers what that check found for each expression, names and values, and for each
+update expression its syntax tree, which the check only reads. An expression that fails to
+parse is parsed, and refused, every time; the backend's own parse, which evaluates, is
+untouched.
+
+werkzeug logs every request it serves: a formatted line under a logging lock, all of it
+competing with the serialized section for Python's one interpreter lock. The wrapper keeps
+werkzeug's warnings and errors only.
+
 Usage: python3 scripts/lib/moto_server.py PORT
 """
 
 import copy
 import gc
+import json
+import logging
 import signal
 import sys
 import threading
@@ -47,6 +61,7 @@ import threading
 import moto.backends as moto_backends
 import moto.core.responses as moto_responses
 import moto.dynamodb.models as dynamodb_models
+import moto.dynamodb.responses as dynamodb_responses
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -165,6 +180,84 @@ def remember_static_lookups() -> None:
     moto_responses.method_names_from_class = method_names_from_class
 
 
+# Expressions whose check is remembered at most; the memory starts again when full.
+CHECKED_EXPRESSIONS = 4096
+
+
+class CheckedCondition:
+    """What checking a condition expression found, replayed: fresh lists each time, since a
+    handler extends the list it is given."""
+
+    def __init__(self, found):
+        self.expr_attr_names_found = list(found[0])
+        self.expr_attr_values_found = list(found[1])
+
+    def parse(self):
+        return None
+
+
+class CheckingCondition:
+    """moto's parser, remembering what it found once it has parsed without error."""
+
+    def __init__(self, parser, remember):
+        self._parser = parser
+        self._remember = remember
+
+    def parse(self):
+        result = self._parser.parse()
+        self._remember(
+            (tuple(self._parser.expr_attr_names_found), tuple(self._parser.expr_attr_values_found))
+        )
+        return result
+
+    @property
+    def expr_attr_names_found(self):
+        return self._parser.expr_attr_names_found
+
+    @property
+    def expr_attr_values_found(self):
+        return self._parser.expr_attr_values_found
+
+
+def check_expressions_once() -> None:
+    """The request handlers' checks of an expression, remembered per expression."""
+    create = dynamodb_responses.create_condition_expression_parser
+    checked: dict = {}
+
+    def create_condition_expression_parser(expr, names, values):
+        try:
+            key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+        except (TypeError, ValueError):  # a binary value: checked as moto does
+            return create(expr, names, values)
+        found = checked.get(key)
+        if found is not None:
+            return CheckedCondition(found)
+
+        def remember(found):
+            if len(checked) >= CHECKED_EXPRESSIONS:
+                checked.clear()
+            checked[key] = found
+
+        return CheckingCondition(create(expr, names, values), remember)
+
+    parser_class = dynamodb_responses.UpdateExpressionParser
+    trees: dict = {}
+
+    class UpdateExpressionParser:
+        @staticmethod
+        def make(expression):
+            tree = trees.get(expression)
+            if tree is None:
+                tree = parser_class.make(expression)
+                if len(trees) >= CHECKED_EXPRESSIONS:
+                    trees.clear()
+                trees[expression] = tree
+            return tree
+
+    dynamodb_responses.create_condition_expression_parser = create_condition_expression_parser
+    dynamodb_responses.UpdateExpressionParser = UpdateExpressionParser
+
+
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: moto_server.py PORT")
@@ -172,6 +265,8 @@ def main() -> None:
     pass_attribute_values_through()
     copy_only_touched_items()
     remember_static_lookups()
+    check_expressions_once()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
     served = [0]

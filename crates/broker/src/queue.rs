@@ -550,11 +550,12 @@ impl Broker {
     }
 
     /// Hands free slots to waiters while both exist (after a budget raise or a repair);
-    /// returns the pool as it is afterwards.
+    /// returns the pool as it is afterwards. The queue is read only while the record shows a
+    /// waiter that may take a free slot: whoever changes that afterwards looks again itself.
     pub(crate) async fn fill_free_slots(&self, pool: &PoolName) -> Result<PoolRecord, BrokerError> {
         let mut record = self.pool_or_missing(pool).await?;
         for _ in 0..HANDOVER_PASSES {
-            if record.remaining() == 0 || record.waiting == 0 {
+            if !shares::queue_may_take(&record) {
                 break;
             }
             if !self.give_back_once(pool, Freed::Free).await?.0.released {

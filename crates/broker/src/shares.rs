@@ -173,6 +173,23 @@ pub fn may_take(view: &PoolRecord, app: Option<&AppName>) -> bool {
     takeable(view, app) > 0
 }
 
+/// Whether a request counted in `record`'s queue may take one of its free slots, as its
+/// counters show: false when no slot is free, nobody waits, or every waiter belongs to an
+/// application that may take none ([`may_take`]). Waiters of no named application (from
+/// before the pool was divided) count as able to.
+pub fn queue_may_take(record: &PoolRecord) -> bool {
+    if record.remaining() == 0 || record.waiting == 0 {
+        return false;
+    }
+    let named: u32 = record.apps.values().map(|a| a.waiting).sum();
+    record.apps.is_empty()
+        || named != record.waiting
+        || record
+            .apps
+            .iter()
+            .any(|(name, state)| state.waiting > 0 && may_take(record, Some(name)))
+}
+
 /// An application's standing in the choice: its name, in-use count and share; `None` for a
 /// waiter from before the pool was divided.
 type Standing<'a> = Option<(&'a AppName, &'a AppState)>;
@@ -397,5 +414,52 @@ mod tests {
         assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&other))), None);
         // Its own release brings it below the ceiling: the slot stays with it.
         assert_eq!(pick(&r, &waiters, Slot::Lease(Some(&capped))), Some(0));
+    }
+
+    #[test]
+    fn the_queue_may_take_a_free_slot_only_as_pick_would_give_it() {
+        let hot = AppName::parse("hot").unwrap();
+        let with_waiting = |mut r: PoolRecord, app: &AppName, n: u32| {
+            r.apps.get_mut(app).unwrap().waiting += n;
+            r.waiting += n;
+            r
+        };
+        // Hot waits beside 2 free slots steady keeps: nobody in the queue may take them.
+        let r = with_waiting(
+            record(10, &[("steady", 4, 10, 1, 2), ("hot", 0, 10, 1, 6)]),
+            &hot,
+            3,
+        );
+        let waiters = [waiter("h1", "hot", 1)];
+        assert!(!queue_may_take(&r));
+        assert_eq!(pick(&r, &waiters, Slot::Free), None);
+        // Steady idle: its reservation is lent, and the hot waiter may take a slot.
+        let r = with_waiting(
+            record(10, &[("steady", 4, 10, 1, 0), ("hot", 0, 10, 1, 8)]),
+            &hot,
+            3,
+        );
+        assert!(queue_may_take(&r));
+        assert_eq!(pick(&r, &waiters, Slot::Free), Some(0));
+        // Waiters the applications' counts do not name (from before the division) may.
+        let mut r = with_waiting(
+            record(10, &[("steady", 4, 10, 1, 2), ("hot", 0, 10, 1, 6)]),
+            &hot,
+            3,
+        );
+        r.waiting += 1;
+        assert!(queue_may_take(&r));
+        // No free slot, or nobody waiting: nothing to hand over.
+        let r = with_waiting(
+            record(8, &[("steady", 4, 10, 1, 2), ("hot", 0, 10, 1, 6)]),
+            &hot,
+            3,
+        );
+        assert!(!queue_may_take(&r));
+        assert!(!queue_may_take(&record(10, &[("steady", 4, 10, 1, 0)])));
+        // An undivided pool: any waiter beside a free slot.
+        let mut r = PoolRecord::new(3, 1, 0, 0);
+        r.waiting = 1;
+        assert!(queue_may_take(&r));
     }
 }
