@@ -428,3 +428,97 @@ async fn an_unreachable_metrics_api_never_fails_a_grant_or_a_release() {
     assert!(broker.release(&pool, "a").await.unwrap().released);
     assert_eq!(broker.pool(&pool).await.unwrap().in_use, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_is_searched_for_expired_leases_once_per_window_whichever_container_looks() {
+    // GIVEN a pool of 1 whose holder's lease expires 3 s after its grant, taken through one
+    // container, and a request of another container that queued beside it (its look for
+    // expired leases found none yet)
+    let clock = Arc::new(ManualClock::new(2_000_000_000));
+    let s = setup(1, clock.clone()).await;
+    let pool = PoolName::parse(&s.pool).unwrap();
+    let calls = Arc::new(RecordingCallbacks::default());
+    let container = || {
+        Broker::new(s.store.clone(), Arc::new(NullSink), clock.clone())
+            .with_callbacks(calls.clone())
+    };
+    let queued = |id: &str, ttl_seconds: u32| QueuedRequest {
+        pool: s.pool.clone(),
+        lease_id: id.into(),
+        ttl_seconds,
+        task_token: format!("token-{id}"),
+        wait_seconds: 60,
+        app: None,
+    };
+    let served = || -> Vec<String> {
+        calls
+            .completed()
+            .into_iter()
+            .map(|(_, output)| output["leaseId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        !container()
+            .acquire_queued(&queued("holder", 3))
+            .await
+            .unwrap()
+            .waiting
+    );
+    assert!(
+        container()
+            .acquire_queued(&queued("w1", 60))
+            .await
+            .unwrap()
+            .waiting
+    );
+    assert_eq!(
+        s.store.pool(&pool).await.unwrap().unwrap().reclaimed_at,
+        2_000_000_000
+    );
+
+    // WHEN the lease has expired but the last look is less than 5 s old, a third container's
+    // request queues without looking: the expired lease is still there
+    clock.advance(4);
+    assert!(
+        container()
+            .acquire_queued(&queued("w2", 60))
+            .await
+            .unwrap()
+            .waiting
+    );
+    let held: Vec<String> = s
+        .store
+        .leases(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id.to_string())
+        .collect();
+    assert_eq!(held, ["holder"]);
+    assert_eq!(served(), ["holder"]);
+
+    // THEN once 5 s have passed, the next request looks, and the expired slot goes to the
+    // oldest waiter
+    clock.advance(1);
+    assert!(
+        container()
+            .acquire_queued(&queued("w3", 60))
+            .await
+            .unwrap()
+            .waiting
+    );
+    assert_eq!(served(), ["holder", "w1"]);
+    let record = s.store.pool(&pool).await.unwrap().unwrap();
+    assert_eq!(
+        (record.reclaimed_at, record.in_use, record.waiting),
+        (2_000_000_005, 1, 2)
+    );
+
+    // AND the note itself: once per window, and never for a pool that does not exist
+    let t = 2_000_000_100;
+    assert!(s.store.start_reclaim(&pool, t, 5).await.unwrap());
+    assert!(!s.store.start_reclaim(&pool, t + 4, 5).await.unwrap());
+    assert!(s.store.start_reclaim(&pool, t + 5, 5).await.unwrap());
+    let missing = PoolName::parse(&unique("missing")).unwrap();
+    assert!(!s.store.start_reclaim(&missing, t, 5).await.unwrap());
+}
