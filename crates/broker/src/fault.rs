@@ -179,14 +179,6 @@ impl LeaseStore for LosingGrants {
     ) -> Result<ReleaseAttempt, StoreError> {
         self.inner.release_unclaimed(pool, id, token, freeing).await
     }
-    async fn start_reclaim(
-        &self,
-        pool: &PoolName,
-        now: i64,
-        window: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner.start_reclaim(pool, now, window).await
-    }
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
         self.inner.claim(lease, from).await
     }

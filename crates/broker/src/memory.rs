@@ -365,21 +365,6 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn start_reclaim(
-        &self,
-        pool: &PoolName,
-        now: i64,
-        window: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(self.with(|p| match p.get_mut(pool) {
-            Some(s) if s.record.reclaimed_at + window <= now => {
-                s.record.reclaimed_at = now;
-                true
-            }
-            _ => false,
-        }))
-    }
-
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
         Ok(self.with(|p| {
             match p

@@ -262,9 +262,6 @@ pub struct PoolRecord {
     /// The applications the budget is divided between, with their counters (empty: one budget
     /// for everybody). Retired applications stay until their counters are 0.
     pub apps: Apps,
-    /// When a queued acquire last started looking for expired leases of the full pool (epoch
-    /// seconds; 0: never), so that a burst of them looks once, not once per container.
-    pub reclaimed_at: i64,
 }
 
 impl PoolRecord {
@@ -276,7 +273,6 @@ impl PoolRecord {
             version,
             waiting,
             apps: Apps::new(),
-            reclaimed_at: 0,
         }
     }
 

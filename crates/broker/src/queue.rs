@@ -28,10 +28,9 @@ use tracing::{info, warn};
 pub const MAX_WAIT_SECONDS: u32 = 3600;
 /// Attempts to complete a waiting task while Step Functions cannot be reached.
 const CALLBACK_ATTEMPTS: u32 = 3;
-/// How often queued acquires look for expired leases of a full pool, whichever container
-/// looks (the pool record notes when a look started): a lease expires only after its TTL
-/// (minutes), so a few seconds more cost nothing, and the lease query is then not repeated by
-/// every waiter of a burst.
+/// How often one container's queued acquires reclaim expired leases of a full pool: a lease
+/// expires only after its TTL (minutes), so a few seconds more cost nothing, and the reclaim's
+/// lease query is then not repeated by every waiter.
 const QUEUED_RECLAIM_SECONDS: i64 = 5;
 /// Hand-overs tried for one freed slot (waiters that turn out gone pass it on).
 const HANDOVER_PASSES: usize = 32;
@@ -123,12 +122,7 @@ impl Broker {
                             self.fill_free_slots(&pool).await?;
                         }
                     } else if !reclaimed_once
-                        && record.reclaimed_at + QUEUED_RECLAIM_SECONDS <= now
                         && self.first_reclaim_within(&pool, now, QUEUED_RECLAIM_SECONDS)
-                        && self
-                            .store
-                            .start_reclaim(&pool, now, QUEUED_RECLAIM_SECONDS)
-                            .await?
                     {
                         reclaimed_once = true;
                         if self.reclaim_expired_of(&pool, now).await? > 0 {

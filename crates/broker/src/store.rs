@@ -282,17 +282,6 @@ pub trait LeaseStore: Send + Sync {
         token: &TaskToken,
         freeing: Freeing<'_>,
     ) -> Result<ReleaseAttempt, StoreError>;
-    /// Notes that a look for expired leases of the full pool starts at `now`, only if none
-    /// started within `window` seconds before (see [`PoolRecord::reclaimed_at`]); false when
-    /// one did (or there is no pool). Without it, every caller looks.
-    async fn start_reclaim(
-        &self,
-        _pool: &PoolName,
-        _now: i64,
-        _window: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(true)
-    }
     /// Claims a lease handed to `from` for its holder's new task: clears `handed_to` only if it
     /// is still `from`; false otherwise (given back meanwhile, or claimed already).
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError>;

@@ -61,10 +61,6 @@ pub(super) fn pool_record(item: &Item) -> Result<PoolRecord, StoreError> {
             Some(AttributeValue::M(apps)) => apps_from(apps)?,
             Some(_) => return Err(StoreError::Malformed("apps is not a map".into())),
         },
-        reclaimed_at: match item.get("reclaimedAt") {
-            None => 0,
-            Some(_) => number(item, "reclaimedAt")?,
-        },
     })
 }
 

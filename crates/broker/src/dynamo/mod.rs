@@ -588,32 +588,6 @@ impl LeaseStore for DynamoStore {
             .await
     }
 
-    async fn start_reclaim(
-        &self,
-        pool: &PoolName,
-        now: i64,
-        window: i64,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::pool_key(pool)))
-            .update_expression("SET reclaimedAt = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(reclaimedAt) OR reclaimedAt <= :cutoff)",
-            )
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":cutoff", n(now - window))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::service("UpdateItem(startReclaim)", e)),
-        }
-    }
-
     async fn claim(&self, lease: &Lease, from: &TaskToken) -> Result<bool, StoreError> {
         let result = self
             .client
