@@ -51,6 +51,7 @@ Usage: python3 scripts/lib/moto_server.py PORT
 """
 
 import copy
+import functools
 import gc
 import json
 import logging
@@ -240,19 +241,13 @@ def check_expressions_once() -> None:
 
         return CheckingCondition(create(expr, names, values), remember)
 
-    parser_class = dynamodb_responses.UpdateExpressionParser
-    trees: dict = {}
+    # An update expression that fails to parse raises, and lru_cache keeps no answer for it.
+    tree_of = functools.lru_cache(maxsize=CHECKED_EXPRESSIONS)(
+        dynamodb_responses.UpdateExpressionParser.make
+    )
 
     class UpdateExpressionParser:
-        @staticmethod
-        def make(expression):
-            tree = trees.get(expression)
-            if tree is None:
-                tree = parser_class.make(expression)
-                if len(trees) >= CHECKED_EXPRESSIONS:
-                    trees.clear()
-                trees[expression] = tree
-            return tree
+        make = staticmethod(tree_of)
 
     dynamodb_responses.create_condition_expression_parser = create_condition_expression_parser
     dynamodb_responses.UpdateExpressionParser = UpdateExpressionParser

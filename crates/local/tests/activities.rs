@@ -6,10 +6,7 @@
 
 mod common;
 
-use common::{
-    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, start, start_cli,
-    test_template,
-};
+use common::{Setup, TestStack, aws, create_machine, ended, ok, start, start_cli};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -44,9 +41,8 @@ fn event<'h>(history: &'h [Value], kind: &str) -> &'h Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_take_activity_tasks_and_answer_them_with_the_aws_cli() {
     let t = start(Setup {
-        template: Some(test_template("activities", EMPTY_TEMPLATE)),
         time_scale: Some(0.05),
-        ..Setup::default()
+        ..Setup::empty("activities")
     })
     .await;
     let url = t.url.clone();

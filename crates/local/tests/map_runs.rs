@@ -5,10 +5,7 @@
 
 mod common;
 
-use common::{
-    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ended, ok, on_execution, start,
-    start_cli, test_template,
-};
+use common::{Setup, TestStack, aws, create_machine, ended, ok, on_execution, start, start_cli};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -104,11 +101,7 @@ fn counts(c: &Value) -> [u64; 6] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_runs_are_described_and_listed_as_they_go() {
-    let t = start(Setup {
-        template: Some(test_template("map-runs", EMPTY_TEMPLATE)),
-        ..Setup::default()
-    })
-    .await;
+    let t = start(Setup::empty("map-runs")).await;
 
     // Tolerated failure: 4 of 5 items succeed, the run and the execution too.
     let tolerant = machine(

@@ -6,10 +6,7 @@
 
 mod common;
 
-use common::{
-    EMPTY_TEMPLATE, Setup, TestStack, aws, create_machine, ok, run_case, start, test_template,
-    types, workspace,
-};
+use common::{Setup, TestStack, aws, create_machine, ok, run_case, start, types, workspace};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -88,11 +85,10 @@ fn write(name: &str, value: &Value) -> PathBuf {
 
 async fn mocked_stack() -> TestStack {
     start(Setup {
-        template: Some(test_template("mocks", EMPTY_TEMPLATE)),
         mock_config: Some(write("mock-config", &mock_config())),
         // Wait states, Retry intervals and timeouts at a hundredth of their time.
         time_scale: Some(0.01),
-        ..Setup::default()
+        ..Setup::empty("mocks")
     })
     .await
 }

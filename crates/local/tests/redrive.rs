@@ -6,10 +6,7 @@
 
 mod common;
 
-use common::{
-    EMPTY_TEMPLATE, Setup, aws, create_machine, ended, ok, on_execution, start, start_cli,
-    test_template, workspace,
-};
+use common::{Setup, aws, create_machine, ended, ok, on_execution, start, start_cli, workspace};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,10 +23,9 @@ async fn a_failed_execution_is_redriven_from_the_state_that_failed() {
     let mock_file = dir.join(format!("redrive-mocks-{}.json", std::process::id()));
     std::fs::write(&mock_file, mocks.to_string()).unwrap();
     let t = start(Setup {
-        template: Some(test_template("redrive", EMPTY_TEMPLATE)),
         mock_config: Some(mock_file),
         time_scale: Some(0.01),
-        ..Setup::default()
+        ..Setup::empty("redrive")
     })
     .await;
     let url = t.url.clone();

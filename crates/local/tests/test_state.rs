@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{EMPTY_TEMPLATE, Setup, aws, connection_workflow, ok, start, test_template};
+use common::{Setup, aws, connection_workflow, ok, start};
 use serde_json::{Value, json};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/local";
@@ -19,11 +19,7 @@ fn test_state(url: &str, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_state_answers_for_the_acquire_states_retriers_and_more() {
-    let t = start(Setup {
-        template: Some(test_template("test-state", EMPTY_TEMPLATE)),
-        ..Setup::default()
-    })
-    .await;
+    let t = start(Setup::empty("test-state")).await;
     let url = t.url.clone();
     let machine = connection_workflow();
     // Acquire's input, as Prepare leaves it.

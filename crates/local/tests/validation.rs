@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{EMPTY_TEMPLATE, Setup, ok, start, test_template};
+use common::{Setup, ok, start};
 use serde_json::{Value, json};
 
 fn diagnostics(url: &str, definition: &str) -> (String, Vec<(String, String, String)>) {
@@ -36,11 +36,7 @@ fn machine(states: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_common_mistakes_get_awss_diagnostics() {
-    let t = start(Setup {
-        template: Some(test_template("validation", EMPTY_TEMPLATE)),
-        ..Setup::default()
-    })
-    .await;
+    let t = start(Setup::empty("validation")).await;
     // (mistake, definition, code, location, words of the message), each the first diagnostic.
     let cases = [
         (

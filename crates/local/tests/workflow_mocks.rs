@@ -7,10 +7,7 @@
 
 mod common;
 
-use common::{
-    EMPTY_TEMPLATE, Setup, connection_workflow, create_machine, run_case, start, test_template,
-    types, workspace,
-};
+use common::{Setup, connection_workflow, create_machine, run_case, start, types, workspace};
 use serde_json::Value;
 
 fn output(d: &Value) -> Value {
@@ -34,10 +31,9 @@ fn acquire_failures(history: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_workflows_retry_and_fallback_paths_with_mocks() {
     let t = start(Setup {
-        template: Some(test_template("workflow-mocks", EMPTY_TEMPLATE)),
         mock_config: Some(workspace().join("statemachines/connection.mock-config.json")),
         time_scale: Some(0.01),
-        ..Setup::default()
+        ..Setup::empty("workflow-mocks")
     })
     .await;
     let definition = connection_workflow();

@@ -220,6 +220,17 @@ pub struct Setup {
     pub time_scale: Option<f64>,
 }
 
+impl Setup {
+    /// A stack of a template with no resources (`EMPTY_TEMPLATE`, written as `name`): the test
+    /// creates the machines it needs.
+    pub fn empty(name: &str) -> Self {
+        Setup {
+            template: Some(test_template(name, EMPTY_TEMPLATE)),
+            ..Setup::default()
+        }
+    }
+}
+
 pub async fn start(setup: Setup) -> TestStack {
     let name = unique("t");
     let state_dir = workspace().join("target/local-stack-tests").join(&name);
