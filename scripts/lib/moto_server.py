@@ -47,15 +47,28 @@ werkzeug logs every request it serves: a formatted line under a logging lock, al
 competing with the serialized section for Python's one interpreter lock. The wrapper keeps
 werkzeug's warnings and errors only.
 
+werkzeug's development server answers every request with `Connection: close`, so each AWS
+call opened a new TCP connection and the server a new thread for it, then waited for the
+client's end of the socket before the thread ended. Measured in the hotspot scenario's first
+half second: about a hundred new connections, and the one thread that accepts them queued for
+the interpreter lock behind the request threads, so every call also waited its turn to be
+accepted. AWS keeps connections open, and so does this wrapper: HTTP/1.1 keep-alive, a thread
+per connection (not per request), the request body read whole before the request is
+dispatched (so a handler that does not read it cannot desynchronize the connection), and the
+answer written in one piece with its length (no chunked answers) on a socket without Nagle's
+delay. A connection idle for `IDLE_SECONDS` is closed.
+
 Usage: python3 scripts/lib/moto_server.py PORT
 """
 
 import copy
 import functools
 import gc
+import io
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -67,13 +80,16 @@ from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 
 # Requests between two freezes of the long-lived objects (see the module's docstring).
 FREEZE_EVERY = 1000
 # Requests between two full collections of everything, frozen objects included.
 FULL_COLLECTION_EVERY = 50_000
+# Seconds a kept-alive connection may sit idle before the server closes it (AWS SDK clients
+# drop theirs after 90 s).
+IDLE_SECONDS = 300
 
 
 def plain_json(value) -> bool:
@@ -253,6 +269,84 @@ def check_expressions_once() -> None:
     dynamodb_responses.UpdateExpressionParser = UpdateExpressionParser
 
 
+class KeepAliveHandler(WSGIRequestHandler):
+    """werkzeug's request handler with HTTP/1.1 keep-alive (see the module's docstring)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_SECONDS
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        self.environ = environ = self.make_environ()
+        try:
+            body = request_body(environ)
+        except (OSError, ValueError) as error:
+            self.close_connection = True
+            self.answer("400 Bad Request", [("Content-Type", "text/plain")], str(error).encode())
+            return
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("wsgi.input_terminated", None)
+        started = []
+        chunks = []
+
+        def start_response(status, headers, exc_info=None):
+            started[:] = [(status, headers)]
+            return chunks.append
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            status, headers = started[0]
+        except Exception:  # noqa: BLE001 - answered as a server error, like werkzeug does
+            logging.getLogger("werkzeug").exception("error on request %s", self.requestline)
+            self.close_connection = True
+            self.answer("500 Internal Server Error", [("Content-Type", "text/plain")], b"")
+            return
+        self.answer(status, headers, b"".join(chunks))
+
+    def answer(self, status: str, headers, payload: bytes) -> None:
+        """Writes the whole answer at once, with its length (kept from the application for
+        answers that carry no body: HEAD, 1xx, 204 and 304)."""
+        code = int(status.split(" ", 1)[0])
+        bodiless = self.command == "HEAD" or code < 200 or code in (204, 304)
+        dropped = {"connection", "transfer-encoding"} | (set() if bodiless else {"content-length"})
+        lines = [
+            f"{self.protocol_version} {status}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+        ]
+        lines += [f"{name}: {value}" for name, value in headers if name.lower() not in dropped]
+        if not bodiless:
+            lines.append(f"Content-Length: {len(payload)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + (b"" if bodiless else payload))
+
+
+def request_body(environ) -> bytes:
+    """The request's whole body: chunked (werkzeug decodes it), of its Content-Length, or none."""
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):
+        return stream.read()
+    length = environ.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit():
+        raise ValueError(f"bad Content-Length {length!r}")
+    body = stream.read(int(length))
+    if len(body) != int(length):
+        raise OSError("the connection closed inside the request body")
+    return body
+
+
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: moto_server.py PORT")
@@ -281,7 +375,9 @@ def main() -> None:
             return body
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run_simple("127.0.0.1", port, serialized, threaded=True)
+    make_server(
+        "127.0.0.1", port, serialized, threaded=True, request_handler=KeepAliveHandler
+    ).serve_forever()
 
 
 if __name__ == "__main__":

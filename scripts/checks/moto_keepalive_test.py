@@ -1,0 +1,186 @@
+"""The moto wrapper's server keeps connections open and never mixes up two requests on one.
+
+Starts scripts/lib/moto_server.py on a free loopback port (stopped again by its pid at the
+end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
+
+- three calls on one connection: no `Connection: close`, the same socket throughout, and
+  every answer carries its length;
+- a request body sent chunked is decoded, and the connection serves the next call;
+- a body the handler never reads (a GET with a body) does not leak into the next request;
+- a HEAD answer keeps the application's length and sends no body;
+- a bad Content-Length is refused with 400 and the connection closed;
+- a client that sends `Connection: close` is answered and closed;
+- boto3 runs a create, put and get through the server (the real SDK path).
+
+Exits non-zero on the first failure.
+
+Usage: python3 scripts/checks/moto_keepalive_test.py
+"""
+
+import http.client
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+AUTH = (
+    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the moto wrapper exited with {server.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("the moto wrapper did not listen within 60 s")
+
+
+def dynamodb(connection, action: str, body: dict, **extra):
+    headers = {
+        "X-Amz-Target": f"DynamoDB_20120810.{action}",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": AUTH,
+        **extra,
+    }
+    connection.request("POST", "/", body=json.dumps(body).encode(), headers=headers)
+    answer = connection.getresponse()
+    return answer, answer.read()
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        sys.exit(f"moto keep-alive: {what}")
+
+
+def kept_alive(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    table = {
+        "TableName": "keepalive",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    answer, _ = dynamodb(connection, "CreateTable", table)
+    check(answer.status == 200, f"CreateTable answered {answer.status}")
+    first = connection.sock
+    for _ in range(2):
+        answer, body = dynamodb(connection, "ListTables", {})
+        check(answer.getheader("Connection") != "close", "the server closed after an answer")
+        check(answer.getheader("Content-Length") == str(len(body)), "an answer without its length")
+        check(b"keepalive" in body, f"ListTables answered {body[:200]!r}")
+    check(connection.sock is first and first is not None, "a second socket was opened")
+
+    # A chunked body, then the next call on the same connection.
+    item = json.dumps({"TableName": "keepalive", "Item": {"pk": {"S": "chunked"}}}).encode()
+    connection.putrequest("POST", "/")
+    for name, value in {
+        "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": AUTH,
+        "Transfer-Encoding": "chunked",
+    }.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    for piece in (item[:10], item[10:]):
+        connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    connection.send(b"0\r\n\r\n")
+    answer = connection.getresponse()
+    answer.read()
+    check(answer.status == 200, f"a chunked PutItem answered {answer.status}")
+    answer, body = dynamodb(
+        connection, "GetItem", {"TableName": "keepalive", "Key": {"pk": {"S": "chunked"}}}
+    )
+    check(json.loads(body).get("Item") == {"pk": {"S": "chunked"}}, f"GetItem found {body!r}")
+
+    # A body nobody reads must not become the next request line.
+    connection.request("GET", "/moto-api/", body=b"x" * 5000)
+    answer = connection.getresponse()
+    answer.read()
+    answer, body = dynamodb(connection, "ListTables", {})
+    check(answer.status == 200 and b"keepalive" in body, "an unread body broke the next request")
+
+    connection.request("HEAD", "/moto-api/")
+    answer = connection.getresponse()
+    check(answer.read() == b"", "a HEAD answer carried a body")
+    answer, _ = dynamodb(connection, "ListTables", {})
+    check(answer.status == 200, "the connection did not survive a HEAD")
+    check(connection.sock is first, "a second socket was opened along the way")
+    connection.close()
+
+
+def refusals(port: int) -> None:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n")
+    answer = raw.recv(65536)
+    check(answer.startswith(b"HTTP/1.1 400"), f"a bad Content-Length answered {answer[:60]!r}")
+    check(b"Connection: close" in answer, "a bad Content-Length left the connection open")
+    raw.settimeout(5)
+    check(raw.recv(1) == b"", "the server kept a refused connection open")
+    raw.close()
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answer, _ = dynamodb(connection, "ListTables", {}, Connection="close")
+    check(answer.status == 200, f"ListTables with Connection: close answered {answer.status}")
+    check(answer.getheader("Connection") == "close", "a client's close was not answered in kind")
+    connection.close()
+
+
+def through_the_sdk(port: int) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.put_item(TableName="keepalive", Item={"pk": {"S": "sdk"}, "n": {"N": "1"}})
+    for _ in range(20):
+        item = client.get_item(TableName="keepalive", Key={"pk": {"S": "sdk"}})["Item"]
+        check(item == {"pk": {"S": "sdk"}, "n": {"N": "1"}}, f"the SDK read {item}")
+
+
+def main() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "lib" / "moto_server.py"), str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(port, server)
+        kept_alive(port)
+        refusals(port)
+        through_the_sdk(port)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    print("moto keep-alive: one connection serves many calls, bodies never leak between them")
+
+
+if __name__ == "__main__":
+    main()
