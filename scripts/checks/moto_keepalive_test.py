@@ -9,8 +9,8 @@ end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
 - a body the handler never reads (a GET with a body) does not leak into the next request;
 - a HEAD answer keeps the application's length and sends no body;
 - a bad Content-Length is refused with 400 and the connection closed;
-- a client that sends `Connection: close` is answered and closed;
-- boto3 runs a create, put and get through the server (the real SDK path).
+- a client that sends `Connection: close` is answered with `Connection: close`;
+- boto3 puts an item and reads it back twenty times through the server (the real SDK path).
 
 Exits non-zero on the first failure.
 
