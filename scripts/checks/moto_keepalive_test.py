@@ -10,7 +10,12 @@ end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
 - a HEAD answer keeps the application's length and sends no body;
 - a bad Content-Length is refused with 400 and the connection closed;
 - a client that sends `Connection: close` is answered with `Connection: close`;
-- boto3 puts an item and reads it back twenty times through the server (the real SDK path).
+- boto3 puts an item and reads it back twenty times through the server (the real SDK path);
+- DynamoDB calls answered by moto's handler directly answer exactly as moto's own way through
+  Flask does (status, body, content type, checksum): each call is sent twice, once plainly and
+  once with an `Origin` header, which sends it moto's way; successes, a failed condition, a
+  cancelled transaction, a missing table and a malformed body;
+- headers the wrapper does not split itself (a folded line) still reach the handler.
 
 Exits non-zero on the first failure.
 
@@ -144,6 +149,99 @@ def refusals(port: int) -> None:
     connection.close()
 
 
+def both_ways(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    key = {"pk": {"S": "both"}}
+    calls = [
+        ("PutItem", {"TableName": "keepalive", "Item": {**key, "n": {"N": "7"}}}),
+        ("GetItem", {"TableName": "keepalive", "Key": key, "ConsistentRead": True}),
+        ("GetItem", {"TableName": "keepalive", "Key": {"pk": {"S": "nobody"}}}),
+        (
+            "PutItem",
+            {
+                "TableName": "keepalive",
+                "Item": key,
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+        ),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {
+                        "Update": {
+                            "TableName": "keepalive",
+                            "Key": key,
+                            "UpdateExpression": "SET n = n + :one",
+                            "ConditionExpression": "n > :big",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":big": {"N": "9"}},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    }
+                ]
+            },
+        ),
+        (
+            "Query",
+            {
+                "TableName": "keepalive",
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": "both"}},
+            },
+        ),
+        ("DescribeTable", {"TableName": "missing"}),
+        ("GetItem", "{not json"),
+    ]
+    for action, body in calls:
+        answers = []
+        for extra in ({}, {"Origin": "http://127.0.0.1"}):
+            payload = body if isinstance(body, str) else json.dumps(body)
+            headers = {
+                "X-Amz-Target": f"DynamoDB_20120810.{action}",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": AUTH,
+                **extra,
+            }
+            connection.request("POST", "/", body=payload.encode(), headers=headers)
+            answer = connection.getresponse()
+            answers.append(
+                (
+                    answer.status,
+                    answer.read(),
+                    answer.getheader("Content-Type"),
+                    answer.getheader("x-amz-crc32"),
+                )
+            )
+        check(answers[0] == answers[1], f"{action} answered {answers[0]} directly, {answers[1]} by moto")
+    check(b"ConditionalCheckFailed" in answers_of(connection, calls[3]), "no failed condition")
+    check(b"TransactionCanceled" in answers_of(connection, calls[4]), "no cancelled transaction")
+
+    # A folded header line goes the email parser's way and still arrives.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    body = json.dumps({"TableName": "keepalive", "Key": key}).encode()
+    raw.sendall(
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\nAuthorization: "
+        + AUTH.split(", ")[0].encode()
+        + b",\r\n "
+        + ", ".join(AUTH.split(", ")[1:]).encode()
+        + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    answer = b""
+    while chunk := raw.recv(65536):
+        answer += chunk
+    raw.close()
+    check(answer.startswith(b"HTTP/1.1 200") and b'"N": "7"' in answer, f"folded: {answer[:300]!r}")
+    connection.close()
+
+
+def answers_of(connection, call) -> bytes:
+    action, body = call
+    answer, payload = dynamodb(connection, action, body)
+    return payload
+
+
 def through_the_sdk(port: int) -> None:
     client = boto3.client(
         "dynamodb",
@@ -172,6 +270,7 @@ def main() -> None:
         kept_alive(port)
         refusals(port)
         through_the_sdk(port)
+        both_ways(port)
     finally:
         server.terminate()
         try:

@@ -58,12 +58,27 @@ dispatched (so a handler that does not read it cannot desynchronize the connecti
 answer written in one piece with its length (no chunked answers) on a socket without Nagle's
 delay. A connection idle for `IDLE_SECONDS` is closed.
 
+What remained of a DynamoDB call's time was mostly the way to moto's handler, not the handler.
+Sampled under load: `http.client.parse_headers` hands every request's headers to the `email`
+package's feed parser (about 30 % of a GetItem); the way through werkzeug's dispatcher and Flask
+to moto's `DynamoHandler.dispatch` another 15 %; the `Date` header, formatted anew for every
+answer, 8 % of a transaction. The wrapper splits header lines itself (into the same message
+class, the parser's way kept for anything it does not expect: a folded line, a line without a
+colon), formats the date once per second, and calls `DynamoHandler.dispatch` straight away for a
+DynamoDB call (`X-Amz-Target: DynamoDB_20120810.*`) with a plain body and no `Origin` (so no CORS
+answer is needed); every other request goes the way moto's server takes. The answer is the same
+(scripts/checks/moto_keepalive_test.py compares both ways); a GetItem takes about a third less
+time, a transaction about a quarter less.
+
 Usage: python3 scripts/lib/moto_server.py PORT
 """
 
 import copy
+import email.parser
 import functools
 import gc
+import http
+import http.client
 import io
 import json
 import logging
@@ -71,6 +86,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import moto.backends as moto_backends
 import moto.core.responses as moto_responses
@@ -79,8 +95,11 @@ import moto.dynamodb.responses as dynamodb_responses
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from botocore.exceptions import ClientError
 from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request
 
 
 # Requests between two freezes of the long-lived objects (see the module's docstring).
@@ -90,6 +109,8 @@ FULL_COLLECTION_EVERY = 50_000
 # Seconds a kept-alive connection may sit idle before the server closes it (AWS SDK clients
 # drop theirs after 90 s).
 IDLE_SECONDS = 300
+# The DynamoDB calls answered by moto's handler directly (see the module's docstring).
+DYNAMODB_TARGET = "DynamoDB_20120810."
 
 
 def plain_json(value) -> bool:
@@ -269,11 +290,71 @@ def check_expressions_once() -> None:
     dynamodb_responses.UpdateExpressionParser = UpdateExpressionParser
 
 
+def split_headers(fp, _class=http.client.HTTPMessage):
+    """`http.client.parse_headers` without the email parser: the same message class with the
+    same (name, value) pairs; anything unusual (a folded line, a line without a colon) still
+    goes to the email parser."""
+    lines = http.client._read_headers(fp)
+    pairs = []
+    for raw in lines[:-1]:
+        line = raw.decode("iso-8859-1")
+        name, colon, value = line.partition(":")
+        if not colon or line[:1] in (" ", "\t"):
+            return email_parsed(lines, _class)
+        pairs.append((name, value.lstrip(" \t").rstrip("\r\n")))
+    message = _class()
+    message._headers = pairs
+    return message
+
+
+def email_parsed(lines, _class):
+    """What `http.client.parse_headers` makes of header lines already read."""
+    return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+
+
+def dynamodb_call(environ) -> bool:
+    """Whether a request is a DynamoDB call moto's handler can answer directly."""
+    return (
+        environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET)
+        and "HTTP_CONTENT_ENCODING" not in environ
+        and "HTTP_ORIGIN" not in environ
+    )
+
+
+def answer_dynamodb(environ, start_response):
+    """A DynamoDB call answered by moto's handler, as moto's Flask view would answer it."""
+    request = Request(environ)
+    try:
+        result = DynamoHandler.dispatch(request, request.url, dict(request.headers))
+    except ClientError as error:
+        result = 400, {}, error.response["Error"]["Message"]
+    status, headers, content = result if len(result) == 3 else (200, {}, result)
+    if isinstance(content, str):
+        content = content.encode()
+    headers = [(name, str(value)) for name, value in headers.items()]
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+    start_response(f"{status} {http.HTTPStatus(status).phrase}", headers)
+    return [content]
+
+
 class KeepAliveHandler(WSGIRequestHandler):
     """werkzeug's request handler with HTTP/1.1 keep-alive (see the module's docstring)."""
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS
+    # The Date header of the current second, formatted once.
+    _date = (0, "")
+
+    def date_time_string(self, timestamp=None):
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        second, text = KeepAliveHandler._date
+        if second != now:
+            text = super().date_time_string(now)
+            KeepAliveHandler._date = (now, text)
+        return text
 
     def setup(self) -> None:
         super().setup()
@@ -355,15 +436,18 @@ def main() -> None:
     copy_only_touched_items()
     remember_static_lookups()
     check_expressions_once()
+    # http.server reads every request's headers through this function.
+    http.client.parse_headers = split_headers
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
     served = [0]
 
     def serialized(environ, start_response):
+        answer = answer_dynamodb if dynamodb_call(environ) else app
         with lock:
             # Materialize the body inside the lock: the response is computed lazily otherwise.
-            body = list(app(environ, start_response))
+            body = list(answer(environ, start_response))
             served[0] += 1
             if served[0] % FULL_COLLECTION_EVERY == 0:
                 gc.unfreeze()

@@ -295,8 +295,7 @@ impl Broker {
     /// new lease, the live lease the id already holds, or its expired one renewed in place.
     ///
     /// Without `look_up_held`, a request of an application that may take no slot is `Full`
-    /// without looking for a lease its id may already hold: the queued acquire's enqueue
-    /// checks that itself (and looks on its next attempt).
+    /// without looking for a lease its id holds: the queued acquire's enqueue checks that.
     pub(crate) async fn attempt_grant(
         &self,
         pool: &PoolName,
@@ -318,16 +317,17 @@ impl Broker {
         let mut attempt = match app {
             Some(app) => {
                 // Whether it may take a free slot depends on the other applications (their
-                // kept reservations): decided on the pool as read; the store's conditions
-                // keep the budget and the max whatever happens meanwhile.
+                // kept reservations): decided on the pool as read (and answered with it, no
+                // second read); the store's conditions keep the budget and every max.
                 let record = match seen {
                     Some(record) => record,
                     None => self.pool_or_missing(pool).await?,
                 };
                 if shares::may_take(&record, Some(app)) {
                     // Beside waiters that may take nothing (all at their max): on that condition.
-                    let capped = Beside::capped(&record, Some(app)).filter(|_| record.waiting > 0);
-                    self.store.grant(&lease, capped.as_ref()).await?
+                    let beside = Beside::capped(&record, Some(app)).filter(|_| record.waiting > 0);
+                    let beside = beside.as_ref();
+                    self.store.grant_seen(&lease, beside, &record).await?
                 } else if !look_up_held {
                     return Ok(Attempt::Full(record));
                 } else {
@@ -366,7 +366,7 @@ impl Broker {
                     capped => capped,
                 };
                 if let Some(queue) = queue {
-                    attempt = self.store.grant(&lease, Some(&queue)).await?;
+                    attempt = self.store.grant_seen(&lease, Some(&queue), record).await?;
                 }
             }
         }

@@ -265,6 +265,18 @@ pub struct PoolRecord {
 }
 
 impl PoolRecord {
+    /// The record once a new lease of `app` is counted: one more in use, for the pool and
+    /// for the application (when the record names it).
+    pub fn with_grant(&self, app: Option<&AppName>) -> PoolRecord {
+        let mut after = self.clone();
+        after.in_use += 1;
+        after.version += 1;
+        if let Some(state) = app.and_then(|a| after.apps.get_mut(a)) {
+            state.in_use += 1;
+        }
+        after
+    }
+
     /// A record with no applications.
     pub fn new(budget: u32, in_use: u32, version: u64, waiting: u32) -> Self {
         PoolRecord {

@@ -205,6 +205,19 @@ pub trait LeaseStore: Send + Sync {
         lease: &Lease,
         beside: Option<&Beside>,
     ) -> Result<GrantAttempt, StoreError>;
+    /// [`LeaseStore::grant`] for a caller that decided on `seen`, the pool as it read it just
+    /// before. A store whose grant does not answer with the pool for free (a transaction
+    /// answers nothing when it succeeds) answers `Granted` with `seen` counted with the new
+    /// lease instead of reading the pool again: a round trip fewer, and the answer the pool as
+    /// the decision saw it (as a hand-over's).
+    async fn grant_seen(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+        _seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
+        self.grant(lease, beside).await
+    }
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`

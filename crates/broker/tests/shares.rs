@@ -579,3 +579,72 @@ async fn capped_conditions_commit_only_while_every_waiting_application_is_at_its
     memory.put_pool(&pool, 6, &apps).await.unwrap();
     capped_conditions_hold(&memory, &pool).await;
 }
+
+#[tokio::test]
+async fn a_grant_decided_on_a_read_answers_that_read_counted_without_reading_again() {
+    let s = setup(
+        6,
+        &[share("steady", 2, None, 1), share("hot", 0, Some(3), 1)],
+    )
+    .await;
+    let (pool, store) = (s.name(), s.store.as_ref());
+    let lease = |id: &str, app: &str| Lease {
+        pool: pool.clone(),
+        id: LeaseId::parse(id).unwrap(),
+        granted_at: 0,
+        expires_at: i64::MAX / 2,
+        draining: false,
+        handed_to: None,
+        app: Some(AppName::parse(app).unwrap()),
+    };
+    let steady = AppName::parse("steady").unwrap();
+    // GIVEN the pool as a request read it
+    let seen = store.pool(&pool).await.unwrap().unwrap();
+    // WHEN it is granted on that read
+    let GrantAttempt::Granted(answer) = store
+        .grant_seen(&lease("a", "steady"), None, &seen)
+        .await
+        .unwrap()
+    else {
+        panic!("a free pool grants");
+    };
+    // THEN the answer is the read counted with the lease, and so is the table
+    assert_eq!(answer, seen.with_grant(Some(&steady)));
+    let table = store.pool(&pool).await.unwrap().unwrap();
+    assert_eq!((table.in_use, table.apps[&steady].in_use), (1, 1));
+    assert_eq!((answer.in_use, answer.apps[&steady].in_use), (1, 1));
+    // AND a grant decided on an older read answers that read (no second read), while the
+    // table counts every lease
+    assert!(matches!(
+        store.grant(&lease("b", "hot"), None).await.unwrap(),
+        GrantAttempt::Granted(_)
+    ));
+    let GrantAttempt::Granted(stale) = store
+        .grant_seen(&lease("c", "steady"), None, &answer)
+        .await
+        .unwrap()
+    else {
+        panic!("a slot is free");
+    };
+    assert_eq!((stale.in_use, stale.apps[&steady].in_use), (2, 2));
+    let table = store.pool(&pool).await.unwrap().unwrap();
+    assert_eq!((table.in_use, table.apps[&steady].in_use), (3, 2));
+    // AND a refusal still answers the pool as it is
+    for id in ["d", "e", "f"] {
+        assert!(matches!(
+            store
+                .grant_seen(&lease(id, "steady"), None, &seen)
+                .await
+                .unwrap(),
+            GrantAttempt::Granted(_)
+        ));
+    }
+    let GrantAttempt::PoolFull(full) = store
+        .grant_seen(&lease("g", "steady"), None, &seen)
+        .await
+        .unwrap()
+    else {
+        panic!("the budget is used up");
+    };
+    assert_eq!((full.in_use, full.apps[&steady].in_use), (6, 5));
+}

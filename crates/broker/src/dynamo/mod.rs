@@ -494,41 +494,16 @@ impl LeaseStore for DynamoStore {
         lease: &Lease,
         beside: Option<&Beside>,
     ) -> Result<GrantAttempt, StoreError> {
-        let open = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)";
-        let condition = match lease.app {
-            Some(_) => open.to_owned(),
-            None => format!("{open} AND {UNDIVIDED}"),
-        };
-        let items = vec![
-            self.counter(
-                &lease.pool,
-                &Counter::new(1, 0, condition)
-                    .beside(beside)
-                    .app(lease.app.as_ref(), 1, 0),
-            ),
-            self.lease_put(lease),
-        ];
-        match self.transact("TransactWriteItems(grant)", items).await? {
-            // The pool was deleted right after the grant: its deletion sweeps this lease too.
-            None => Ok(match self.read_pool(&lease.pool).await? {
-                Some(record) => GrantAttempt::Granted(record),
-                None => GrantAttempt::PoolMissing,
-            }),
-            Some(cancelled) if cancelled.failed(1) => match cancelled.item(1) {
-                Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(
-                    &lease.pool,
-                    existing,
-                )?)),
-                None => Err(StoreError::Malformed(
-                    "lease condition failed without the lease".into(),
-                )),
-            },
-            Some(cancelled) => match cancelled.item(0) {
-                Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
-                Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
-                None => Ok(GrantAttempt::PoolMissing),
-            },
-        }
+        self.grant_answering(lease, beside, None).await
+    }
+
+    async fn grant_seen(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
+        self.grant_answering(lease, beside, Some(seen)).await
     }
 
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {

@@ -1,13 +1,15 @@
-//! The pool-record writes of the DynamoDB adapter: counter changes inside transactions (the
-//! pool's and its applications'), deletions owned by an application, the pool's budget and
+//! The pool-record writes of the DynamoDB adapter: the grant, counter changes inside
+//! transactions (the pool's and its applications'), deletions owned by an application, the pool's budget and
 //! applications, and the audit's repair.
 
 use super::items::{apps_item, backoff, epoch_seconds, is_condition_failure, n, pool_record, s};
-use super::{CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to};
+use super::{
+    CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to, lease_from,
+};
 use crate::error::StoreError;
-use crate::model::{AppName, AppShare, LeaseId, PoolName, PoolRecord};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord};
 use crate::shares;
-use crate::store::{Beside, Counts};
+use crate::store::{Beside, Counts, GrantAttempt};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -63,6 +65,54 @@ impl<'a> Counter<'a> {
 }
 
 impl DynamoStore {
+    /// The grant transaction; on success the pool is `seen` counted with the lease when given,
+    /// read again otherwise.
+    pub(super) async fn grant_answering(
+        &self,
+        lease: &Lease,
+        beside: Option<&Beside>,
+        seen: Option<&PoolRecord>,
+    ) -> Result<GrantAttempt, StoreError> {
+        let open = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing)";
+        let condition = match lease.app {
+            Some(_) => open.to_owned(),
+            None => format!("{open} AND {UNDIVIDED}"),
+        };
+        let items = vec![
+            self.counter(
+                &lease.pool,
+                &Counter::new(1, 0, condition)
+                    .beside(beside)
+                    .app(lease.app.as_ref(), 1, 0),
+            ),
+            self.lease_put(lease),
+        ];
+        match self.transact("TransactWriteItems(grant)", items).await? {
+            None if let Some(seen) = seen => {
+                Ok(GrantAttempt::Granted(seen.with_grant(lease.app.as_ref())))
+            }
+            // The pool was deleted right after the grant: its deletion sweeps this lease too.
+            None => Ok(match self.read_pool(&lease.pool).await? {
+                Some(record) => GrantAttempt::Granted(record),
+                None => GrantAttempt::PoolMissing,
+            }),
+            Some(cancelled) if cancelled.failed(1) => match cancelled.item(1) {
+                Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(
+                    &lease.pool,
+                    existing,
+                )?)),
+                None => Err(StoreError::Malformed(
+                    "lease condition failed without the lease".into(),
+                )),
+            },
+            Some(cancelled) => match cancelled.item(0) {
+                Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
+                Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
+                None => Ok(GrantAttempt::PoolMissing),
+            },
+        }
+    }
+
     /// The transaction item of a [`Counter`] change of the pool record (which moves its
     /// version), answering with the record when a condition fails.
     pub(super) fn counter(&self, pool: &PoolName, change: &Counter<'_>) -> TransactWriteItem {
