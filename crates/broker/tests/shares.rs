@@ -6,8 +6,8 @@
 
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, DynamoStore, EnqueueAttempt, Freeing,
-    GrantAttempt, Lease, LeaseId, LeaseStore, MemoryStore, NullSink, PoolName, QueuedRequest,
-    RecordingCallbacks, SystemClock, TaskToken, Waiter,
+    GrantAttempt, Lease, LeaseId, LeaseStore, MemoryStore, NullSink, PoolName, PoolRecord,
+    QueuedRequest, RecordingCallbacks, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::collections::BTreeMap;
@@ -482,19 +482,24 @@ async fn a_randomized_run_of_three_applications_keeps_every_counter_equal_to_the
     );
 }
 
-/// The capped conditions, checked by a store itself: a slot granted beside waiters that may
-/// take nothing, and a request queued only while it can take no slot.
-async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
-    let app = |name: &str| AppName::parse(name).unwrap();
-    let lease = |id: &str, name: &str| Lease {
+/// A lease of `app` on `pool` that never expires during a test.
+fn app_lease(pool: &PoolName, id: &str, app: &str) -> Lease {
+    Lease {
         pool: pool.clone(),
         id: LeaseId::parse(id).unwrap(),
         granted_at: 0,
         expires_at: i64::MAX / 2,
         draining: false,
         handed_to: None,
-        app: Some(app(name)),
-    };
+        app: Some(AppName::parse(app).unwrap()),
+    }
+}
+
+/// The capped conditions, checked by a store itself: a slot granted beside waiters that may
+/// take nothing, and a request queued only while it can take no slot.
+async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
+    let app = |name: &str| AppName::parse(name).unwrap();
+    let lease = |id: &str, name: &str| app_lease(pool, id, name);
     let waiter = |id: &str, name: &str| Waiter {
         pool: pool.clone(),
         id: LeaseId::parse(id).unwrap(),
@@ -588,63 +593,41 @@ async fn a_grant_decided_on_a_read_answers_that_read_counted_without_reading_aga
     )
     .await;
     let (pool, store) = (s.name(), s.store.as_ref());
-    let lease = |id: &str, app: &str| Lease {
-        pool: pool.clone(),
-        id: LeaseId::parse(id).unwrap(),
-        granted_at: 0,
-        expires_at: i64::MAX / 2,
-        draining: false,
-        handed_to: None,
-        app: Some(AppName::parse(app).unwrap()),
-    };
     let steady = AppName::parse("steady").unwrap();
+    let grant_on = |id: &'static str, app: &'static str, seen: PoolRecord| {
+        let lease = app_lease(&pool, id, app);
+        async move { store.grant_seen(&lease, None, &seen).await.unwrap() }
+    };
+    let counts = |r: &PoolRecord| (r.in_use, r.apps[&steady].in_use);
     // GIVEN the pool as a request read it
     let seen = store.pool(&pool).await.unwrap().unwrap();
     // WHEN it is granted on that read
-    let GrantAttempt::Granted(answer) = store
-        .grant_seen(&lease("a", "steady"), None, &seen)
-        .await
-        .unwrap()
-    else {
+    let GrantAttempt::Granted(answer) = grant_on("a", "steady", seen.clone()).await else {
         panic!("a free pool grants");
     };
     // THEN the answer is the read counted with the lease, and so is the table
     assert_eq!(answer, seen.with_grant(Some(&steady)));
-    let table = store.pool(&pool).await.unwrap().unwrap();
-    assert_eq!((table.in_use, table.apps[&steady].in_use), (1, 1));
-    assert_eq!((answer.in_use, answer.apps[&steady].in_use), (1, 1));
+    assert_eq!(counts(&answer), (1, 1));
+    assert_eq!(counts(&store.pool(&pool).await.unwrap().unwrap()), (1, 1));
     // AND a grant decided on an older read answers that read (no second read), while the
     // table counts every lease
-    assert!(matches!(
-        store.grant(&lease("b", "hot"), None).await.unwrap(),
-        GrantAttempt::Granted(_)
-    ));
-    let GrantAttempt::Granted(stale) = store
-        .grant_seen(&lease("c", "steady"), None, &answer)
-        .await
-        .unwrap()
-    else {
+    let other = store.grant(&app_lease(&pool, "b", "hot"), None).await;
+    assert!(matches!(other.unwrap(), GrantAttempt::Granted(_)));
+    let GrantAttempt::Granted(stale) = grant_on("c", "steady", answer).await else {
         panic!("a slot is free");
     };
-    assert_eq!((stale.in_use, stale.apps[&steady].in_use), (2, 2));
-    let table = store.pool(&pool).await.unwrap().unwrap();
-    assert_eq!((table.in_use, table.apps[&steady].in_use), (3, 2));
+    assert_eq!(counts(&stale), (2, 2));
+    assert_eq!(counts(&store.pool(&pool).await.unwrap().unwrap()), (3, 2));
     // AND a refusal still answers the pool as it is
     for id in ["d", "e", "f"] {
-        assert!(matches!(
-            store
-                .grant_seen(&lease(id, "steady"), None, &seen)
-                .await
-                .unwrap(),
-            GrantAttempt::Granted(_)
-        ));
+        let granted = grant_on(id, "steady", seen.clone()).await;
+        assert!(
+            matches!(granted, GrantAttempt::Granted(_)),
+            "{id}: {granted:?}"
+        );
     }
-    let GrantAttempt::PoolFull(full) = store
-        .grant_seen(&lease("g", "steady"), None, &seen)
-        .await
-        .unwrap()
-    else {
+    let GrantAttempt::PoolFull(full) = grant_on("g", "steady", seen).await else {
         panic!("the budget is used up");
     };
-    assert_eq!((full.in_use, full.apps[&steady].in_use), (6, 5));
+    assert_eq!(counts(&full), (6, 5));
 }
