@@ -15,7 +15,8 @@ end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
   Flask does (status, body, content type, checksum): each call is sent twice, once plainly and
   once with an `Origin` header, which sends it moto's way; successes, a failed condition, a
   cancelled transaction, a missing table and a malformed body;
-- headers the wrapper does not split itself (a folded line) still reach the handler.
+- headers the wrapper does not split itself (a folded line) still reach the handler, and the
+  header lines it splits itself come out as `http.client.parse_headers` makes them.
 
 Exits non-zero on the first failure.
 
@@ -23,6 +24,7 @@ Usage: python3 scripts/checks/moto_keepalive_test.py
 """
 
 import http.client
+import io
 import json
 import os
 import pathlib
@@ -236,6 +238,26 @@ def both_ways(port: int) -> None:
     connection.close()
 
 
+def headers_split_alike() -> None:
+    sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+    import moto_server  # noqa: E402 - the wrapper's module, imported without starting it
+
+    for raw in (
+        b"Host: a\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\nContent-Length: 3\r\n\r\n",
+        b"Host:   spaced  \r\nEmpty:\r\n\r\n",
+        b"Host: a\r\nAuthorization: one,\r\n two\r\n\r\n",
+        b"Host: a\r\nBad Name: x\r\nOther: y\r\n\r\n",
+        b"NoColon\r\nHost: a\r\n\r\n",
+        b"",
+    ):
+        ours = moto_server.split_headers(io.BytesIO(raw))
+        theirs = http.client.parse_headers(io.BytesIO(raw))
+        check(
+            (list(ours.items()), ours.get_payload()) == (list(theirs.items()), theirs.get_payload()),
+            f"{raw!r} split into {list(ours.items())}, not {list(theirs.items())}",
+        )
+
+
 def answers_of(connection, call) -> bytes:
     action, body = call
     answer, payload = dynamodb(connection, action, body)
@@ -271,6 +293,7 @@ def main() -> None:
         refusals(port)
         through_the_sdk(port)
         both_ways(port)
+        headers_split_alike()
     finally:
         server.terminate()
         try:

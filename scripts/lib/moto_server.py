@@ -292,18 +292,19 @@ def check_expressions_once() -> None:
 
 def split_headers(fp, _class=http.client.HTTPMessage):
     """`http.client.parse_headers` without the email parser: the same message class with the
-    same (name, value) pairs; anything unusual (a folded line, a line without a colon) still
-    goes to the email parser."""
+    same (name, value) pairs; anything unusual (a folded line, a line without a colon, a name
+    that is empty or holds a space) still goes to the email parser."""
     lines = http.client._read_headers(fp)
     pairs = []
     for raw in lines[:-1]:
         line = raw.decode("iso-8859-1")
         name, colon, value = line.partition(":")
-        if not colon or line[:1] in (" ", "\t"):
+        if not colon or not name or " " in name or "\t" in name:
             return email_parsed(lines, _class)
         pairs.append((name, value.lstrip(" \t").rstrip("\r\n")))
     message = _class()
     message._headers = pairs
+    message.set_payload("")
     return message
 
 
