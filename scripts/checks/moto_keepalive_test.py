@@ -61,14 +61,16 @@ def wait_for(port: int, server: subprocess.Popen) -> None:
     sys.exit("the moto wrapper did not listen within 60 s")
 
 
-def dynamodb(connection, action: str, body: dict, **extra):
+def dynamodb(connection, action: str, body, **extra):
+    """One DynamoDB call; `body` a request (dict) or raw text sent as it is."""
     headers = {
         "X-Amz-Target": f"DynamoDB_20120810.{action}",
         "Content-Type": "application/x-amz-json-1.0",
         "Authorization": AUTH,
         **extra,
     }
-    connection.request("POST", "/", body=json.dumps(body).encode(), headers=headers)
+    payload = body if isinstance(body, str) else json.dumps(body)
+    connection.request("POST", "/", body=payload.encode(), headers=headers)
     answer = connection.getresponse()
     return answer, answer.read()
 
@@ -195,29 +197,24 @@ def both_ways(port: int) -> None:
         ("DescribeTable", {"TableName": "missing"}),
         ("GetItem", "{not json"),
     ]
+    bodies = []
     for action, body in calls:
         answers = []
+        # Plainly (the wrapper's direct way), then with an Origin (moto's way through Flask).
         for extra in ({}, {"Origin": "http://127.0.0.1"}):
-            payload = body if isinstance(body, str) else json.dumps(body)
-            headers = {
-                "X-Amz-Target": f"DynamoDB_20120810.{action}",
-                "Content-Type": "application/x-amz-json-1.0",
-                "Authorization": AUTH,
-                **extra,
-            }
-            connection.request("POST", "/", body=payload.encode(), headers=headers)
-            answer = connection.getresponse()
+            answer, payload = dynamodb(connection, action, body, **extra)
             answers.append(
                 (
                     answer.status,
-                    answer.read(),
+                    payload,
                     answer.getheader("Content-Type"),
                     answer.getheader("x-amz-crc32"),
                 )
             )
         check(answers[0] == answers[1], f"{action} answered {answers[0]} directly, {answers[1]} by moto")
-    check(b"ConditionalCheckFailed" in answers_of(connection, calls[3]), "no failed condition")
-    check(b"TransactionCanceled" in answers_of(connection, calls[4]), "no cancelled transaction")
+        bodies.append(answers[0][1])
+    check(b"ConditionalCheckFailed" in bodies[3], "no failed condition")
+    check(b"TransactionCanceled" in bodies[4], "no cancelled transaction")
 
     # A folded header line goes the email parser's way and still arrives.
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -256,12 +253,6 @@ def headers_split_alike() -> None:
             (list(ours.items()), ours.get_payload()) == (list(theirs.items()), theirs.get_payload()),
             f"{raw!r} split into {list(ours.items())}, not {list(theirs.items())}",
         )
-
-
-def answers_of(connection, call) -> bytes:
-    action, body = call
-    answer, payload = dynamodb(connection, action, body)
-    return payload
 
 
 def through_the_sdk(port: int) -> None:

@@ -327,7 +327,7 @@ impl Broker {
                     // Beside waiters that may take nothing (all at their max): on that condition.
                     let beside = Beside::capped(&record, Some(app)).filter(|_| record.waiting > 0);
                     let beside = beside.as_ref();
-                    self.store.grant_seen(&lease, beside, &record).await?
+                    self.store.grant(&lease, beside, Some(&record)).await?
                 } else if !look_up_held {
                     return Ok(Attempt::Full(record));
                 } else {
@@ -337,7 +337,7 @@ impl Broker {
                     }
                 }
             }
-            None => self.store.grant(&lease, None).await?,
+            None => self.store.grant(&lease, None, None).await?,
         };
         if let GrantAttempt::PoolFull(record) = &attempt {
             if app.is_none() && record.shared() {
@@ -366,7 +366,7 @@ impl Broker {
                     capped => capped,
                 };
                 if let Some(queue) = queue {
-                    attempt = self.store.grant_seen(&lease, Some(&queue), record).await?;
+                    attempt = self.store.grant(&lease, Some(&queue), Some(record)).await?;
                 }
             }
         }

@@ -33,21 +33,6 @@ impl LosingGrants {
         }
     }
 
-    /// A grant's answer, lost with the configured probability when it carries a lease.
-    fn maybe_lose(&self, attempt: GrantAttempt) -> Result<GrantAttempt, StoreError> {
-        let answered_with_a_lease = matches!(
-            attempt,
-            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
-        );
-        if answered_with_a_lease && self.draw() < self.probability {
-            return Err(StoreError::Contended {
-                operation: "grant (answer lost by fault injection)",
-                attempts: 1,
-            });
-        }
-        Ok(attempt)
-    }
-
     fn draw(&self) -> f64 {
         // splitmix64: enough for a fault knob, no dependency.
         let mut z = self
@@ -95,18 +80,20 @@ impl LeaseStore for LosingGrants {
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
+        seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
-        let attempt = self.inner.grant(lease, beside).await?;
-        self.maybe_lose(attempt)
-    }
-    async fn grant_seen(
-        &self,
-        lease: &Lease,
-        beside: Option<&Beside>,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        let attempt = self.inner.grant_seen(lease, beside, seen).await?;
-        self.maybe_lose(attempt)
+        let attempt = self.inner.grant(lease, beside, seen).await?;
+        let answered_with_a_lease = matches!(
+            attempt,
+            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
+        );
+        if answered_with_a_lease && self.draw() < self.probability {
+            return Err(StoreError::Contended {
+                operation: "grant (answer lost by fault injection)",
+                attempts: 1,
+            });
+        }
+        Ok(attempt)
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await

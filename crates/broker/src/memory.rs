@@ -89,10 +89,12 @@ impl LeaseStore for MemoryStore {
         Ok(self.with(|p| p.remove(pool).is_some()))
     }
 
+    /// Answers the pool as it is (no read to save), whatever the caller saw.
     async fn grant(
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
+        _seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
         Ok(self.with(|p| match p.get_mut(&lease.pool) {
             None => GrantAttempt::PoolMissing,

@@ -199,25 +199,20 @@ pub trait LeaseStore: Send + Sync {
     async fn delete_pool(&self, pool: &PoolName) -> Result<bool, StoreError>;
     /// Records `lease` and counts it against the pool and its application, only if both have
     /// a free slot, the id is new, and the queue is as `beside` says (`None`: nobody waits). A
-    /// lease without an application is refused by a pool that divides its budget (`PoolFull` with that record).
+    /// lease without an application is refused by a pool that divides its budget (`PoolFull`
+    /// with that record).
+    ///
+    /// `seen` is the pool as the caller read it just before deciding, if it did. A store whose
+    /// grant does not answer with the pool for free (a transaction answers nothing when it
+    /// succeeds) then answers `Granted` with `seen` counted with the new lease instead of
+    /// reading the pool again: a round trip fewer, and the pool as the decision saw it (as a
+    /// hand-over answers).
     async fn grant(
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
+        seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError>;
-    /// [`LeaseStore::grant`] for a caller that decided on `seen`, the pool as it read it just
-    /// before. A store whose grant does not answer with the pool for free (a transaction
-    /// answers nothing when it succeeds) answers `Granted` with `seen` counted with the new
-    /// lease instead of reading the pool again: a round trip fewer, and the answer the pool as
-    /// the decision saw it (as a hand-over's).
-    async fn grant_seen(
-        &self,
-        lease: &Lease,
-        beside: Option<&Beside>,
-        _seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        self.grant(lease, beside).await
-    }
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`

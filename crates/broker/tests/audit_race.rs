@@ -43,8 +43,9 @@ impl LeaseStore for Interleaving {
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
+        seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
-        self.inner.grant(lease, beside).await
+        self.inner.grant(lease, beside, seen).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await
@@ -178,7 +179,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
     let name = PoolName::parse(&pool).unwrap();
     inner.put_pool(&name, 2, &[]).await.unwrap();
     assert!(matches!(
-        inner.grant(&lease(&pool, "a"), None).await.unwrap(),
+        inner.grant(&lease(&pool, "a"), None, None).await.unwrap(),
         GrantAttempt::Granted(_)
     ));
     let seen = inner.pool(&name).await.unwrap().unwrap();
@@ -215,7 +216,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
         }))),
         after_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
             Box::pin(async move {
-                let granted = s.grant(&lease(&grant_pool, "b"), None).await.unwrap();
+                let granted = s.grant(&lease(&grant_pool, "b"), None, None).await.unwrap();
                 assert!(matches!(granted, GrantAttempt::Granted(_)));
             })
         }))),

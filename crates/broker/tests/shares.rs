@@ -513,7 +513,7 @@ async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
     // GIVEN a pool of 6 where capped (max 2) holds 2; free ends 4
     for id in ["c0", "c1"] {
         assert!(matches!(
-            store.grant(&lease(id, "capped"), None).await.unwrap(),
+            store.grant(&lease(id, "capped"), None, None).await.unwrap(),
             GrantAttempt::Granted(_)
         ));
     }
@@ -530,7 +530,7 @@ async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
     let capped = Beside::capped(&record().await, Some(&app("free"))).expect("all capped");
     assert!(matches!(
         store
-            .grant(&lease("f1", "free"), Some(&capped))
+            .grant(&lease("f1", "free"), Some(&capped), None)
             .await
             .unwrap(),
         GrantAttempt::Granted(_)
@@ -543,7 +543,7 @@ async fn capped_conditions_hold(store: &dyn LeaseStore, pool: &PoolName) {
     assert!(Beside::capped(&record().await, None).is_none());
     assert!(matches!(
         store
-            .grant(&lease("f3", "free"), Some(&capped))
+            .grant(&lease("f3", "free"), Some(&capped), None)
             .await
             .unwrap(),
         GrantAttempt::PoolFull(_)
@@ -596,7 +596,7 @@ async fn a_grant_decided_on_a_read_answers_that_read_counted_without_reading_aga
     let steady = AppName::parse("steady").unwrap();
     let grant_on = |id: &'static str, app: &'static str, seen: PoolRecord| {
         let lease = app_lease(&pool, id, app);
-        async move { store.grant_seen(&lease, None, &seen).await.unwrap() }
+        async move { store.grant(&lease, None, Some(&seen)).await.unwrap() }
     };
     let counts = |r: &PoolRecord| (r.in_use, r.apps[&steady].in_use);
     // GIVEN the pool as a request read it
@@ -611,7 +611,7 @@ async fn a_grant_decided_on_a_read_answers_that_read_counted_without_reading_aga
     assert_eq!(counts(&store.pool(&pool).await.unwrap().unwrap()), (1, 1));
     // AND a grant decided on an older read answers that read (no second read), while the
     // table counts every lease
-    let other = store.grant(&app_lease(&pool, "b", "hot"), None).await;
+    let other = store.grant(&app_lease(&pool, "b", "hot"), None, None).await;
     assert!(matches!(other.unwrap(), GrantAttempt::Granted(_)));
     let GrantAttempt::Granted(stale) = grant_on("c", "steady", answer).await else {
         panic!("a slot is free");

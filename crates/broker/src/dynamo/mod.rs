@@ -493,17 +493,9 @@ impl LeaseStore for DynamoStore {
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
+        seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
-        self.grant_answering(lease, beside, None).await
-    }
-
-    async fn grant_seen(
-        &self,
-        lease: &Lease,
-        beside: Option<&Beside>,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        self.grant_answering(lease, beside, Some(seen)).await
+        self.grant_transaction(lease, beside, seen).await
     }
 
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {

@@ -1,6 +1,6 @@
 //! The pool-record writes of the DynamoDB adapter: the grant, counter changes inside
-//! transactions (the pool's and its applications'), deletions owned by an application, the pool's budget and
-//! applications, and the audit's repair.
+//! transactions (the pool's and its applications'), deletions owned by an application, the
+//! pool's budget and applications, and the audit's repair.
 
 use super::items::{apps_item, backoff, epoch_seconds, is_condition_failure, n, pool_record, s};
 use super::{
@@ -65,9 +65,9 @@ impl<'a> Counter<'a> {
 }
 
 impl DynamoStore {
-    /// The grant transaction; on success the pool is `seen` counted with the lease when given,
-    /// read again otherwise.
-    pub(super) async fn grant_answering(
+    /// [`crate::store::LeaseStore::grant`]: one transaction; on success the pool is `seen`
+    /// counted with the lease when given, read again otherwise.
+    pub(super) async fn grant_transaction(
         &self,
         lease: &Lease,
         beside: Option<&Beside>,
