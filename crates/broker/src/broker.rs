@@ -324,8 +324,8 @@ impl Broker {
                     None => self.pool_or_missing(pool).await?,
                 };
                 if shares::may_take(&record, Some(app)) {
-                    // Beside waiters that may take nothing (all at their max): on that condition.
-                    let beside = Beside::capped(&record, Some(app)).filter(|_| record.waiting > 0);
+                    // Only beside waiters at their max, queued before or after the read.
+                    let beside = Beside::capped(&record, Some(app));
                     let beside = beside.as_ref();
                     self.store.grant(&lease, beside, Some(&record)).await?
                 } else if !look_up_held {

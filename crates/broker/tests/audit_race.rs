@@ -1,6 +1,7 @@
 //! Fault tests: a repairing audit that races grants and releases must never write a counter
-//! below the live lease records (which would let the pool grant more than its budget). Against
-//! DynamoDB's API (moto over HTTP, through the real SDK).
+//! below the live lease records (which would let the pool grant more than its budget), and a
+//! grant decided on a read must not be turned away by requests queued after that read that may
+//! take no slot. Against DynamoDB's API (moto over HTTP, through the real SDK).
 
 use async_trait::async_trait;
 use leasehold_broker::{
@@ -9,18 +10,41 @@ use leasehold_broker::{
     ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 type Step = Box<dyn FnOnce(Arc<DynamoStore>) -> StepFuture + Send>;
 
-/// A store that runs injected steps around the next lease query: exactly the interleaving of a
-/// concurrent broker whose requests land between the audit's reads.
+/// A store that runs injected steps around the next lease query or before the next grant:
+/// exactly the interleaving of a concurrent broker whose requests land between one broker's
+/// calls. It counts the grant transactions it forwards.
 struct Interleaving {
     inner: Arc<DynamoStore>,
     before_leases: Mutex<Option<Step>>,
     after_leases: Mutex<Option<Step>>,
+    before_grant: Mutex<Option<Step>>,
+    grants: AtomicUsize,
+}
+
+impl Interleaving {
+    fn around(inner: Arc<DynamoStore>) -> Self {
+        Interleaving {
+            inner,
+            before_leases: Mutex::default(),
+            after_leases: Mutex::default(),
+            before_grant: Mutex::default(),
+            grants: AtomicUsize::new(0),
+        }
+    }
+
+    async fn run(&self, step: &Mutex<Option<Step>>) {
+        let step = step.lock().unwrap().take();
+        if let Some(step) = step {
+            step(self.inner.clone()).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -45,6 +69,8 @@ impl LeaseStore for Interleaving {
         beside: Option<&Beside>,
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
+        self.run(&self.before_grant).await;
+        self.grants.fetch_add(1, Ordering::SeqCst);
         self.inner.grant(lease, beside, seen).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
@@ -78,15 +104,9 @@ impl LeaseStore for Interleaving {
         self.inner.lease(pool, id).await
     }
     async fn leases(&self, pool: &PoolName) -> Result<Vec<Lease>, StoreError> {
-        let before = self.before_leases.lock().unwrap().take();
-        if let Some(step) = before {
-            step(self.inner.clone()).await;
-        }
+        self.run(&self.before_leases).await;
         let leases = self.inner.leases(pool).await;
-        let after = self.after_leases.lock().unwrap().take();
-        if let Some(step) = after {
-            step(self.inner.clone()).await;
-        }
+        self.run(&self.after_leases).await;
         leases
     }
     async fn reclaim(
@@ -201,7 +221,6 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
     // lease query and grants "b" just after it (the counter reads 2 before and after)
     let (release_pool, grant_pool) = (pool.clone(), pool.clone());
     let store = Arc::new(Interleaving {
-        inner: inner.clone(),
         before_leases: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
             Box::pin(async move {
                 let name = PoolName::parse(&release_pool).unwrap();
@@ -220,6 +239,7 @@ async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_und
                 assert!(matches!(granted, GrantAttempt::Granted(_)));
             })
         }))),
+        ..Interleaving::around(inner.clone())
     });
     let broker = Broker::new(store, Arc::new(NullSink), Arc::new(SystemClock));
     broker.audit(&pool, true).await.unwrap();
@@ -309,5 +329,70 @@ async fn randomized_grants_releases_and_repairing_audits_keep_counter_equal_to_r
     assert_eq!(
         (audit.in_use, audit.lease_records, audit.consistent),
         (0, 0, true)
+    );
+}
+
+#[tokio::test]
+async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_ceiling_queued_since()
+{
+    // GIVEN a pool of 4 divided between "steady" (reserved 1) and "hot" (at most 1), where hot
+    // holds its one slot, and a broker whose store lets another request land just before its
+    // next grant: a hot request, queued on the condition that hot is at its ceiling
+    let inner = dynamo().await;
+    let pool = unique("grant-race");
+    let name = PoolName::parse(&pool).unwrap();
+    let shares = |app: &str, reserved, max| AppShare {
+        name: AppName::parse(app).unwrap(),
+        reserved,
+        max: Some(max),
+        weight: 1,
+    };
+    let apps = [shares("steady", 1, 4), shares("hot", 0, 1)];
+    inner.put_pool(&name, 4, &apps).await.unwrap();
+    let hot_lease = Lease {
+        app: Some(AppName::parse("hot").unwrap()),
+        ..lease(&pool, "h1")
+    };
+    let held = inner.grant(&hot_lease, None, None).await.unwrap();
+    assert!(matches!(held, GrantAttempt::Granted(_)));
+    let waiter = Waiter {
+        pool: name.clone(),
+        id: LeaseId::parse("h2").unwrap(),
+        task_token: TaskToken::parse("token-h2").unwrap(),
+        enqueued_at_ms: 0,
+        deadline: hot_lease.expires_at,
+        ttl_seconds: 60,
+        app: hot_lease.app.clone(),
+    };
+    let store = Arc::new(Interleaving {
+        before_grant: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
+            Box::pin(async move {
+                let queued = s.enqueue(&waiter, true).await.unwrap();
+                assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
+            })
+        }))),
+        ..Interleaving::around(inner.clone())
+    });
+    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
+
+    // WHEN steady asks for a slot: it reads the pool (nobody waits), then the hot request
+    // queues, then its grant is written
+    let grant = broker
+        .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
+        .await
+        .unwrap();
+
+    // THEN the first grant transaction commits (the queued request may take no slot, so it
+    // does not send the grant back to read and decide again), and the queue keeps the hot one
+    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
+    assert_eq!(
+        store.grants.load(Ordering::SeqCst),
+        1,
+        "one grant transaction"
+    );
+    let audit = broker.audit(&pool, false).await.unwrap();
+    assert_eq!(
+        (audit.in_use, audit.waiting, audit.consistent),
+        (2, 1, true)
     );
 }

@@ -56,7 +56,10 @@
 //!   `size(apps)` as read). Such waiters can take no slot whatever the others hold, so nothing
 //!   else needs checking, and the condition holds through the churn of a busy queue (enqueues
 //!   and hand-overs of applications at their ceiling). It needs no read of the queue: the pool
-//!   record (as read, or as a failed release answered with it) tells.
+//!   record (as read, or as a failed release answered with it) tells. An application's grant
+//!   always carries it (with nobody waiting at the read it says only that nobody of the grant's
+//!   application waits), so requests of applications at their ceiling that queue between the
+//!   read and the grant do not turn the grant away.
 //! - **exactly the queue read**: the pool's waiting count and every application's are still
 //!   the ones read (an enqueue, a withdrawal or a hand-over in between moves one of them, even
 //!   when two leave the total where it was, and the broker decides again). Counts that change
