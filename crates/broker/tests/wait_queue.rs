@@ -4,8 +4,8 @@
 //! tested with the local stack (crates/local/tests/wait_queue.rs).
 
 use leasehold_broker::{
-    AcquireRequest, Broker, DynamoStore, LeaseStore, NullSink, PoolName, QueuedRequest,
-    RecordingCallbacks, SystemClock, Waiter,
+    AcquireRequest, Beside, Broker, DynamoStore, Freeing, LeaseId, LeaseStore, NullSink, PoolName,
+    QueuedRequest, RecordingCallbacks, SystemClock, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::Arc;
@@ -126,6 +126,53 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+#[tokio::test]
+async fn a_slot_given_back_beside_the_queue_as_read_is_refused_once_the_queue_moved_to_the_same_count()
+ {
+    // GIVEN a pool of 2 held by "a" and "b", with "w1" queued, and the queue as a release of
+    // "a" read it (one waiting)
+    let s = setup(2).await;
+    let name = PoolName::parse(&s.pool).unwrap();
+    for (id, waits) in [("a", false), ("b", false), ("w1", true)] {
+        let queued = s.broker.acquire_queued(&queued(&s.pool, id)).await.unwrap();
+        assert_eq!(queued.waiting, waits, "{id}");
+    }
+    let read = s.store.pool(&name).await.unwrap().unwrap();
+    assert_eq!(read.waiting, 1);
+
+    // WHEN meanwhile "b" goes to "w1" and "w2" queues: one waiting again, another one
+    assert!(s.broker.release(&s.pool, "b").await.unwrap().released);
+    assert_eq!(served(&s.calls).last().map(String::as_str), Some("w1"));
+    assert!(
+        s.broker
+            .acquire_queued(&queued(&s.pool, "w2"))
+            .await
+            .unwrap()
+            .waiting
+    );
+    assert_eq!(s.store.pool(&name).await.unwrap().unwrap().waiting, 1);
+
+    // THEN giving "a"'s slot back beside the queue as read is refused, and nothing changed:
+    // "w2" would otherwise wait beside a free slot
+    let beside = Beside::of(&read);
+    let freeing = Freeing {
+        app: None,
+        beside: Some(&beside),
+    };
+    let a = LeaseId::parse("a").unwrap();
+    let attempt = s.store.release(&name, &a, freeing).await.unwrap();
+    assert!(!attempt.released && attempt.waiters_first, "{attempt:?}");
+    let audit = s.broker.audit(&s.pool, false).await.unwrap();
+    assert_eq!(
+        (audit.in_use, audit.waiting, audit.waiters_beside_free_slots),
+        (2, 1, false)
+    );
+
+    // AND the broker's own release of "a" hands the slot to "w2"
+    assert!(s.broker.release(&s.pool, "a").await.unwrap().released);
+    assert_eq!(served(&s.calls).last().map(String::as_str), Some("w2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

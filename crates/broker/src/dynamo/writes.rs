@@ -132,9 +132,20 @@ impl DynamoStore {
         match change.beside {
             None => {}
             Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
-            Some(Some(Beside::Queue { waiting, apps })) => {
+            Some(Some(Beside::Queue {
+                waiting,
+                apps,
+                version,
+            })) => {
                 conditions.push("waiting = :beside".to_owned());
                 values.insert(":beside".into(), n(i64::from(*waiting)));
+                // Nothing changed since the read: two changes can leave the counts as they were.
+                conditions.push(if *version == 0 {
+                    "attribute_not_exists(counterVersion)".to_owned()
+                } else {
+                    values.insert(":besideVersion".into(), n(*version as i64));
+                    "counterVersion = :besideVersion".to_owned()
+                });
                 for (i, (app, waiting)) in apps.iter().enumerate() {
                     names.insert(format!("#queued{i}"), app.as_str().to_owned());
                     values.insert(format!(":queued{i}"), n(i64::from(*waiting)));
