@@ -69,9 +69,9 @@ package's feed parser (about 30 % of a GetItem); the way through werkzeug's disp
 to moto's `DynamoHandler.dispatch` another 15 %; the `Date` header, formatted anew for every
 answer, 8 % of a transaction. The wrapper splits header lines itself (into the same message
 class, the parser's way kept for anything it does not expect: a folded line, a line without a
-colon, an odd name), formats the date once per second, and calls `DynamoHandler.dispatch` straight away for a
-DynamoDB call (`X-Amz-Target: DynamoDB_20120810.*`) with a plain body and no `Origin` (so no CORS
-answer is needed); every other request goes the way moto's server takes. The answer is the same
+colon, an odd name), formats the date once per second, and calls `DynamoHandler.dispatch`
+straight away for a DynamoDB call (`X-Amz-Target: DynamoDB_20120810.*`) with a plain body and no
+`Origin` (so no CORS answer is needed); every other request goes the way moto's server takes. The answer is the same
 (scripts/checks/moto_keepalive_test.py compares both ways); the four raw calls of an acquire and
 a release (scripts/bench-broker.sh) took 5.4 ms instead of 7.0.
 

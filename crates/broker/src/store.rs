@@ -79,16 +79,13 @@ pub struct Freeing<'a> {
 /// that none of its waiters may take the slot. The store checks it in the same transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Beside {
-    /// Exactly this queue: the pool's count and each application's, at the record's counter
-    /// version. Any change since (an enqueue, a withdrawal, a hand-over, even two that leave
-    /// the counts where they were) moves the version and sends the broker back to decide again.
-    /// Used when no waiter may take the slot as the broker read the queue, e.g. because of
-    /// the other applications' counts (reservations they keep), which no condition can state.
-    Queue {
-        waiting: u32,
-        apps: BTreeMap<AppName, u32>,
-        version: u64,
-    },
+    /// Exactly the queue read: the pool record's counter version is still the one read. Every
+    /// change of a slot or a waiter moves it, so any change since (an enqueue, a withdrawal, a
+    /// hand-over, even two that leave the counts where they were) sends the broker back to
+    /// decide again. Used when no waiter may take the slot as the broker read the queue, e.g.
+    /// because of the other applications' counts (reservations they keep), which no condition
+    /// can state.
+    Queue { version: u64 },
     /// Every application that has waiters is at its `max` (so none of them may take any slot,
     /// whatever the others hold), `except` has none, and the pool names these applications
     /// and no other. Unlike [`Beside::Queue`], this holds through the churn of a busy queue
@@ -103,12 +100,6 @@ impl Beside {
     /// The queue of `record`, exactly.
     pub fn of(record: &PoolRecord) -> Self {
         Beside::Queue {
-            waiting: record.waiting,
-            apps: record
-                .apps
-                .iter()
-                .map(|(name, state)| (name.clone(), state.waiting))
-                .collect(),
             version: record.version,
         }
     }

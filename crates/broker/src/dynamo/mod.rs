@@ -60,15 +60,14 @@
 //!   always carries it (with nobody waiting at the read it says only that nobody of the grant's
 //!   application waits), so requests of applications at their ceiling that queue between the
 //!   read and the grant do not turn the grant away.
-//! - **exactly the queue read**: the pool's waiting count and every application's are still
-//!   the ones read, and so is the record's `counterVersion`, which every change of a slot or a
-//!   waiter moves. The counts alone are not enough: a hand-over and an enqueue in between leave
-//!   them where they were with another request waiting, and a broker that read the queue before
-//!   both (its waiter list empty, its count 1) would give the slot back beside the newcomer.
-//!   On a changed version the broker decides again. Counts that change
-//!   who may take a slot without moving the queue (a release that makes its application idle,
-//!   two releases deciding at once) are caught by the look at the queue every giver of a slot
-//!   takes after such a write: the last of them sees them all. A request queued beside free
+//! - **exactly the queue read**: the record's `counterVersion` is still the one read; every
+//!   change of a slot or a waiter moves it. The waiting counts alone would not do: a hand-over
+//!   and an enqueue in between leave them where they were with another request waiting, and a
+//!   broker that read the queue before both (its waiter list empty, its count 1) would give
+//!   the slot back beside the newcomer. On a changed version the broker decides again. Counts
+//!   that change who may take a slot without moving the queue (a release that makes its
+//!   application idle, two releases deciding at once) are caught by the look at the queue
+//!   every giver of a slot takes after such a write: the last of them sees them all. A request queued beside free
 //!   slots looks for a slot once more after its enqueue committed, so a slot freed by someone
 //!   who read the queue before the enqueue is not left beside it.
 //!

@@ -132,25 +132,8 @@ impl DynamoStore {
         match change.beside {
             None => {}
             Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
-            Some(Some(Beside::Queue {
-                waiting,
-                apps,
-                version,
-            })) => {
-                conditions.push("waiting = :beside".to_owned());
-                values.insert(":beside".into(), n(i64::from(*waiting)));
-                // Nothing changed since the read: two changes can leave the counts as they were.
-                conditions.push(if *version == 0 {
-                    "attribute_not_exists(counterVersion)".to_owned()
-                } else {
-                    values.insert(":besideVersion".into(), n(*version as i64));
-                    "counterVersion = :besideVersion".to_owned()
-                });
-                for (i, (app, waiting)) in apps.iter().enumerate() {
-                    names.insert(format!("#queued{i}"), app.as_str().to_owned());
-                    values.insert(format!(":queued{i}"), n(i64::from(*waiting)));
-                    conditions.push(format!("apps.#queued{i}.waiting = :queued{i}"));
-                }
+            Some(Some(Beside::Queue { version })) => {
+                conditions.push(version_is(*version, ":besideVersion", &mut values));
             }
             Some(Some(Beside::Capped { except, apps })) => {
                 conditions.push("size(apps) = :apps".to_owned());
@@ -292,12 +275,7 @@ impl DynamoStore {
                     None => "attribute_not_exists(pk)".to_owned(),
                     Some(seen) => {
                         values.insert(":seenInUse".into(), n(i64::from(seen.in_use)));
-                        let version = if seen.version == 0 {
-                            "attribute_not_exists(counterVersion)"
-                        } else {
-                            values.insert(":seenVersion".into(), n(seen.version as i64));
-                            "counterVersion = :seenVersion"
-                        };
+                        let version = version_is(seen.version, ":seenVersion", &mut values);
                         let waiting = if seen.waiting == 0 {
                             NOBODY_WAITS
                         } else {
@@ -340,13 +318,8 @@ impl DynamoStore {
         seen: &PoolRecord,
         actual: &Counts,
     ) -> Result<bool, StoreError> {
-        // A record written before versions existed has none; it matches only while it still
-        // has none (the first counter change adds one).
-        let version_unchanged = if seen.version == 0 {
-            "attribute_not_exists(counterVersion)"
-        } else {
-            "counterVersion = :version"
-        };
+        let mut version = Item::new();
+        let version_unchanged = version_is(seen.version, ":version", &mut version);
         let mut set = vec![
             "inUse = :actual".to_owned(),
             "waiting = :waiting".to_owned(),
@@ -374,11 +347,9 @@ impl DynamoStore {
             .expression_attribute_values(":seenWaiting", n(i64::from(seen.waiting)))
             .expression_attribute_values(":expected", n(i64::from(seen.in_use)))
             .expression_attribute_values(":one", n(1));
-        let request = if seen.version == 0 {
-            request
-        } else {
-            request.expression_attribute_values(":version", n(seen.version as i64))
-        };
+        let request = version
+            .into_iter()
+            .fold(request, |r, (k, v)| r.expression_attribute_values(k, v));
         let result = request.send().await;
         match result {
             Ok(_) => Ok(true),
@@ -432,5 +403,17 @@ pub(super) fn enqueue_condition(for_app: bool, capped: bool) -> String {
         ),
         (true, false) => format!("{open} AND attribute_exists(apps.#app0)"),
         (false, _) => format!("{open} AND {UNDIVIDED} AND (inUse >= budget OR waiting > :zero)"),
+    }
+}
+
+/// The condition that the pool record's counter version is still `version` (its value put in
+/// `values` as `placeholder`). A record written before versions existed has none and matches
+/// only while it still has none: the first counter change adds one.
+fn version_is(version: u64, placeholder: &str, values: &mut Item) -> String {
+    if version == 0 {
+        "attribute_not_exists(counterVersion)".to_owned()
+    } else {
+        values.insert(placeholder.to_owned(), n(version as i64));
+        format!("counterVersion = {placeholder}")
     }
 }
