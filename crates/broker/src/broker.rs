@@ -7,6 +7,7 @@ use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
 use crate::shares::{self, Slot, names, unknown_app};
+use crate::reserved::First;
 use crate::slot::Freed;
 use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
@@ -254,7 +255,11 @@ impl Broker {
     /// When the pool is full, expired leases of the pool are reclaimed first.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
         let (pool, id, ttl) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
-        let (app, mut seen) = self.application(&pool, request.app.as_deref()).await?;
+        let first = self.first_step((&pool, &id, ttl), request.app.as_deref(), async { Ok(()) });
+        let (app, mut seen) = match first.await? {
+            First::Granted(grant) => return Ok(grant),
+            First::Ask(app, seen) => (app, seen),
+        };
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
@@ -414,30 +419,6 @@ impl Broker {
             GrantAttempt::PoolMissing => return Err(BrokerError::PoolNotFound(pool.to_string())),
             GrantAttempt::PoolFull(record) => Attempt::Full(record),
         })
-    }
-
-    /// The application a request names, checked against the pool: `None` when it names none
-    /// (a pool divided between applications then refuses it at the grant), or when the pool
-    /// is not divided (the name is then ignored); `InvalidInput` for a name the pool does not
-    /// have. Reads the pool record only when a name is given, and hands it on for the first
-    /// grant attempt.
-    pub(crate) async fn application(
-        &self,
-        pool: &PoolName,
-        app: Option<&str>,
-    ) -> Result<(Option<AppName>, Option<PoolRecord>), BrokerError> {
-        let Some(raw) = app else {
-            return Ok((None, None));
-        };
-        let app = AppName::parse(raw)?;
-        let record = self.pool_or_missing(pool).await?;
-        if !record.shared() {
-            return Ok((None, None));
-        }
-        match record.apps.get(&app) {
-            Some(state) if !state.retired => Ok((Some(app), Some(record))),
-            _ => Err(unknown_app(pool, &app, &record)),
-        }
     }
 
     /// Ends a lease. Releasing a lease that is already gone is not an error.

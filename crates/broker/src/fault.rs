@@ -7,7 +7,7 @@ use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
-    ReleaseAttempt, SlotSource,
+    ReleaseAttempt, ReservedAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -94,6 +94,27 @@ impl LeaseStore for LosingGrants {
             });
         }
         Ok(attempt)
+    }
+    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
+        let attempt = self.inner.grant_reserved(lease).await?;
+        let answered_with_a_lease = matches!(
+            attempt,
+            ReservedAttempt::Granted | ReservedAttempt::Refused(GrantAttempt::LeaseExists(_))
+        );
+        if answered_with_a_lease && self.draw() < self.probability {
+            return Err(StoreError::Contended {
+                operation: "grant within reservation (answer lost by fault injection)",
+                attempts: 1,
+            });
+        }
+        Ok(attempt)
+    }
+    async fn pool_and_lease(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
+        self.inner.pool_and_lease(pool, id).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await

@@ -1,18 +1,22 @@
 //! Fault tests: a repairing audit that races grants and releases must never write a counter
 //! below the live lease records (which would let the pool grant more than its budget), and a
 //! grant decided on a read must not be turned away by requests queued after that read that may
-//! take no slot. Against DynamoDB's API (moto over HTTP, through the real SDK).
+//! take no slot; a grant within a reservation, whose read of the pool runs beside it, answers
+//! the pool as it is after the grant whichever of the two the store serves first. Against
+//! DynamoDB's API (moto over HTTP, through the real SDK).
 
 use async_trait::async_trait;
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, Counts, DynamoStore, EnqueueAttempt,
     Freeing, GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
-    ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
+    ReclaimAttempt, ReleaseAttempt, ReservedAttempt, SlotSource, StoreError, SystemClock,
+    TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 type Step = Box<dyn FnOnce(Arc<DynamoStore>) -> StepFuture + Send>;
@@ -26,6 +30,18 @@ struct Interleaving {
     after_leases: Mutex<Option<Step>>,
     before_grant: Mutex<Option<Step>>,
     grants: AtomicUsize,
+    /// Which of a grant within a reservation and its read of the pool the store serves
+    /// first (`None`: as they come).
+    first: Option<Served>,
+    gate: Notify,
+    reads: AtomicUsize,
+    reserved_grants: AtomicUsize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Served {
+    GrantFirst,
+    ReadFirst,
 }
 
 impl Interleaving {
@@ -36,6 +52,10 @@ impl Interleaving {
             after_leases: Mutex::default(),
             before_grant: Mutex::default(),
             grants: AtomicUsize::new(0),
+            first: None,
+            gate: Notify::new(),
+            reads: AtomicUsize::new(0),
+            reserved_grants: AtomicUsize::new(0),
         }
     }
 
@@ -50,6 +70,7 @@ impl Interleaving {
 #[async_trait]
 impl LeaseStore for Interleaving {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.pool(pool).await
     }
     async fn put_pool(
@@ -72,6 +93,28 @@ impl LeaseStore for Interleaving {
         self.run(&self.before_grant).await;
         self.grants.fetch_add(1, Ordering::SeqCst);
         self.inner.grant(lease, beside, seen).await
+    }
+    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
+        self.reserved_grants.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.first, Some(Served::ReadFirst)) {
+            self.gate.notified().await;
+        }
+        let attempt = self.inner.grant_reserved(lease).await;
+        self.gate.notify_one();
+        attempt
+    }
+    async fn pool_and_lease(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.first, Some(Served::GrantFirst)) {
+            self.gate.notified().await;
+        }
+        let read = self.inner.pool_and_lease(pool, id).await;
+        self.gate.notify_one();
+        read
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await
@@ -335,8 +378,8 @@ async fn randomized_grants_releases_and_repairing_audits_keep_counter_equal_to_r
 #[tokio::test]
 async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_ceiling_queued_since()
 {
-    // GIVEN a pool of 4 divided between "steady" (reserved 1) and "hot" (at most 1), where hot
-    // holds its one slot, and a broker whose store lets another request land just before its
+    // GIVEN a pool of 4 divided between "steady" (nothing reserved, so its grant is decided on
+    // a read) and "hot" (at most 1), where hot holds its one slot, and a broker whose store lets another request land just before its
     // next grant: a hot request, queued on the condition that hot is at its ceiling
     let inner = dynamo().await;
     let pool = unique("grant-race");
@@ -347,7 +390,7 @@ async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_cei
         max: Some(max),
         weight: 1,
     };
-    let apps = [shares("steady", 1, 4), shares("hot", 0, 1)];
+    let apps = [shares("steady", 0, 4), shares("hot", 0, 1)];
     inner.put_pool(&name, 4, &apps).await.unwrap();
     let hot_lease = Lease {
         app: Some(AppName::parse("hot").unwrap()),
@@ -395,4 +438,61 @@ async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_cei
         (audit.in_use, audit.waiting, audit.consistent),
         (2, 1, true)
     );
+}
+
+#[tokio::test]
+async fn a_grant_within_a_reservation_answers_the_pool_after_it_whichever_call_is_served_first()
+{
+    for first in [Served::GrantFirst, Served::ReadFirst] {
+        // GIVEN a pool of 4 divided between "steady" (reserved 2) and "hot", where hot holds
+        // one slot, and a store that serves the grant or the read of the pool first
+        let inner = dynamo().await;
+        let pool = unique("reserved-order");
+        let name = PoolName::parse(&pool).unwrap();
+        let share = |app: &str, reserved| AppShare {
+            name: AppName::parse(app).unwrap(),
+            reserved,
+            max: Some(4),
+            weight: 1,
+        };
+        inner
+            .put_pool(&name, 4, &[share("steady", 2), share("hot", 0)])
+            .await
+            .unwrap();
+        let hot = Lease {
+            app: Some(AppName::parse("hot").unwrap()),
+            ..lease(&pool, "h1")
+        };
+        assert!(matches!(
+            inner.grant(&hot, None, None).await.unwrap(),
+            GrantAttempt::Granted(_)
+        ));
+        let store = Arc::new(Interleaving {
+            first: Some(first),
+            ..Interleaving::around(inner.clone())
+        });
+        let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
+
+        // WHEN steady asks for a slot within its reservation
+        let grant = broker
+            .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
+            .await
+            .unwrap();
+
+        // THEN one transaction grants it, no grant is decided on a read, and `remaining`
+        // is the pool after the grant (4 − hot's 1 − this one), in either order
+        assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
+        assert_eq!(grant.remaining, 2, "{first:?}");
+        assert_eq!(
+            (
+                store.reserved_grants.load(Ordering::SeqCst),
+                store.grants.load(Ordering::SeqCst),
+                store.reads.load(Ordering::SeqCst)
+            ),
+            (1, 0, 1),
+            "{first:?}: one grant within the reservation, beside one read"
+        );
+        let audit = broker.audit(&pool, false).await.unwrap();
+        assert_eq!((audit.in_use, audit.consistent), (2, true), "{first:?}");
+    }
 }

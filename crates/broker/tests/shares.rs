@@ -1,13 +1,13 @@
 //! Applications sharing one pool, against DynamoDB's API (moto over HTTP, through the real
 //! SDK): reservations under contention, borrowing up to `max`, reservation owners before
-//! borrowers, fair hand-over among equals, bad input, and a randomized run of several
-//! applications with an audit after every step. Waiting tasks are completed through the
+//! borrowers, fair hand-over among equals, bad input, the conditions of a grant within a
+//! reservation, and a randomized run of several applications with an audit after every step. Waiting tasks are completed through the
 //! recording callbacks.
 
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, DynamoStore, EnqueueAttempt, Freeing,
     GrantAttempt, Lease, LeaseId, LeaseStore, MemoryStore, NullSink, PoolName, PoolRecord,
-    QueuedRequest, RecordingCallbacks, SystemClock, TaskToken, Waiter,
+    QueuedRequest, RecordingCallbacks, ReservedAttempt, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::collections::BTreeMap;
@@ -583,6 +583,102 @@ async fn capped_conditions_commit_only_while_every_waiting_application_is_at_its
     let pool = PoolName::parse("capped").unwrap();
     memory.put_pool(&pool, 6, &apps).await.unwrap();
     capped_conditions_hold(&memory, &pool).await;
+}
+
+/// The conditions of a grant within a reservation (no read first), checked by a store itself:
+/// a slot of the pool, the application below its reservation, nobody of it waiting.
+async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain: &PoolName) {
+    let lease = |id: &str, name: &str| app_lease(pool, id, name);
+    let steady = AppName::parse("steady").unwrap();
+    let refused_full = |attempt: ReservedAttempt| match attempt {
+        ReservedAttempt::Refused(GrantAttempt::PoolFull(record)) => record,
+        other => panic!("expected a refusal with the pool record, got {other:?}"),
+    };
+    // GIVEN a pool of 3: steady reserves 2 (max 3), hot reserves nothing
+    // WHEN steady asks three times: the two within its reservation are granted
+    for id in ["s1", "s2"] {
+        let attempt = store.grant_reserved(&lease(id, "steady")).await.unwrap();
+        assert_eq!(attempt, ReservedAttempt::Granted, "{id}");
+    }
+    // THEN the third is refused with the record (steady at its reservation), as are hot's
+    // request (it reserves nothing) and an application the pool does not name
+    let record = refused_full(store.grant_reserved(&lease("s3", "steady")).await.unwrap());
+    assert_eq!((record.in_use, record.apps[&steady].in_use), (2, 2));
+    for (id, app) in [("h1", "hot"), ("x1", "nobody")] {
+        refused_full(store.grant_reserved(&lease(id, app)).await.unwrap());
+    }
+    // AND an id that holds a lease gets it back, nothing counted
+    assert!(matches!(
+        store.grant_reserved(&lease("s1", "steady")).await.unwrap(),
+        ReservedAttempt::Refused(GrantAttempt::LeaseExists(_))
+    ));
+    // AND below its reservation again, steady is refused while one of its own requests waits
+    let freed = store
+        .release(
+            pool,
+            &LeaseId::parse("s2").unwrap(),
+            Freeing {
+                app: Some(&steady),
+                beside: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(freed.released, "{freed:?}");
+    let waiter = Waiter {
+        pool: pool.clone(),
+        id: LeaseId::parse("w1").unwrap(),
+        task_token: TaskToken::parse("token-w1").unwrap(),
+        enqueued_at_ms: 1,
+        deadline: i64::MAX / 2,
+        ttl_seconds: 60,
+        app: Some(steady.clone()),
+    };
+    assert_eq!(
+        store.enqueue(&waiter, false).await.unwrap(),
+        EnqueueAttempt::Enqueued
+    );
+    refused_full(store.grant_reserved(&lease("s4", "steady")).await.unwrap());
+    assert!(store.withdraw(pool, &waiter.id, Some(&steady)).await.unwrap());
+    // AND once hot borrowed every free slot, steady is refused: the pool is full
+    for id in ["h2", "h3"] {
+        assert!(matches!(
+            store.grant(&lease(id, "hot"), None, None).await.unwrap(),
+            GrantAttempt::Granted(_)
+        ));
+    }
+    let record = refused_full(store.grant_reserved(&lease("s4", "steady")).await.unwrap());
+    assert_eq!((record.in_use, record.waiting), (3, 0));
+    // AND a pool that does not divide its budget refuses with its record; no pool, no record
+    let on_plain = app_lease(plain, "p1", "steady");
+    let record = refused_full(store.grant_reserved(&on_plain).await.unwrap());
+    assert!(!record.shared());
+    let nowhere = app_lease(&PoolName::parse("nowhere-at-all").unwrap(), "n1", "steady");
+    assert_eq!(
+        store.grant_reserved(&nowhere).await.unwrap(),
+        ReservedAttempt::Refused(GrantAttempt::PoolMissing)
+    );
+    let record = store.pool(pool).await.unwrap().unwrap();
+    assert_eq!((record.in_use, record.apps[&steady].in_use), (3, 1));
+}
+
+#[tokio::test]
+async fn a_grant_within_a_reservation_needs_a_free_slot_the_reservation_and_no_own_waiter() {
+    let apps = [share("steady", 2, Some(3), 1), share("hot", 0, None, 1)];
+    let s = setup(3, &apps).await;
+    let plain = PoolName::parse(&unique("plain")).unwrap();
+    s.store.put_pool(&plain, 2, &[]).await.unwrap();
+    reserved_conditions_hold(s.store.as_ref(), &s.name(), &plain).await;
+    let audit = s.broker.audit(&s.pool, false).await.unwrap();
+    assert!(audit.consistent, "{audit:?}");
+    let memory = MemoryStore::default();
+    let (pool, plain) = (
+        PoolName::parse("reserved").unwrap(),
+        PoolName::parse("plain").unwrap(),
+    );
+    memory.put_pool(&pool, 3, &apps).await.unwrap();
+    memory.put_pool(&plain, 2, &[]).await.unwrap();
+    reserved_conditions_hold(&memory, &pool, &plain).await;
 }
 
 #[tokio::test]

@@ -4,16 +4,17 @@
 
 use super::items::{apps_item, backoff, epoch_seconds, is_condition_failure, n, pool_record, s};
 use super::{
-    CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to, lease_from,
+    CONFLICT_ATTEMPTS, Cancelled, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to,
+    lease_from,
 };
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord};
 use crate::shares;
-use crate::store::{Beside, Counts, GrantAttempt};
+use crate::store::{Beside, Counts, GrantAttempt, ReservedAttempt};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, Get, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactGetItem, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 
@@ -96,21 +97,73 @@ impl DynamoStore {
                 Some(record) => GrantAttempt::Granted(record),
                 None => GrantAttempt::PoolMissing,
             }),
-            Some(cancelled) if cancelled.failed(1) => match cancelled.item(1) {
-                Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(
-                    &lease.pool,
-                    existing,
-                )?)),
-                None => Err(StoreError::Malformed(
-                    "lease condition failed without the lease".into(),
-                )),
-            },
-            Some(cancelled) => match cancelled.item(0) {
-                Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
-                Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
-                None => Ok(GrantAttempt::PoolMissing),
-            },
+            Some(cancelled) => refused(&lease.pool, &cancelled),
         }
+    }
+
+    /// [`crate::store::LeaseStore::grant_reserved`]: the grant's transaction with the
+    /// reservation's conditions instead of a decision on a read.
+    pub(super) async fn grant_reserved_transaction(
+        &self,
+        lease: &Lease,
+    ) -> Result<ReservedAttempt, StoreError> {
+        // Only the application's own counters: one the pool does not name (or a pool with no
+        // applications) fails the comparisons, so nothing is written.
+        let condition = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing) \
+             AND apps.#app0.inUse < apps.#app0.reserved AND apps.#app0.waiting = :zero";
+        let Some(app) = lease.app.as_ref() else {
+            return Err(StoreError::Malformed(
+                "a grant within a reservation needs an application".into(),
+            ));
+        };
+        let items = vec![
+            self.counter(
+                &lease.pool,
+                &Counter::new(1, 0, condition).app(Some(app), 1, 0),
+            ),
+            self.lease_put(lease),
+        ];
+        Ok(
+            match self
+                .transact("TransactWriteItems(grant within reservation)", items)
+                .await?
+            {
+                None => ReservedAttempt::Granted,
+                Some(cancelled) => ReservedAttempt::Refused(refused(&lease.pool, &cancelled)?),
+            },
+        )
+    }
+
+    /// [`crate::store::LeaseStore::pool_and_lease`]: one `TransactGetItems`.
+    pub(super) async fn read_pool_and_lease(
+        &self,
+        pool: &PoolName,
+        id: &LeaseId,
+    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
+        let get = |key| {
+            TransactGetItem::builder()
+                .get(
+                    Get::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .build()
+                        .expect("table and key are set"),
+                )
+                .build()
+        };
+        let out = self
+            .client
+            .transact_get_items()
+            .transact_items(get(Self::pool_key(pool)))
+            .transact_items(get(Self::lease_key(pool, id)))
+            .send()
+            .await
+            .map_err(|e| StoreError::service("TransactGetItems(pool and lease)", e))?;
+        let found = |index: usize| out.responses().get(index).and_then(|r| r.item());
+        Ok((
+            found(0).map(pool_record).transpose()?,
+            found(1).map(|item| lease_from(pool, item)).transpose()?,
+        ))
     }
 
     /// The transaction item of a [`Counter`] change of the pool record (which moves its
@@ -415,5 +468,23 @@ fn version_is(version: u64, placeholder: &str, values: &mut Item) -> String {
     } else {
         values.insert(placeholder.to_owned(), n(version as i64));
         format!("counterVersion = {placeholder}")
+    }
+}
+
+/// What a grant whose transaction was cancelled on a condition found: the lease the id holds,
+/// the pool record (full, or not the application's to take), or no (open) pool.
+fn refused(pool: &PoolName, cancelled: &Cancelled) -> Result<GrantAttempt, StoreError> {
+    if cancelled.failed(1) {
+        return match cancelled.item(1) {
+            Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(pool, existing)?)),
+            None => Err(StoreError::Malformed(
+                "lease condition failed without the lease".into(),
+            )),
+        };
+    }
+    match cancelled.item(0) {
+        Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
+        Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
+        None => Ok(GrantAttempt::PoolMissing),
     }
 }
