@@ -5,9 +5,8 @@ use crate::callback::Callbacks;
 use crate::clock::Clock;
 use crate::error::BrokerError;
 use crate::metrics::{Metric, MetricsSink};
-use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter};
+use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Waiter, checked};
 use crate::shares::{self, Slot, names, unknown_app};
-use crate::reserved::First;
 use crate::slot::Freed;
 use crate::store::{Beside, Counts, GrantAttempt, LeaseStore};
 use serde::Serialize;
@@ -255,11 +254,7 @@ impl Broker {
     /// When the pool is full, expired leases of the pool are reclaimed first.
     pub async fn acquire(&self, request: &AcquireRequest) -> Result<Grant, BrokerError> {
         let (pool, id, ttl) = checked(&request.pool, &request.lease_id, request.ttl_seconds)?;
-        let first = self.first_step((&pool, &id, ttl), request.app.as_deref(), async { Ok(()) });
-        let (app, mut seen) = match first.await? {
-            First::Granted(grant) => return Ok(grant),
-            First::Ask(app, seen) => (app, seen),
-        };
+        let (app, mut seen) = self.application(&pool, request.app.as_deref()).await?;
         let mut reclaimed_once = false;
         for _ in 0..GRANT_PASSES {
             let now = self.clock.now();
@@ -328,7 +323,10 @@ impl Broker {
                     Some(record) => record,
                     None => self.pool_or_missing(pool).await?,
                 };
-                if shares::may_take(&record, Some(app)) {
+                if shares::within_reservation(&record, app) {
+                    // Its own: no condition on the other applications' queues.
+                    self.store.grant_reserved(&lease, &record).await?
+                } else if shares::may_take(&record, Some(app)) {
                     // Only beside waiters at their max, queued before or after the read.
                     let beside = Beside::capped(&record, Some(app));
                     let beside = beside.as_ref();
@@ -419,6 +417,30 @@ impl Broker {
             GrantAttempt::PoolMissing => return Err(BrokerError::PoolNotFound(pool.to_string())),
             GrantAttempt::PoolFull(record) => Attempt::Full(record),
         })
+    }
+
+    /// The application a request names, checked against the pool: `None` when it names none
+    /// (a pool divided between applications then refuses it at the grant), or when the pool
+    /// is not divided (the name is then ignored); `InvalidInput` for a name the pool does not
+    /// have. Reads the pool record only when a name is given, and hands it on for the first
+    /// grant attempt.
+    pub(crate) async fn application(
+        &self,
+        pool: &PoolName,
+        app: Option<&str>,
+    ) -> Result<(Option<AppName>, Option<PoolRecord>), BrokerError> {
+        let Some(raw) = app else {
+            return Ok((None, None));
+        };
+        let app = AppName::parse(raw)?;
+        let record = self.pool_or_missing(pool).await?;
+        if !record.shared() {
+            return Ok((None, None));
+        }
+        match record.apps.get(&app) {
+            Some(state) if !state.retired => Ok((Some(app), Some(record))),
+            _ => Err(unknown_app(pool, &app, &record)),
+        }
     }
 
     /// Ends a lease. Releasing a lease that is already gone is not an error.
@@ -790,22 +812,6 @@ pub(crate) enum Attempt {
     Full(PoolRecord),
     /// Lost a race with a renewal or a reclaim of the same id: try again.
     Again,
-}
-
-/// A request's pool, lease id and lease lifetime, validated.
-pub(crate) fn checked(
-    pool: &str,
-    lease_id: &str,
-    ttl_seconds: u32,
-) -> Result<(PoolName, LeaseId, i64), BrokerError> {
-    let pool = PoolName::parse(pool)?;
-    let id = LeaseId::parse(lease_id)?;
-    if !(1..=MAX_TTL_SECONDS).contains(&ttl_seconds) {
-        return Err(BrokerError::InvalidInput(format!(
-            "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
-        )));
-    }
-    Ok((pool, id, i64::from(ttl_seconds)))
 }
 
 pub(crate) fn grant(lease: Lease, record: &PoolRecord, extended: bool) -> Grant {

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
-    ReleaseAttempt, ReservedAttempt, SlotSource,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -31,6 +31,22 @@ impl LosingGrants {
             probability,
             state: AtomicU64::new(seed),
         }
+    }
+
+    /// `attempt` as answered, or lost on the way back (a failed call) with the probability
+    /// when it carries a lease: the caller does not know whether it holds one.
+    fn lose_a_lease_answer(&self, attempt: GrantAttempt) -> Result<GrantAttempt, StoreError> {
+        let answered_with_a_lease = matches!(
+            attempt,
+            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
+        );
+        if answered_with_a_lease && self.draw() < self.probability {
+            return Err(StoreError::Contended {
+                operation: "grant (answer lost by fault injection)",
+                attempts: 1,
+            });
+        }
+        Ok(attempt)
     }
 
     fn draw(&self) -> f64 {
@@ -83,38 +99,15 @@ impl LeaseStore for LosingGrants {
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
         let attempt = self.inner.grant(lease, beside, seen).await?;
-        let answered_with_a_lease = matches!(
-            attempt,
-            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
-        );
-        if answered_with_a_lease && self.draw() < self.probability {
-            return Err(StoreError::Contended {
-                operation: "grant (answer lost by fault injection)",
-                attempts: 1,
-            });
-        }
-        Ok(attempt)
+        self.lose_a_lease_answer(attempt)
     }
-    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
-        let attempt = self.inner.grant_reserved(lease).await?;
-        let answered_with_a_lease = matches!(
-            attempt,
-            ReservedAttempt::Granted | ReservedAttempt::Refused(GrantAttempt::LeaseExists(_))
-        );
-        if answered_with_a_lease && self.draw() < self.probability {
-            return Err(StoreError::Contended {
-                operation: "grant within reservation (answer lost by fault injection)",
-                attempts: 1,
-            });
-        }
-        Ok(attempt)
-    }
-    async fn pool_and_lease(
+    async fn grant_reserved(
         &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
-        self.inner.pool_and_lease(pool, id).await
+        lease: &Lease,
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
+        let attempt = self.inner.grant_reserved(lease, seen).await?;
+        self.lose_a_lease_answer(attempt)
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await

@@ -16,8 +16,6 @@
 //!   waiter), with how the queue's races are closed.
 //! - [`broker`]: the grant / release / reclaim / audit logic over the port.
 //! - [`queue`]: the wait queue: queued acquires, slot hand-over to the oldest waiter.
-//! - `reserved`: the first step of an acquire that names an application (a request within
-//!   its reservation is granted with no read first).
 //! - [`shares`]: applications dividing one pool (reservations, ceilings, weights): their
 //!   validation and who gets a freed slot.
 //! - [`callback`]: the [`Callbacks`] port that completes waiting Step Functions tasks
@@ -63,7 +61,6 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod queue;
-mod reserved;
 pub mod shares;
 mod slot;
 pub mod store;
@@ -83,5 +80,5 @@ pub use model::{
 pub use queue::{Queued, QueuedRequest};
 pub use store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
-    ReleaseAttempt, ReservedAttempt, SlotSource,
+    ReleaseAttempt, SlotSource,
 };

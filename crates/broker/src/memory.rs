@@ -6,7 +6,7 @@ use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, Task
 use crate::shares;
 use crate::store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
-    ReleaseAttempt, ReservedAttempt, SlotSource,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -117,35 +117,31 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
+    /// Answers the pool as it is (no read to save), whatever the caller saw.
+    async fn grant_reserved(
+        &self,
+        lease: &Lease,
+        _seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
         Ok(self.with(|p| match p.get_mut(&lease.pool) {
-            None => ReservedAttempt::Refused(GrantAttempt::PoolMissing),
+            None => GrantAttempt::PoolMissing,
             Some(s) if s.leases.contains_key(&lease.id) => {
-                ReservedAttempt::Refused(GrantAttempt::LeaseExists(s.leases[&lease.id].clone()))
+                GrantAttempt::LeaseExists(s.leases[&lease.id].clone())
             }
             Some(s) => {
-                let within = lease.app.as_ref().and_then(|a| s.record.apps.get(a)).is_some_and(
-                    |a| a.in_use < a.reserved && a.in_use < a.max && a.waiting == 0,
-                );
+                let within = lease
+                    .app
+                    .as_ref()
+                    .and_then(|a| s.record.apps.get(a))
+                    .is_some_and(|a| a.in_use < a.reserved && a.in_use < a.max && a.waiting == 0);
                 if !within || s.record.in_use >= s.record.budget {
-                    return ReservedAttempt::Refused(GrantAttempt::PoolFull(s.record.clone()));
+                    return GrantAttempt::PoolFull(s.record.clone());
                 }
                 s.count(1, 0);
                 s.count_app(lease.app.as_ref(), 1, 0);
                 s.leases.insert(lease.id.clone(), lease.clone());
-                ReservedAttempt::Granted
+                GrantAttempt::Granted(s.record.clone())
             }
-        }))
-    }
-
-    async fn pool_and_lease(
-        &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
-        Ok(self.with(|p| match p.get(pool) {
-            None => (None, None),
-            Some(s) => (Some(s.record.clone()), s.leases.get(id).cloned()),
         }))
     }
 

@@ -299,6 +299,23 @@ impl PoolRecord {
     }
 }
 
+/// A request's pool, lease id and lease lifetime, validated.
+pub(crate) fn checked(
+    pool: &str,
+    lease_id: &str,
+    ttl_seconds: u32,
+) -> Result<(PoolName, LeaseId, i64), BrokerError> {
+    let pool = PoolName::parse(pool)?;
+    let id = LeaseId::parse(lease_id)?;
+    if !(1..=crate::broker::MAX_TTL_SECONDS).contains(&ttl_seconds) {
+        return Err(BrokerError::InvalidInput(format!(
+            "ttlSeconds must be between 1 and {}",
+            crate::broker::MAX_TTL_SECONDS
+        )));
+    }
+    Ok((pool, id, i64::from(ttl_seconds)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

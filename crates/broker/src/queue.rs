@@ -12,11 +12,11 @@
 //! workflow's timeout path and the execution-status cleanup both send one), and by the reclaim
 //! pass and a repairing audit once their deadline has passed.
 
-use crate::broker::{Attempt, Broker, GRANT_PASSES, Grant, checked, grant};
-use crate::reserved::First;
+use crate::broker::{Attempt, Broker, GRANT_PASSES, Grant, grant};
 use crate::callback::CallbackError;
 use crate::error::BrokerError;
 use crate::metrics::Metric;
+use crate::model::checked;
 use crate::model::{AppName, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::shares;
 use crate::slot::{Freed, GaveBack, handed_over};
@@ -86,20 +86,18 @@ impl Broker {
             BrokerError::Callback("no Step Functions client is configured".into())
         })?;
         // The token is checked while the pool is read (both only read): one round trip less.
-        let check = async {
-            callbacks.check(token.as_str()).await.map_err(|e| match e {
-                CallbackError::Gone(why) => BrokerError::InvalidInput(format!(
-                    "taskToken does not belong to a waiting task ({why})"
-                )),
-                CallbackError::Failed(why) => BrokerError::Callback(why),
-            })
-        };
+        let (checked, named) = tokio::join!(
+            callbacks.check(token.as_str()),
+            self.application(&pool, request.app.as_deref())
+        );
+        checked.map_err(|e| match e {
+            CallbackError::Gone(why) => BrokerError::InvalidInput(format!(
+                "taskToken does not belong to a waiting task ({why})"
+            )),
+            CallbackError::Failed(why) => BrokerError::Callback(why),
+        })?;
+        let (app, mut seen) = named?;
         let ttl = i64::from(request.ttl_seconds);
-        let first = self.first_step((&pool, &id, ttl), request.app.as_deref(), check);
-        let (app, mut seen) = match first.await? {
-            First::Granted(granted) => return self.complete_at_once(&token, granted, true).await,
-            First::Ask(app, seen) => (app, seen),
-        };
         let mut reclaimed_once = false;
         for pass in 0..GRANT_PASSES * 2 {
             let now = self.clock.now();

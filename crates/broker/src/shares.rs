@@ -168,6 +168,18 @@ pub fn takeable(view: &PoolRecord, app: Option<&AppName>) -> u32 {
     }
 }
 
+/// Whether a request of `app` is within its application's reservation on `view`: it holds
+/// fewer slots than it reserves (and than its `max`), nobody of it waits, and a slot is free.
+/// Such a request takes a free slot whoever else waits (see
+/// [`crate::store::LeaseStore::grant_reserved`]).
+pub fn within_reservation(view: &PoolRecord, app: &AppName) -> bool {
+    view.remaining() > 0
+        && view
+            .apps
+            .get(app)
+            .is_some_and(|a| !a.retired && a.in_use < a.reserved.min(a.max) && a.waiting == 0)
+}
+
 /// Whether a request of `app` may take one of `view`'s free slots now ([`takeable`]).
 pub fn may_take(view: &PoolRecord, app: Option<&AppName>) -> bool {
     takeable(view, app) > 0

@@ -22,18 +22,6 @@ pub enum GrantAttempt {
     PoolMissing,
 }
 
-/// The outcome of [`LeaseStore::grant_reserved`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReservedAttempt {
-    /// Recorded and counted against the pool and the application (the pool is not read).
-    Granted,
-    /// Not within the application's reservation, or no slot free, or anything an ordinary grant
-    /// would refuse; nothing was written. What the refusal found: the pool record (`PoolFull`,
-    /// also for a pool that does not divide its budget or does not name the application), the
-    /// lease the id already holds, or no pool.
-    Refused(GrantAttempt),
-}
-
 /// The outcome of ending a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseAttempt {
@@ -219,19 +207,19 @@ pub trait LeaseStore: Send + Sync {
         beside: Option<&Beside>,
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError>;
-    /// Records `lease` (of a named application) and counts it, with no read first, only within
-    /// its application's reservation: the pool names the application (not retired), the
-    /// application holds fewer slots than it reserves (and than its `max`) and has nobody
-    /// waiting, and the pool has a free slot and is open. Such a request may always take a
-    /// free slot, whoever else waits (no other application's waiter is owed a slot kept for
-    /// this one), so no other condition is needed.
-    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError>;
-    /// The pool record and the lease `id` holds, read together (one consistent snapshot).
-    async fn pool_and_lease(
+    /// Records `lease` (of a named application) and counts it, only within its application's
+    /// reservation: the pool names the application (not retired), the application holds fewer
+    /// slots than it reserves (and than its `max`) and has nobody waiting, and the pool has a
+    /// free slot and is open. Such a request may take any free slot whoever else waits: a
+    /// reservation's owner goes before borrowers (whose waiters are owed no slot it keeps),
+    /// and no owner waits while a slot is free. So, unlike [`LeaseStore::grant`], no
+    /// condition on the other applications' queues is needed. Answers as `grant` does, with
+    /// `seen` (the pool as read to decide) counted with the lease when granted.
+    async fn grant_reserved(
         &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError>;
+        lease: &Lease,
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError>;
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;
     /// Removes a lease record and uncounts it, only while nobody waits (`waiters_first`

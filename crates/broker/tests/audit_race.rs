@@ -1,47 +1,34 @@
 //! Fault tests: a repairing audit that races grants and releases must never write a counter
 //! below the live lease records (which would let the pool grant more than its budget), and a
 //! grant decided on a read must not be turned away by requests queued after that read that may
-//! take no slot; a grant within a reservation, whose read of the pool runs beside it, answers
-//! the pool as it is after the grant whichever of the two the store serves first. Against
+//! take no slot, nor a request within its reservation by a borrower's waiter. Against
 //! DynamoDB's API (moto over HTTP, through the real SDK).
 
 use async_trait::async_trait;
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, Counts, DynamoStore, EnqueueAttempt,
     Freeing, GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
-    ReclaimAttempt, ReleaseAttempt, ReservedAttempt, SlotSource, StoreError, SystemClock,
-    TaskToken, Waiter,
+    ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 
 type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 type Step = Box<dyn FnOnce(Arc<DynamoStore>) -> StepFuture + Send>;
 
 /// A store that runs injected steps around the next lease query or before the next grant:
 /// exactly the interleaving of a concurrent broker whose requests land between one broker's
-/// calls. It counts the grant transactions it forwards.
+/// calls. It counts the grant transactions it forwards, decided on the other applications'
+/// queues and within a reservation apart.
 struct Interleaving {
     inner: Arc<DynamoStore>,
     before_leases: Mutex<Option<Step>>,
     after_leases: Mutex<Option<Step>>,
     before_grant: Mutex<Option<Step>>,
     grants: AtomicUsize,
-    /// Which of a grant within a reservation and its read of the pool the store serves
-    /// first (`None`: as they come).
-    first: Option<Served>,
-    gate: Notify,
-    reads: AtomicUsize,
     reserved_grants: AtomicUsize,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Served {
-    GrantFirst,
-    ReadFirst,
 }
 
 impl Interleaving {
@@ -52,9 +39,6 @@ impl Interleaving {
             after_leases: Mutex::default(),
             before_grant: Mutex::default(),
             grants: AtomicUsize::new(0),
-            first: None,
-            gate: Notify::new(),
-            reads: AtomicUsize::new(0),
             reserved_grants: AtomicUsize::new(0),
         }
     }
@@ -70,7 +54,6 @@ impl Interleaving {
 #[async_trait]
 impl LeaseStore for Interleaving {
     async fn pool(&self, pool: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.pool(pool).await
     }
     async fn put_pool(
@@ -94,27 +77,14 @@ impl LeaseStore for Interleaving {
         self.grants.fetch_add(1, Ordering::SeqCst);
         self.inner.grant(lease, beside, seen).await
     }
-    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
-        self.reserved_grants.fetch_add(1, Ordering::SeqCst);
-        if matches!(self.first, Some(Served::ReadFirst)) {
-            self.gate.notified().await;
-        }
-        let attempt = self.inner.grant_reserved(lease).await;
-        self.gate.notify_one();
-        attempt
-    }
-    async fn pool_and_lease(
+    async fn grant_reserved(
         &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        if matches!(self.first, Some(Served::GrantFirst)) {
-            self.gate.notified().await;
-        }
-        let read = self.inner.pool_and_lease(pool, id).await;
-        self.gate.notify_one();
-        read
+        lease: &Lease,
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
+        self.run(&self.before_grant).await;
+        self.reserved_grants.fetch_add(1, Ordering::SeqCst);
+        self.inner.grant_reserved(lease, seen).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await
@@ -379,7 +349,7 @@ async fn randomized_grants_releases_and_repairing_audits_keep_counter_equal_to_r
 async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_ceiling_queued_since()
 {
     // GIVEN a pool of 4 divided between "steady" (nothing reserved, so its grant is decided on
-    // a read) and "hot" (at most 1), where hot holds its one slot, and a broker whose store lets another request land just before its
+    // the other applications' queues) and "hot" (at most 1), where hot holds its one slot, and a broker whose store lets another request land just before its
     // next grant: a hot request, queued on the condition that hot is at its ceiling
     let inner = dynamo().await;
     let pool = unique("grant-race");
@@ -441,58 +411,68 @@ async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_cei
 }
 
 #[tokio::test]
-async fn a_grant_within_a_reservation_answers_the_pool_after_it_whichever_call_is_served_first()
+async fn a_request_within_its_reservation_is_granted_beside_a_borrowers_waiter_in_one_transaction()
 {
-    for first in [Served::GrantFirst, Served::ReadFirst] {
-        // GIVEN a pool of 4 divided between "steady" (reserved 2) and "hot", where hot holds
-        // one slot, and a store that serves the grant or the read of the pool first
-        let inner = dynamo().await;
-        let pool = unique("reserved-order");
-        let name = PoolName::parse(&pool).unwrap();
-        let share = |app: &str, reserved| AppShare {
-            name: AppName::parse(app).unwrap(),
-            reserved,
-            max: Some(4),
-            weight: 1,
-        };
-        inner
-            .put_pool(&name, 4, &[share("steady", 2), share("hot", 0)])
-            .await
-            .unwrap();
-        let hot = Lease {
-            app: Some(AppName::parse("hot").unwrap()),
-            ..lease(&pool, "h1")
-        };
-        assert!(matches!(
-            inner.grant(&hot, None, None).await.unwrap(),
-            GrantAttempt::Granted(_)
-        ));
-        let store = Arc::new(Interleaving {
-            first: Some(first),
-            ..Interleaving::around(inner.clone())
-        });
-        let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
+    // GIVEN a pool of 4 divided between "steady" (reserves 2, idle) and "hot" (reserves
+    // nothing), where hot holds a slot and one of its requests waits below its max (as in a
+    // burst, between losing a race and looking again)
+    let inner = dynamo().await;
+    let pool = unique("reserved");
+    let name = PoolName::parse(&pool).unwrap();
+    let share = |app: &str, reserved| AppShare {
+        name: AppName::parse(app).unwrap(),
+        reserved,
+        max: Some(4),
+        weight: 1,
+    };
+    inner
+        .put_pool(&name, 4, &[share("steady", 2), share("hot", 0)])
+        .await
+        .unwrap();
+    let hot = |id: &str| Lease {
+        app: Some(AppName::parse("hot").unwrap()),
+        ..lease(&pool, id)
+    };
+    let held = inner.grant(&hot("h1"), None, None).await.unwrap();
+    assert!(matches!(held, GrantAttempt::Granted(_)));
+    let waiter = Waiter {
+        pool: name.clone(),
+        id: LeaseId::parse("h2").unwrap(),
+        task_token: TaskToken::parse("token-h2").unwrap(),
+        enqueued_at_ms: 0,
+        deadline: hot("h2").expires_at,
+        ttl_seconds: 60,
+        app: hot("h2").app,
+    };
+    let queued = inner.enqueue(&waiter, false).await.unwrap();
+    assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
+    let store = Arc::new(Interleaving::around(inner.clone()));
+    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
 
-        // WHEN steady asks for a slot within its reservation
-        let grant = broker
-            .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
-            .await
-            .unwrap();
+    // WHEN steady asks for a slot
+    let grant = broker
+        .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
+        .await
+        .unwrap();
 
-        // THEN one transaction grants it, no grant is decided on a read, and `remaining`
-        // is the pool after the grant (4 − hot's 1 − this one), in either order
-        assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
-        assert_eq!(grant.remaining, 2, "{first:?}");
-        assert_eq!(
-            (
-                store.reserved_grants.load(Ordering::SeqCst),
-                store.grants.load(Ordering::SeqCst),
-                store.reads.load(Ordering::SeqCst)
-            ),
-            (1, 0, 1),
-            "{first:?}: one grant within the reservation, beside one read"
-        );
-        let audit = broker.audit(&pool, false).await.unwrap();
-        assert_eq!((audit.in_use, audit.consistent), (2, true), "{first:?}");
-    }
+    // THEN one transaction within its reservation grants it (the borrower's waiter does not
+    // turn an owner away), answered with the pool as read counted with it
+    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
+    assert_eq!(grant.remaining, 2);
+    assert_eq!(
+        (
+            store.reserved_grants.load(Ordering::SeqCst),
+            store.grants.load(Ordering::SeqCst)
+        ),
+        (1, 0),
+        "one grant within the reservation, none decided on the queues"
+    );
+    // (the counters equal the records; hot's waiter still sits beside the last free slot, as
+    // given, until someone looks at the queue again)
+    let audit = broker.audit(&pool, false).await.unwrap();
+    assert_eq!(
+        (audit.in_use, audit.lease_records, audit.waiting, audit.waiter_records),
+        (2, 2, 1, 1)
+    );
+    assert!(audit.waiters_beside_free_slots, "{audit:?}");
 }

@@ -7,7 +7,7 @@
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, DynamoStore, EnqueueAttempt, Freeing,
     GrantAttempt, Lease, LeaseId, LeaseStore, MemoryStore, NullSink, PoolName, PoolRecord,
-    QueuedRequest, RecordingCallbacks, ReservedAttempt, SystemClock, TaskToken, Waiter,
+    QueuedRequest, RecordingCallbacks, SystemClock, TaskToken, Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::collections::BTreeMap;
@@ -585,32 +585,35 @@ async fn capped_conditions_commit_only_while_every_waiting_application_is_at_its
     capped_conditions_hold(&memory, &pool).await;
 }
 
-/// The conditions of a grant within a reservation (no read first), checked by a store itself:
-/// a slot of the pool, the application below its reservation, nobody of it waiting.
+/// The conditions of a grant within a reservation, checked by a store itself: a slot of the
+/// pool, the application below its reservation, nobody of it waiting (whatever the record the
+/// caller decided on says).
 async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain: &PoolName) {
-    let lease = |id: &str, name: &str| app_lease(pool, id, name);
     let steady = AppName::parse("steady").unwrap();
-    let refused_full = |attempt: ReservedAttempt| match attempt {
-        ReservedAttempt::Refused(GrantAttempt::PoolFull(record)) => record,
+    let seen = store.pool(pool).await.unwrap().unwrap();
+    let ask = |id: &'static str, app: &'static str| {
+        let (lease, seen) = (app_lease(pool, id, app), seen.clone());
+        async move { store.grant_reserved(&lease, &seen).await.unwrap() }
+    };
+    let refused_full = |attempt: GrantAttempt| match attempt {
+        GrantAttempt::PoolFull(record) => record,
         other => panic!("expected a refusal with the pool record, got {other:?}"),
     };
     // GIVEN a pool of 3: steady reserves 2 (max 3), hot reserves nothing
     // WHEN steady asks three times: the two within its reservation are granted
     for id in ["s1", "s2"] {
-        let attempt = store.grant_reserved(&lease(id, "steady")).await.unwrap();
-        assert_eq!(attempt, ReservedAttempt::Granted, "{id}");
+        assert!(matches!(ask(id, "steady").await, GrantAttempt::Granted(_)), "{id}");
     }
     // THEN the third is refused with the record (steady at its reservation), as are hot's
     // request (it reserves nothing) and an application the pool does not name
-    let record = refused_full(store.grant_reserved(&lease("s3", "steady")).await.unwrap());
+    let record = refused_full(ask("s3", "steady").await);
     assert_eq!((record.in_use, record.apps[&steady].in_use), (2, 2));
-    for (id, app) in [("h1", "hot"), ("x1", "nobody")] {
-        refused_full(store.grant_reserved(&lease(id, app)).await.unwrap());
-    }
+    refused_full(ask("h1", "hot").await);
+    refused_full(ask("x1", "nobody").await);
     // AND an id that holds a lease gets it back, nothing counted
     assert!(matches!(
-        store.grant_reserved(&lease("s1", "steady")).await.unwrap(),
-        ReservedAttempt::Refused(GrantAttempt::LeaseExists(_))
+        ask("s1", "steady").await,
+        GrantAttempt::LeaseExists(_)
     ));
     // AND below its reservation again, steady is refused while one of its own requests waits
     let freed = store
@@ -638,25 +641,25 @@ async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain
         store.enqueue(&waiter, false).await.unwrap(),
         EnqueueAttempt::Enqueued
     );
-    refused_full(store.grant_reserved(&lease("s4", "steady")).await.unwrap());
+    refused_full(ask("s4", "steady").await);
     assert!(store.withdraw(pool, &waiter.id, Some(&steady)).await.unwrap());
     // AND once hot borrowed every free slot, steady is refused: the pool is full
     for id in ["h2", "h3"] {
         assert!(matches!(
-            store.grant(&lease(id, "hot"), None, None).await.unwrap(),
+            store.grant(&app_lease(pool, id, "hot"), None, None).await.unwrap(),
             GrantAttempt::Granted(_)
         ));
     }
-    let record = refused_full(store.grant_reserved(&lease("s4", "steady")).await.unwrap());
+    let record = refused_full(ask("s4", "steady").await);
     assert_eq!((record.in_use, record.waiting), (3, 0));
     // AND a pool that does not divide its budget refuses with its record; no pool, no record
     let on_plain = app_lease(plain, "p1", "steady");
-    let record = refused_full(store.grant_reserved(&on_plain).await.unwrap());
+    let record = refused_full(store.grant_reserved(&on_plain, &seen).await.unwrap());
     assert!(!record.shared());
     let nowhere = app_lease(&PoolName::parse("nowhere-at-all").unwrap(), "n1", "steady");
     assert_eq!(
-        store.grant_reserved(&nowhere).await.unwrap(),
-        ReservedAttempt::Refused(GrantAttempt::PoolMissing)
+        store.grant_reserved(&nowhere, &seen).await.unwrap(),
+        GrantAttempt::PoolMissing
     );
     let record = store.pool(pool).await.unwrap().unwrap();
     assert_eq!((record.in_use, record.apps[&steady].in_use), (3, 1));

@@ -82,7 +82,7 @@ use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord, TaskToken, Waiter};
 use crate::store::{
     Beside, Counts, EnqueueAttempt, Freeing, GrantAttempt, HandOver, LeaseStore, ReclaimAttempt,
-    ReleaseAttempt, ReservedAttempt, SlotSource,
+    ReleaseAttempt, SlotSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -503,16 +503,12 @@ impl LeaseStore for DynamoStore {
         self.grant_transaction(lease, beside, seen).await
     }
 
-    async fn grant_reserved(&self, lease: &Lease) -> Result<ReservedAttempt, StoreError> {
-        self.grant_reserved_transaction(lease).await
-    }
-
-    async fn pool_and_lease(
+    async fn grant_reserved(
         &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
-        self.read_pool_and_lease(pool, id).await
+        lease: &Lease,
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
+        self.grant_reserved_transaction(lease, seen).await
     }
 
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {

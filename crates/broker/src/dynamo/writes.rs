@@ -10,11 +10,11 @@ use super::{
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord};
 use crate::shares;
-use crate::store::{Beside, Counts, GrantAttempt, ReservedAttempt};
+use crate::store::{Beside, Counts, GrantAttempt};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Get, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use std::collections::HashMap;
 
@@ -102,11 +102,12 @@ impl DynamoStore {
     }
 
     /// [`crate::store::LeaseStore::grant_reserved`]: the grant's transaction with the
-    /// reservation's conditions instead of a decision on a read.
+    /// reservation's conditions instead of the other applications' queues.
     pub(super) async fn grant_reserved_transaction(
         &self,
         lease: &Lease,
-    ) -> Result<ReservedAttempt, StoreError> {
+        seen: &PoolRecord,
+    ) -> Result<GrantAttempt, StoreError> {
         // Only the application's own counters: one the pool does not name (or a pool with no
         // applications) fails the comparisons, so nothing is written.
         let condition = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing) \
@@ -123,47 +124,13 @@ impl DynamoStore {
             ),
             self.lease_put(lease),
         ];
-        Ok(
-            match self
-                .transact("TransactWriteItems(grant within reservation)", items)
-                .await?
-            {
-                None => ReservedAttempt::Granted,
-                Some(cancelled) => ReservedAttempt::Refused(refused(&lease.pool, &cancelled)?),
-            },
-        )
-    }
-
-    /// [`crate::store::LeaseStore::pool_and_lease`]: one `TransactGetItems`.
-    pub(super) async fn read_pool_and_lease(
-        &self,
-        pool: &PoolName,
-        id: &LeaseId,
-    ) -> Result<(Option<PoolRecord>, Option<Lease>), StoreError> {
-        let get = |key| {
-            TransactGetItem::builder()
-                .get(
-                    Get::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .build()
-                        .expect("table and key are set"),
-                )
-                .build()
-        };
-        let out = self
-            .client
-            .transact_get_items()
-            .transact_items(get(Self::pool_key(pool)))
-            .transact_items(get(Self::lease_key(pool, id)))
-            .send()
-            .await
-            .map_err(|e| StoreError::service("TransactGetItems(pool and lease)", e))?;
-        let found = |index: usize| out.responses().get(index).and_then(|r| r.item());
-        Ok((
-            found(0).map(pool_record).transpose()?,
-            found(1).map(|item| lease_from(pool, item)).transpose()?,
-        ))
+        match self
+            .transact("TransactWriteItems(grant within reservation)", items)
+            .await?
+        {
+            None => Ok(GrantAttempt::Granted(seen.with_grant(Some(app)))),
+            Some(cancelled) => refused(&lease.pool, &cancelled),
+        }
     }
 
     /// The transaction item of a [`Counter`] change of the pool record (which moves its
