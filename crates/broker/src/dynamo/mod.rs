@@ -57,9 +57,13 @@
 //!   else needs checking, and the condition holds through the churn of a busy queue (enqueues
 //!   and hand-overs of applications at their ceiling). It needs no read of the queue: the pool
 //!   record (as read, or as a failed release answered with it) tells. An application's grant
-//!   always carries it (with nobody waiting at the read it says only that nobody of the grant's
-//!   application waits), so requests of applications at their ceiling that queue between the
-//!   read and the grant do not turn the grant away.
+//!   beyond its reservation always carries it (with nobody waiting at the read it says only
+//!   that nobody of the grant's application waits), so requests of applications at their
+//!   ceiling that queue between the read and the grant do not turn the grant away. A grant
+//!   within the reservation (as read) carries neither: only `apps.<app>.inUse <
+//!   apps.<app>.reserved` and `apps.<app>.waiting = 0` besides the pool's own. A reservation's
+//!   owner goes before any borrower, and no owner waits while a slot is free, so no other
+//!   application's queue can have a claim on the slot.
 //! - **exactly the queue read**: the record's `counterVersion` is still the one read; every
 //!   change of a slot or a waiter moves it. The waiting counts alone would not do: a hand-over
 //!   and an enqueue in between leave them where they were with another request waiting, and a
