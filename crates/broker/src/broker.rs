@@ -264,6 +264,7 @@ impl Broker {
             {
                 Attempt::Leased { grant, .. } => return Ok(grant),
                 Attempt::Again => {}
+                Attempt::Raced(record) => seen = Some(record),
                 Attempt::Full(record) => {
                     if !reclaimed_once && self.first_reclaim_this_second(&pool, now) {
                         reclaimed_once = true;
@@ -415,6 +416,14 @@ impl Broker {
                 }
             }
             GrantAttempt::PoolMissing => return Err(BrokerError::PoolNotFound(pool.to_string())),
+            // Nobody waits and a slot it may take is still free: it lost a race to grants that
+            // moved the counts (its application reached its reservation, say). Deciding again
+            // on the refusal's record beats queueing beside free slots.
+            GrantAttempt::PoolFull(record)
+                if record.shared() && record.waiting == 0 && shares::may_take(&record, app) =>
+            {
+                Attempt::Raced(record)
+            }
             GrantAttempt::PoolFull(record) => Attempt::Full(record),
         })
     }
@@ -810,6 +819,9 @@ pub(crate) enum Attempt {
     },
     /// No free slot, or requests are queued; the pool as the refusal saw it.
     Full(PoolRecord),
+    /// Refused though nobody waits and a slot it may take is free (a race it lost): decide
+    /// again on this record, the pool as the refusal saw it.
+    Raced(PoolRecord),
     /// Lost a race with a renewal or a reclaim of the same id: try again.
     Again,
 }

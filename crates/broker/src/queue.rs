@@ -119,7 +119,11 @@ impl Broker {
                     (grant, fresh)
                 }
                 Attempt::Again => continue,
-                Attempt::Full(record) => {
+                Attempt::Raced(record) if pass + 1 < GRANT_PASSES * 2 => {
+                    seen = Some(record);
+                    continue;
+                }
+                Attempt::Full(record) | Attempt::Raced(record) => {
                     if record.remaining() > 0 {
                         // Slots beside waiters (a raised budget): serve the queue, then retry.
                         // (On a divided pool free slots beside waiters are common: kept for

@@ -471,8 +471,69 @@ async fn a_request_within_its_reservation_is_granted_beside_a_borrowers_waiter_i
     // given, until someone looks at the queue again)
     let audit = broker.audit(&pool, false).await.unwrap();
     assert_eq!(
-        (audit.in_use, audit.lease_records, audit.waiting, audit.waiter_records),
+        (
+            audit.in_use,
+            audit.lease_records,
+            audit.waiting,
+            audit.waiter_records
+        ),
         (2, 2, 1, 1)
     );
     assert!(audit.waiters_beside_free_slots, "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_grant_lost_to_a_race_with_nobody_waiting_decides_again_instead_of_refusing() {
+    // GIVEN a pool of 4 divided between "hot" (reserves 1, at most 3) and "steady" (idle), and
+    // a broker whose store lets another hot grant land just before its own: the request, read
+    // within hot's reservation, then finds hot at it, with slots still free to borrow
+    let inner = dynamo().await;
+    let pool = unique("raced");
+    let name = PoolName::parse(&pool).unwrap();
+    let share = |app: &str, reserved, max| AppShare {
+        name: AppName::parse(app).unwrap(),
+        reserved,
+        max: Some(max),
+        weight: 1,
+    };
+    inner
+        .put_pool(&name, 4, &[share("hot", 1, 3), share("steady", 0, 4)])
+        .await
+        .unwrap();
+    let other = Lease {
+        app: Some(AppName::parse("hot").unwrap()),
+        ..lease(&pool, "h0")
+    };
+    let store = Arc::new(Interleaving {
+        before_grant: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
+            Box::pin(async move {
+                let granted = s.grant(&other, None, None).await.unwrap();
+                assert!(matches!(granted, GrantAttempt::Granted(_)), "{granted:?}");
+            })
+        }))),
+        ..Interleaving::around(inner.clone())
+    });
+    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
+
+    // WHEN a hot request asks (polling: a refusal would be final)
+    let grant = broker
+        .acquire(&AcquireRequest::new(&pool, "h1", 60).for_app("hot"))
+        .await
+        .unwrap();
+
+    // THEN its grant within the reservation is refused, and it borrows on the refusal's
+    // record: granted, nothing queued
+    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("hot"));
+    assert_eq!(
+        (
+            store.reserved_grants.load(Ordering::SeqCst),
+            store.grants.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    let audit = broker.audit(&pool, false).await.unwrap();
+    assert_eq!(
+        (audit.in_use, audit.waiting, audit.consistent),
+        (2, 0, true)
+    );
 }

@@ -602,7 +602,10 @@ async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain
     // GIVEN a pool of 3: steady reserves 2 (max 3), hot reserves nothing
     // WHEN steady asks three times: the two within its reservation are granted
     for id in ["s1", "s2"] {
-        assert!(matches!(ask(id, "steady").await, GrantAttempt::Granted(_)), "{id}");
+        assert!(
+            matches!(ask(id, "steady").await, GrantAttempt::Granted(_)),
+            "{id}"
+        );
     }
     // THEN the third is refused with the record (steady at its reservation), as are hot's
     // request (it reserves nothing) and an application the pool does not name
@@ -642,11 +645,19 @@ async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain
         EnqueueAttempt::Enqueued
     );
     refused_full(ask("s4", "steady").await);
-    assert!(store.withdraw(pool, &waiter.id, Some(&steady)).await.unwrap());
+    assert!(
+        store
+            .withdraw(pool, &waiter.id, Some(&steady))
+            .await
+            .unwrap()
+    );
     // AND once hot borrowed every free slot, steady is refused: the pool is full
     for id in ["h2", "h3"] {
         assert!(matches!(
-            store.grant(&app_lease(pool, id, "hot"), None, None).await.unwrap(),
+            store
+                .grant(&app_lease(pool, id, "hot"), None, None)
+                .await
+                .unwrap(),
             GrantAttempt::Granted(_)
         ));
     }
