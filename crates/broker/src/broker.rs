@@ -324,14 +324,15 @@ impl Broker {
                     Some(record) => record,
                     None => self.pool_or_missing(pool).await?,
                 };
-                if shares::within_reservation(&record, app) {
-                    // Its own: no condition on the other applications' queues.
+                let capped = Beside::capped(&record, Some(app));
+                if capped.is_none() && shares::within_reservation(&record, app) {
+                    // Its own, beside others' waiters that may take slots: owners go first.
                     self.store.grant_reserved(&lease, &record).await?
                 } else if shares::may_take(&record, Some(app)) {
                     // Only beside waiters at their max, queued before or after the read.
-                    let beside = Beside::capped(&record, Some(app));
-                    let beside = beside.as_ref();
-                    self.store.grant(&lease, beside, Some(&record)).await?
+                    self.store
+                        .grant(&lease, capped.as_ref(), Some(&record))
+                        .await?
                 } else if !look_up_held {
                     return Ok(Attempt::Full(record));
                 } else {

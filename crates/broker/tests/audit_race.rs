@@ -484,9 +484,12 @@ async fn a_request_within_its_reservation_is_granted_beside_a_borrowers_waiter_i
 
 #[tokio::test]
 async fn a_grant_lost_to_a_race_with_nobody_waiting_decides_again_instead_of_refusing() {
-    // GIVEN a pool of 4 divided between "hot" (reserves 1, at most 3) and "steady" (idle), and
-    // a broker whose store lets another hot grant land just before its own: the request, read
-    // within hot's reservation, then finds hot at it, with slots still free to borrow
+    // GIVEN a pool of 4 divided between "hot" (reserves 1, at most 3) and "steady", where a
+    // steady request waits below its max (so a hot request within its reservation is granted
+    // on the reservation's conditions), and a broker whose store lets two things land just
+    // before its grant: the steady request goes, and another hot request takes hot's
+    // reservation. The request, read within hot's reservation, then finds hot at it, nobody
+    // waiting and slots still free to borrow
     let inner = dynamo().await;
     let pool = unique("raced");
     let name = PoolName::parse(&pool).unwrap();
@@ -500,6 +503,18 @@ async fn a_grant_lost_to_a_race_with_nobody_waiting_decides_again_instead_of_ref
         .put_pool(&name, 4, &[share("hot", 1, 3), share("steady", 0, 4)])
         .await
         .unwrap();
+    let steady = AppName::parse("steady").unwrap();
+    let waiter = Waiter {
+        pool: name.clone(),
+        id: LeaseId::parse("s1").unwrap(),
+        task_token: TaskToken::parse("token-s1").unwrap(),
+        enqueued_at_ms: 0,
+        deadline: lease(&pool, "s1").expires_at,
+        ttl_seconds: 60,
+        app: Some(steady.clone()),
+    };
+    let queued = inner.enqueue(&waiter, false).await.unwrap();
+    assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
     let other = Lease {
         app: Some(AppName::parse("hot").unwrap()),
         ..lease(&pool, "h0")
@@ -507,6 +522,11 @@ async fn a_grant_lost_to_a_race_with_nobody_waiting_decides_again_instead_of_ref
     let store = Arc::new(Interleaving {
         before_grant: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
             Box::pin(async move {
+                assert!(
+                    s.withdraw(&waiter.pool, &waiter.id, Some(&steady))
+                        .await
+                        .unwrap()
+                );
                 let granted = s.grant(&other, None, None).await.unwrap();
                 assert!(matches!(granted, GrantAttempt::Granted(_)), "{granted:?}");
             })

@@ -60,10 +60,11 @@
 //!   beyond its reservation always carries it (with nobody waiting at the read it says only
 //!   that nobody of the grant's application waits), so requests of applications at their
 //!   ceiling that queue between the read and the grant do not turn the grant away. A grant
-//!   within the reservation (as read) carries neither: only `apps.<app>.inUse <
-//!   apps.<app>.reserved` and `apps.<app>.waiting = 0` besides the pool's own. A reservation's
-//!   owner goes before any borrower, and no owner waits while a slot is free, so no other
-//!   application's queue can have a claim on the slot.
+//!   within the reservation (as read) beside waiters of other applications below their `max`
+//!   (so capped does not hold) carries neither: only `apps.<app>.inUse < apps.<app>.reserved`
+//!   and `apps.<app>.waiting = 0` besides the pool's own. A reservation's owner goes before
+//!   any borrower, and no owner waits while a slot is free, so no other application's queue
+//!   can have a claim on the slot.
 //! - **exactly the queue read**: the record's `counterVersion` is still the one read; every
 //!   change of a slot or a waiter moves it. The waiting counts alone would not do: a hand-over
 //!   and an enqueue in between leave them where they were with another request waiting, and a
