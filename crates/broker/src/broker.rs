@@ -17,8 +17,7 @@ use tracing::{info, warn};
 /// Lease lifetime when the caller gives none: longer than the query function's timeout, so a
 /// healthy holder always releases before expiry.
 pub const DEFAULT_TTL_SECONDS: u32 = 60;
-/// Longest lease: the longest a Lambda invocation can run (15 minutes).
-pub const MAX_TTL_SECONDS: u32 = 900;
+pub use crate::model::MAX_TTL_SECONDS;
 /// A request for a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquireRequest {

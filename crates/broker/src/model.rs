@@ -299,6 +299,9 @@ impl PoolRecord {
     }
 }
 
+/// Longest lease: the longest a Lambda invocation can run (15 minutes).
+pub const MAX_TTL_SECONDS: u32 = 900;
+
 /// A request's pool, lease id and lease lifetime, validated.
 pub(crate) fn checked(
     pool: &str,
@@ -307,10 +310,9 @@ pub(crate) fn checked(
 ) -> Result<(PoolName, LeaseId, i64), BrokerError> {
     let pool = PoolName::parse(pool)?;
     let id = LeaseId::parse(lease_id)?;
-    if !(1..=crate::broker::MAX_TTL_SECONDS).contains(&ttl_seconds) {
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl_seconds) {
         return Err(BrokerError::InvalidInput(format!(
-            "ttlSeconds must be between 1 and {}",
-            crate::broker::MAX_TTL_SECONDS
+            "ttlSeconds must be between 1 and {MAX_TTL_SECONDS}"
         )));
     }
     Ok((pool, id, i64::from(ttl_seconds)))
