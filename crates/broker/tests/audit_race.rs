@@ -7,8 +7,9 @@
 use async_trait::async_trait;
 use leasehold_broker::{
     AcquireRequest, AppName, AppShare, Beside, Broker, Counts, DynamoStore, EnqueueAttempt,
-    Freeing, GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName, PoolRecord,
-    ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken, Waiter,
+    Freeing, Grant, GrantAttempt, HandOver, Lease, LeaseId, LeaseStore, NullSink, PoolName,
+    PoolRecord, ReclaimAttempt, ReleaseAttempt, SlotSource, StoreError, SystemClock, TaskToken,
+    Waiter,
 };
 use leasehold_testkit::{require_env, sdk_config, unique};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -203,6 +204,69 @@ async fn dynamo() -> Arc<DynamoStore> {
     ))
 }
 
+/// A pool of `budget` named after `prefix`, divided between `(application, reserved, max)`.
+async fn divided(
+    prefix: &str,
+    budget: u32,
+    apps: &[(&str, u32, u32)],
+) -> (Arc<DynamoStore>, String, PoolName) {
+    let inner = dynamo().await;
+    let pool = unique(prefix);
+    let name = PoolName::parse(&pool).unwrap();
+    let apps: Vec<AppShare> = apps
+        .iter()
+        .map(|&(app, reserved, max)| AppShare {
+            name: AppName::parse(app).unwrap(),
+            reserved,
+            max: Some(max),
+            weight: 1,
+        })
+        .collect();
+    inner.put_pool(&name, budget, &apps).await.unwrap();
+    (inner, pool, name)
+}
+
+/// A lease of `app`, as [`lease`].
+fn app_lease(pool: &str, id: &str, app: &str) -> Lease {
+    Lease {
+        app: Some(AppName::parse(app).unwrap()),
+        ..lease(pool, id)
+    }
+}
+
+/// `app`'s request `id` on `pool`, acquired (polling) by a broker whose [`Interleaving`] store
+/// runs `before_grant` just before its first grant: the store (its counts), the broker and
+/// the grant, which must be `app`'s.
+async fn acquired_through(
+    inner: Arc<DynamoStore>,
+    before_grant: Option<Step>,
+    (pool, id, app): (&str, &str, &str),
+) -> (Arc<Interleaving>, Broker, Grant) {
+    let store = Arc::new(Interleaving {
+        before_grant: Mutex::new(before_grant),
+        ..Interleaving::around(inner)
+    });
+    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
+    let request = AcquireRequest::new(pool, id, 60).for_app(app);
+    let grant = broker.acquire(&request).await.unwrap();
+    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some(app));
+    (store, broker, grant)
+}
+
+/// A request of `app` waiting as long as [`lease`] lives, its token named after its id.
+fn app_waiter(pool: &str, id: &str, app: &str) -> Waiter {
+    let lease = app_lease(pool, id, app);
+    Waiter {
+        pool: lease.pool,
+        id: lease.id,
+        task_token: TaskToken::parse(&format!("token-{id}")).unwrap(),
+        enqueued_at_ms: 0,
+        deadline: lease.expires_at,
+        ttl_seconds: 60,
+        app: lease.app,
+    }
+}
+
 #[tokio::test]
 async fn a_release_and_a_grant_around_the_lease_query_do_not_make_the_repair_undercount() {
     // GIVEN a pool of 2 holding lease "a", whose counter drifted one too high (a slot counted
@@ -348,56 +412,28 @@ async fn randomized_grants_releases_and_repairing_audits_keep_counter_equal_to_r
 #[tokio::test]
 async fn a_grant_decided_with_nobody_waiting_commits_beside_a_request_at_its_ceiling_queued_since()
 {
-    // GIVEN a pool of 4 divided between "steady" (nothing reserved, so its grant is decided on
-    // the other applications' queues) and "hot" (at most 1), where hot holds its one slot, and a broker whose store lets another request land just before its
-    // next grant: a hot request, queued on the condition that hot is at its ceiling
-    let inner = dynamo().await;
-    let pool = unique("grant-race");
-    let name = PoolName::parse(&pool).unwrap();
-    let shares = |app: &str, reserved, max| AppShare {
-        name: AppName::parse(app).unwrap(),
-        reserved,
-        max: Some(max),
-        weight: 1,
-    };
-    let apps = [shares("steady", 0, 4), shares("hot", 0, 1)];
-    inner.put_pool(&name, 4, &apps).await.unwrap();
-    let hot_lease = Lease {
-        app: Some(AppName::parse("hot").unwrap()),
-        ..lease(&pool, "h1")
-    };
-    let held = inner.grant(&hot_lease, None, None).await.unwrap();
+    // GIVEN a pool of 4 divided between "steady" (nothing reserved, so its grant is decided
+    // on the other applications' queues) and "hot" (at most 1), where hot holds its one slot,
+    // and a broker whose store lets another request land just before its next grant: a hot
+    // request, queued on the condition that hot is at its ceiling
+    let (inner, pool, _) = divided("grant-race", 4, &[("steady", 0, 4), ("hot", 0, 1)]).await;
+    let held = app_lease(&pool, "h1", "hot");
+    let held = inner.grant(&held, None, None).await.unwrap();
     assert!(matches!(held, GrantAttempt::Granted(_)));
-    let waiter = Waiter {
-        pool: name.clone(),
-        id: LeaseId::parse("h2").unwrap(),
-        task_token: TaskToken::parse("token-h2").unwrap(),
-        enqueued_at_ms: 0,
-        deadline: hot_lease.expires_at,
-        ttl_seconds: 60,
-        app: hot_lease.app.clone(),
-    };
-    let store = Arc::new(Interleaving {
-        before_grant: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
-            Box::pin(async move {
-                let queued = s.enqueue(&waiter, true).await.unwrap();
-                assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
-            })
-        }))),
-        ..Interleaving::around(inner.clone())
+    let waiter = app_waiter(&pool, "h2", "hot");
+    let step: Step = Box::new(move |s: Arc<DynamoStore>| {
+        Box::pin(async move {
+            let queued = s.enqueue(&waiter, true).await.unwrap();
+            assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
+        })
     });
-    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
 
     // WHEN steady asks for a slot: it reads the pool (nobody waits), then the hot request
     // queues, then its grant is written
-    let grant = broker
-        .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
-        .await
-        .unwrap();
+    let (store, broker, _) = acquired_through(inner, Some(step), (&pool, "s1", "steady")).await;
 
     // THEN the first grant transaction commits (the queued request may take no slot, so it
     // does not send the grant back to read and decide again), and the queue keeps the hot one
-    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
     assert_eq!(
         store.grants.load(Ordering::SeqCst),
         1,
@@ -416,48 +452,21 @@ async fn a_request_within_its_reservation_is_granted_beside_a_borrowers_waiter_i
     // GIVEN a pool of 4 divided between "steady" (reserves 2, idle) and "hot" (reserves
     // nothing), where hot holds a slot and one of its requests waits below its max (as in a
     // burst, between losing a race and looking again)
-    let inner = dynamo().await;
-    let pool = unique("reserved");
-    let name = PoolName::parse(&pool).unwrap();
-    let share = |app: &str, reserved| AppShare {
-        name: AppName::parse(app).unwrap(),
-        reserved,
-        max: Some(4),
-        weight: 1,
-    };
-    inner
-        .put_pool(&name, 4, &[share("steady", 2), share("hot", 0)])
+    let (inner, pool, _) = divided("reserved", 4, &[("steady", 2, 4), ("hot", 0, 4)]).await;
+    let held = app_lease(&pool, "h1", "hot");
+    let held = inner.grant(&held, None, None).await.unwrap();
+    assert!(matches!(held, GrantAttempt::Granted(_)));
+    let queued = inner
+        .enqueue(&app_waiter(&pool, "h2", "hot"), false)
         .await
         .unwrap();
-    let hot = |id: &str| Lease {
-        app: Some(AppName::parse("hot").unwrap()),
-        ..lease(&pool, id)
-    };
-    let held = inner.grant(&hot("h1"), None, None).await.unwrap();
-    assert!(matches!(held, GrantAttempt::Granted(_)));
-    let waiter = Waiter {
-        pool: name.clone(),
-        id: LeaseId::parse("h2").unwrap(),
-        task_token: TaskToken::parse("token-h2").unwrap(),
-        enqueued_at_ms: 0,
-        deadline: hot("h2").expires_at,
-        ttl_seconds: 60,
-        app: hot("h2").app,
-    };
-    let queued = inner.enqueue(&waiter, false).await.unwrap();
     assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
-    let store = Arc::new(Interleaving::around(inner.clone()));
-    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
 
     // WHEN steady asks for a slot
-    let grant = broker
-        .acquire(&AcquireRequest::new(&pool, "s1", 60).for_app("steady"))
-        .await
-        .unwrap();
+    let (store, broker, grant) = acquired_through(inner, None, (&pool, "s1", "steady")).await;
 
     // THEN one transaction within its reservation grants it (the borrower's waiter does not
     // turn an owner away), answered with the pool as read counted with it
-    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("steady"));
     assert_eq!(grant.remaining, 2);
     assert_eq!(
         (
@@ -490,60 +499,29 @@ async fn a_grant_lost_to_a_race_with_nobody_waiting_decides_again_instead_of_ref
     // before its grant: the steady request goes, and another hot request takes hot's
     // reservation. The request, read within hot's reservation, then finds hot at it, nobody
     // waiting and slots still free to borrow
-    let inner = dynamo().await;
-    let pool = unique("raced");
-    let name = PoolName::parse(&pool).unwrap();
-    let share = |app: &str, reserved, max| AppShare {
-        name: AppName::parse(app).unwrap(),
-        reserved,
-        max: Some(max),
-        weight: 1,
-    };
-    inner
-        .put_pool(&name, 4, &[share("hot", 1, 3), share("steady", 0, 4)])
-        .await
-        .unwrap();
+    let (inner, pool, _) = divided("raced", 4, &[("hot", 1, 3), ("steady", 0, 4)]).await;
     let steady = AppName::parse("steady").unwrap();
-    let waiter = Waiter {
-        pool: name.clone(),
-        id: LeaseId::parse("s1").unwrap(),
-        task_token: TaskToken::parse("token-s1").unwrap(),
-        enqueued_at_ms: 0,
-        deadline: lease(&pool, "s1").expires_at,
-        ttl_seconds: 60,
-        app: Some(steady.clone()),
-    };
+    let waiter = app_waiter(&pool, "s1", "steady");
     let queued = inner.enqueue(&waiter, false).await.unwrap();
     assert!(matches!(queued, EnqueueAttempt::Enqueued), "{queued:?}");
-    let other = Lease {
-        app: Some(AppName::parse("hot").unwrap()),
-        ..lease(&pool, "h0")
-    };
-    let store = Arc::new(Interleaving {
-        before_grant: Mutex::new(Some(Box::new(move |s: Arc<DynamoStore>| {
-            Box::pin(async move {
-                assert!(
-                    s.withdraw(&waiter.pool, &waiter.id, Some(&steady))
-                        .await
-                        .unwrap()
-                );
-                let granted = s.grant(&other, None, None).await.unwrap();
-                assert!(matches!(granted, GrantAttempt::Granted(_)), "{granted:?}");
-            })
-        }))),
-        ..Interleaving::around(inner.clone())
+    let other = app_lease(&pool, "h0", "hot");
+    let step: Step = Box::new(move |s: Arc<DynamoStore>| {
+        Box::pin(async move {
+            assert!(
+                s.withdraw(&waiter.pool, &waiter.id, Some(&steady))
+                    .await
+                    .unwrap()
+            );
+            let granted = s.grant(&other, None, None).await.unwrap();
+            assert!(matches!(granted, GrantAttempt::Granted(_)), "{granted:?}");
+        })
     });
-    let broker = Broker::new(store.clone(), Arc::new(NullSink), Arc::new(SystemClock));
 
     // WHEN a hot request asks (polling: a refusal would be final)
-    let grant = broker
-        .acquire(&AcquireRequest::new(&pool, "h1", 60).for_app("hot"))
-        .await
-        .unwrap();
+    let (store, broker, _) = acquired_through(inner, Some(step), (&pool, "h1", "hot")).await;
 
     // THEN its grant within the reservation is refused, and it borrows on the refusal's
     // record: granted, nothing queued
-    assert_eq!(grant.app.as_ref().map(AppName::as_str), Some("hot"));
     assert_eq!(
         (
             store.reserved_grants.load(Ordering::SeqCst),
