@@ -323,14 +323,15 @@ impl Broker {
                     Some(record) => record,
                     None => self.pool_or_missing(pool).await?,
                 };
-                let capped = Beside::capped(&record, Some(app));
-                if capped.is_none() && shares::within_reservation(&record, app) {
-                    // Its own, beside others' waiters that may take slots: owners go first.
-                    self.store.grant_reserved(&lease, &record).await?
-                } else if shares::may_take(&record, Some(app)) {
-                    // Only beside waiters at their max, queued before or after the read.
+                if shares::may_take(&record, Some(app)) {
+                    // Only beside waiters at their max, queued before or after the read; or,
+                    // within its reservation, beside anyone but its own (owners go first).
+                    let beside = Beside::capped(&record, Some(app)).or_else(|| {
+                        shares::within_reservation(&record, app)
+                            .then(|| Beside::Reserved { app: app.clone() })
+                    });
                     self.store
-                        .grant(&lease, capped.as_ref(), Some(&record))
+                        .grant(&lease, beside.as_ref(), Some(&record))
                         .await?
                 } else if !look_up_held {
                     return Ok(Attempt::Full(record));

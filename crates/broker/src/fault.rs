@@ -33,22 +33,6 @@ impl LosingGrants {
         }
     }
 
-    /// `attempt` as answered, or lost on the way back (a failed call) with the probability
-    /// when it carries a lease: the caller does not know whether it holds one.
-    fn lose_a_lease_answer(&self, attempt: GrantAttempt) -> Result<GrantAttempt, StoreError> {
-        let answered_with_a_lease = matches!(
-            attempt,
-            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
-        );
-        if answered_with_a_lease && self.draw() < self.probability {
-            return Err(StoreError::Contended {
-                operation: "grant (answer lost by fault injection)",
-                attempts: 1,
-            });
-        }
-        Ok(attempt)
-    }
-
     fn draw(&self) -> f64 {
         // splitmix64: enough for a fault knob, no dependency.
         let mut z = self
@@ -99,15 +83,17 @@ impl LeaseStore for LosingGrants {
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
         let attempt = self.inner.grant(lease, beside, seen).await?;
-        self.lose_a_lease_answer(attempt)
-    }
-    async fn grant_reserved(
-        &self,
-        lease: &Lease,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        let attempt = self.inner.grant_reserved(lease, seen).await?;
-        self.lose_a_lease_answer(attempt)
+        let answered_with_a_lease = matches!(
+            attempt,
+            GrantAttempt::Granted(_) | GrantAttempt::LeaseExists(_)
+        );
+        if answered_with_a_lease && self.draw() < self.probability {
+            return Err(StoreError::Contended {
+                operation: "grant (answer lost by fault injection)",
+                attempts: 1,
+            });
+        }
+        Ok(attempt)
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await

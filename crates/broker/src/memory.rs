@@ -117,34 +117,6 @@ impl LeaseStore for MemoryStore {
         }))
     }
 
-    /// Answers the pool as it is (no read to save), whatever the caller saw.
-    async fn grant_reserved(
-        &self,
-        lease: &Lease,
-        _seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        Ok(self.with(|p| match p.get_mut(&lease.pool) {
-            None => GrantAttempt::PoolMissing,
-            Some(s) if s.leases.contains_key(&lease.id) => {
-                GrantAttempt::LeaseExists(s.leases[&lease.id].clone())
-            }
-            Some(s) => {
-                let within = lease
-                    .app
-                    .as_ref()
-                    .and_then(|a| s.record.apps.get(a))
-                    .is_some_and(|a| a.in_use < a.reserved && a.in_use < a.max && a.waiting == 0);
-                if !within || s.record.in_use >= s.record.budget {
-                    return GrantAttempt::PoolFull(s.record.clone());
-                }
-                s.count(1, 0);
-                s.count_app(lease.app.as_ref(), 1, 0);
-                s.leases.insert(lease.id.clone(), lease.clone());
-                GrantAttempt::Granted(s.record.clone())
-            }
-        }))
-    }
-
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         Ok(self.with(|p| {
             match p

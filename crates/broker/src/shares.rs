@@ -171,7 +171,7 @@ pub fn takeable(view: &PoolRecord, app: Option<&AppName>) -> u32 {
 /// Whether a request of `app` is within its application's reservation on `view`: it holds
 /// fewer slots than it reserves (and than its `max`), nobody of it waits, and a slot is free.
 /// Such a request takes a free slot whoever else waits (see
-/// [`crate::store::LeaseStore::grant_reserved`]).
+/// [`crate::store::Beside::Reserved`]).
 pub fn within_reservation(view: &PoolRecord, app: &AppName) -> bool {
     view.remaining() > 0
         && view

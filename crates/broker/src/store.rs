@@ -94,6 +94,11 @@ pub enum Beside {
         except: Option<AppName>,
         apps: Vec<AppName>,
     },
+    /// For a grant within `app`'s reservation: `app` holds fewer slots than it reserves and
+    /// has nobody waiting; nothing about the other applications' queues. A reservation's owner
+    /// goes before any borrower (whose waiters are owed no slot it keeps), and no owner waits
+    /// while a slot is free, so no other waiter has a claim on the slot.
+    Reserved { app: AppName },
 }
 
 impl Beside {
@@ -129,6 +134,10 @@ impl Beside {
                         Some(state) => state.waiting == 0 || state.in_use >= state.max,
                     })
             }
+            Some(Beside::Reserved { app }) => record
+                .apps
+                .get(app)
+                .is_some_and(|state| state.in_use < state.reserved && state.waiting == 0),
         }
     }
 }
@@ -206,19 +215,6 @@ pub trait LeaseStore: Send + Sync {
         lease: &Lease,
         beside: Option<&Beside>,
         seen: Option<&PoolRecord>,
-    ) -> Result<GrantAttempt, StoreError>;
-    /// Records `lease` (of a named application) and counts it, only within its application's
-    /// reservation: the pool names the application (not retired), the application holds fewer
-    /// slots than it reserves (and than its `max`) and has nobody waiting, and the pool has a
-    /// free slot and is open. Such a request may take any free slot whoever else waits: a
-    /// reservation's owner goes before borrowers (whose waiters are owed no slot it keeps),
-    /// and no owner waits while a slot is free. So, unlike [`LeaseStore::grant`], no
-    /// condition on the other applications' queues is needed. Answers as `grant` does, with
-    /// `seen` (the pool as read to decide) counted with the lease when granted.
-    async fn grant_reserved(
-        &self,
-        lease: &Lease,
-        seen: &PoolRecord,
     ) -> Result<GrantAttempt, StoreError>;
     /// Moves the expiry of an existing lease, only if it still expires at `existing.expires_at`.
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError>;

@@ -75,17 +75,13 @@ impl LeaseStore for Interleaving {
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
         self.run(&self.before_grant).await;
-        self.grants.fetch_add(1, Ordering::SeqCst);
+        let within_reservation = matches!(beside, Some(Beside::Reserved { .. }));
+        let counter = match within_reservation {
+            true => &self.reserved_grants,
+            false => &self.grants,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
         self.inner.grant(lease, beside, seen).await
-    }
-    async fn grant_reserved(
-        &self,
-        lease: &Lease,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        self.run(&self.before_grant).await;
-        self.reserved_grants.fetch_add(1, Ordering::SeqCst);
-        self.inner.grant_reserved(lease, seen).await
     }
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {
         self.inner.renew(existing, expires_at).await

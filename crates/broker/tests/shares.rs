@@ -591,10 +591,16 @@ async fn capped_conditions_commit_only_while_every_waiting_application_is_at_its
 async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain: &PoolName) {
     let steady = AppName::parse("steady").unwrap();
     let seen = store.pool(pool).await.unwrap().unwrap();
-    let ask = |id: &'static str, app: &'static str| {
-        let (lease, seen) = (app_lease(pool, id, app), seen.clone());
-        async move { store.grant_reserved(&lease, &seen).await.unwrap() }
+    let reserved = |lease: Lease, seen: PoolRecord| async move {
+        let app = lease.app.clone().unwrap();
+        let beside = Beside::Reserved { app };
+        store
+            .grant(&lease, Some(&beside), Some(&seen))
+            .await
+            .unwrap()
     };
+    let ask =
+        |id: &'static str, app: &'static str| reserved(app_lease(pool, id, app), seen.clone());
     let refused_full = |attempt: GrantAttempt| match attempt {
         GrantAttempt::PoolFull(record) => record,
         other => panic!("expected a refusal with the pool record, got {other:?}"),
@@ -665,13 +671,10 @@ async fn reserved_conditions_hold(store: &dyn LeaseStore, pool: &PoolName, plain
     assert_eq!((record.in_use, record.waiting), (3, 0));
     // AND a pool that does not divide its budget refuses with its record; no pool, no record
     let on_plain = app_lease(plain, "p1", "steady");
-    let record = refused_full(store.grant_reserved(&on_plain, &seen).await.unwrap());
+    let record = refused_full(reserved(on_plain, seen.clone()).await);
     assert!(!record.shared());
     let nowhere = app_lease(&PoolName::parse("nowhere-at-all").unwrap(), "n1", "steady");
-    assert_eq!(
-        store.grant_reserved(&nowhere, &seen).await.unwrap(),
-        GrantAttempt::PoolMissing
-    );
+    assert_eq!(reserved(nowhere, seen).await, GrantAttempt::PoolMissing);
     let record = store.pool(pool).await.unwrap().unwrap();
     assert_eq!((record.in_use, record.apps[&steady].in_use), (3, 1));
 }

@@ -72,9 +72,9 @@
 //!   the slot back beside the newcomer. On a changed version the broker decides again. Counts
 //!   that change who may take a slot without moving the queue (a release that makes its
 //!   application idle, two releases deciding at once) are caught by the look at the queue
-//!   every giver of a slot takes after such a write: the last of them sees them all. A request queued beside free
-//!   slots looks for a slot once more after its enqueue committed, so a slot freed by someone
-//!   who read the queue before the enqueue is not left beside it.
+//!   every giver of a slot takes after such a write: the last of them sees them all. A request
+//!   queued beside free slots looks for a slot once more after its enqueue committed, so a
+//!   slot freed by someone who read the queue before the enqueue is not left beside it.
 //!
 //! No item grows with the number of holders: each lease is its own small item, and the pool
 //! record holds only two counters. A grant or a release is one `TransactWriteItems` (lease item
@@ -506,14 +506,6 @@ impl LeaseStore for DynamoStore {
         seen: Option<&PoolRecord>,
     ) -> Result<GrantAttempt, StoreError> {
         self.grant_transaction(lease, beside, seen).await
-    }
-
-    async fn grant_reserved(
-        &self,
-        lease: &Lease,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        self.grant_reserved_transaction(lease, seen).await
     }
 
     async fn renew(&self, existing: &Lease, expires_at: i64) -> Result<bool, StoreError> {

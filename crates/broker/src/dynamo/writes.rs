@@ -4,8 +4,7 @@
 
 use super::items::{apps_item, backoff, epoch_seconds, is_condition_failure, n, pool_record, s};
 use super::{
-    CONFLICT_ATTEMPTS, Cancelled, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to,
-    lease_from,
+    CONFLICT_ATTEMPTS, DynamoStore, Item, NOBODY_WAITS, UNDIVIDED, belongs_to, lease_from,
 };
 use crate::error::StoreError;
 use crate::model::{AppName, AppShare, Lease, LeaseId, PoolName, PoolRecord};
@@ -97,39 +96,20 @@ impl DynamoStore {
                 Some(record) => GrantAttempt::Granted(record),
                 None => GrantAttempt::PoolMissing,
             }),
-            Some(cancelled) => refused(&lease.pool, &cancelled),
-        }
-    }
-
-    /// [`crate::store::LeaseStore::grant_reserved`]: the grant's transaction with the
-    /// reservation's conditions instead of the other applications' queues.
-    pub(super) async fn grant_reserved_transaction(
-        &self,
-        lease: &Lease,
-        seen: &PoolRecord,
-    ) -> Result<GrantAttempt, StoreError> {
-        // Only the application's own counters: one the pool does not name (or a pool with no
-        // applications) fails the comparisons, so nothing is written.
-        let condition = "attribute_exists(pk) AND inUse < budget AND attribute_not_exists(closing) \
-             AND apps.#app0.inUse < apps.#app0.reserved AND apps.#app0.waiting = :zero";
-        let Some(app) = lease.app.as_ref() else {
-            return Err(StoreError::Malformed(
-                "a grant within a reservation needs an application".into(),
-            ));
-        };
-        let items = vec![
-            self.counter(
-                &lease.pool,
-                &Counter::new(1, 0, condition).app(Some(app), 1, 0),
-            ),
-            self.lease_put(lease),
-        ];
-        match self
-            .transact("TransactWriteItems(grant within reservation)", items)
-            .await?
-        {
-            None => Ok(GrantAttempt::Granted(seen.with_grant(Some(app)))),
-            Some(cancelled) => refused(&lease.pool, &cancelled),
+            Some(cancelled) if cancelled.failed(1) => match cancelled.item(1) {
+                Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(
+                    &lease.pool,
+                    existing,
+                )?)),
+                None => Err(StoreError::Malformed(
+                    "lease condition failed without the lease".into(),
+                )),
+            },
+            Some(cancelled) => match cancelled.item(0) {
+                Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
+                Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
+                None => Ok(GrantAttempt::PoolMissing),
+            },
         }
     }
 
@@ -154,6 +134,14 @@ impl DynamoStore {
             Some(None) => conditions.push(NOBODY_WAITS.to_owned()),
             Some(Some(Beside::Queue { version })) => {
                 conditions.push(version_is(*version, ":besideVersion", &mut values));
+            }
+            Some(Some(Beside::Reserved { app })) => {
+                names.insert("#reserved".into(), app.as_str().to_owned());
+                conditions.push(
+                    "apps.#reserved.inUse < apps.#reserved.reserved \
+                     AND apps.#reserved.waiting = :zero"
+                        .to_owned(),
+                );
             }
             Some(Some(Beside::Capped { except, apps })) => {
                 conditions.push("size(apps) = :apps".to_owned());
@@ -435,23 +423,5 @@ fn version_is(version: u64, placeholder: &str, values: &mut Item) -> String {
     } else {
         values.insert(placeholder.to_owned(), n(version as i64));
         format!("counterVersion = {placeholder}")
-    }
-}
-
-/// What a grant whose transaction was cancelled on a condition found: the lease the id holds,
-/// the pool record (full, or not the application's to take), or no (open) pool.
-fn refused(pool: &PoolName, cancelled: &Cancelled) -> Result<GrantAttempt, StoreError> {
-    if cancelled.failed(1) {
-        return match cancelled.item(1) {
-            Some(existing) => Ok(GrantAttempt::LeaseExists(lease_from(pool, existing)?)),
-            None => Err(StoreError::Malformed(
-                "lease condition failed without the lease".into(),
-            )),
-        };
-    }
-    match cancelled.item(0) {
-        Some(record) if record.contains_key("closing") => Ok(GrantAttempt::PoolMissing),
-        Some(record) => Ok(GrantAttempt::PoolFull(pool_record(record)?)),
-        None => Ok(GrantAttempt::PoolMissing),
     }
 }
