@@ -10,6 +10,9 @@ end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
 - a HEAD answer keeps the application's length and sends no body;
 - a bad Content-Length is refused with 400 and the connection closed;
 - a client that sends `Connection: close` is answered with `Connection: close`;
+- a request that arrives in pieces (a head cut in two, a chunked body split inside a chunk)
+  holds up no other connection and is answered once whole; `Expect: 100-continue` is answered
+  with one `100 Continue` before the body; bytes that are no request end only their connection;
 - boto3 puts an item and reads it back twenty times through the server (the real SDK path);
 - DynamoDB calls answered by moto's handler directly answer exactly as moto's own way through
   Flask does (status, body, content type, checksum): each call is sent twice, once plainly and
@@ -153,6 +156,89 @@ def refusals(port: int) -> None:
     connection.close()
 
 
+def read_answer(raw: socket.socket) -> bytes:
+    """One whole answer (its head and a body of its Content-Length) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(65536)
+        check(chunk != b"", f"the server closed inside an answer: {data[:200]!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += raw.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def raw_call(action: str, body: bytes, extra: bytes = b"") -> bytes:
+    """A DynamoDB call as bytes on the wire (Content-Length unless `extra` frames it)."""
+    framing = extra or b"Content-Length: %d\r\n" % len(body)
+    return (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810." + action.encode()
+        + b"\r\nContent-Type: application/x-amz-json-1.0\r\nAuthorization: "
+        + AUTH.encode() + b"\r\n" + framing + b"\r\n" + body
+    )
+
+
+def in_pieces(port: int) -> None:
+    """A request that arrives in pieces holds up nobody, and is answered once it is whole."""
+    get = json.dumps({"TableName": "keepalive", "Key": {"pk": {"S": "chunked"}}}).encode()
+    slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+    wire = raw_call("GetItem", get)
+    slow.sendall(wire[:30])
+    other = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    answer, body = dynamodb(other, "ListTables", {})
+    check(answer.status == 200, "a request in pieces held up another connection's call")
+    slow.sendall(wire[30:-5])
+    time.sleep(0.2)
+    slow.sendall(wire[-5:])
+    answer = read_answer(slow)
+    check(answer.startswith(b"HTTP/1.1 200") and b'"chunked"' in answer, f"pieces: {answer!r}")
+
+    # A chunked body whose chunks arrive split, and the next call on the same connection.
+    item = json.dumps({"TableName": "keepalive", "Item": {"pk": {"S": "split"}}}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(item), item)
+    wire = raw_call("PutItem", chunked, b"Transfer-Encoding: chunked\r\n")
+    cut = len(wire) - len(chunked) + 10
+    slow.sendall(wire[:cut])
+    time.sleep(0.1)
+    slow.sendall(wire[cut:])
+    answer = read_answer(slow)
+    check(answer.startswith(b"HTTP/1.1 200"), f"a split chunked PutItem answered {answer[:80]!r}")
+    slow.sendall(raw_call("GetItem", json.dumps({"TableName": "keepalive", "Key": {"pk": {"S": "split"}}}).encode()))
+    answer = read_answer(slow)
+    check(b'"split"' in answer, f"the split chunked item was not stored: {answer[-200:]!r}")
+    slow.close()
+
+    # Expect: 100-continue: the server asks for the body, then answers once.
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+    wire = raw_call("GetItem", get, b"Content-Length: %d\r\nExpect: 100-continue\r\n" % len(get))
+    waiting.sendall(wire[: -len(get)])
+    interim = waiting.recv(65536)
+    check(interim == b"HTTP/1.1 100 Continue\r\n\r\n", f"no 100 Continue: {interim!r}")
+    waiting.sendall(get)
+    answer = read_answer(waiting)
+    check(answer.startswith(b"HTTP/1.1 200") and b'"chunked"' in answer, f"after 100: {answer!r}")
+    waiting.close()
+
+    # Bytes that are no request end their connection only.
+    junk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    junk.sendall(b"\x00\x01 not http\r\n\r\n")
+    answer = junk.recv(65536)
+    check(b"400" in answer, f"junk answered {answer[:80]!r}")
+    junk.settimeout(5)
+    while answer:
+        answer = junk.recv(65536)
+    junk.close()
+    answer, _ = dynamodb(other, "ListTables", {})
+    check(answer.status == 200, "the server stopped serving after a malformed request")
+    other.close()
+
+
 def both_ways(port: int) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     key = {"pk": {"S": "both"}}
@@ -282,6 +368,7 @@ def main() -> None:
         wait_for(port, server)
         kept_alive(port)
         refusals(port)
+        in_pieces(port)
         through_the_sdk(port)
         both_ways(port)
         headers_split_alike()

@@ -5,7 +5,8 @@ query, updates, transactions that commit and transactions cancelled after an ear
 theirs was written, expressions checked twice over, refused for an unused name or value or
 for their syntax, a table description) in process, once as moto is and once with the
 wrapper's pass-through of attribute values, its item-only transaction backups, its
-remembered lookups (module list, method names) and its remembered expression checks, and compares
+remembered lookups (module list, method names), its remembered expression checks, update
+expression trees and condition tokens, and compares
 the raw JSON bodies (as parsed JSON: key order aside) and what the table holds afterwards. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
@@ -131,6 +132,18 @@ def checked_twice(db) -> list:
                            FilterExpression="#n >= :zero",
                            ExpressionAttributeNames={**names, "#unused": "x"},
                            ExpressionAttributeValues={":p": {"S": "pool"}, ":zero": {"N": "0"}}))
+        # A reserved word as a name, a condition that cannot be cut into tokens, and one
+        # condition with two values (tokens remembered, values not).
+        out.append(outcome(db.update_item, ConditionExpression="count >= :zero",
+                           ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
+                           TableName="t", Key=key, UpdateExpression="SET other = :one"))
+        out.append(outcome(db.update_item, ConditionExpression="#n >= :zero ^ #n",
+                           ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                           **update))
+        for limit in ("0", "100"):
+            out.append(outcome(db.transact_write_items, TransactItems=[{"Update": {
+                **update, "ConditionExpression": "#n < :limit", "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": limit}}}}]))
     return out
 
 
@@ -235,6 +248,7 @@ def main() -> None:
     wrapper.copy_only_touched_items()
     wrapper.remember_static_lookups()
     wrapper.check_expressions_once()
+    wrapper.lex_conditions_once()
     fast = answers()
     remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
     if sorted(wrapper.moto_backends.list_of_moto_modules()) != modules or sorted(remembered) != names:
@@ -253,7 +267,7 @@ def main() -> None:
         sys.exit(f"moto itself did not commit or cancel as expected: {model[4:7]}")
     checks = model[9]
     refused = [answer for answer in checks if isinstance(answer, tuple)]
-    if len(checks) != 16 or checks[:8] != checks[8:] or len(refused) != 10:
+    if len(checks) != 24 or checks[:12] != checks[12:] or len(refused) != 16:
         sys.exit(f"moto itself did not accept and refuse the checked expressions as expected: {checks}")
     if len(model) < 10:
         sys.exit(f"only {len(model)} answers were captured")
