@@ -6,7 +6,7 @@ theirs was written, expressions checked twice over, refused for an unused name o
 for their syntax, a table description) in process, once as moto is and once with the
 wrapper's pass-through of attribute values, its item-only transaction backups, its
 remembered lookups (module list, method names), its remembered expression checks, update
-expression trees and condition tokens, and compares
+expression trees, condition tokens and passed update checks, and compares
 the raw JSON bodies (as parsed JSON: key order aside) and what the table holds afterwards. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
@@ -140,6 +140,18 @@ def checked_twice(db) -> list:
         out.append(outcome(db.update_item, ConditionExpression="#n >= :zero ^ #n",
                            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                            **update))
+        # Update expressions whose checks need only the expression, its names and the key:
+        # refused every time; one accepted with some names and refused with others.
+        for expression, aliases in (
+            ("SET pk = :one", {}),
+            ("SET #n = :one SET other = :one", names),
+            ("SET #a = :one, #b = :one", {"#a": "x", "#b": "y"}),
+            ("SET #a = :one, #b = :one", {"#a": "x", "#b": "x"}),
+        ):
+            third = {"pk": {"S": "elsewhere"}, "sk": {"S": "third"}}
+            out.append(outcome(db.update_item, TableName="t", Key=third, UpdateExpression=expression,
+                               ExpressionAttributeValues={":one": {"N": "1"}},
+                               **({"ExpressionAttributeNames": aliases} if aliases else {})))
         for limit in ("0", "100"):
             out.append(outcome(db.transact_write_items, TransactItems=[{"Update": {
                 **update, "ConditionExpression": "#n < :limit", "ExpressionAttributeNames": names,
@@ -249,6 +261,7 @@ def main() -> None:
     wrapper.remember_static_lookups()
     wrapper.check_expressions_once()
     wrapper.lex_conditions_once()
+    wrapper.validate_updates_once()
     fast = answers()
     remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
     if sorted(wrapper.moto_backends.list_of_moto_modules()) != modules or sorted(remembered) != names:
@@ -267,7 +280,7 @@ def main() -> None:
         sys.exit(f"moto itself did not commit or cancel as expected: {model[4:7]}")
     checks = model[9]
     refused = [answer for answer in checks if isinstance(answer, tuple)]
-    if len(checks) != 24 or checks[:12] != checks[12:] or len(refused) != 16:
+    if len(checks) != 32 or checks[:16] != checks[16:] or len(refused) != 22:
         sys.exit(f"moto itself did not accept and refuse the checked expressions as expected: {checks}")
     if len(model) < 10:
         sys.exit(f"only {len(model)} answers were captured")
