@@ -13,6 +13,8 @@ end) and checks, over plain HTTP/1.1 connections and through the AWS SDK:
 - a request that arrives in pieces (a head cut in two, a chunked body split inside a chunk)
   holds up no other connection and is answered once whole; `Expect: 100-continue` is answered
   with one `100 Continue` before the body; bytes that are no request end only their connection;
+- a client that sends many calls and reads none of the answers loses its connection, and
+  another client is still answered;
 - boto3 puts an item and reads it back twenty times through the server (the real SDK path);
 - DynamoDB calls answered by moto's handler directly answer exactly as moto's own way through
   Flask does (status, body, content type, checksum): each call is sent twice, once plainly and
@@ -239,6 +241,34 @@ def in_pieces(port: int) -> None:
     other.close()
 
 
+def reads_nothing(port: int) -> None:
+    """A client that asks for much and reads nothing loses its connection; the others are
+    served meanwhile or right after."""
+    big = {"TableName": "keepalive", "Item": {"pk": {"S": "big"}, "v": {"S": "x" * 380_000}}}
+    setup = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answer, _ = dynamodb(setup, "PutItem", big)
+    check(answer.status == 200, f"PutItem of a big item answered {answer.status}")
+    setup.close()
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", port))
+    get = json.dumps({"TableName": "keepalive", "Key": {"pk": {"S": "big"}}}).encode()
+    stuck.sendall(raw_call("GetItem", get) * 60)  # about 23 MB of answers, never read
+    other = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    answer, body = dynamodb(other, "ListTables", {})
+    check(answer.status == 200 and b"keepalive" in body, "a client reading nothing stopped the server")
+    other.close()
+    stuck.settimeout(30)
+    received = 0
+    try:
+        while chunk := stuck.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    check(received < 60 * 380_000, f"the server wrote all {received} bytes to a client that read nothing")
+    stuck.close()
+
+
 def both_ways(port: int) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     key = {"pk": {"S": "both"}}
@@ -369,6 +399,7 @@ def main() -> None:
         kept_alive(port)
         refusals(port)
         in_pieces(port)
+        reads_nothing(port)
         through_the_sdk(port)
         both_ways(port)
         headers_split_alike()

@@ -51,18 +51,17 @@ The backend then parses both kinds again. For an update expression it deep-copie
 before resolving names, values and the item in the copy, so it gets the remembered tree too.
 A condition expression's tree holds the request's values, so it is built anew every time, but
 from tokens remembered per expression (cutting a condition into tokens was 40 % of parsing
-it), and its test for reserved words looks the word up in a set, not in a list of 573. Sampled
-over divided-pool acquires and releases, parsing went from 43 % to 26 % of a transaction's
-time in the backend. Of the backend's ten passes over an update expression's tree, three
+it), and its test for reserved words looks the word up in a set, not in a list of 573. In a
+profiler's samples of a loop of divided-pool acquires and releases, parsing went from 43 % to
+26 % of a transaction's time in the backend. Of the backend's ten passes over an update expression's tree, three
 check what depends only on the expression, its names and the table's key (one clause of a
 kind, no two paths overlapping, no key attribute updated): the wrapper skips them for a tree
 that passed them with the same names and key (scripts/bench-broker.sh: a grant transaction
 1.58 ms instead of 1.79 on average). The passes that resolve values and the item run every
 time, and an expression that fails a check is checked, and refused, every time.
 
-werkzeug logs every request it serves: a formatted line under a logging lock, all of it
-competing with the serialized section for Python's one interpreter lock. The wrapper keeps
-werkzeug's warnings and errors only.
+werkzeug logs every request it serves: a formatted line under a logging lock, time taken
+from the serialized section. The wrapper keeps werkzeug's warnings and errors only.
 
 werkzeug's development server answers every request with `Connection: close`, so each AWS
 call opened a new TCP connection and the server a new thread for it, then waited for the
@@ -85,9 +84,9 @@ every connection from one thread: it reads whatever has arrived on any connectio
 blocking, queues each request once it is whole (head, and body by its length or to its last
 chunk, with one `100 Continue` for a client that asks before sending its body), and answers
 them one by one in that order, looking for new arrivals after each. A request that arrives
-slowly or in pieces holds up nobody; a malformed one ends only its own connection. In two
-hotspot runs each, the steady application's slowest first-burst acquires took 128 and 132 ms
-instead of 174 and 233 ms.
+slowly or in pieces holds up nobody; a malformed one ends only its own connection, and so
+does a client that reads nothing of its answer for `WRITE_SECONDS`. In two hotspot runs each,
+the steady application's slowest acquires took 111 and 149 ms instead of 174 and 233 ms.
 
 What remained of a DynamoDB call's time was mostly the way to moto's handler, not the handler.
 Sampled under load: `http.client.parse_headers` hands every request's headers to the `email`
@@ -300,7 +299,8 @@ class CheckingCondition:
 
 
 def check_expressions_once() -> None:
-    """The request handlers' checks of an expression, remembered per expression."""
+    """The request handlers' checks of an expression, remembered per expression, and the
+    update expression's tree, which the backend parses again, remembered for both."""
     create = dynamodb_responses.create_condition_expression_parser
     checked: dict = {}
 
@@ -561,10 +561,8 @@ def request_end(buffer: bytearray) -> int | None:
         except ValueError:
             return line_end + 2  # a malformed chunk: the handler refuses the request
         if size == 0:
-            # The trailer: header lines up to an empty one.
+            # The trailer: header lines (maybe none) up to an empty one.
             trailer_end = buffer.find(b"\r\n\r\n", line_end)
-            if buffer[line_end : line_end + 4] == b"\r\n\r\n":
-                return line_end + 4
             return None if trailer_end < 0 else trailer_end + 4
         at = line_end + 2 + size + 2
         if len(buffer) < at:
@@ -611,7 +609,10 @@ class Connection:
             head = bytes(self.buffer[: self.buffer.find(b"\r\n\r\n")]).lower()
             if b"\r\nexpect: 100-continue" in head:
                 self.continued = True
-                self.handler.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                try:
+                    self.handler.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    return None
         return whole
 
     def serve(self, request: bytes) -> None:
@@ -635,11 +636,11 @@ class Connection:
 
 
 class _BlockingWriter:
-    """Writes a whole answer to a non-blocking socket (the client reads it at once)."""
+    """Writes a whole answer to a non-blocking socket; a client that reads nothing for
+    `WRITE_SECONDS` loses its connection (everybody else waits meanwhile)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.socket = sock
-        self.closed = False
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -647,7 +648,9 @@ class _BlockingWriter:
             try:
                 sent = self.socket.send(view)
             except BlockingIOError:
-                select.select([], [self.socket], [], WRITE_SECONDS)
+                _, writable, _ = select.select([], [self.socket], [], WRITE_SECONDS)
+                if not writable:
+                    raise TimeoutError("the client read nothing of its answer") from None
                 continue
             view = view[sent:]
         return len(data)
