@@ -3,11 +3,12 @@
 Runs a set of DynamoDB calls (items with every attribute type, nested maps and lists, a
 query, updates, transactions that commit and transactions cancelled after an earlier item of
 theirs was written, expressions checked twice over, refused for an unused name or value or
-for their syntax, a table description) in process, once as moto is and once with the
-wrapper's pass-through of attribute values, its item-only transaction backups, its
-remembered lookups (module list, method names), its remembered expression checks, update
-expression trees, condition tokens and passed update checks, and compares
-the raw JSON bodies (as parsed JSON: key order aside) and what the table holds afterwards. Exits non-zero on any difference.
+for their syntax, conditions evaluated again as their item changes, a table description) in
+process, once as moto is and once with the wrapper's pass-through of attribute values, its
+item-only transaction backups, its remembered lookups (module list, method names), its
+remembered expression checks, update expression trees, condition tokens, condition trees and
+passed update checks, and compares the raw JSON bodies (as parsed JSON: key order aside) and
+what the table holds afterwards. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
 """
@@ -159,6 +160,53 @@ def checked_twice(db) -> list:
     return out
 
 
+def evaluated_as_items_change(db) -> list:
+    """One condition (expression, names and values the same every time) against an item that
+    changes between calls: a counter raised while it stays under a limit, by update and by
+    transaction; a put only while the item is missing; a filter before and after the counter
+    grew; a condition holding a binary value."""
+    key = {"pk": {"S": "gauge"}, "sk": {"S": "counter"}}
+    raise_it = {
+        "TableName": "t",
+        "Key": key,
+        "UpdateExpression": "SET #n = if_not_exists(#n, :zero) + :one",
+        "ConditionExpression": "attribute_not_exists(#n) OR #n < :limit",
+        "ExpressionAttributeNames": {"#n": "n"},
+        "ExpressionAttributeValues": {
+            ":zero": {"N": "0"}, ":one": {"N": "1"}, ":limit": {"N": "3"}
+        },
+    }
+    filtered = {
+        "TableName": "t",
+        "KeyConditionExpression": "pk = :p",
+        "FilterExpression": "#n >= :two",
+        "ExpressionAttributeNames": {"#n": "n"},
+        "ExpressionAttributeValues": {":p": {"S": "gauge"}, ":two": {"N": "2"}},
+    }
+    new = {
+        "TableName": "t",
+        "Item": {"pk": {"S": "gauge"}, "sk": {"S": "once"}, "b": {"B": b"x"}},
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }
+    binary = {
+        "TableName": "t",
+        "Key": {"pk": {"S": "gauge"}, "sk": {"S": "once"}},
+        "UpdateExpression": "SET b = :other",
+        "ConditionExpression": "b = :b",
+        "ExpressionAttributeValues": {":b": {"B": b"x"}, ":other": {"B": b"y"}},
+    }
+    out = [outcome(db.query, **filtered)]
+    for step in range(5):
+        if step % 2:
+            out.append(outcome(db.transact_write_items, TransactItems=[{"Update": raise_it}]))
+        else:
+            out.append(outcome(db.update_item, ReturnValues="UPDATED_NEW", **raise_it))
+        out.append(outcome(db.query, **filtered))
+    out += [outcome(db.put_item, **new), outcome(db.put_item, **new)]
+    out += [outcome(db.update_item, **binary), outcome(db.update_item, **binary)]
+    return out
+
+
 def answers() -> list:
     """The answers (raw bodies) to the same calls against a fresh in-process moto."""
     out = []
@@ -233,6 +281,7 @@ def answers() -> list:
             table.pop(changing, None)
         out.append(table)
         out.append(checked_twice(db))
+        out.append(evaluated_as_items_change(db))
     for answer in out:
         if isinstance(answer, dict):
             answer.pop("ResponseMetadata", None)
@@ -261,6 +310,7 @@ def main() -> None:
     wrapper.remember_static_lookups()
     wrapper.check_expressions_once()
     wrapper.lex_conditions_once()
+    wrapper.evaluate_conditions_from_one_tree()
     wrapper.validate_updates_once()
     fast = answers()
     remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
@@ -282,7 +332,14 @@ def main() -> None:
     refused = [answer for answer in checks if isinstance(answer, tuple)]
     if len(checks) != 32 or checks[:16] != checks[16:] or len(refused) != 22:
         sys.exit(f"moto itself did not accept and refuse the checked expressions as expected: {checks}")
-    if len(model) < 10:
+    changing = model[10]
+    counts = [len(answer["Items"]) for answer in changing[0:11:2]]
+    refused = [isinstance(answer, tuple) or "CancellationReasons" in str(answer)
+               for answer in changing[1:11:2] + changing[11:]]
+    expected = [False] * 3 + [True] * 2 + [False, True, False, True]
+    if counts != [0, 0, 1, 1, 1, 1] or refused != expected:
+        sys.exit(f"moto itself did not evaluate the repeated conditions as expected: {changing}")
+    if len(model) < 11:
         sys.exit(f"only {len(model)} answers were captured")
     if model[0]["Item"]["binary"] != {"B": b"hello"}:
         sys.exit(f"binary attribute came back as {model[0]['Item']['binary']}")
