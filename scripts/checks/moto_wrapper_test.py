@@ -3,12 +3,15 @@
 Runs a set of DynamoDB calls (items with every attribute type, nested maps and lists, a
 query, updates, transactions that commit and transactions cancelled after an earlier item of
 theirs was written, expressions checked twice over, refused for an unused name or value or
-for their syntax, conditions evaluated again as their item changes, a table description) in
-process, once as moto is and once with the wrapper's pass-through of attribute values, its
-item-only transaction backups, its remembered lookups (module list, method names), its
-remembered expression checks, update expression trees, condition tokens, condition trees and
-passed update checks, and compares the raw JSON bodies (as parsed JSON: key order aside) and
-what the table holds afterwards. Exits non-zero on any difference.
+for their syntax, conditions evaluated again as their item changes, update expressions of
+every kind of clause, path and function, a table description) in process, once as moto is
+and once with the wrapper's pass-through of attribute values, its item-only transaction
+backups, its remembered lookups (module list, method names), its remembered expression
+checks, update expression trees, condition tokens, condition trees, passed update checks and
+update trees copied node by node, and compares the raw JSON bodies (as parsed JSON: key order
+aside) and what the table holds afterwards; and checks that a tree copied node by node has
+the shape `copy.deepcopy` gives it, shares no node with the original and was copied without
+it. Exits non-zero on any difference.
 
 Usage: python3 scripts/checks/moto_wrapper_test.py
 """
@@ -207,6 +210,38 @@ def evaluated_as_items_change(db) -> list:
     return out
 
 
+def updated_in_every_way(db) -> list:
+    """Update expressions of every kind of clause, path and function (their trees are copied
+    before moto resolves them), each answered with the item as it is after."""
+    key = {"pk": {"S": "shapes"}, "sk": {"S": "item"}}
+    db.put_item(TableName="t", Item={
+        **key,
+        "l": {"L": [{"N": "1"}, {"S": "two"}, {"M": {"k": {"L": [{"N": "3"}]}}}]},
+        "s": {"SS": ["a", "b"]},
+        "m": {"M": {"k": {"L": [{"N": "0"}]}, "n": {"N": "5"}}},
+    })
+    names = {"#l": "l", "#s": "s", "#m": "m", "#k": "k", "#c": "c", "#x": "nothere"}
+    out = []
+    for expression, values in (
+        ("SET #l = list_append(#l, :more), #m.#k[0] = :one, #c = if_not_exists(#c, :zero) + :one",
+         {":more": {"L": [{"S": "x"}]}, ":one": {"N": "1"}, ":zero": {"N": "0"}}),
+        ("SET #l[2].#k[0] = #m.n - :one, #m.added = :more", {":one": {"N": "1"},
+                                                           ":more": {"M": {"x": {"N": "1"}}}}),
+        ("REMOVE #l[1], #l[0], #m.n", None),
+        ("ADD #s :set, #c :one", {":set": {"SS": ["c"]}, ":one": {"N": "2"}}),
+        ("DELETE #s :gone", {":gone": {"SS": ["a"]}}),
+        ("SET #m.#x.deeper = :one", {":one": {"N": "1"}}),
+        ("SET #c = #c + :text", {":text": {"S": "x"}}),
+    ):
+        request = {"TableName": "t", "Key": key, "UpdateExpression": expression,
+                   "ExpressionAttributeNames": {n: v for n, v in names.items() if n in expression},
+                   "ReturnValues": "ALL_NEW"}
+        if values:
+            request["ExpressionAttributeValues"] = values
+        out.append(outcome(db.update_item, **request))
+    return out
+
+
 def answers() -> list:
     """The answers (raw bodies) to the same calls against a fresh in-process moto."""
     out = []
@@ -282,6 +317,7 @@ def answers() -> list:
         out.append(table)
         out.append(checked_twice(db))
         out.append(evaluated_as_items_change(db))
+        out.append(updated_in_every_way(db))
     for answer in out:
         if isinstance(answer, dict):
             answer.pop("ResponseMetadata", None)
@@ -290,6 +326,61 @@ def answers() -> list:
             for changing in ("CreationDateTime", "TableId"):
                 body.get(description, {}).pop(changing, None)
     return out + bodies
+
+
+UPDATE_EXPRESSIONS = (
+    "SET a = :one",
+    "SET #l = list_append(#l, :more), #m.#k[0] = :one, #c = if_not_exists(#c, :zero) + :one",
+    "SET #l[2].#k[0] = #m.n - :one, #m.added = :more REMOVE x[3], y",
+    "ADD #s :set, #c :one DELETE z :gone",
+)
+
+
+def shape(root) -> list:
+    """A tree as (type, children as shapes or values, parent as the index of its node)."""
+    nodes = []
+
+    def walk(node):
+        nodes.append(node)
+        return [walk(c) if hasattr(c, "children") else c for c in node.children or []]
+
+    children = walk(root)
+    index = {id(n): i for i, n in enumerate(nodes)}
+    parents = [index.get(id(n.parent), "outside" if n.parent is not None else None) for n in nodes]
+    return [[type(n).__name__ for n in nodes], children, parents]
+
+
+def copies_like_deepcopy(wrapper) -> None:
+    """The wrapper's copy of update expression trees: the shape `copy.deepcopy` gives, no node
+    shared with the original, and made without `copy.deepcopy` (so the fast way is taken)."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    deep = wrapper.copy.deepcopy
+    for expression in UPDATE_EXPRESSIONS:
+        tree = UpdateExpressionParser.make(expression)
+        expected = shape(deep(tree))
+        used = []
+        wrapper.copy.deepcopy = lambda *args, **kwargs: used.append(args) or deep(*args, **kwargs)
+        try:
+            copied = wrapper.copy_update_tree(tree)
+        finally:
+            wrapper.copy.deepcopy = deep
+        mine = set()
+        stack = [copied]
+        while stack:
+            node = stack.pop()
+            mine.add(id(node))
+            stack.extend(c for c in node.children or [] if hasattr(c, "children"))
+        theirs = set()
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            theirs.add(id(node))
+            stack.extend(c for c in node.children or [] if hasattr(c, "children"))
+        if shape(copied) != expected or mine & theirs or used:
+            sys.exit(f"the wrapper copies the tree of {expression!r} otherwise than deepcopy: "
+                     f"{shape(copied)} against {expected}, {len(mine & theirs)} nodes shared, "
+                     f"deepcopy called {len(used)} times")
 
 
 def main() -> None:
@@ -312,6 +403,8 @@ def main() -> None:
     wrapper.lex_conditions_once()
     wrapper.evaluate_conditions_from_one_tree()
     wrapper.validate_updates_once()
+    wrapper.copy_update_trees_node_by_node()
+    copies_like_deepcopy(wrapper)
     fast = answers()
     remembered = wrapper.moto_responses.method_names_from_class(DynamoHandler)
     if sorted(wrapper.moto_backends.list_of_moto_modules()) != modules or sorted(remembered) != names:
@@ -339,7 +432,10 @@ def main() -> None:
     expected = [False] * 3 + [True] * 2 + [False, True, False, True]
     if counts != [0, 0, 1, 1, 1, 1] or refused != expected:
         sys.exit(f"moto itself did not evaluate the repeated conditions as expected: {changing}")
-    if len(model) < 11:
+    updated = [isinstance(answer, tuple) for answer in model[11]]
+    if updated != [False] * 5 + [True] * 2:
+        sys.exit(f"moto itself did not apply and refuse the updates as expected: {model[11]}")
+    if len(model) < 12:
         sys.exit(f"only {len(model)} answers were captured")
     if model[0]["Item"]["binary"] != {"B": b"hello"}:
         sys.exit(f"binary attribute came back as {model[0]['Item']['binary']}")
