@@ -350,6 +350,16 @@ def shape(root) -> list:
     return [[type(n).__name__ for n in nodes], children, parents]
 
 
+def node_ids(root) -> set:
+    """The identities of a tree's nodes."""
+    ids, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        ids.add(id(node))
+        stack.extend(c for c in node.children or [] if hasattr(c, "children"))
+    return ids
+
+
 def copies_like_deepcopy(wrapper) -> None:
     """The wrapper's copy of update expression trees: the shape `copy.deepcopy` gives, no node
     shared with the original, and made without `copy.deepcopy` (so the fast way is taken)."""
@@ -365,18 +375,7 @@ def copies_like_deepcopy(wrapper) -> None:
             copied = wrapper.copy_update_tree(tree)
         finally:
             wrapper.copy.deepcopy = deep
-        mine = set()
-        stack = [copied]
-        while stack:
-            node = stack.pop()
-            mine.add(id(node))
-            stack.extend(c for c in node.children or [] if hasattr(c, "children"))
-        theirs = set()
-        stack = [tree]
-        while stack:
-            node = stack.pop()
-            theirs.add(id(node))
-            stack.extend(c for c in node.children or [] if hasattr(c, "children"))
+        mine, theirs = node_ids(copied), node_ids(tree)
         if shape(copied) != expected or mine & theirs or used:
             sys.exit(f"the wrapper copies the tree of {expression!r} otherwise than deepcopy: "
                      f"{shape(copied)} against {expected}, {len(mine & theirs)} nodes shared, "
