@@ -64,12 +64,12 @@ instead of 1.77 and 1.80, acquire and release 4.90 and 5.73 ms instead of 6.33 a
 
 Before it resolves an update expression, the backend copies its tree with `copy.deepcopy`,
 whose generic bookkeeping (a memo of every object, reduction protocol, keep-alive list) took
-about a quarter of an update's time in the backend under a profiler. The wrapper copies such a tree node by node: the
-same node types, values and parent links, nothing shared with the original; a tree with
-anything else in it (a node in two places, a value that is not a string or a number, a parent
-outside the tree) still goes to `copy.deepcopy`. scripts/bench-broker.sh, one run of each
-version in turn: a grant transaction 1.21 ms instead of 1.30, acquire and release 4.35 ms
-instead of 4.59.
+about a quarter of an update's time in the backend under a profiler. The wrapper copies such
+a tree node by node: the same node types, values and parent links, nothing shared with the
+original; a tree with anything else in it (a node in two places, a value that is not a string
+or a number, a parent outside the tree) still goes to `copy.deepcopy`. scripts/bench-broker.sh,
+one run of each version in turn: a grant transaction 1.21 ms instead of 1.30, acquire and
+release 4.35 ms instead of 4.59.
 
 Of the backend's ten passes over an update expression's tree, three check what depends only
 on the expression, its names and the table's key (one clause of a kind, no two paths
@@ -114,9 +114,10 @@ answer, 8 % of a transaction. The wrapper splits header lines itself (into the s
 class, the parser's way kept for anything it does not expect: a folded line, a line without a
 colon, an odd name), formats the date once per second, and calls `DynamoHandler.dispatch`
 straight away for a DynamoDB call (`X-Amz-Target: DynamoDB_20120810.*`) with a plain body and no
-`Origin` (so no CORS answer is needed); every other request goes the way moto's server takes. The answer is the same
-(scripts/checks/moto_keepalive_test.py compares both ways); the four raw calls of an acquire and
-a release (scripts/bench-broker.sh) took 5.4 ms instead of 7.0.
+`Origin` (so no CORS answer is needed); every other request goes the way moto's server
+takes. The answer is the same (scripts/checks/moto_keepalive_test.py compares both ways); the
+four raw calls of an acquire and a release (scripts/bench-broker.sh) took 5.4 ms instead of
+7.0.
 
 Usage: python3 scripts/lib/moto_server.py PORT
 """
@@ -283,6 +284,19 @@ def remember_static_lookups() -> None:
 CHECKED_EXPRESSIONS = 4096
 
 
+def remember(memory: dict, key, value) -> None:
+    """Keeps `value` under `key`, the memory started again when it holds CHECKED_EXPRESSIONS."""
+    if len(memory) >= CHECKED_EXPRESSIONS:
+        memory.clear()
+    memory[key] = value
+
+
+def expression_key(expression, names, values) -> tuple:
+    """An expression with its names and values as one key (names and values as sorted JSON);
+    TypeError for a value JSON cannot hold (a binary one)."""
+    return (expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+
+
 class CheckedCondition:
     """What checking a condition expression found, replayed: fresh lists each time, since a
     handler extends the list it is given."""
@@ -326,19 +340,16 @@ def check_expressions_once() -> None:
 
     def create_condition_expression_parser(expr, names, values):
         try:
-            key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+            key = expression_key(expr, names, values)
         except (TypeError, ValueError):  # a binary value: checked as moto does
             return create(expr, names, values)
         found = checked.get(key)
         if found is not None:
             return CheckedCondition(found)
 
-        def remember(found):
-            if len(checked) >= CHECKED_EXPRESSIONS:
-                checked.clear()
-            checked[key] = found
-
-        return CheckingCondition(create(expr, names, values), remember)
+        return CheckingCondition(
+            create(expr, names, values), lambda found: remember(checked, key, found)
+        )
 
     # An update expression that fails to parse raises, and lru_cache keeps no answer for it.
     tree_of = functools.lru_cache(maxsize=CHECKED_EXPRESSIONS)(
@@ -380,9 +391,7 @@ def validate_updates_once() -> None:
         if passed.get(self.passed_key) is self.tree:
             self.processors = [p for p in self.processors if not isinstance(p, static)]
         validated = validate(self)
-        if len(passed) >= CHECKED_EXPRESSIONS:
-            passed.clear()
-        passed[self.passed_key] = self.tree
+        remember(passed, self.passed_key, self.tree)
         return validated
 
     validators.UpdateExpressionValidator.__init__ = remembering_init
@@ -400,15 +409,13 @@ def copy_update_tree(value, memo=None):
     goes to `copy.deepcopy` whole."""
     if memo is not None or not isinstance(value, ast_nodes.Node):
         return copy.deepcopy(value, memo)
-    copies: dict = {}
-    originals = []
+    copies: dict = {}  # id of an original node: (the node, its copy)
 
     def copy_node(node):
         if id(node) in copies or type(node).__dict__.get("__deepcopy__"):
             raise _NotATree
         new = object.__new__(type(node))
-        copies[id(node)] = new
-        originals.append(node)
+        copies[id(node)] = (node, new)
         fields = {}
         for name, field in node.__dict__.items():
             if name == "parent":
@@ -428,12 +435,13 @@ def copy_update_tree(value, memo=None):
 
     try:
         root = copy_node(value)
-        for node in originals:
-            parent = node.__dict__.get("parent")
+        for node, new in copies.values():
+            if "parent" not in node.__dict__:
+                continue
+            parent = node.parent
             if parent is not None and id(parent) not in copies:
                 raise _NotATree
-            if "parent" in node.__dict__:
-                copies[id(node)].parent = None if parent is None else copies[id(parent)]
+            new.parent = None if parent is None else copies[id(parent)][1]
     except _NotATree:
         return copy.deepcopy(value)
     return root
@@ -457,9 +465,7 @@ def lex_conditions_once() -> None:
         if tokens is None:
             # An expression that does not lex raises here every time, as in moto.
             tokens = tuple(lex(self))
-            if len(tokens_of) >= CHECKED_EXPRESSIONS:
-                tokens_of.clear()
-            tokens_of[expression] = tokens
+            remember(tokens_of, expression, tokens)
         # The parser consumes its deque; the tokens themselves are never changed.
         return collections.deque(tokens)
 
@@ -478,7 +484,7 @@ def evaluate_conditions_from_one_tree() -> None:
         if not expr:
             return build(expr, names, values)
         try:
-            key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+            key = expression_key(expr, names, values)
         except (TypeError, ValueError):  # a binary value: parsed as moto does
             return build(expr, names, values)
         tree = trees.get(key)
@@ -487,9 +493,7 @@ def evaluate_conditions_from_one_tree() -> None:
             # later request can change them. An expression that fails to parse raises here
             # every time, as in moto.
             tree = build(expr, json.loads(key[1]), json.loads(key[2]))
-            if len(trees) >= CHECKED_EXPRESSIONS:
-                trees.clear()
-            trees[key] = tree
+            remember(trees, key, tree)
         return tree
 
     for module in (dynamodb_comparisons, dynamodb_models, dynamodb_table):
