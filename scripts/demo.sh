@@ -35,6 +35,8 @@
 #   --hot-concurrency C    how many of them run at once, 1..40 [40]
 #   --hot-reserved R       its reservation of the budget [2]
 #   --hot-max M            its ceiling, R..budget [the budget minus the steady concurrency]
+#   --hot-start-ms T       how long after the steady application the hot one starts in the
+#                          runs of both, 0..60000 ms [twice --hold-ms; 0: together]
 #
 # The report's fields are described in docs/report.md. The first run builds the workspace
 # (a few minutes on 2 cores); later runs take about as long as the three load runs.
@@ -160,7 +162,7 @@ while [ $# -gt 0 ]; do
   case "$flag" in
     --executions|--concurrency|--hold-ms|--budget|--max-connections|--seed|--kill-probability|--abort-harness-after|--report) ;;
     --scenario|--steady-executions|--steady-concurrency|--steady-reserved|--steady-max) ;;
-    --hot-executions|--hot-concurrency|--hot-reserved|--hot-max) ;;
+    --hot-executions|--hot-concurrency|--hot-reserved|--hot-max|--hot-start-ms) ;;
     --keep) bad "--keep takes no value" ;;
     *) bad "unknown option '$flag'" ;;
   esac
@@ -184,6 +186,8 @@ while [ $# -gt 0 ]; do
       whole "$flag" "$value" 0 10000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
     --steady-max|--hot-max)
       whole "$flag" "$value" 1 10000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
+    --hot-start-ms)
+      whole "$flag" "$value" 0 60000; HOTSPOT_ARGS+=("$flag" "$((10#$value))") ;;
     --executions) whole "$flag" "$value" 1 1000; EXECUTIONS=$((10#$value)) ;;
     --concurrency) whole "$flag" "$value" 1 40; CONCURRENCY=$((10#$value)) ;;
     --hold-ms) whole "$flag" "$value" 0 30000; HOLD_MS=$((10#$value)) ;;

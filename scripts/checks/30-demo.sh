@@ -54,6 +54,8 @@ bad_option "--hot-max: only with --scenario hotspot" --hot-max 3
 bad_option "--executions: not with --scenario hotspot" --scenario hotspot --executions 10
 bad_option "add up to more than the budget 11" --scenario hotspot --steady-reserved 10
 bad_option "--steady-max: 2 is below the reservation 4" --scenario hotspot --steady-max 2
+bad_option "--hot-start-ms: must be between 0 and 60000" --scenario hotspot --hot-start-ms 60001
+bad_option "--hot-start-ms: only with --scenario hotspot" --hot-start-ms 100
 log "bad options: exit 2 with a plain message"
 
 # --- what the browser check needs ------------------------------------------------------------

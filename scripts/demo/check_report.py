@@ -26,7 +26,9 @@ ungoverned, sharedPool, shares) each account for every execution of each applica
 governed runs no DatabaseBusy error, leases and connections never above the budget, no lease
 and no waiter left; in the runs on the divided pool no application above its max, and the
 division as the load asked; the per-application series were sampled and the hot application
-really waited and borrowed beyond its reservation with shares; the goals (steady p99 with shares
+really waited and borrowed beyond its reservation with shares; in the runs of both the hot
+application's first child started no earlier than the load's hotStartMs (and after the steady
+one's, when that is above 0); the goals (steady p99 with shares
 within 1.5 x alone, budget use while both want more than their share >= 0.9) agree with the
 figures they are computed from, and, as timing, are not asserted.
 """
@@ -186,7 +188,7 @@ HOTSPOT_RUN = [
 ]
 HOTSPOT_APP = [
     "executions", "served", "fallback", "failed", "databaseBusyErrors", "leaseWait", "peakInUse",
-    "peakWaiting", "peakAboveMax", "reserved", "max", "latency",
+    "peakWaiting", "peakAboveMax", "reserved", "max", "latency", "firstStartMs",
 ]
 
 
@@ -265,6 +267,21 @@ def check_hotspot(report, expect):
     expect(hot_run["peakWaiting"] > 0, f"shares: the hot application queued ({hot_run['peakWaiting']} at most)")
     expect(hot_run["peakInUse"] > hot["reserved"],
            f"shares: the hot application borrowed beyond its reservation {hot['reserved']} (peak {hot_run['peakInUse']})")
+
+    # The hot application started as late as the load says, after the steady one, in every run
+    # of both (the warm-up aside).
+    hot_start = h["load"].get("hotStartMs")
+    expect(isinstance(hot_start, int) and hot_start >= 0, f"the load has hotStartMs ({hot_start})")
+    for name in ("ungoverned", "sharedPool", "shares"):
+        first = {app: a.get("firstStartMs") for app, a in runs[name]["applications"].items()}
+        if not isinstance(hot_start, int) or None in first.values():
+            expect(False, f"{name}: every application's first start is known ({first})")
+            continue
+        expect(first["hot"] >= hot_start,
+               f"{name}: the hot application's first child started {first['hot']} ms in, not before {hot_start}")
+        if hot_start > 0:
+            expect(first["steady"] < first["hot"],
+                   f"{name}: the steady application started first ({first['steady']} ms, hot {first['hot']} ms)")
 
     # The problem the runs compare with.
     u = runs["ungoverned"]

@@ -34,7 +34,10 @@ pub const USAGE: &str = "usage: leasehold-demo [options]   (normally run by scri
   --hot-concurrency C     how many of them run at once, 1..40 (default 40)
   --hot-reserved R        its reservation (default 2)
   --hot-max M             its ceiling, R..budget (default: the budget minus the steady
-                          application's concurrency)";
+                          application's concurrency)
+  --hot-start-ms T        how long after the steady application the hot one starts in the
+                          runs of both, 0..60000 ms (default: twice --hold-ms, so that the
+                          burst meets the steady one at work; 0 starts both together)";
 
 /// Largest number of iterations of the load harness (`States.ArrayRange` makes at most 1000).
 pub const MAX_EXECUTIONS: u32 = 1000;
@@ -46,6 +49,8 @@ pub const MAX_HOLD_MS: u64 = 30_000;
 pub const MAX_KILL_PROBABILITY: f64 = 0.5;
 /// The latest a harness may be stopped, in seconds.
 pub const MAX_ABORT_AFTER_SECONDS: u64 = 600;
+/// The latest the hot application may start after the steady one, in milliseconds.
+pub const MAX_HOT_START_MS: u64 = 60_000;
 
 /// Which comparison the demo runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +86,9 @@ pub struct AppLoad {
 pub struct Hotspot {
     pub steady: AppLoad,
     pub hot: AppLoad,
+    /// How long after the steady application the hot one starts; `None`: the scenario's
+    /// default ([`Hotspot::hot_start_ms`]).
+    pub hot_start: Option<u64>,
 }
 
 impl Default for Hotspot {
@@ -98,6 +106,7 @@ impl Default for Hotspot {
                 reserved: 2,
                 max: None,
             },
+            hot_start: None,
         }
     }
 }
@@ -121,6 +130,14 @@ impl Hotspot {
                 .max(1)
         });
         (steady, hot)
+    }
+
+    /// How long after the steady application the hot one starts, in ms: as given, or by
+    /// default two of the steady one's rounds (`hold_ms` each), so that the burst lands on an
+    /// application already at work, as a hot spot does, rather than on its very first requests.
+    pub fn hot_start_ms(&self, hold_ms: u64) -> u64 {
+        self.hot_start
+            .unwrap_or_else(|| hold_ms.saturating_mul(2).min(MAX_HOT_START_MS))
     }
 
     /// Checks the shares against a pool's budget; the message names the option to change.
@@ -245,6 +262,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             "--hot-concurrency",
             "--hot-reserved",
             "--hot-max",
+            "--hot-start-ms",
             "--executions",
             "--concurrency",
             "--hold-ms",
@@ -292,6 +310,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, String> 
             }
             "--hot-reserved" => h.hot.reserved = whole(&flag, &value, 0, 10_000)?,
             "--hot-max" => h.hot.max = Some(whole(&flag, &value, 1, 10_000)?),
+            "--hot-start-ms" => h.hot_start = Some(whole(&flag, &value, 0, MAX_HOT_START_MS)?),
             "--executions" => o.executions = whole(&flag, &value, 1, MAX_EXECUTIONS.into())?,
             "--concurrency" => o.concurrency = whole(&flag, &value, 1, MAX_CONCURRENCY.into())?,
             "--hold-ms" => o.hold_ms = whole(&flag, &value, 0, MAX_HOLD_MS)?,
@@ -500,6 +519,44 @@ mod tests {
         assert!(h.check(6).is_ok());
         let err = h.check(5).unwrap_err();
         assert!(err.contains("add up to more than the budget 5"), "{err}");
+    }
+
+    #[test]
+    fn the_hot_application_starts_two_rounds_after_the_steady_one_unless_told() {
+        let o = run(&["--scenario", "hotspot"]).unwrap();
+        assert_eq!(o.hotspot.hot_start, None);
+        assert_eq!(o.hotspot.hot_start_ms(o.hold_ms), 2000);
+        assert_eq!(o.hotspot.hot_start_ms(0), 0);
+        assert_eq!(o.hotspot.hot_start_ms(MAX_HOLD_MS), MAX_HOT_START_MS);
+        let o = run(&["--scenario", "hotspot", "--hold-ms", "500"]).unwrap();
+        assert_eq!(o.hotspot.hot_start_ms(o.hold_ms), 1000);
+        for (given, ms) in [("0", 0), ("750", 750), ("60000", 60_000)] {
+            let o = run(&[
+                "--scenario=hotspot",
+                "--hold-ms=500",
+                "--hot-start-ms",
+                given,
+            ])
+            .unwrap();
+            assert_eq!(o.hotspot.hot_start_ms(o.hold_ms), ms, "{given}");
+        }
+        for (args, needle) in [
+            (
+                &["--scenario", "hotspot", "--hot-start-ms", "60001"][..],
+                "--hot-start-ms: must be between 0 and 60000",
+            ),
+            (
+                &["--scenario", "hotspot", "--hot-start-ms", "-1"][..],
+                "--hot-start-ms: not a whole number",
+            ),
+            (
+                &["--hot-start-ms", "100"][..],
+                "--hot-start-ms: only with --scenario hotspot",
+            ),
+        ] {
+            let err = run(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! 4. `shares`: both on the pool divided between them (reservations, ceilings, borrowing).
 //!
 //! The demo divides the pool itself, through `leasehold-broker` on the stack's lease table, and
-//! leaves it undivided at the end whatever happened. Both harnesses of a run start together
-//! (the steady one first); each child names its application in `app`. A warm-up, not measured,
-//! runs each application's concurrency once before the first run.
+//! leaves it undivided at the end whatever happened. In the runs of both applications the
+//! steady harness starts first and the hot one `--hot-start-ms` later (by default two rounds of
+//! the steady one's queries), so that the burst meets an application at work, as a hot spot
+//! does; `--hot-start-ms 0` starts both together. Each child names its application in `app`. A
+//! warm-up, not measured, runs each application's concurrency once (both together) before the
+//! first run.
 //!
 //! # Layout
 //! - [`report`]: the JSON's `hotspot` object, summed up from the runs, and its checks.
@@ -31,6 +34,7 @@ use crate::{QUERY, Stage, run_uncapped, write};
 use leasehold_broker::{AppName, AppShare};
 use report::{HotspotReport, Shares};
 use serde_json::json;
+use std::time::Duration;
 
 /// The four runs' measurements, per application in the order steady, hot.
 pub struct Measured {
@@ -118,6 +122,7 @@ fn plan(
         child_machine: machines.1.to_owned(),
         input,
         abort_after: None,
+        start_after: None,
     }
 }
 
@@ -138,10 +143,17 @@ async fn runs(
     );
     let ungoverned = (ungoverned_harness, ungoverned_child);
     let queued = Some(Mode::Queued);
+    let hot_start = match load.hot_start_ms(hold) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
     let both = |run: &str, machines, mode| {
         vec![
             plan(run, STEADY, &load.steady, hold, machines, mode),
-            plan(run, HOT, &load.hot, hold, machines, mode),
+            Plan {
+                start_after: hot_start,
+                ..plan(run, HOT, &load.hot, hold, machines, mode)
+            },
         ]
     };
     let total = load.steady.executions + load.hot.executions;

@@ -232,6 +232,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
             child_machine: env.connection_machine.clone(),
             input,
             abort_after,
+            start_after: None,
         }
     };
     let queued = run::run(
@@ -261,6 +262,7 @@ pub async fn demo(options: &Options) -> Result<Report, DemoError> {
                 child_machine: child_arn,
                 input,
                 abort_after,
+                start_after: None,
             },
             options.executions,
         ),

@@ -59,6 +59,8 @@ pub struct Plan {
     pub input: Value,
     /// Stop the harness after this long and start the same load again at once.
     pub abort_after: Option<Duration>,
+    /// Start the harness this long after the run's first one (`None`: right after it).
+    pub start_after: Option<Duration>,
 }
 
 /// Everything measured in one run, before it is summed up.
@@ -213,7 +215,11 @@ pub async fn run_together(
 
     let mut harnesses = Vec::with_capacity(plans.len());
     let mut start_ms = None;
+    let first_started = tokio::time::Instant::now();
     for plan in &plans {
+        if let Some(after) = plan.start_after {
+            tokio::time::sleep_until(first_started + after).await;
+        }
         let (arn, started) = start_harness(sources, plan, "").await?;
         start_ms.get_or_insert(started);
         harnesses.push(Harness {

@@ -260,14 +260,15 @@ pub fn render(report: &HotspotReport) -> String {
          .runs.four{{grid-template-columns:repeat(2,minmax(0,1fr))}}</style></head><body>\
          <h1>leasehold demo: two applications on one pool</h1>\
          <p class=\"sub\">{} · each query holds its connection {} ms, every governed child queued · \
-         pool budget <b>{}</b> of max_connections <b>{}</b> (admin reserve {}) · seed {}<br>{}</p>",
+         pool budget <b>{}</b> of max_connections <b>{}</b> (admin reserve {}) · seed {}<br>{}<br>{}</p>",
         escape(&report.generated_at),
         h.load.hold_ms,
         report.budget,
         report.max_connections,
         report.admin_reserve,
         h.load.seed,
-        apps.join(" · ")
+        apps.join(" · "),
+        escape(&super::text::hot_start(h.load.hot_start_ms))
     );
     s.push_str(&checks(report));
     s.push_str("<h2>The four runs, side by side</h2>");

@@ -70,6 +70,9 @@ pub struct Hotspot {
 #[serde(rename_all = "camelCase")]
 pub struct Load {
     pub hold_ms: u64,
+    /// How long after the steady application's harness the hot one's started, in the runs of
+    /// both (ungoverned, sharedPool, shares); 0: together.
+    pub hot_start_ms: u64,
     pub pool: String,
     pub query: String,
     pub seed: u64,
@@ -170,6 +173,8 @@ impl Run {
 #[serde(rename_all = "camelCase")]
 pub struct AppRun {
     pub harness_execution_arn: String,
+    /// When its first child started, in ms after the run's start; null without children.
+    pub first_start_ms: Option<i64>,
     /// Its share during the run; null when the pool was not divided (or ungoverned).
     pub reserved: Option<u32>,
     pub max: Option<u32>,
@@ -313,6 +318,7 @@ pub fn app_run(data: &RunData, samples: &[(i64, AppCounts)], share: Option<&AppS
     let seconds = ((data.end_ms - data.start_ms).max(1)) as f64 / 1000.0;
     AppRun {
         harness_execution_arn: data.harness_arn.clone(),
+        first_start_ms: facts.iter().map(|f| f.start_ms - data.start_ms).min(),
         reserved: share.map(|s| s.reserved),
         max,
         executions: facts.len() as u64,
@@ -580,6 +586,7 @@ pub fn build(
         hotspot: Hotspot {
             load: Load {
                 hold_ms: options.hold_ms,
+                hot_start_ms: options.hotspot.hot_start_ms(options.hold_ms),
                 pool: POOL.to_owned(),
                 query: crate::QUERY.to_owned(),
                 seed: options.seed,

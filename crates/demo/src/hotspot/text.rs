@@ -305,6 +305,14 @@ pub fn check_lines(report: &HotspotReport, medium: Medium) -> Vec<CheckLine> {
     ]
 }
 
+/// When the hot application starts in the runs of both, as the report's header says it.
+pub fn hot_start(ms: u64) -> String {
+    match ms {
+        0 => "in the runs of both, the two start together".to_owned(),
+        ms => format!("in the runs of both, the hot one starts {ms} ms after the steady one"),
+    }
+}
+
 /// The side-by-side table printed at the end of a hotspot demo.
 pub fn text(report: &HotspotReport) -> String {
     let h = &report.hotspot;
@@ -321,6 +329,7 @@ pub fn text(report: &HotspotReport) -> String {
             a.name, a.executions, a.concurrency, a.reserved, a.max, a.weight
         ));
     }
+    out.push_str(&format!("  {}\n", hot_start(h.load.hot_start_ms)));
     out.push('\n');
     out.push_str(&format!("{:width$}", ""));
     for name in COLUMNS {

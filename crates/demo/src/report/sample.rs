@@ -57,6 +57,7 @@ pub fn data(mode: Option<Mode>, waits: Option<[i64; 5]>, lasted: i64) -> RunData
             child_machine: "arn:machine:child".into(),
             input: json!({}),
             abort_after: None,
+            start_after: None,
         },
         harness_arn: "arn:harness".into(),
         aborted_harness_arn: None,

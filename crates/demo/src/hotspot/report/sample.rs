@@ -83,6 +83,7 @@ pub fn data(
             child_machine: "arn:machine:child".into(),
             input: json!({"app": app}),
             abort_after: None,
+            start_after: None,
         },
         harness_arn: format!("arn:harness:{app}"),
         aborted_harness_arn: None,
@@ -207,6 +208,7 @@ pub fn options() -> Options {
                 reserved: 2,
                 max: Some(6),
             },
+            hot_start: Some(1500),
         },
         ..Options::default()
     }

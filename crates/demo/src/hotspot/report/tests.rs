@@ -217,3 +217,52 @@ fn a_run_of_one_application_has_no_contention_window() {
     assert!(alone.contention.is_none());
     assert_eq!(alone.app("steady").unwrap().peak_in_use, Some(3));
 }
+
+#[test]
+fn the_load_says_when_the_hot_application_started_and_each_run_when_its_children_did() {
+    // GIVEN the sample's options (hot asked to start 1500 ms after steady), and a hot
+    // harness whose first child started 1520 ms into the run
+    let mut measured = sample::measured();
+    measured.shares[1].facts = (0..3)
+        .map(|i| child(1520 + i * 200, Some(40), Outcome::Served, 0))
+        .collect();
+    measured.shares[0].facts.remove(0);
+    // WHEN the report is built
+    let report = build(
+        &sample::options(),
+        &sample::shares(),
+        10,
+        20,
+        &measured,
+        "2025-01-01T00:00:00.000Z".into(),
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    let h = &json["hotspot"];
+    // THEN the load records the delay asked for, and each application its first child's start
+    assert_eq!(h["load"]["hotStartMs"], 1500);
+    let apps = &h["runs"]["shares"]["applications"];
+    assert_eq!(apps["hot"]["firstStartMs"], 1520);
+    assert_eq!(apps["steady"]["firstStartMs"], 500);
+    // (a harness without children has no first start)
+    let mut empty = sample::measured();
+    empty.shares[1].facts.clear();
+    let report = build(
+        &sample::options(),
+        &sample::shares(),
+        10,
+        20,
+        &empty,
+        "2025-01-01T00:00:00.000Z".into(),
+    );
+    assert_eq!(
+        report.hotspot.runs.shares.applications["hot"].first_start_ms,
+        None
+    );
+    // and the header says it in words
+    let text = crate::hotspot::text::text(&report);
+    assert!(
+        text.contains("the hot one starts 1500 ms after the steady one"),
+        "{text}"
+    );
+    assert!(crate::hotspot::text::hot_start(0).contains("start together"));
+}
