@@ -380,4 +380,15 @@ mod tests {
         );
         assert!(!shown.contains("FAIL"), "{shown}");
     }
+
+    #[test]
+    fn the_header_says_when_the_hot_application_started() {
+        // The sample's load starts the hot application 1500 ms after the steady one.
+        let shown = super::text(&sample::report());
+        assert!(
+            shown.contains("the hot one starts 1500 ms after the steady one"),
+            "{shown}"
+        );
+        assert!(super::hot_start(0).contains("the two start together"));
+    }
 }
