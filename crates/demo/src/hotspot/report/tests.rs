@@ -220,6 +220,17 @@ fn a_run_of_one_application_has_no_contention_window() {
 
 #[test]
 fn the_load_says_when_the_hot_application_started_and_each_run_when_its_children_did() {
+    let report_of = |measured: &Measured| {
+        let report = build(
+            &sample::options(),
+            &sample::shares(),
+            10,
+            20,
+            measured,
+            "2025-01-01T00:00:00.000Z".into(),
+        );
+        serde_json::to_value(&report).unwrap()["hotspot"].clone()
+    };
     // GIVEN the sample's options (hot asked to start 1500 ms after steady), and a hot
     // harness whose first child started 1520 ms into the run
     let mut measured = sample::measured();
@@ -228,34 +239,17 @@ fn the_load_says_when_the_hot_application_started_and_each_run_when_its_children
         .collect();
     measured.shares[0].facts.remove(0);
     // WHEN the report is built
-    let report = build(
-        &sample::options(),
-        &sample::shares(),
-        10,
-        20,
-        &measured,
-        "2025-01-01T00:00:00.000Z".into(),
-    );
-    let json = serde_json::to_value(&report).unwrap();
-    let h = &json["hotspot"];
+    let h = report_of(&measured);
     // THEN the load records the delay asked for, and each application its first child's start
     assert_eq!(h["load"]["hotStartMs"], 1500);
     let apps = &h["runs"]["shares"]["applications"];
     assert_eq!(apps["hot"]["firstStartMs"], 1520);
     assert_eq!(apps["steady"]["firstStartMs"], 500);
     // (a harness without children has no first start)
-    let mut empty = sample::measured();
-    empty.shares[1].facts.clear();
-    let report = build(
-        &sample::options(),
-        &sample::shares(),
-        10,
-        20,
-        &empty,
-        "2025-01-01T00:00:00.000Z".into(),
-    );
+    measured.shares[1].facts.clear();
+    let h = report_of(&measured);
     assert_eq!(
-        report.hotspot.runs.shares.applications["hot"].first_start_ms,
-        None
+        h["runs"]["shares"]["applications"]["hot"]["firstStartMs"],
+        Value::Null
     );
 }
