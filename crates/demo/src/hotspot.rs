@@ -143,10 +143,7 @@ async fn runs(
     );
     let ungoverned = (ungoverned_harness, ungoverned_child);
     let queued = Some(Mode::Queued);
-    let hot_start = match load.hot_start_ms(hold) {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    };
+    let hot_start = Some(Duration::from_millis(load.hot_start_ms(hold)));
     let both = |run: &str, machines, mode| {
         vec![
             plan(run, STEADY, &load.steady, hold, machines, mode),

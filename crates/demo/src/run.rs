@@ -59,7 +59,8 @@ pub struct Plan {
     pub input: Value,
     /// Stop the harness after this long and start the same load again at once.
     pub abort_after: Option<Duration>,
-    /// Start the harness this long after the run's first one (`None`: right after it).
+    /// Start the harness this long after the run's first one started (`None` or zero: right
+    /// after it).
     pub start_after: Option<Duration>,
 }
 
